@@ -1,0 +1,15 @@
+//! Pure rules of rillflow.
+//!
+//! Nothing in this crate performs I/O, reads a clock or draws entropy: every
+//! result is a function of the arguments. The adapters crate binds these rules
+//! to PostgreSQL; the simulation binds them to a model of it.
+
+pub mod cursor;
+pub mod expected_version;
+pub mod ident;
+pub mod partition;
+
+pub use cursor::GlobalCursor;
+pub use expected_version::{ExpectedVersion, ParseExpectedVersionError, VersionConflict};
+pub use ident::{Identifier, IdentifierError};
+pub use partition::{partition_hash, partition_of};

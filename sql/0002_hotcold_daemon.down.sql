@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS rf_daemon_nodes;
+DROP TABLE IF EXISTS rf_daemon_clusters;
