@@ -1,1 +1,17 @@
+//! rillflow on PostgreSQL: the event store, migrations, connection pools and
+//! the local throwaway clusters used by the CLI and the tests.
 
+pub mod error;
+pub mod event;
+pub mod local_cluster;
+pub mod migrate;
+pub mod pg_binaries;
+pub mod pool;
+pub mod store;
+
+pub use error::StoreError;
+pub use event::{AppendOptions, AppendResult, NewEvent, ReadAllBatch, RecordedEvent};
+pub use local_cluster::{ClusterError, ClusterSettings, LocalCluster};
+pub use migrate::{MigrateError, Migrations};
+pub use pool::{connect, PoolConfig};
+pub use store::EventStore;

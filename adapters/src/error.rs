@@ -1,0 +1,85 @@
+//! Errors of the event store, mapped from SQLSTATEs to domain errors.
+
+use rillflow_core::{ExpectedVersion, VersionConflict};
+use uuid::Uuid;
+
+/// What can go wrong when reading or writing events.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream was not at the version the writer expected; nothing was written.
+    #[error("stream {stream}: {conflict}")]
+    WrongExpectedVersion {
+        /// The stream appended to.
+        stream: Uuid,
+        /// Expected and actual versions.
+        conflict: VersionConflict,
+    },
+    /// Inside a caller's transaction, the append's transaction id is older than
+    /// the stream's last writer. Retrying in a new transaction succeeds; the
+    /// store does that itself for appends it owns.
+    #[error("stream {stream}: transaction started before the stream's last append committed; retry in a new transaction")]
+    StaleTransaction {
+        /// The stream appended to.
+        stream: Uuid,
+    },
+    /// The request itself is malformed (for example, no events).
+    #[error("invalid append: {0}")]
+    InvalidRequest(String),
+    /// A position given to start reading from names no event.
+    #[error("no event at position {0}")]
+    UnknownPosition(i64),
+    /// The database did not answer in time (statement or lock timeout).
+    #[error("database timed out: {0}")]
+    Timeout(String),
+    /// The schema is missing or older than this binary expects.
+    #[error("event store schema is missing; run `rillflow migrate`")]
+    SchemaMissing,
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// Maps a database error raised by an append on `stream`.
+    pub(crate) fn from_append(stream: Uuid, expected: ExpectedVersion, err: sqlx::Error) -> Self {
+        if let Some(db) = err.as_database_error() {
+            match db.code().as_deref() {
+                Some("RF001") => {
+                    let actual = db
+                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .and_then(|pg| pg.detail())
+                        .and_then(|d| d.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    return StoreError::WrongExpectedVersion {
+                        stream,
+                        conflict: VersionConflict { expected, actual },
+                    };
+                }
+                Some("RF002") => return StoreError::InvalidRequest(db.message().to_owned()),
+                Some("RF003") => return StoreError::StaleTransaction { stream },
+                _ => {}
+            }
+        }
+        StoreError::from(err)
+    }
+
+    /// True when retrying the same call in a fresh transaction may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::StaleTransaction { .. })
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if let Some(db) = err.as_database_error() {
+            match db.code().as_deref() {
+                // query_canceled (statement_timeout) and lock_not_available (lock_timeout)
+                Some("57014") | Some("55P03") => return StoreError::Timeout(db.message().to_owned()),
+                // undefined_table / undefined_function: migrations never ran
+                Some("42P01") | Some("42883") => return StoreError::SchemaMissing,
+                _ => {}
+            }
+        }
+        StoreError::Database(err)
+    }
+}

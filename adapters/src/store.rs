@@ -1,0 +1,228 @@
+//! The event store API on PostgreSQL.
+
+use rillflow_core::{ExpectedVersion, GlobalCursor};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::{AppendOptions, AppendResult, NewEvent, ReadAllBatch, RecordedEvent};
+
+/// Retries of an append whose transaction id lost the race described in
+/// [`StoreError::StaleTransaction`]. Each retry runs in a newer transaction,
+/// which wins unless yet another writer slipped in, so a handful suffices.
+const STALE_RETRIES: usize = 16;
+
+const EVENT_COLUMNS: &str = "position, tx_id, stream_id, version, event_id, event_type, \
+     schema_version, data, headers, causation_id, correlation_id, partition_hash, created_at";
+
+/// Appends and reads events.
+///
+/// Every append is one call of the `rf_append` function: one statement, one
+/// transaction, one round trip. The stream head row it locks is the authority
+/// for versions and idempotency, whichever table the events live in.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    pool: PgPool,
+}
+
+/// The arguments of `rf_append`, column by column.
+struct AppendArgs {
+    ids: Vec<Option<Uuid>>,
+    types: Vec<String>,
+    schema_versions: Vec<i32>,
+    data: Vec<Value>,
+    headers: Vec<Value>,
+    causation: Vec<Option<Uuid>>,
+    correlation: Vec<Option<Uuid>>,
+}
+
+impl AppendArgs {
+    fn new(events: &[NewEvent]) -> Self {
+        AppendArgs {
+            ids: events.iter().map(|e| e.event_id).collect(),
+            types: events.iter().map(|e| e.event_type.clone()).collect(),
+            schema_versions: events.iter().map(|e| e.schema_version).collect(),
+            data: events.iter().map(|e| e.data.clone()).collect(),
+            headers: events.iter().map(|e| e.headers.clone()).collect(),
+            causation: events.iter().map(|e| e.causation_id).collect(),
+            correlation: events.iter().map(|e| e.correlation_id).collect(),
+        }
+    }
+}
+
+impl EventStore {
+    /// A store over `pool`, whose schema `Migrations::apply` has created.
+    pub fn new(pool: PgPool) -> Self {
+        EventStore { pool }
+    }
+
+    /// The pool the store uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Appends `events` to `stream` in one transaction if `expected` holds.
+    ///
+    /// With an idempotency key that was used before on this stream, returns
+    /// the earlier result with `replayed` set and writes nothing.
+    pub async fn append(
+        &self,
+        stream: Uuid,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        options: &AppendOptions,
+    ) -> Result<AppendResult, StoreError> {
+        validate(events)?;
+        let args = AppendArgs::new(events);
+        let mut attempt = 0;
+        loop {
+            let mut conn = self.pool.acquire().await?;
+            match call_append(&mut conn, stream, expected, &args, options).await {
+                Err(StoreError::StaleTransaction { .. }) if attempt < STALE_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(%stream, attempt, "append lost the transaction-order race; retrying");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Appends inside a transaction the caller owns, so the events commit
+    /// together with the caller's other writes.
+    ///
+    /// May fail with [`StoreError::StaleTransaction`]; the caller then rolls
+    /// back and retries the whole transaction.
+    pub async fn append_in(
+        conn: &mut PgConnection,
+        stream: Uuid,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        options: &AppendOptions,
+    ) -> Result<AppendResult, StoreError> {
+        validate(events)?;
+        call_append(conn, stream, expected, &AppendArgs::new(events), options).await
+    }
+
+    /// The stream's current version (0 when it does not exist).
+    pub async fn stream_version(&self, stream: Uuid) -> Result<u64, StoreError> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM rf_streams WHERE stream_id = $1")
+                .bind(stream)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.map(|v| v as u64).unwrap_or(0))
+    }
+
+    /// Up to `limit` events of `stream` with version ≥ `from_version`, in order.
+    pub async fn read_stream(
+        &self,
+        stream: Uuid,
+        from_version: u64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+              WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3"
+        );
+        let from = i64::try_from(from_version).unwrap_or(i64::MAX);
+        Ok(sqlx::query_as(&sql)
+            .bind(stream)
+            .bind(from)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Up to `limit` events after `after` in global order.
+    ///
+    /// Gap safety (PROJ-2): only transactions below the xmin of this
+    /// statement's snapshot are read. Every such transaction has finished, and
+    /// no transaction can later appear below that horizon, so a reader that
+    /// continues from `next` can never pass an event that commits later.
+    /// An open transaction anywhere in the cluster holds the horizon back;
+    /// `idle_in_transaction_session_timeout` bounds how long.
+    pub async fn read_all(&self, after: GlobalCursor, limit: i64) -> Result<ReadAllBatch, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+              WHERE (tx_id, position) > ($1, $2) \
+                AND tx_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint) \
+              ORDER BY tx_id, position LIMIT $3"
+        );
+        let events: Vec<RecordedEvent> = sqlx::query_as(&sql)
+            .bind(after.tx_id)
+            .bind(after.position)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let next = events.last().map(RecordedEvent::cursor).unwrap_or(after);
+        Ok(ReadAllBatch { events, next })
+    }
+
+    /// The cursor of the event at `position`, to continue reading after it.
+    /// Position 0 is the start of the log.
+    pub async fn cursor_at(&self, position: i64) -> Result<GlobalCursor, StoreError> {
+        if position == 0 {
+            return Ok(GlobalCursor::START);
+        }
+        let tx: Option<i64> = sqlx::query_scalar("SELECT tx_id FROM events WHERE position = $1")
+            .bind(position)
+            .fetch_optional(&self.pool)
+            .await?;
+        tx.map(|tx| GlobalCursor::new(tx, position))
+            .ok_or(StoreError::UnknownPosition(position))
+    }
+}
+
+fn validate(events: &[NewEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Err(StoreError::InvalidRequest("an append needs at least one event".into()));
+    }
+    if let Some(e) = events.iter().find(|e| e.event_type.trim().is_empty()) {
+        return Err(StoreError::InvalidRequest(format!(
+            "event type must not be empty (event {:?})",
+            e.event_id
+        )));
+    }
+    Ok(())
+}
+
+async fn call_append(
+    conn: &mut PgConnection,
+    stream: Uuid,
+    expected: ExpectedVersion,
+    args: &AppendArgs,
+    options: &AppendOptions,
+) -> Result<AppendResult, StoreError> {
+    let expected_version = match expected.sql_version() {
+        Some(v) => Some(i64::try_from(v).map_err(|_| {
+            StoreError::InvalidRequest(format!("expected version {v} is out of range"))
+        })?),
+        None => None,
+    };
+    let row: (i64, i64, Vec<i64>, bool) = sqlx::query_as(
+        "SELECT first_version, last_version, positions, replayed \
+           FROM rf_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(stream)
+    .bind(expected.sql_kind())
+    .bind(expected_version)
+    .bind(options.idempotency_key.as_deref())
+    .bind(&args.ids)
+    .bind(&args.types)
+    .bind(&args.schema_versions)
+    .bind(&args.data)
+    .bind(&args.headers)
+    .bind(&args.causation)
+    .bind(&args.correlation)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_append(stream, expected, e))?;
+    Ok(AppendResult {
+        stream_id: stream,
+        first_version: row.0 as u64,
+        last_version: row.1 as u64,
+        positions: row.2,
+        replayed: row.3,
+    })
+}

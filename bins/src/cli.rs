@@ -1,0 +1,197 @@
+//! The command line, as clap types. Behaviour lives in `commands/`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rillflow_core::ExpectedVersion;
+use uuid::Uuid;
+
+/// Event store, projection daemon and operations CLI for event-sourced read
+/// models on PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "rillflow", version, about)]
+pub struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the schema migrations, or revert the last N with --down.
+    Migrate(MigrateArgs),
+    /// Append and read events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Manage the local throwaway database used when no URL is given.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+/// Where the database is. Without a URL, the local cluster under `.rillflow/`
+/// is started (and migrated) on demand.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL; defaults to the local database under .rillflow/.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Revert the last N applied migrations instead of applying.
+    #[arg(long, value_name = "N")]
+    pub down: Option<usize>,
+    /// Only list migrations and whether each is applied.
+    #[arg(long, conflicts_with = "down")]
+    pub status: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Append one event to a stream.
+    Append(AppendArgs),
+    /// Print a stream's events.
+    Read(ReadArgs),
+    /// Print events from the global log as they commit, one JSON object per line.
+    Tail(TailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// The stream's UUID.
+    #[arg(long, value_name = "UUID")]
+    pub stream: Uuid,
+    /// Event type name.
+    #[arg(long = "type", value_name = "T")]
+    pub event_type: String,
+    /// Payload, a JSON value.
+    #[arg(long, value_name = "JSON", value_parser = parse_json)]
+    pub data: serde_json::Value,
+    /// N (exact version), `any`, `no-stream` or `exists`.
+    #[arg(long, value_name = "N|any|no-stream|exists", default_value = "any")]
+    pub expected_version: ExpectedVersion,
+    /// Makes retries of this append write nothing.
+    #[arg(long, value_name = "K")]
+    pub idempotency_key: Option<String>,
+    /// Headers, a JSON object.
+    #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+    pub headers: Option<serde_json::Value>,
+    /// Payload schema version.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+    pub schema_version: i32,
+    /// Event id (generated when absent).
+    #[arg(long, value_name = "UUID")]
+    pub event_id: Option<Uuid>,
+    /// Causation id.
+    #[arg(long, value_name = "UUID")]
+    pub causation_id: Option<Uuid>,
+    /// Correlation id.
+    #[arg(long, value_name = "UUID")]
+    pub correlation_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Table,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// The stream's UUID.
+    #[arg(long, value_name = "UUID")]
+    pub stream: Uuid,
+    /// First version to print.
+    #[arg(long, value_name = "V", default_value_t = 1)]
+    pub from: u64,
+    /// Most events to print.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Start after the event at this global position (0: from the beginning).
+    #[arg(long, value_name = "POS", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+    pub from: i64,
+    /// Events fetched per query.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub batch_size: i64,
+    /// Pause between polls once caught up, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub poll_ms: u64,
+    /// Exit once caught up instead of following new events.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Create (first time) and start the local database; prints its URL.
+    Start(DbArgs),
+    /// Print the local database's URL.
+    Url(DbArgs),
+    /// Stop the local database.
+    Stop(DbArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Directory holding the local cluster.
+    #[arg(long, default_value = ".rillflow")]
+    pub dir: PathBuf,
+}
+
+fn parse_json(s: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("not valid JSON ({e})"))
+}
+
+fn parse_json_object(s: &str) -> Result<serde_json::Value, String> {
+    match parse_json(s)? {
+        v @ serde_json::Value::Object(_) => Ok(v),
+        _ => Err("headers must be a JSON object".into()),
+    }
+}
+
+/// Prints help and version as clap does; any other parse error becomes one
+/// line on stderr and exit status 2.
+pub fn exit_on_parse_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            let text = e.render().to_string();
+            let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+            eprintln!("{}", line.trim_end());
+            ExitCode::from(2)
+        }
+    }
+}

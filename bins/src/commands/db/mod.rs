@@ -1,0 +1,5 @@
+//! `rillflow db ...`
+
+pub mod start;
+pub mod stop;
+pub mod url;

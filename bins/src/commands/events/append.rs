@@ -1,0 +1,31 @@
+//! `rillflow events append --stream UUID --type T --data JSON ...`
+
+use anyhow::Result;
+use rillflow_adapters::{AppendOptions, EventStore, NewEvent};
+
+use crate::cli::AppendArgs;
+use crate::commands::database;
+
+pub async fn run(args: AppendArgs) -> Result<()> {
+    if args.event_type.trim().is_empty() {
+        anyhow::bail!("--type must not be empty");
+    }
+    let mut event = NewEvent::new(args.event_type, args.data).with_schema_version(args.schema_version);
+    if let Some(headers) = args.headers {
+        event = event.with_headers(headers);
+    }
+    if let Some(id) = args.event_id {
+        event = event.with_id(id);
+    }
+    if let Some(id) = args.causation_id {
+        event = event.caused_by(id);
+    }
+    if let Some(id) = args.correlation_id {
+        event = event.correlated_with(id);
+    }
+    let store = EventStore::new(database::open(&args.db).await?);
+    let options = AppendOptions { idempotency_key: args.idempotency_key };
+    let result = store.append(args.stream, args.expected_version, &[event], &options).await?;
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! `rillflow events ...`
+
+pub mod append;
+pub mod read;
+pub mod tail;

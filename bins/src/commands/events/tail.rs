@@ -1,0 +1,36 @@
+//! `rillflow events tail [--from POS] [--once]`
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Result;
+use rillflow_adapters::EventStore;
+
+use crate::cli::TailArgs;
+use crate::commands::database;
+
+pub async fn run(args: TailArgs) -> Result<()> {
+    let store = EventStore::new(database::open(&args.db).await?);
+    let mut cursor = store.cursor_at(args.from).await?;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let batch = store.read_all(cursor, args.batch_size).await?;
+        for event in &batch.events {
+            serde_json::to_writer(&mut out, event)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        cursor = batch.next;
+        if !batch.events.is_empty() {
+            continue;
+        }
+        if args.once {
+            return Ok(());
+        }
+        tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => {}
+        }
+    }
+}

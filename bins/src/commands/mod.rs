@@ -1,0 +1,37 @@
+//! One module per subcommand; this file only routes.
+
+mod database;
+mod db;
+mod events;
+mod migrate;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, DbCommand, EventsCommand, LogFormat};
+
+/// Logs go to stderr so stdout stays machine-readable. `RUST_LOG` overrides
+/// the default level.
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Migrate(args) => migrate::run(args).await,
+            Command::Events(EventsCommand::Append(args)) => events::append::run(args).await,
+            Command::Events(EventsCommand::Read(args)) => events::read::run(args).await,
+            Command::Events(EventsCommand::Tail(args)) => events::tail::run(args).await,
+            Command::Db(DbCommand::Start(args)) => db::start::run(args).await,
+            Command::Db(DbCommand::Url(args)) => db::url::run(args),
+            Command::Db(DbCommand::Stop(args)) => db::stop::run(args),
+        }
+    })
+}
