@@ -1,1 +1,178 @@
+//! The `rillflow` binary as users run it: real processes, real Postgres.
 
+use std::path::Path;
+use std::process::{Command, Output};
+
+use rillflow_testkit::TestDb;
+use serde_json::Value;
+
+const STREAM: &str = "6a1f3b52-8c1e-4d0e-9f6a-2b7c9d8e0f11";
+
+fn rillflow(db: &TestDb, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rillflow"))
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run rillflow")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts a failure with exactly one line on stderr and returns it.
+fn one_line_failure(out: &Output, code: i32) -> String {
+    assert_eq!(out.status.code(), Some(code), "stdout: {} stderr: {}", stdout(out), stderr(out));
+    let err = stderr(out);
+    assert_eq!(err.trim_end().lines().count(), 1, "one error line, got: {err:?}");
+    assert!(err.starts_with("error: "), "{err:?}");
+    err
+}
+
+fn versions(db: &TestDb) -> Vec<i64> {
+    let out = rillflow(db, &["events", "read", "--stream", STREAM, "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Value = serde_json::from_str(&stdout(&out)).expect("json array");
+    events.as_array().unwrap().iter().map(|e| e["version"].as_i64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn append_read_and_tail() {
+    let db = TestDb::migrated().await;
+    let out = rillflow(&db, &["events", "append", "--stream", STREAM, "--type", "Opened",
+        "--data", r#"{"owner":"ada"}"#, "--expected-version", "no-stream", "--idempotency-key", "k1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let result: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(result["last_version"], 1);
+    assert_eq!(result["replayed"], false);
+
+    let again = rillflow(&db, &["events", "append", "--stream", STREAM, "--type", "Opened",
+        "--data", r#"{"owner":"ada"}"#, "--expected-version", "no-stream", "--idempotency-key", "k1"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(serde_json::from_str::<Value>(&stdout(&again)).unwrap()["replayed"], true);
+
+    let out = rillflow(&db, &["events", "append", "--stream", STREAM, "--type", "Renamed",
+        "--data", r#"{"to":"bob"}"#, "--expected-version", "1", "--headers", r#"{"by":"cli"}"#]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(versions(&db), vec![1, 2]);
+
+    let table = rillflow(&db, &["events", "read", "--stream", STREAM, "--from", "2"]);
+    let text = stdout(&table);
+    assert!(text.lines().next().unwrap().contains("VERSION"), "{text}");
+    assert!(text.contains("Renamed") && !text.contains("Opened"), "{text}");
+
+    let tail = rillflow(&db, &["events", "tail", "--once"]);
+    assert!(tail.status.success(), "{}", stderr(&tail));
+    let lines: Vec<Value> = stdout(&tail).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["headers"]["by"], "cli");
+
+    let first_pos = lines[0]["position"].as_i64().unwrap().to_string();
+    let rest = rillflow(&db, &["events", "tail", "--once", "--from", &first_pos]);
+    assert_eq!(stdout(&rest).lines().count(), 1);
+}
+
+#[tokio::test]
+async fn bad_input_is_one_line_and_writes_nothing() {
+    let db = TestDb::migrated().await;
+    let ok = rillflow(&db, &["events", "append", "--stream", STREAM, "--type", "A", "--data", "{}"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["--stream", "not-a-uuid", "--type", "A", "--data", "{}"], 2, "--stream"),
+        (vec!["--stream", STREAM, "--type", "A", "--data", "{oops"], 2, "not valid JSON"),
+        (vec!["--stream", STREAM, "--type", "A", "--data", "{}", "--expected-version", "soon"], 2, "expected version"),
+        (vec!["--stream", STREAM, "--type", "A", "--data", "{}", "--headers", "[1]"], 2, "JSON object"),
+        (vec!["--stream", STREAM, "--type", "A", "--data", "{}", "--expected-version", "no-stream"], 1, "stream is at version 1"),
+        (vec!["--stream", STREAM, "--type", "A", "--data", "{}", "--expected-version", "7"], 1, "expected 7"),
+        (vec!["--stream", STREAM, "--type", " ", "--data", "{}"], 1, "--type"),
+    ];
+    for (args, code, needle) in cases {
+        let mut full = vec!["events", "append"];
+        full.extend(&args);
+        let out = rillflow(&db, &full);
+        let err = one_line_failure(&out, code);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(stdout(&out).is_empty());
+    }
+    assert_eq!(versions(&db), vec![1], "no failed command wrote anything");
+
+    let out = rillflow(&db, &["events", "tail", "--once", "--from", "999999"]);
+    assert!(one_line_failure(&out, 1).contains("no event at position 999999"));
+}
+
+#[tokio::test]
+async fn migrate_down_and_up() {
+    let db = TestDb::empty().await;
+    let out = rillflow(&db, &["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("applied 5 migration(s)"), "{}", stdout(&out));
+
+    let too_far = rillflow(&db, &["migrate", "--down", "9"]);
+    assert!(one_line_failure(&too_far, 1).contains("only 5 applied"));
+    let status = stdout(&rillflow(&db, &["migrate", "--status"]));
+    assert_eq!(status.matches("\tapplied").count(), 5, "{status}");
+
+    let down = rillflow(&db, &["migrate", "--down", "2"]);
+    assert!(stdout(&down).contains("reverted 2 migration(s): 0005, 0004"), "{}", stdout(&down));
+    let status = stdout(&rillflow(&db, &["migrate", "--status"]));
+    assert!(status.contains("0005_event_partitioning\tpending"), "{status}");
+    assert!(rillflow(&db, &["migrate"]).status.success());
+
+    let unreachable = Command::new(env!("CARGO_BIN_EXE_rillflow"))
+        .args(["migrate", "--database-url", "postgres://nobody:x@127.0.0.1:1/none"])
+        .output()
+        .unwrap();
+    assert!(one_line_failure(&unreachable, 1).contains("cannot connect"));
+}
+
+#[tokio::test]
+async fn schema_missing_is_explained() {
+    let db = TestDb::empty().await;
+    let out = rillflow(&db, &["events", "read", "--stream", STREAM]);
+    assert!(one_line_failure(&out, 1).contains("rillflow migrate"));
+}
+
+/// `db start` / `db url` / `db stop` manage a real cluster in a directory of
+/// the caller's choosing, and commands without a URL use it.
+#[test]
+fn local_database_lifecycle() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("db-lifecycle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_arg = dir.to_str().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rillflow")).args(args).env_remove("DATABASE_URL").output().unwrap()
+    };
+    let no_server = Command::new(env!("CARGO_BIN_EXE_rillflow"))
+        .args(["db", "start", "--dir", dir_arg])
+        .env("RILLFLOW_PG_BIN", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(one_line_failure(&no_server, 1).contains("has no initdb"));
+    let url_before = run(&["db", "url", "--dir", dir_arg]);
+    assert!(one_line_failure(&url_before, 1).contains("rillflow db start"));
+
+    let started = run(&["db", "start", "--dir", dir_arg]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let url = stdout(&started).trim().to_owned();
+    assert!(url.starts_with("postgres://rillflow:") && url.contains("@127.0.0.1:"), "{url}");
+    assert_eq!(stdout(&run(&["db", "url", "--dir", dir_arg])).trim(), url);
+    let again = run(&["db", "start", "--dir", dir_arg]);
+    assert_eq!(stdout(&again).trim(), url, "starting twice is harmless");
+
+    let migrated = Command::new(env!("CARGO_BIN_EXE_rillflow"))
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+
+    let stopped = run(&["db", "stop", "--dir", dir_arg]);
+    assert!(stdout(&stopped).contains("stopped"), "{}", stdout(&stopped));
+    assert!(stdout(&run(&["db", "stop", "--dir", dir_arg])).contains("was not running"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,1 +1,12 @@
+//! Shared harness of rillflow's integration tests.
+//!
+//! Every test gets its own database, cloned from a migrated template, on the
+//! server named by `DATABASE_URL` or else on one throwaway cluster per
+//! checkout under `target/rillflow-test-pg` (started by whichever test comes
+//! first; stop it with `rillflow db stop --dir target/rillflow-test-pg`).
+//! The database is dropped when the handle is dropped, so parallel tests never
+//! see each other and leave nothing behind.
 
+pub mod test_db;
+
+pub use test_db::TestDb;

@@ -1,0 +1,178 @@
+//! One database per test.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use rillflow_adapters::{connect, ClusterSettings, EventStore, LocalCluster, Migrations, PoolConfig};
+use sqlx::{Connection, PgConnection, PgPool};
+
+/// A database of its own for one test, schema applied unless asked otherwise.
+pub struct TestDb {
+    /// URL of the test's database.
+    pub url: String,
+    /// Its name.
+    pub name: String,
+    admin_url: String,
+    pool: Option<PgPool>,
+}
+
+impl TestDb {
+    /// A fresh database with every migration applied.
+    pub async fn migrated() -> Self {
+        let server = server().await;
+        let template = ensure_template(&server).await;
+        Self::create(&server, Some(&template)).await
+    }
+
+    /// A fresh database with no schema at all.
+    pub async fn empty() -> Self {
+        let server = server().await;
+        Self::create(&server, None).await
+    }
+
+    async fn create(server: &Server, template: Option<&str>) -> Self {
+        let name = format!("rf_t_{:016x}", rand::random::<u64>());
+        let mut admin = PgConnection::connect(&server.admin_url).await.expect("admin connection");
+        let sql = match template {
+            Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
+            None => format!("CREATE DATABASE \"{name}\""),
+        };
+        sqlx::query(&sql).execute(&mut admin).await.expect("create test database");
+        admin.close().await.ok();
+        let url = server.url_for(&name);
+        TestDb { url, name, admin_url: server.admin_url.clone(), pool: None }
+    }
+
+    /// A pool of up to `max` connections to this database.
+    pub async fn pool_of(&mut self, max: u32) -> PgPool {
+        let config = PoolConfig { max_connections: max, ..PoolConfig::default() };
+        let pool = connect(&self.url, &config).await.expect("connect to test database");
+        self.pool = Some(pool.clone());
+        pool
+    }
+
+    /// A pool with the default size.
+    pub async fn pool(&mut self) -> PgPool {
+        match &self.pool {
+            Some(p) => p.clone(),
+            None => self.pool_of(10).await,
+        }
+    }
+
+    /// An event store on this database.
+    pub async fn store(&mut self) -> EventStore {
+        EventStore::new(self.pool().await)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Dropping needs async I/O, but Drop is sync and may run inside a
+        // runtime: do it on a thread of its own with a runtime of its own.
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        let pool = self.pool.take();
+        let dropper = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                drop(pool);
+                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = sqlx::query(&sql).execute(&mut admin).await;
+                    let _ = admin.close().await;
+                }
+            });
+        });
+        let _ = dropper.join();
+    }
+}
+
+/// The server tests create databases on.
+struct Server {
+    admin_url: String,
+}
+
+impl Server {
+    fn url_for(&self, database: &str) -> String {
+        let mut url = url_without_path(&self.admin_url);
+        url.push('/');
+        url.push_str(database);
+        if let Some(q) = self.admin_url.split_once('?').map(|(_, q)| q) {
+            url.push('?');
+            url.push_str(q);
+        }
+        url
+    }
+}
+
+fn url_without_path(url: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    match base[after_scheme..].find('/') {
+        Some(i) => base[..after_scheme + i].to_owned(),
+        None => base.to_owned(),
+    }
+}
+
+async fn server() -> Server {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return Server { admin_url: url };
+    }
+    let dir = test_cluster_dir();
+    let cluster = tokio::task::spawn_blocking(move || LocalCluster::start(&dir, &ClusterSettings::for_tests()))
+        .await
+        .expect("cluster start task")
+        .unwrap_or_else(|e| panic!("cannot start the test PostgreSQL cluster: {e}"));
+    Server { admin_url: cluster.url("postgres") }
+}
+
+/// `target/rillflow-test-pg` of this checkout (or of `CARGO_TARGET_DIR`).
+pub fn test_cluster_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
+    target.join("rillflow-test-pg")
+}
+
+/// The migrated template for the current `sql/` files, built once per
+/// server and content of the migrations.
+async fn ensure_template(server: &Server) -> String {
+    let name = format!("rf_tpl_{:016x}", migrations_hash());
+    let mut admin = PgConnection::connect(&server.admin_url).await.expect("admin connection");
+    // One builder at a time; the others wait and then find it built.
+    sqlx::query("SELECT pg_advisory_lock(74201)").execute(&mut admin).await.expect("template lock");
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await
+        .expect("template lookup");
+    if !exists {
+        let building = format!("{name}_building");
+        let drop_stale = format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)");
+        sqlx::query(&drop_stale).execute(&mut admin).await.expect("drop stale template");
+        sqlx::query(&format!("CREATE DATABASE \"{building}\"")).execute(&mut admin).await.expect("create template");
+        let pool = connect(&server.url_for(&building), &PoolConfig::default()).await.expect("template pool");
+        Migrations::apply(&pool).await.expect("migrate template");
+        pool.close().await;
+        let rename = format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"");
+        sqlx::query(&rename).execute(&mut admin).await.expect("publish template");
+    }
+    sqlx::query("SELECT pg_advisory_unlock(74201)").execute(&mut admin).await.expect("template unlock");
+    admin.close().await.ok();
+    name
+}
+
+fn migrations_hash() -> u64 {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("sql");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("sql directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let mut h = DefaultHasher::new();
+    for f in files {
+        f.file_name().hash(&mut h);
+        std::fs::read(&f).expect("migration file").hash(&mut h);
+    }
+    h.finish()
+}
