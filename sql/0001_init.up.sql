@@ -162,14 +162,20 @@ BEGIN
          WHERE stream_id = p_stream;
     END IF;
 
+    -- Positions are taken up front (not via RETURNING) because the archive
+    -- redirect trigger may divert rows to another table. They ascend in
+    -- append order. unnest walks the payload arrays once; subscripting them
+    -- per row would rescan their variable-length elements.
     v_positions := ARRAY(SELECT nextval('rf_events_position_seq') FROM generate_series(1, v_n));
 
     INSERT INTO events (position, tx_id, stream_id, version, event_id, event_type, schema_version,
                         data, headers, causation_id, correlation_id, partition_hash)
-    SELECT v_positions[i], v_xid, p_stream, v_current + i,
-           coalesce(p_event_ids[i], gen_random_uuid()), p_types[i], coalesce(p_schema_versions[i], 1),
-           p_data[i], coalesce(p_headers[i], '{}'::jsonb), p_causation[i], p_correlation[i], v_hash
-      FROM generate_series(1, v_n) AS i;
+    SELECT v_positions[e.ord], v_xid, p_stream, v_current + e.ord,
+           coalesce(e.event_id, gen_random_uuid()), e.event_type, coalesce(e.schema_version, 1),
+           e.data, coalesce(e.headers, '{}'::jsonb), e.causation_id, e.correlation_id, v_hash
+      FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_headers, p_causation, p_correlation)
+           WITH ORDINALITY AS e(event_id, event_type, schema_version, data, headers,
+                                causation_id, correlation_id, ord);
 
     IF p_idem_key IS NOT NULL THEN
         INSERT INTO rf_idempotency (stream_id, idem_key, first_version, last_version, positions)

@@ -134,7 +134,8 @@ impl EventStore {
             .await?)
     }
 
-    /// Up to `limit` events after `after` in global order.
+    /// Up to `limit` events after `after` in global order, from hot and cold
+    /// storage alike so that projections never miss an archived event.
     ///
     /// Gap safety (PROJ-2): only transactions below the xmin of this
     /// statement's snapshot are read. Every such transaction has finished, and
@@ -142,12 +143,21 @@ impl EventStore {
     /// continues from `next` can never pass an event that commits later.
     /// An open transaction anywhere in the cluster holds the horizon back;
     /// `idle_in_transaction_session_timeout` bounds how long.
+    ///
+    /// An event moved between tiers keeps its cursor and moves atomically, so
+    /// it is read exactly once whichever table it is in.
     pub async fn read_all(&self, after: GlobalCursor, limit: i64) -> Result<ReadAllBatch, StoreError> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events \
-              WHERE (tx_id, position) > ($1, $2) \
-                AND tx_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint) \
-              ORDER BY tx_id, position LIMIT $3"
+            "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
+             SELECT {EVENT_COLUMNS} FROM (
+                 (SELECT {EVENT_COLUMNS} FROM events
+                   WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
+                   ORDER BY tx_id, position LIMIT $3)
+                 UNION ALL
+                 (SELECT {EVENT_COLUMNS} FROM events_archive
+                   WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
+                   ORDER BY tx_id, position LIMIT $3)
+             ) e ORDER BY tx_id, position LIMIT $3"
         );
         let events: Vec<RecordedEvent> = sqlx::query_as(&sql)
             .bind(after.tx_id)
@@ -165,7 +175,10 @@ impl EventStore {
         if position == 0 {
             return Ok(GlobalCursor::START);
         }
-        let tx: Option<i64> = sqlx::query_scalar("SELECT tx_id FROM events WHERE position = $1")
+        let tx: Option<i64> = sqlx::query_scalar(
+            "SELECT tx_id FROM events WHERE position = $1
+             UNION ALL SELECT tx_id FROM events_archive WHERE position = $1 LIMIT 1",
+        )
             .bind(position)
             .fetch_optional(&self.pool)
             .await?;
