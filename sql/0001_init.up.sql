@@ -40,12 +40,17 @@ CREATE TABLE events (
     causation_id   uuid,
     correlation_id uuid,
     partition_hash integer     NOT NULL,
-    created_at     timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT events_pkey PRIMARY KEY (position)
+    created_at     timestamptz NOT NULL DEFAULT now()
 );
 -- Defence in depth only: the head row already serialises versions.
 CREATE UNIQUE INDEX events_stream_version_idx ON events (stream_id, version);
+-- The global feed's order.
 CREATE INDEX events_tx_position_idx ON events (tx_id, position);
+-- Lookups by position are rare (operators, `events tail --from`). Positions
+-- are unique by construction (one sequence) and grow with the heap, so a
+-- BRIN index finds them for almost no write cost, where a third btree would
+-- cost appends about a fifth of their throughput.
+CREATE INDEX events_position_brin ON events USING brin (position);
 
 CREATE TABLE rf_idempotency (
     stream_id     uuid        NOT NULL,
@@ -92,7 +97,8 @@ DECLARE
     v_last_tx   bigint;
     v_hash      integer;
     v_xid       bigint;
-    v_created   boolean := false;
+    v_exists    boolean;
+    v_head_done boolean := false;  -- the head already carries this append
     v_positions bigint[];
     v_first     bigint;
     v_last      bigint;
@@ -100,36 +106,39 @@ BEGIN
     IF v_n = 0 THEN
         RAISE EXCEPTION 'an append needs at least one event' USING ERRCODE = 'RF002';
     END IF;
+    -- Optional columns may be passed as NULL when no event sets them; unnest
+    -- pads them with NULLs and the defaults apply.
     IF coalesce(array_length(p_data, 1), 0) <> v_n
-       OR coalesce(array_length(p_event_ids, 1), 0) <> v_n
-       OR coalesce(array_length(p_schema_versions, 1), 0) <> v_n
-       OR coalesce(array_length(p_headers, 1), 0) <> v_n
-       OR coalesce(array_length(p_causation, 1), 0) <> v_n
-       OR coalesce(array_length(p_correlation, 1), 0) <> v_n THEN
+       OR coalesce(array_length(p_event_ids, 1), v_n) <> v_n
+       OR coalesce(array_length(p_schema_versions, 1), v_n) <> v_n
+       OR coalesce(array_length(p_headers, 1), v_n) <> v_n
+       OR coalesce(array_length(p_causation, 1), v_n) <> v_n
+       OR coalesce(array_length(p_correlation, 1), v_n) <> v_n THEN
         RAISE EXCEPTION 'append arrays differ in length' USING ERRCODE = 'RF002';
     END IF;
     IF p_expected_kind NOT IN ('any', 'no_stream', 'exists', 'exact') THEN
         RAISE EXCEPTION 'unknown expected version kind %', p_expected_kind USING ERRCODE = 'RF002';
     END IF;
 
-    -- The head lock is this transaction's first write, so it is what assigns
-    -- the transaction id in the common case.
+    -- Lock the head first: every append to the stream queues here.
     SELECT s.version, s.last_tx_id, s.partition_hash INTO v_current, v_last_tx, v_hash
       FROM rf_streams s WHERE s.stream_id = p_stream FOR UPDATE;
+    v_exists := FOUND;
+    -- The lock above assigned this transaction's id unless it already had one.
+    v_xid := pg_current_xact_id()::text::bigint;
 
-    IF NOT FOUND THEN
+    IF NOT v_exists THEN
         IF p_expected_kind = 'exists'
            OR (p_expected_kind = 'exact' AND p_expected_version <> 0) THEN
             RAISE EXCEPTION 'wrong expected version' USING ERRCODE = 'RF001', DETAIL = '0';
         END IF;
-        v_xid := pg_current_xact_id()::text::bigint;
         v_hash := rf_partition_hash(p_stream);
         INSERT INTO rf_streams (stream_id, version, last_tx_id, partition_hash)
              VALUES (p_stream, v_n, v_xid, v_hash)
         ON CONFLICT (stream_id) DO NOTHING;
         IF FOUND THEN
-            v_created := true;
             v_current := 0;
+            v_head_done := true;
         ELSE
             -- Another writer created the stream first; take its lock like any append.
             SELECT s.version, s.last_tx_id INTO v_current, v_last_tx
@@ -137,9 +146,7 @@ BEGIN
         END IF;
     END IF;
 
-    v_xid := pg_current_xact_id()::text::bigint;
-
-    IF NOT v_created THEN
+    IF NOT v_head_done THEN
         IF v_last_tx > v_xid THEN
             RAISE EXCEPTION 'transaction id % is older than the stream''s last writer %', v_xid, v_last_tx
                 USING ERRCODE = 'RF003';

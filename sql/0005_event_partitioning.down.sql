@@ -1,7 +1,7 @@
 -- Back to one plain `events` table, rows and redirect state preserved.
 
 ALTER TABLE events RENAME TO events_partitioned;
-ALTER INDEX events_position_idx RENAME TO events_partitioned_position_idx;
+ALTER INDEX events_position_brin RENAME TO events_partitioned_position_brin;
 ALTER INDEX events_stream_version_idx RENAME TO events_partitioned_stream_version_idx;
 ALTER INDEX events_tx_position_idx RENAME TO events_partitioned_tx_position_idx;
 ALTER TABLE events_partitioned RENAME CONSTRAINT events_retention_class_check
@@ -22,8 +22,7 @@ CREATE TABLE events (
     partition_hash  integer     NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
     retention_class text        NOT NULL DEFAULT 'hot'
-        CONSTRAINT events_retention_class_check CHECK (retention_class IN ('hot', 'cold')),
-    CONSTRAINT events_pkey PRIMARY KEY (position)
+        CONSTRAINT events_retention_class_check CHECK (retention_class IN ('hot', 'cold'))
 );
 
 INSERT INTO events (position, tx_id, stream_id, version, event_id, event_type, schema_version, data,
@@ -34,6 +33,7 @@ SELECT position, tx_id, stream_id, version, event_id, event_type, schema_version
 
 CREATE UNIQUE INDEX events_stream_version_idx ON events (stream_id, version);
 CREATE INDEX events_tx_position_idx ON events (tx_id, position);
+CREATE INDEX events_position_brin ON events USING brin (position);
 
 DO $$
 DECLARE

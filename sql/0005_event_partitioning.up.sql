@@ -10,7 +10,7 @@
 -- are added by `rillflow archive partition`; the defaults keep writes flowing.
 
 ALTER TABLE events RENAME TO events_unpartitioned;
-ALTER INDEX events_pkey RENAME TO events_unpartitioned_pkey;
+ALTER INDEX events_position_brin RENAME TO events_unpartitioned_position_brin;
 ALTER INDEX events_stream_version_idx RENAME TO events_unpartitioned_stream_version_idx;
 ALTER INDEX events_tx_position_idx RENAME TO events_unpartitioned_tx_position_idx;
 ALTER TABLE events_unpartitioned RENAME CONSTRAINT events_retention_class_check
@@ -48,7 +48,7 @@ SELECT position, tx_id, stream_id, version, event_id, event_type, schema_version
        retention_class, (date_trunc('month', created_at AT TIME ZONE 'UTC'))::date
   FROM events_unpartitioned;
 
-CREATE INDEX events_position_idx ON events (position);
+CREATE INDEX events_position_brin ON events USING brin (position);
 CREATE INDEX events_stream_version_idx ON events (stream_id, version);
 CREATE INDEX events_tx_position_idx ON events (tx_id, position);
 

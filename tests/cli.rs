@@ -176,3 +176,43 @@ fn local_database_lifecycle() {
     assert!(stdout(&run(&["db", "stop", "--dir", dir_arg])).contains("was not running"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `events tail` follows new events as they commit and stops on SIGINT.
+#[tokio::test]
+async fn tail_follows_until_interrupted() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let db = TestDb::migrated().await;
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_rillflow"))
+        .args(["events", "tail", "--poll-ms", "20"])
+        .env("DATABASE_URL", &db.url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start tail");
+    let out = rillflow(&db, &["events", "append", "--stream", STREAM, "--type", "Live", "--data", "{}"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let stdout = tail.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().next().map(|l| l.unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reader.is_finished() {
+        assert!(Instant::now() < deadline, "tail printed nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let line: Value = serde_json::from_str(&reader.join().unwrap().expect("a line")).unwrap();
+    assert_eq!(line["event_type"], "Live");
+
+    let killed = Command::new("kill").args(["-INT", &tail.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = tail.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "tail ignored SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "tail exits cleanly on SIGINT: {status}");
+}

@@ -26,27 +26,40 @@ pub struct EventStore {
     pool: PgPool,
 }
 
-/// The arguments of `rf_append`, column by column.
-struct AppendArgs {
-    ids: Vec<Option<Uuid>>,
-    types: Vec<String>,
-    schema_versions: Vec<i32>,
-    data: Vec<Value>,
-    headers: Vec<Value>,
-    causation: Vec<Option<Uuid>>,
-    correlation: Vec<Option<Uuid>>,
+/// The arguments of `rf_append`, column by column. Optional columns that no
+/// event sets travel as NULL instead of an array of defaults: most appends
+/// carry only types and payloads, and encoding the rest would cost more than
+/// the insert itself.
+struct AppendArgs<'a> {
+    ids: Option<Vec<Option<Uuid>>>,
+    types: Vec<&'a str>,
+    schema_versions: Option<Vec<i32>>,
+    data: Vec<&'a Value>,
+    headers: Option<Vec<&'a Value>>,
+    causation: Option<Vec<Option<Uuid>>>,
+    correlation: Option<Vec<Option<Uuid>>>,
 }
 
-impl AppendArgs {
-    fn new(events: &[NewEvent]) -> Self {
+/// The column of `f` over `events`, or None when every event has the default.
+fn column<'a, T>(events: &'a [NewEvent], is_default: impl Fn(&NewEvent) -> bool, f: impl Fn(&'a NewEvent) -> T) -> Option<Vec<T>> {
+    if events.iter().all(is_default) {
+        None
+    } else {
+        Some(events.iter().map(f).collect())
+    }
+}
+
+impl<'a> AppendArgs<'a> {
+    fn new(events: &'a [NewEvent]) -> Self {
+        let empty_headers = |e: &NewEvent| e.headers.as_object().is_some_and(|o| o.is_empty());
         AppendArgs {
-            ids: events.iter().map(|e| e.event_id).collect(),
-            types: events.iter().map(|e| e.event_type.clone()).collect(),
-            schema_versions: events.iter().map(|e| e.schema_version).collect(),
-            data: events.iter().map(|e| e.data.clone()).collect(),
-            headers: events.iter().map(|e| e.headers.clone()).collect(),
-            causation: events.iter().map(|e| e.causation_id).collect(),
-            correlation: events.iter().map(|e| e.correlation_id).collect(),
+            ids: column(events, |e| e.event_id.is_none(), |e| e.event_id),
+            types: events.iter().map(|e| e.event_type.as_str()).collect(),
+            schema_versions: column(events, |e| e.schema_version == 1, |e| e.schema_version),
+            data: events.iter().map(|e| &e.data).collect(),
+            headers: column(events, empty_headers, |e| &e.headers),
+            causation: column(events, |e| e.causation_id.is_none(), |e| e.causation_id),
+            correlation: column(events, |e| e.correlation_id.is_none(), |e| e.correlation_id),
         }
     }
 }
@@ -204,7 +217,7 @@ async fn call_append(
     conn: &mut PgConnection,
     stream: Uuid,
     expected: ExpectedVersion,
-    args: &AppendArgs,
+    args: &AppendArgs<'_>,
     options: &AppendOptions,
 ) -> Result<AppendResult, StoreError> {
     let expected_version = match expected.sql_version() {
