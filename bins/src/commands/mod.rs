@@ -4,6 +4,7 @@ mod database;
 mod db;
 mod events;
 mod migrate;
+mod signals;
 
 use anyhow::Result;
 
@@ -19,6 +20,20 @@ pub fn init_tracing(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// The error as one line: each cause is appended once, skipping causes whose
+/// text the line already carries (sqlx repeats its source in its message).
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line.replace('\n', " ")
 }
 
 pub fn run(cli: Cli) -> Result<()> {

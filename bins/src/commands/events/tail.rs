@@ -7,14 +7,20 @@ use anyhow::Result;
 use rillflow_adapters::EventStore;
 
 use crate::cli::TailArgs;
-use crate::commands::database;
+use crate::commands::{database, signals};
 
 pub async fn run(args: TailArgs) -> Result<()> {
+    let shutdown = signals::shutdown()?;
+    tokio::pin!(shutdown);
     let store = EventStore::new(database::open(&args.db).await?);
     let mut cursor = store.cursor_at(args.from).await?;
     let mut out = std::io::stdout().lock();
     loop {
-        let batch = store.read_all(cursor, args.batch_size).await?;
+        let batch = tokio::select! {
+            biased;
+            _ = &mut shutdown => return Ok(()),
+            batch = store.read_all(cursor, args.batch_size) => batch?,
+        };
         for event in &batch.events {
             serde_json::to_writer(&mut out, event)?;
             out.write_all(b"\n")?;
@@ -29,7 +35,7 @@ pub async fn run(args: TailArgs) -> Result<()> {
         }
         tokio::select! {
             biased;
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => {}
         }
     }
