@@ -12,14 +12,18 @@ fn one(kind: &str) -> Vec<NewEvent> {
 }
 
 fn keyed(key: &str) -> AppendOptions {
-    AppendOptions { idempotency_key: Some(key.to_owned()) }
+    AppendOptions {
+        idempotency_key: Some(key.to_owned()),
+    }
 }
 
 async fn event_count(store: &EventStore) -> i64 {
-    let n: i64 = sqlx::query_scalar("SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM events_archive)")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM events_archive)",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
     n
 }
 
@@ -45,22 +49,50 @@ async fn expected_versions_follow_the_table() {
         let stream = Uuid::from_u128(1000 + i as u128);
         if len > 0 {
             let seed: Vec<NewEvent> = (0..len).map(|_| NewEvent::new("Seed", json!({}))).collect();
-            store.append(stream, ExpectedVersion::NoStream, &seed, &Default::default()).await.unwrap();
+            store
+                .append(
+                    stream,
+                    ExpectedVersion::NoStream,
+                    &seed,
+                    &Default::default(),
+                )
+                .await
+                .unwrap();
         }
         let before = event_count(&store).await;
-        let result = store.append(stream, expected, &one("Try"), &Default::default()).await;
+        let result = store
+            .append(stream, expected, &one("Try"), &Default::default())
+            .await;
         if holds {
             let r = result.unwrap_or_else(|e| panic!("case {i}: {expected} at {len}: {e}"));
-            assert_eq!((r.first_version, r.last_version), (len + 1, len + 1), "case {i}");
+            assert_eq!(
+                (r.first_version, r.last_version),
+                (len + 1, len + 1),
+                "case {i}"
+            );
         } else {
             match result {
-                Err(StoreError::WrongExpectedVersion { stream: s, conflict }) => {
+                Err(StoreError::WrongExpectedVersion {
+                    stream: s,
+                    conflict,
+                }) => {
                     assert_eq!(s, stream);
-                    assert_eq!(conflict, VersionConflict { expected, actual: len }, "case {i}");
+                    assert_eq!(
+                        conflict,
+                        VersionConflict {
+                            expected,
+                            actual: len
+                        },
+                        "case {i}"
+                    );
                 }
                 other => panic!("case {i}: expected a version conflict, got {other:?}"),
             }
-            assert_eq!(event_count(&store).await, before, "case {i}: a conflict writes nothing");
+            assert_eq!(
+                event_count(&store).await,
+                before,
+                "case {i}: a conflict writes nothing"
+            );
             assert_eq!(store.stream_version(stream).await.unwrap(), len, "case {i}");
         }
     }
@@ -84,33 +116,76 @@ async fn a_batch_gets_contiguous_versions_and_keeps_metadata() {
         NewEvent::new("B", json!({ "n": 2 })),
         NewEvent::new("C", json!({ "n": 3 })),
     ];
-    let r = store.append(stream, ExpectedVersion::NoStream, &batch, &Default::default()).await.unwrap();
+    let r = store
+        .append(
+            stream,
+            ExpectedVersion::NoStream,
+            &batch,
+            &Default::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!((r.first_version, r.last_version, r.replayed), (1, 3, false));
-    assert!(r.positions.windows(2).all(|w| w[0] < w[1]), "positions ascend in append order");
+    assert!(
+        r.positions.windows(2).all(|w| w[0] < w[1]),
+        "positions ascend in append order"
+    );
 
     let events = store.read_stream(stream, 1, 10).await.unwrap();
-    assert_eq!(events.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert_eq!(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>(), vec!["A", "B", "C"]);
-    assert_eq!(events.iter().map(|e| e.position).collect::<Vec<_>>(), r.positions);
+    assert_eq!(
+        events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+        vec!["A", "B", "C"]
+    );
+    assert_eq!(
+        events.iter().map(|e| e.position).collect::<Vec<_>>(),
+        r.positions
+    );
     let first = &events[0];
     assert_eq!(first.event_id, id);
     assert_eq!(first.schema_version, 3);
     assert_eq!(first.headers, json!({ "user": "ada" }));
-    assert_eq!((first.causation_id, first.correlation_id), (Some(cause), Some(corr)));
+    assert_eq!(
+        (first.causation_id, first.correlation_id),
+        (Some(cause), Some(corr))
+    );
     assert_eq!(first.data, json!({ "n": 1 }));
     assert_eq!(first.partition_hash, rillflow_core::partition_hash(stream));
-    assert!(events.iter().all(|e| e.tx_id == first.tx_id), "one append, one transaction");
+    assert!(
+        events.iter().all(|e| e.tx_id == first.tx_id),
+        "one append, one transaction"
+    );
 
     let tail = store.read_stream(stream, 2, 10).await.unwrap();
-    assert_eq!(tail.iter().map(|e| e.version).collect::<Vec<_>>(), vec![2, 3]);
-    assert!(store.read_stream(Uuid::from_u128(43), 1, 10).await.unwrap().is_empty());
+    assert_eq!(
+        tail.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert!(store
+        .read_stream(Uuid::from_u128(43), 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
 async fn empty_appends_are_rejected() {
     let mut db = TestDb::migrated().await;
     let store = db.store().await;
-    let err = store.append(Uuid::from_u128(5), ExpectedVersion::Any, &[], &Default::default()).await;
+    let err = store
+        .append(
+            Uuid::from_u128(5),
+            ExpectedVersion::Any,
+            &[],
+            &Default::default(),
+        )
+        .await;
     assert!(matches!(err, Err(StoreError::InvalidRequest(_))), "{err:?}");
     assert_eq!(store.stream_version(Uuid::from_u128(5)).await.unwrap(), 0);
 }
@@ -120,20 +195,54 @@ async fn idempotency_keys_replay_the_first_result_and_write_nothing() {
     let mut db = TestDb::migrated().await;
     let store = db.store().await;
     let stream = Uuid::from_u128(77);
-    let first = store.append(stream, ExpectedVersion::NoStream, &one("Placed"), &keyed("order-1")).await.unwrap();
+    let first = store
+        .append(
+            stream,
+            ExpectedVersion::NoStream,
+            &one("Placed"),
+            &keyed("order-1"),
+        )
+        .await
+        .unwrap();
     let before = event_count(&store).await;
 
     // Same key: the replay wins over an expectation that no longer holds.
-    let again = store.append(stream, ExpectedVersion::NoStream, &one("Placed"), &keyed("order-1")).await.unwrap();
+    let again = store
+        .append(
+            stream,
+            ExpectedVersion::NoStream,
+            &one("Placed"),
+            &keyed("order-1"),
+        )
+        .await
+        .unwrap();
     assert!(again.replayed);
-    assert_eq!((again.first_version, again.last_version, &again.positions),
-               (first.first_version, first.last_version, &first.positions));
+    assert_eq!(
+        (again.first_version, again.last_version, &again.positions),
+        (first.first_version, first.last_version, &first.positions)
+    );
     assert_eq!(event_count(&store).await, before);
 
     // A new key appends; the key is scoped to its stream.
-    let next = store.append(stream, ExpectedVersion::Exact(1), &one("Paid"), &keyed("order-2")).await.unwrap();
+    let next = store
+        .append(
+            stream,
+            ExpectedVersion::Exact(1),
+            &one("Paid"),
+            &keyed("order-2"),
+        )
+        .await
+        .unwrap();
     assert_eq!((next.last_version, next.replayed), (2, false));
-    let other = store.append(Uuid::from_u128(78), ExpectedVersion::Any, &one("Placed"), &keyed("order-1")).await.unwrap();
+    let other = store
+        .append(
+            Uuid::from_u128(78),
+            ExpectedVersion::Any,
+            &one("Placed"),
+            &keyed("order-1"),
+        )
+        .await
+        .unwrap();
     assert_eq!((other.last_version, other.replayed), (1, false));
 }
 
@@ -142,7 +251,15 @@ async fn concurrent_exact_appends_have_exactly_one_winner_per_version() {
     let mut db = TestDb::migrated().await;
     let store = EventStore::new(db.pool_of(16).await);
     let stream = Uuid::from_u128(99);
-    store.append(stream, ExpectedVersion::NoStream, &one("Start"), &Default::default()).await.unwrap();
+    store
+        .append(
+            stream,
+            ExpectedVersion::NoStream,
+            &one("Start"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for w in 0..8 {
         let store = store.clone();
@@ -150,7 +267,15 @@ async fn concurrent_exact_appends_have_exactly_one_winner_per_version() {
             let mut wins = 0;
             for _ in 0..25 {
                 let v = store.stream_version(stream).await.unwrap();
-                match store.append(stream, ExpectedVersion::Exact(v), &one(&format!("W{w}")), &Default::default()).await {
+                match store
+                    .append(
+                        stream,
+                        ExpectedVersion::Exact(v),
+                        &one(&format!("W{w}")),
+                        &Default::default(),
+                    )
+                    .await
+                {
                     Ok(r) => {
                         assert_eq!(r.first_version, v + 1);
                         wins += 1;
@@ -166,8 +291,18 @@ async fn concurrent_exact_appends_have_exactly_one_winner_per_version() {
     for t in tasks {
         wins += t.await.unwrap();
     }
-    let versions: Vec<i64> = store.read_stream(stream, 1, 1000).await.unwrap().iter().map(|e| e.version).collect();
-    assert_eq!(versions, (1..=wins + 1).collect::<Vec<i64>>(), "no version lost or repeated");
+    let versions: Vec<i64> = store
+        .read_stream(stream, 1, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=wins + 1).collect::<Vec<i64>>(),
+        "no version lost or repeated"
+    );
 }
 
 #[tokio::test]
@@ -179,7 +314,10 @@ async fn versions_and_keys_hold_after_events_move_cold() {
     let parted = Uuid::from_u128(0xD1);
     for s in [dual, parted] {
         let batch: Vec<NewEvent> = (0..3).map(|_| NewEvent::new("E", json!({}))).collect();
-        store.append(s, ExpectedVersion::NoStream, &batch, &keyed("k")).await.unwrap();
+        store
+            .append(s, ExpectedVersion::NoStream, &batch, &keyed("k"))
+            .await
+            .unwrap();
     }
     // Dual-table backend: rows move to events_archive in one statement.
     sqlx::query(
@@ -206,25 +344,57 @@ async fn versions_and_keys_hold_after_events_move_cold() {
         .unwrap();
 
     for s in [dual, parted] {
-        let err = store.append(s, ExpectedVersion::NoStream, &one("E"), &Default::default()).await;
-        assert!(matches!(err, Err(StoreError::WrongExpectedVersion { conflict: VersionConflict { actual: 3, .. }, .. })), "{err:?}");
-        let replay = store.append(s, ExpectedVersion::Any, &one("E"), &keyed("k")).await.unwrap();
+        let err = store
+            .append(s, ExpectedVersion::NoStream, &one("E"), &Default::default())
+            .await;
+        assert!(
+            matches!(
+                err,
+                Err(StoreError::WrongExpectedVersion {
+                    conflict: VersionConflict { actual: 3, .. },
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        let replay = store
+            .append(s, ExpectedVersion::Any, &one("E"), &keyed("k"))
+            .await
+            .unwrap();
         assert!(replay.replayed && replay.last_version == 3);
-        let r = store.append(s, ExpectedVersion::Exact(3), &one("E"), &Default::default()).await.unwrap();
-        assert_eq!(r.first_version, 4, "the sequence continues after moving cold");
+        let r = store
+            .append(s, ExpectedVersion::Exact(3), &one("E"), &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            r.first_version, 4,
+            "the sequence continues after moving cold"
+        );
     }
 
     // With redirect on, an append to an archived stream lands cold and still
     // takes the next version.
-    sqlx::query("ALTER TABLE events ENABLE TRIGGER rf_events_redirect_archived").execute(&pool).await.unwrap();
-    let r = store.append(dual, ExpectedVersion::Exact(4), &one("E"), &Default::default()).await.unwrap();
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER rf_events_redirect_archived")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let r = store
+        .append(
+            dual,
+            ExpectedVersion::Exact(4),
+            &one("E"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.first_version, 5);
-    let archived: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM events_archive WHERE stream_id = $1 ORDER BY version")
-            .bind(dual)
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let archived: Vec<i64> = sqlx::query_scalar(
+        "SELECT version FROM events_archive WHERE stream_id = $1 ORDER BY version",
+    )
+    .bind(dual)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     assert_eq!(archived, vec![1, 2, 3, 5]);
     // The global feed sees every event of the stream exactly once, hot or cold.
     // Other tests' open transactions may hold the horizon back: poll.
@@ -232,10 +402,19 @@ async fn versions_and_keys_hold_after_events_move_cold() {
     let mut cursor = rillflow_core::GlobalCursor::START;
     let mut fed = Vec::new();
     while fed.len() < 5 {
-        assert!(std::time::Instant::now() < deadline, "feed stalled at {fed:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "feed stalled at {fed:?}"
+        );
         let batch = store.read_all(cursor, 3).await.unwrap();
         cursor = batch.next;
-        fed.extend(batch.events.iter().filter(|e| e.stream_id == dual).map(|e| e.version));
+        fed.extend(
+            batch
+                .events
+                .iter()
+                .filter(|e| e.stream_id == dual)
+                .map(|e| e.version),
+        );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert_eq!(fed, vec![1, 2, 3, 4, 5]);

@@ -27,48 +27,120 @@ fn stderr(out: &Output) -> String {
 
 /// Asserts a failure with exactly one line on stderr and returns it.
 fn one_line_failure(out: &Output, code: i32) -> String {
-    assert_eq!(out.status.code(), Some(code), "stdout: {} stderr: {}", stdout(out), stderr(out));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {} stderr: {}",
+        stdout(out),
+        stderr(out)
+    );
     let err = stderr(out);
-    assert_eq!(err.trim_end().lines().count(), 1, "one error line, got: {err:?}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one error line, got: {err:?}"
+    );
     assert!(err.starts_with("error: "), "{err:?}");
     err
 }
 
 fn versions(db: &TestDb) -> Vec<i64> {
-    let out = rillflow(db, &["events", "read", "--stream", STREAM, "--output", "json"]);
+    let out = rillflow(
+        db,
+        &["events", "read", "--stream", STREAM, "--output", "json"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let events: Value = serde_json::from_str(&stdout(&out)).expect("json array");
-    events.as_array().unwrap().iter().map(|e| e["version"].as_i64().unwrap()).collect()
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["version"].as_i64().unwrap())
+        .collect()
 }
 
 #[tokio::test]
 async fn append_read_and_tail() {
     let db = TestDb::migrated().await;
-    let out = rillflow(&db, &["events", "append", "--stream", STREAM, "--type", "Opened",
-        "--data", r#"{"owner":"ada"}"#, "--expected-version", "no-stream", "--idempotency-key", "k1"]);
+    let out = rillflow(
+        &db,
+        &[
+            "events",
+            "append",
+            "--stream",
+            STREAM,
+            "--type",
+            "Opened",
+            "--data",
+            r#"{"owner":"ada"}"#,
+            "--expected-version",
+            "no-stream",
+            "--idempotency-key",
+            "k1",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let result: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(result["last_version"], 1);
     assert_eq!(result["replayed"], false);
 
-    let again = rillflow(&db, &["events", "append", "--stream", STREAM, "--type", "Opened",
-        "--data", r#"{"owner":"ada"}"#, "--expected-version", "no-stream", "--idempotency-key", "k1"]);
+    let again = rillflow(
+        &db,
+        &[
+            "events",
+            "append",
+            "--stream",
+            STREAM,
+            "--type",
+            "Opened",
+            "--data",
+            r#"{"owner":"ada"}"#,
+            "--expected-version",
+            "no-stream",
+            "--idempotency-key",
+            "k1",
+        ],
+    );
     assert!(again.status.success(), "{}", stderr(&again));
-    assert_eq!(serde_json::from_str::<Value>(&stdout(&again)).unwrap()["replayed"], true);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&again)).unwrap()["replayed"],
+        true
+    );
 
-    let out = rillflow(&db, &["events", "append", "--stream", STREAM, "--type", "Renamed",
-        "--data", r#"{"to":"bob"}"#, "--expected-version", "1", "--headers", r#"{"by":"cli"}"#]);
+    let out = rillflow(
+        &db,
+        &[
+            "events",
+            "append",
+            "--stream",
+            STREAM,
+            "--type",
+            "Renamed",
+            "--data",
+            r#"{"to":"bob"}"#,
+            "--expected-version",
+            "1",
+            "--headers",
+            r#"{"by":"cli"}"#,
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(versions(&db), vec![1, 2]);
 
     let table = rillflow(&db, &["events", "read", "--stream", STREAM, "--from", "2"]);
     let text = stdout(&table);
     assert!(text.lines().next().unwrap().contains("VERSION"), "{text}");
-    assert!(text.contains("Renamed") && !text.contains("Opened"), "{text}");
+    assert!(
+        text.contains("Renamed") && !text.contains("Opened"),
+        "{text}"
+    );
 
     let tail = rillflow(&db, &["events", "tail", "--once"]);
     assert!(tail.status.success(), "{}", stderr(&tail));
-    let lines: Vec<Value> = stdout(&tail).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = stdout(&tail)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["headers"]["by"], "cli");
 
@@ -80,17 +152,86 @@ async fn append_read_and_tail() {
 #[tokio::test]
 async fn bad_input_is_one_line_and_writes_nothing() {
     let db = TestDb::migrated().await;
-    let ok = rillflow(&db, &["events", "append", "--stream", STREAM, "--type", "A", "--data", "{}"]);
+    let ok = rillflow(
+        &db,
+        &[
+            "events", "append", "--stream", STREAM, "--type", "A", "--data", "{}",
+        ],
+    );
     assert!(ok.status.success(), "{}", stderr(&ok));
 
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
-        (vec!["--stream", "not-a-uuid", "--type", "A", "--data", "{}"], 2, "--stream"),
-        (vec!["--stream", STREAM, "--type", "A", "--data", "{oops"], 2, "not valid JSON"),
-        (vec!["--stream", STREAM, "--type", "A", "--data", "{}", "--expected-version", "soon"], 2, "expected version"),
-        (vec!["--stream", STREAM, "--type", "A", "--data", "{}", "--headers", "[1]"], 2, "JSON object"),
-        (vec!["--stream", STREAM, "--type", "A", "--data", "{}", "--expected-version", "no-stream"], 1, "stream is at version 1"),
-        (vec!["--stream", STREAM, "--type", "A", "--data", "{}", "--expected-version", "7"], 1, "expected 7"),
-        (vec!["--stream", STREAM, "--type", " ", "--data", "{}"], 1, "--type"),
+        (
+            vec!["--stream", "not-a-uuid", "--type", "A", "--data", "{}"],
+            2,
+            "--stream",
+        ),
+        (
+            vec!["--stream", STREAM, "--type", "A", "--data", "{oops"],
+            2,
+            "not valid JSON",
+        ),
+        (
+            vec![
+                "--stream",
+                STREAM,
+                "--type",
+                "A",
+                "--data",
+                "{}",
+                "--expected-version",
+                "soon",
+            ],
+            2,
+            "expected version",
+        ),
+        (
+            vec![
+                "--stream",
+                STREAM,
+                "--type",
+                "A",
+                "--data",
+                "{}",
+                "--headers",
+                "[1]",
+            ],
+            2,
+            "JSON object",
+        ),
+        (
+            vec![
+                "--stream",
+                STREAM,
+                "--type",
+                "A",
+                "--data",
+                "{}",
+                "--expected-version",
+                "no-stream",
+            ],
+            1,
+            "stream is at version 1",
+        ),
+        (
+            vec![
+                "--stream",
+                STREAM,
+                "--type",
+                "A",
+                "--data",
+                "{}",
+                "--expected-version",
+                "7",
+            ],
+            1,
+            "expected 7",
+        ),
+        (
+            vec!["--stream", STREAM, "--type", " ", "--data", "{}"],
+            1,
+            "--type",
+        ),
     ];
     for (args, code, needle) in cases {
         let mut full = vec!["events", "append"];
@@ -111,7 +252,11 @@ async fn migrate_down_and_up() {
     let db = TestDb::empty().await;
     let out = rillflow(&db, &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("applied 5 migration(s)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("applied 5 migration(s)"),
+        "{}",
+        stdout(&out)
+    );
 
     let too_far = rillflow(&db, &["migrate", "--down", "9"]);
     assert!(one_line_failure(&too_far, 1).contains("only 5 applied"));
@@ -119,13 +264,24 @@ async fn migrate_down_and_up() {
     assert_eq!(status.matches("\tapplied").count(), 5, "{status}");
 
     let down = rillflow(&db, &["migrate", "--down", "2"]);
-    assert!(stdout(&down).contains("reverted 2 migration(s): 0005, 0004"), "{}", stdout(&down));
+    assert!(
+        stdout(&down).contains("reverted 2 migration(s): 0005, 0004"),
+        "{}",
+        stdout(&down)
+    );
     let status = stdout(&rillflow(&db, &["migrate", "--status"]));
-    assert!(status.contains("0005_event_partitioning\tpending"), "{status}");
+    assert!(
+        status.contains("0005_event_partitioning\tpending"),
+        "{status}"
+    );
     assert!(rillflow(&db, &["migrate"]).status.success());
 
     let unreachable = Command::new(env!("CARGO_BIN_EXE_rillflow"))
-        .args(["migrate", "--database-url", "postgres://nobody:x@127.0.0.1:1/none"])
+        .args([
+            "migrate",
+            "--database-url",
+            "postgres://nobody:x@127.0.0.1:1/none",
+        ])
         .output()
         .unwrap();
     assert!(one_line_failure(&unreachable, 1).contains("cannot connect"));
@@ -142,11 +298,16 @@ async fn schema_missing_is_explained() {
 /// the caller's choosing, and commands without a URL use it.
 #[test]
 fn local_database_lifecycle() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("db-lifecycle-{}", std::process::id()));
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("db-lifecycle-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let dir_arg = dir.to_str().unwrap();
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rillflow")).args(args).env_remove("DATABASE_URL").output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_rillflow"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
     };
     let no_server = Command::new(env!("CARGO_BIN_EXE_rillflow"))
         .args(["db", "start", "--dir", dir_arg])
@@ -160,7 +321,10 @@ fn local_database_lifecycle() {
     let started = run(&["db", "start", "--dir", dir_arg]);
     assert!(started.status.success(), "{}", stderr(&started));
     let url = stdout(&started).trim().to_owned();
-    assert!(url.starts_with("postgres://rillflow:") && url.contains("@127.0.0.1:"), "{url}");
+    assert!(
+        url.starts_with("postgres://rillflow:") && url.contains("@127.0.0.1:"),
+        "{url}"
+    );
     assert_eq!(stdout(&run(&["db", "url", "--dir", dir_arg])).trim(), url);
     let again = run(&["db", "start", "--dir", dir_arg]);
     assert_eq!(stdout(&again).trim(), url, "starting twice is harmless");
@@ -191,11 +355,17 @@ async fn tail_follows_until_interrupted() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start tail");
-    let out = rillflow(&db, &["events", "append", "--stream", STREAM, "--type", "Live", "--data", "{}"]);
+    let out = rillflow(
+        &db,
+        &[
+            "events", "append", "--stream", STREAM, "--type", "Live", "--data", "{}",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
 
     let stdout = tail.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().next().map(|l| l.unwrap()));
+    let reader =
+        std::thread::spawn(move || BufReader::new(stdout).lines().next().map(|l| l.unwrap()));
     let deadline = Instant::now() + Duration::from_secs(30);
     while !reader.is_finished() {
         assert!(Instant::now() < deadline, "tail printed nothing");
@@ -204,7 +374,10 @@ async fn tail_follows_until_interrupted() {
     let line: Value = serde_json::from_str(&reader.join().unwrap().expect("a line")).unwrap();
     assert_eq!(line["event_type"], "Live");
 
-    let killed = Command::new("kill").args(["-INT", &tail.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-INT", &tail.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {

@@ -23,16 +23,32 @@ async fn a_late_commit_with_a_lower_position_is_not_skipped() {
 
     let mut conn = store.pool().acquire().await.unwrap();
     let mut tx = conn.begin().await.unwrap();
-    let low = EventStore::append_in(&mut tx, slow, ExpectedVersion::Any, &[NewEvent::new("Slow", json!({}))], &Default::default())
-        .await
-        .unwrap();
-    let high = store.append(fast, ExpectedVersion::Any, &[NewEvent::new("Fast", json!({}))], &Default::default())
+    let low = EventStore::append_in(
+        &mut tx,
+        slow,
+        ExpectedVersion::Any,
+        &[NewEvent::new("Slow", json!({}))],
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let high = store
+        .append(
+            fast,
+            ExpectedVersion::Any,
+            &[NewEvent::new("Fast", json!({}))],
+            &Default::default(),
+        )
         .await
         .unwrap();
     assert!(low.positions[0] < high.positions[0]);
 
     let batch = store.read_all(GlobalCursor::START, 100).await.unwrap();
-    assert!(batch.events.is_empty(), "nothing may be read past the open transaction: {:?}", batch.events);
+    assert!(
+        batch.events.is_empty(),
+        "nothing may be read past the open transaction: {:?}",
+        batch.events
+    );
     assert_eq!(batch.next, GlobalCursor::START);
 
     tx.commit().await.unwrap();
@@ -48,7 +64,10 @@ async fn read_until(store: &EventStore, n: usize) -> Vec<String> {
     let mut cursor = GlobalCursor::START;
     let mut types = Vec::new();
     while types.len() < n {
-        assert!(tokio::time::Instant::now() < deadline, "only {types:?} arrived");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {types:?} arrived"
+        );
         let batch = store.read_all(cursor, 100).await.unwrap();
         cursor = batch.next;
         types.extend(batch.events.into_iter().map(|e| e.event_type));
@@ -67,11 +86,32 @@ async fn an_older_transaction_cannot_append_behind_a_newer_one() {
 
     let mut conn = store.pool().acquire().await.unwrap();
     let mut old = conn.begin().await.unwrap();
-    sqlx::query("SELECT pg_current_xact_id()").execute(&mut *old).await.unwrap();
-    store.append(stream, ExpectedVersion::Any, &[NewEvent::new("New", json!({}))], &Default::default()).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *old)
+        .await
+        .unwrap();
+    store
+        .append(
+            stream,
+            ExpectedVersion::Any,
+            &[NewEvent::new("New", json!({}))],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
 
-    let err = EventStore::append_in(&mut old, stream, ExpectedVersion::Any, &[NewEvent::new("Old", json!({}))], &Default::default()).await;
-    assert!(matches!(err, Err(StoreError::StaleTransaction { .. })), "{err:?}");
+    let err = EventStore::append_in(
+        &mut old,
+        stream,
+        ExpectedVersion::Any,
+        &[NewEvent::new("Old", json!({}))],
+        &Default::default(),
+    )
+    .await;
+    assert!(
+        matches!(err, Err(StoreError::StaleTransaction { .. })),
+        "{err:?}"
+    );
     assert!(err.unwrap_err().is_retryable());
     old.rollback().await.unwrap();
     assert_eq!(store.stream_version(stream).await.unwrap(), 1);
@@ -188,19 +228,28 @@ async fn concurrent_writers_never_open_a_gap() {
     let seen_ids: Vec<Uuid> = seen.iter().map(|e| e.event_id).collect();
     let unique: BTreeSet<Uuid> = seen_ids.iter().copied().collect();
     assert_eq!(unique.len(), seen_ids.len(), "an event was delivered twice");
-    assert_eq!(unique, committed, "reader missed committed events or saw aborted ones");
+    assert_eq!(
+        unique, committed,
+        "reader missed committed events or saw aborted ones"
+    );
 
     // The reader's order is the final order of the whole log: it never
     // passed an event that later appeared behind it.
-    let final_order: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM events ORDER BY tx_id, position")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+    let final_order: Vec<Uuid> =
+        sqlx::query_scalar("SELECT event_id FROM events ORDER BY tx_id, position")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
     assert_eq!(seen_ids, final_order);
 
     let mut last: BTreeMap<Uuid, i64> = BTreeMap::new();
     for e in &seen {
         let prev = last.insert(e.stream_id, e.version).unwrap_or(0);
-        assert_eq!(e.version, prev + 1, "stream {} out of order at {e:?}", e.stream_id);
+        assert_eq!(
+            e.version,
+            prev + 1,
+            "stream {} out of order at {e:?}",
+            e.stream_id
+        );
     }
 }

@@ -26,15 +26,34 @@ async fn apply_all_revert_all_apply_again() {
 
     assert_eq!(Migrations::apply(&pool).await.unwrap(), 5);
     let full = tables(&pool).await;
-    for t in ["events", "events_archive", "events_hot_default", "events_cold_default", "rf_streams",
-              "rf_idempotency", "rf_checkpoints", "rf_daemon_nodes", "rf_daemon_clusters"] {
-        assert!(full.contains(&t.to_string()), "{t} missing after apply: {full:?}");
+    for t in [
+        "events",
+        "events_archive",
+        "events_hot_default",
+        "events_cold_default",
+        "rf_streams",
+        "rf_idempotency",
+        "rf_checkpoints",
+        "rf_daemon_nodes",
+        "rf_daemon_clusters",
+    ] {
+        assert!(
+            full.contains(&t.to_string()),
+            "{t} missing after apply: {full:?}"
+        );
     }
-    assert_eq!(Migrations::apply(&pool).await.unwrap(), 0, "second apply is a no-op");
+    assert_eq!(
+        Migrations::apply(&pool).await.unwrap(),
+        0,
+        "second apply is a no-op"
+    );
 
     let reverted = Migrations::revert(&pool, 5).await.unwrap();
     assert_eq!(reverted, vec![5, 4, 3, 2, 1]);
-    assert!(tables(&pool).await.is_empty(), "revert all leaves no tables");
+    assert!(
+        tables(&pool).await.is_empty(),
+        "revert all leaves no tables"
+    );
 
     assert_eq!(Migrations::apply(&pool).await.unwrap(), 5);
     assert_eq!(tables(&pool).await, full);
@@ -46,9 +65,16 @@ async fn reverting_more_than_applied_changes_nothing() {
     let pool = db.pool().await;
     let before = tables(&pool).await;
     let err = Migrations::revert(&pool, 6).await.unwrap_err();
-    assert_eq!(err.to_string(), "cannot revert 6 migrations: only 5 applied");
+    assert_eq!(
+        err.to_string(),
+        "cannot revert 6 migrations: only 5 applied"
+    );
     assert_eq!(tables(&pool).await, before);
-    assert!(Migrations::status(&pool).await.unwrap().iter().all(|m| m.applied));
+    assert!(Migrations::status(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .all(|m| m.applied));
 }
 
 #[tokio::test]
@@ -57,8 +83,18 @@ async fn partitioning_down_and_up_keeps_events_and_versions() {
     let pool = db.pool().await;
     let store = EventStore::new(pool.clone());
     let stream = Uuid::from_u128(7);
-    let batch: Vec<NewEvent> = (0..3).map(|i| NewEvent::new("Counted", json!({ "i": i }))).collect();
-    store.append(stream, ExpectedVersion::NoStream, &batch, &Default::default()).await.unwrap();
+    let batch: Vec<NewEvent> = (0..3)
+        .map(|i| NewEvent::new("Counted", json!({ "i": i })))
+        .collect();
+    store
+        .append(
+            stream,
+            ExpectedVersion::NoStream,
+            &batch,
+            &Default::default(),
+        )
+        .await
+        .unwrap();
 
     assert_eq!(Migrations::revert(&pool, 1).await.unwrap(), vec![5]);
     let partitioned: bool =
@@ -67,13 +103,34 @@ async fn partitioning_down_and_up_keeps_events_and_versions() {
             .await
             .unwrap();
     assert!(!partitioned);
-    store.append(stream, ExpectedVersion::Exact(3), &batch[..1], &Default::default()).await.unwrap();
+    store
+        .append(
+            stream,
+            ExpectedVersion::Exact(3),
+            &batch[..1],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
 
     assert_eq!(Migrations::apply(&pool).await.unwrap(), 1);
-    let r = store.append(stream, ExpectedVersion::Exact(4), &batch[..1], &Default::default()).await.unwrap();
+    let r = store
+        .append(
+            stream,
+            ExpectedVersion::Exact(4),
+            &batch[..1],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.last_version, 5);
-    let versions: Vec<i64> =
-        store.read_stream(stream, 1, 100).await.unwrap().iter().map(|e| e.version).collect();
+    let versions: Vec<i64> = store
+        .read_stream(stream, 1, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.version)
+        .collect();
     assert_eq!(versions, vec![1, 2, 3, 4, 5]);
 }
 
@@ -94,5 +151,8 @@ async fn redirect_switch_survives_repartitioning() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert!(enabled, "an operator's redirect choice is not reset by migrations");
+    assert!(
+        enabled,
+        "an operator's redirect choice is not reset by migrations"
+    );
 }

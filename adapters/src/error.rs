@@ -74,7 +74,9 @@ impl From<sqlx::Error> for StoreError {
         if let Some(db) = err.as_database_error() {
             match db.code().as_deref() {
                 // query_canceled (statement_timeout) and lock_not_available (lock_timeout)
-                Some("57014") | Some("55P03") => return StoreError::Timeout(db.message().to_owned()),
+                Some("57014") | Some("55P03") => {
+                    return StoreError::Timeout(db.message().to_owned())
+                }
                 // undefined_table / undefined_function: migrations never ran
                 Some("42P01") | Some("42883") => return StoreError::SchemaMissing,
                 _ => {}

@@ -1,17 +1,22 @@
 //! rillflow on PostgreSQL: the event store, migrations, connection pools and
 //! the local throwaway clusters used by the CLI and the tests.
 
+pub mod cluster_error;
+pub mod cluster_settings;
 pub mod error;
 pub mod event;
 pub mod local_cluster;
 pub mod migrate;
 pub mod pg_binaries;
 pub mod pool;
+mod server_user;
 pub mod store;
 
+pub use cluster_error::ClusterError;
+pub use cluster_settings::ClusterSettings;
 pub use error::StoreError;
 pub use event::{AppendOptions, AppendResult, NewEvent, ReadAllBatch, RecordedEvent};
-pub use local_cluster::{ClusterError, ClusterSettings, LocalCluster};
+pub use local_cluster::LocalCluster;
 pub use migrate::{MigrateError, Migrations};
 pub use pool::{connect, PoolConfig};
 pub use store::EventStore;

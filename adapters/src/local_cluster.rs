@@ -26,88 +26,10 @@ use rand::distr::{Alphanumeric, SampleString};
 use rillflow_core::Identifier;
 use serde::{Deserialize, Serialize};
 
+use crate::cluster_error::{io, ClusterError};
+use crate::cluster_settings::ClusterSettings;
 use crate::pg_binaries::PgBinaries;
-
-/// Failures managing a local cluster.
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
-    /// No server programs were found; the message names what to install.
-    #[error("{0}")]
-    NoBinaries(String),
-    /// `db start` has not been run in this directory.
-    #[error("no local database in {0}; run `rillflow db start` first")]
-    NotInitialized(PathBuf),
-    /// Running as root but there is no `postgres` user to run the server as.
-    #[error("running as root needs a `postgres` system user to run the server (install the postgresql package)")]
-    NoPostgresUser,
-    /// A file operation failed.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The failure.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A server program failed.
-    #[error("{program} failed: {detail}")]
-    Command {
-        /// Which program.
-        program: String,
-        /// Its exit status and the end of its output or log.
-        detail: String,
-    },
-    /// `cluster.json` could not be read.
-    #[error("{path}: unreadable cluster file: {detail}")]
-    BadClusterFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        detail: String,
-    },
-    /// A database name is not a valid identifier.
-    #[error("invalid database name: {0}")]
-    BadName(#[from] rillflow_core::IdentifierError),
-    /// Talking to the started server failed.
-    #[error("local database: {0}")]
-    Database(#[from] sqlx::Error),
-}
-
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
-    let context = context.into();
-    move |source| ClusterError::Io { context, source }
-}
-
-/// Server settings beyond the defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClusterSettings {
-    /// `name = value` lines appended to `postgresql.conf` at creation.
-    pub config: Vec<(String, String)>,
-    /// Skip initdb's fsync; only for clusters whose loss costs nothing.
-    pub no_sync_init: bool,
-}
-
-impl ClusterSettings {
-    /// A durable cluster with stock settings, for `rillflow db start`.
-    pub fn for_users() -> Self {
-        ClusterSettings::default()
-    }
-
-    /// A fast, non-durable cluster for a test run with many parallel tests.
-    pub fn for_tests() -> Self {
-        let set = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-        ClusterSettings {
-            config: vec![
-                set("fsync", "off"),
-                set("synchronous_commit", "off"),
-                set("full_page_writes", "off"),
-                set("max_connections", "400"),
-                set("shared_buffers", "256MB"),
-            ],
-            no_sync_init: true,
-        }
-    }
-}
+use crate::server_user::{chown_to_postgres, is_root, postgres_can_enter, postgres_uid};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct ClusterFile {
@@ -132,11 +54,17 @@ impl LocalCluster {
     pub fn start(dir: &Path, settings: &ClusterSettings) -> Result<Self, ClusterError> {
         let bins = PgBinaries::locate()?;
         fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-        let dir = dir.canonicalize().map_err(io(format!("resolving {}", dir.display())))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(io(format!("resolving {}", dir.display())))?;
         let _guard = lock(&dir)?;
         let mut cluster = match read_cluster_file(&dir)? {
             Some(file) if file.server_dir.join("data").join("PG_VERSION").is_file() => {
-                LocalCluster { dir: dir.clone(), file, bins }
+                LocalCluster {
+                    dir: dir.clone(),
+                    file,
+                    bins,
+                }
             }
             _ => Self::create(&dir, bins, settings)?,
         };
@@ -148,8 +76,13 @@ impl LocalCluster {
 
     /// The cluster recorded in `dir`, running or not.
     pub fn open(dir: &Path) -> Result<Self, ClusterError> {
-        let file = read_cluster_file(dir)?.ok_or_else(|| ClusterError::NotInitialized(dir.into()))?;
-        Ok(LocalCluster { dir: dir.to_owned(), file, bins: PgBinaries::locate()? })
+        let file =
+            read_cluster_file(dir)?.ok_or_else(|| ClusterError::NotInitialized(dir.into()))?;
+        Ok(LocalCluster {
+            dir: dir.to_owned(),
+            file,
+            bins: PgBinaries::locate()?,
+        })
     }
 
     /// Stops the server; returns false when it was not running.
@@ -159,7 +92,10 @@ impl LocalCluster {
             return Ok(false);
         }
         let data = self.data_dir();
-        let out = self.run_server_program("pg_ctl", &["-D", path_str(&data), "-m", "fast", "-w", "stop"])?;
+        let out = self.run_server_program(
+            "pg_ctl",
+            &["-D", path_str(&data), "-m", "fast", "-w", "stop"],
+        )?;
         check(&out, "pg_ctl stop", None)?;
         Ok(true)
     }
@@ -206,7 +142,10 @@ impl LocalCluster {
             if let Err(e) = created {
                 // Lost a race with another creator: 42P04 duplicate_database,
                 // or 23505 when both passed the catalog check at once.
-                let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned());
+                let code = e
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .map(|c| c.into_owned());
                 if !matches!(code.as_deref(), Some("42P04") | Some("23505")) {
                     return Err(e.into());
                 }
@@ -220,7 +159,11 @@ impl LocalCluster {
         self.file.server_dir.join("data")
     }
 
-    fn create(dir: &Path, bins: PgBinaries, settings: &ClusterSettings) -> Result<Self, ClusterError> {
+    fn create(
+        dir: &Path,
+        bins: PgBinaries,
+        settings: &ClusterSettings,
+    ) -> Result<Self, ClusterError> {
         let as_root = is_root();
         if as_root && postgres_uid()?.is_none() {
             return Err(ClusterError::NoPostgresUser);
@@ -228,12 +171,22 @@ impl LocalCluster {
         let server_dir = choose_server_dir(dir, as_root)?;
         if server_dir.exists() {
             // Left over from a failed creation; nothing in it is worth keeping.
-            fs::remove_dir_all(&server_dir).map_err(io(format!("clearing {}", server_dir.display())))?;
+            fs::remove_dir_all(&server_dir)
+                .map_err(io(format!("clearing {}", server_dir.display())))?;
         }
         make_server_owned_dir(&server_dir, as_root)?;
         let password = Alphanumeric.sample_string(&mut rand::rng(), 24);
-        let file = ClusterFile { port: free_port()?, user: "rillflow".into(), password, server_dir };
-        let cluster = LocalCluster { dir: dir.to_owned(), file, bins };
+        let file = ClusterFile {
+            port: free_port()?,
+            user: "rillflow".into(),
+            password,
+            server_dir,
+        };
+        let cluster = LocalCluster {
+            dir: dir.to_owned(),
+            file,
+            bins,
+        };
         cluster.initdb(settings)?;
         write_cluster_file(dir, &cluster.file)?;
         Ok(cluster)
@@ -245,8 +198,16 @@ impl LocalCluster {
         let data = self.data_dir();
         let pwarg = format!("--pwfile={}", pwfile.display());
         let mut args = vec![
-            "-D", path_str(&data), "-U", &self.file.user, &pwarg,
-            "--auth-host=scram-sha-256", "--auth-local=peer", "-E", "UTF8", "--locale=C",
+            "-D",
+            path_str(&data),
+            "-U",
+            &self.file.user,
+            &pwarg,
+            "--auth-host=scram-sha-256",
+            "--auth-local=peer",
+            "-E",
+            "UTF8",
+            "--locale=C",
         ];
         if settings.no_sync_init {
             args.push("--no-sync");
@@ -279,7 +240,18 @@ impl LocalCluster {
             let opts = format!("-p {}", self.file.port);
             let out = self.run_server_program(
                 "pg_ctl",
-                &["-D", path_str(&data), "-l", path_str(&log), "-o", &opts, "-w", "-t", "120", "start"],
+                &[
+                    "-D",
+                    path_str(&data),
+                    "-l",
+                    path_str(&log),
+                    "-o",
+                    &opts,
+                    "-w",
+                    "-t",
+                    "120",
+                    "start",
+                ],
             )?;
             if out.status.success() {
                 return Ok(());
@@ -306,7 +278,8 @@ impl LocalCluster {
         };
         // The server inherits no stdin; its own log is the place for output.
         cmd.args(args).stdin(std::process::Stdio::null());
-        cmd.output().map_err(io(format!("running {}", path.display())))
+        cmd.output()
+            .map_err(io(format!("running {}", path.display())))
     }
 }
 
@@ -316,12 +289,17 @@ fn check(out: &Output, program: &str, log: Option<&str>) -> Result<(), ClusterEr
     }
     let mut detail = format!("{}", out.status);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let text = log.map(str::to_owned).unwrap_or_else(|| stderr.trim().to_owned());
+    let text = log
+        .map(str::to_owned)
+        .unwrap_or_else(|| stderr.trim().to_owned());
     if let Some(last) = text.lines().rev().find(|l| !l.trim().is_empty()) {
         detail.push_str(": ");
         detail.push_str(last.trim());
     }
-    Err(ClusterError::Command { program: program.into(), detail })
+    Err(ClusterError::Command {
+        program: program.into(),
+        detail,
+    })
 }
 
 fn log_tail(log: &Path) -> String {
@@ -348,9 +326,14 @@ fn lock(dir: &Path) -> Result<File, ClusterError> {
 fn read_cluster_file(dir: &Path) -> Result<Option<ClusterFile>, ClusterError> {
     let path = dir.join("cluster.json");
     match fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| ClusterError::BadClusterFile { path, detail: e.to_string() }),
+        Ok(text) => {
+            serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| ClusterError::BadClusterFile {
+                    path,
+                    detail: e.to_string(),
+                })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io(format!("reading {}", path.display()))(e)),
     }
@@ -396,43 +379,12 @@ fn make_server_owned_dir(path: &Path, as_root: bool) -> Result<(), ClusterError>
     Ok(())
 }
 
-fn chown_to_postgres(path: &Path) -> Result<(), ClusterError> {
-    if !is_root() {
-        return Ok(());
-    }
-    let uid = postgres_uid()?.ok_or(ClusterError::NoPostgresUser)?;
-    std::os::unix::fs::chown(path, Some(uid.0), Some(uid.1))
-        .map_err(io(format!("chown {}", path.display())))
-}
-
-fn postgres_can_enter(dir: &Path) -> bool {
-    Command::new("runuser")
-        .args(["-u", "postgres", "--", "test", "-x"])
-        .arg(dir)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// uid and gid of the `postgres` user, from the password database.
-fn postgres_uid() -> Result<Option<(u32, u32)>, ClusterError> {
-    let passwd = fs::read_to_string("/etc/passwd").map_err(io("reading /etc/passwd"))?;
-    Ok(passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        (fields.next()? == "postgres").then_some(())?;
-        let _password = fields.next()?;
-        Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
-    }))
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn free_port() -> Result<u16, ClusterError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
-    Ok(listener.local_addr().map_err(io("finding a free port"))?.port())
+    Ok(listener
+        .local_addr()
+        .map_err(io("finding a free port"))?
+        .port())
 }
 
 fn port_is_free(port: u16) -> bool {

@@ -64,13 +64,20 @@ impl Migrations {
     pub async fn revert(pool: &PgPool, steps: usize) -> Result<Vec<i64>, MigrateError> {
         let applied = Self::applied_versions(pool).await?;
         if steps > applied.len() {
-            return Err(MigrateError::TooManySteps { requested: steps, applied: applied.len() });
+            return Err(MigrateError::TooManySteps {
+                requested: steps,
+                applied: applied.len(),
+            });
         }
         if steps == 0 {
             return Ok(Vec::new());
         }
         let reverted: Vec<i64> = applied.iter().rev().take(steps).copied().collect();
-        let target = applied.len().checked_sub(steps + 1).map(|i| applied[i]).unwrap_or(0);
+        let target = applied
+            .len()
+            .checked_sub(steps + 1)
+            .map(|i| applied[i])
+            .unwrap_or(0);
         MIGRATOR.undo(pool, target).await?;
         Ok(reverted)
     }
@@ -91,11 +98,10 @@ impl Migrations {
 
     /// Versions applied successfully, ascending.
     async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, MigrateError> {
-        let exists: bool =
-            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-                .fetch_one(pool)
-                .await
-                .map_err(|e| MigrateError::Database(SqlxMigrateError::Execute(e)))?;
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await
+            .map_err(|e| MigrateError::Database(SqlxMigrateError::Execute(e)))?;
         if !exists {
             return Ok(Vec::new());
         }

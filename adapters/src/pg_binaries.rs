@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::local_cluster::ClusterError;
+use crate::cluster_error::ClusterError;
 
 /// Directory holding `initdb`, `pg_ctl` and `postgres`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,10 @@ impl PgBinaries {
 
     /// `pg_ctl --version` output, for messages.
     pub fn version(&self) -> Option<String> {
-        let out = Command::new(self.program("pg_ctl")).arg("--version").output().ok()?;
+        let out = Command::new(self.program("pg_ctl"))
+            .arg("--version")
+            .output()
+            .ok()?;
         Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 }
@@ -80,9 +83,8 @@ fn newest_debian_bin(root: &Path) -> Option<PathBuf> {
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).find(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).find(|dir| dir.join(program).is_file()))
 }
 
 #[cfg(test)]

@@ -49,7 +49,10 @@ impl PoolConfig {
             .options([
                 ("statement_timeout", ms(self.statement_timeout)),
                 ("lock_timeout", ms(self.lock_timeout)),
-                ("idle_in_transaction_session_timeout", ms(self.idle_in_transaction_timeout)),
+                (
+                    "idle_in_transaction_session_timeout",
+                    ms(self.idle_in_transaction_timeout),
+                ),
             ]))
     }
 }

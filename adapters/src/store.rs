@@ -41,7 +41,11 @@ struct AppendArgs<'a> {
 }
 
 /// The column of `f` over `events`, or None when every event has the default.
-fn column<'a, T>(events: &'a [NewEvent], is_default: impl Fn(&NewEvent) -> bool, f: impl Fn(&'a NewEvent) -> T) -> Option<Vec<T>> {
+fn column<'a, T>(
+    events: &'a [NewEvent],
+    is_default: impl Fn(&NewEvent) -> bool,
+    f: impl Fn(&'a NewEvent) -> T,
+) -> Option<Vec<T>> {
     if events.iter().all(is_default) {
         None
     } else {
@@ -159,7 +163,11 @@ impl EventStore {
     ///
     /// An event moved between tiers keeps its cursor and moves atomically, so
     /// it is read exactly once whichever table it is in.
-    pub async fn read_all(&self, after: GlobalCursor, limit: i64) -> Result<ReadAllBatch, StoreError> {
+    pub async fn read_all(
+        &self,
+        after: GlobalCursor,
+        limit: i64,
+    ) -> Result<ReadAllBatch, StoreError> {
         let sql = format!(
             "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
              SELECT {EVENT_COLUMNS} FROM (
@@ -192,9 +200,9 @@ impl EventStore {
             "SELECT tx_id FROM events WHERE position = $1
              UNION ALL SELECT tx_id FROM events_archive WHERE position = $1 LIMIT 1",
         )
-            .bind(position)
-            .fetch_optional(&self.pool)
-            .await?;
+        .bind(position)
+        .fetch_optional(&self.pool)
+        .await?;
         tx.map(|tx| GlobalCursor::new(tx, position))
             .ok_or(StoreError::UnknownPosition(position))
     }
@@ -202,7 +210,9 @@ impl EventStore {
 
 fn validate(events: &[NewEvent]) -> Result<(), StoreError> {
     if events.is_empty() {
-        return Err(StoreError::InvalidRequest("an append needs at least one event".into()));
+        return Err(StoreError::InvalidRequest(
+            "an append needs at least one event".into(),
+        ));
     }
     if let Some(e) = events.iter().find(|e| e.event_type.trim().is_empty()) {
         return Err(StoreError::InvalidRequest(format!(

@@ -69,14 +69,30 @@ async fn fixture() -> Fixture {
         "CREATE SEQUENCE raw_position_seq".to_owned(),
     ];
     for sql in ddl {
-        sqlx::query(&sql).execute(&pool).await.expect("baseline table");
+        sqlx::query(&sql)
+            .execute(&pool)
+            .await
+            .expect("baseline table");
     }
     let store = EventStore::new(pool.clone());
     for n in 0..LIVE_STREAMS {
         let event = [NewEvent::new("Opened", payload(0))];
-        store.append(live_stream(n), ExpectedVersion::NoStream, &event, &Default::default()).await.expect("seed");
+        store
+            .append(
+                live_stream(n),
+                ExpectedVersion::NoStream,
+                &event,
+                &Default::default(),
+            )
+            .await
+            .expect("seed");
     }
-    Fixture { store, pool, next: Arc::new(AtomicU64::new(1)), _db: db }
+    Fixture {
+        store,
+        pool,
+        next: Arc::new(AtomicU64::new(1)),
+        _db: db,
+    }
 }
 
 /// Runs `WRITERS` tasks, each calling `op` once with a fresh number, `iters`
@@ -105,14 +121,27 @@ where
 }
 
 async fn append_batch(store: EventStore, n: u64) {
-    let events: Vec<NewEvent> = (0..BATCH).map(|i| NewEvent::new("ItemAdded", payload(i))).collect();
+    let events: Vec<NewEvent> = (0..BATCH)
+        .map(|i| NewEvent::new("ItemAdded", payload(i)))
+        .collect();
     let stream = Uuid::from_u128(n as u128);
-    store.append(stream, ExpectedVersion::Any, &events, &Default::default()).await.expect("append");
+    store
+        .append(stream, ExpectedVersion::Any, &events, &Default::default())
+        .await
+        .expect("append");
 }
 
 async fn append_single(store: EventStore, n: u64) {
     let event = [NewEvent::new("ItemAdded", payload(0))];
-    store.append(live_stream(n), ExpectedVersion::Any, &event, &Default::default()).await.expect("append");
+    store
+        .append(
+            live_stream(n),
+            ExpectedVersion::Any,
+            &event,
+            &Default::default(),
+        )
+        .await
+        .expect("append");
 }
 
 /// The same rows `rf_append` writes, in one multi-row INSERT.
@@ -142,7 +171,9 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("append_batch_100x8");
     group.throughput(Throughput::Elements((WRITERS * BATCH) as u64));
-    group.sample_size(10).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
     group.bench_function("rillflow_append", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let (store, next) = (f.store.clone(), f.next.clone());
@@ -154,8 +185,10 @@ fn bench(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let (pool, next) = (f.pool.clone(), f.next.clone());
                 async move {
-                    concurrent(iters, &next, move |n| raw_insert(pool.clone(), table, Uuid::from_u128(n as u128), BATCH))
-                        .await
+                    concurrent(iters, &next, move |n| {
+                        raw_insert(pool.clone(), table, Uuid::from_u128(n as u128), BATCH)
+                    })
+                    .await
                 }
             })
         });
@@ -164,7 +197,9 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("append_single_x8");
     group.throughput(Throughput::Elements(WRITERS as u64));
-    group.sample_size(10).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
     group.bench_function("rillflow_append", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let (store, next) = (f.store.clone(), f.next.clone());
@@ -175,7 +210,12 @@ fn bench(c: &mut Criterion) {
         group.bench_function(table, |b| {
             b.to_async(&rt).iter_custom(|iters| {
                 let (pool, next) = (f.pool.clone(), f.next.clone());
-                async move { concurrent(iters, &next, move |n| raw_insert(pool.clone(), table, live_stream(n), 1)).await }
+                async move {
+                    concurrent(iters, &next, move |n| {
+                        raw_insert(pool.clone(), table, live_stream(n), 1)
+                    })
+                    .await
+                }
             })
         });
     }

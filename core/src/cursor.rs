@@ -20,7 +20,10 @@ pub struct GlobalCursor {
 
 impl GlobalCursor {
     /// Before every event.
-    pub const START: GlobalCursor = GlobalCursor { tx_id: 0, position: 0 };
+    pub const START: GlobalCursor = GlobalCursor {
+        tx_id: 0,
+        position: 0,
+    };
 
     /// A cursor at an event.
     pub fn new(tx_id: i64, position: i64) -> Self {

@@ -46,7 +46,10 @@ impl ExpectedVersion {
         if holds {
             Ok(())
         } else {
-            Err(VersionConflict { expected: self, actual })
+            Err(VersionConflict {
+                expected: self,
+                actual,
+            })
         }
     }
 
@@ -117,11 +120,18 @@ mod tests {
             (ExpectedVersion::Exact(2), 3, false),
         ];
         for (expected, actual, holds) in cases {
-            assert_eq!(expected.check(actual).is_ok(), holds, "{expected} at {actual}");
+            assert_eq!(
+                expected.check(actual).is_ok(),
+                holds,
+                "{expected} at {actual}"
+            );
         }
         assert_eq!(
             ExpectedVersion::Exact(2).check(5),
-            Err(VersionConflict { expected: ExpectedVersion::Exact(2), actual: 5 })
+            Err(VersionConflict {
+                expected: ExpectedVersion::Exact(2),
+                actual: 5
+            })
         );
     }
 

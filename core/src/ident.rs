@@ -35,7 +35,9 @@ impl Identifier {
             return Err(IdentifierError::TooLong(name.to_owned()));
         }
         let mut chars = name.chars();
-        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
         let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !first_ok || !rest_ok {
             return Err(IdentifierError::BadCharacter(name.to_owned()));
@@ -71,14 +73,32 @@ mod tests {
 
     #[test]
     fn accepts_and_rejects() {
-        assert_eq!(Identifier::parse("tenant_1").unwrap().quoted(), "\"tenant_1\"");
+        assert_eq!(
+            Identifier::parse("tenant_1").unwrap().quoted(),
+            "\"tenant_1\""
+        );
         assert_eq!(Identifier::parse("user").unwrap().quoted(), "\"user\"");
         assert_eq!(Identifier::parse(""), Err(IdentifierError::Empty));
-        assert!(matches!(Identifier::parse("1abc"), Err(IdentifierError::BadCharacter(_))));
-        assert!(matches!(Identifier::parse("a\"; drop"), Err(IdentifierError::BadCharacter(_))));
-        assert!(matches!(Identifier::parse("Tenant"), Err(IdentifierError::BadCharacter(_))));
-        assert!(matches!(Identifier::parse("pg_catalog"), Err(IdentifierError::Reserved(_))));
-        assert!(matches!(Identifier::parse(&"a".repeat(64)), Err(IdentifierError::TooLong(_))));
+        assert!(matches!(
+            Identifier::parse("1abc"),
+            Err(IdentifierError::BadCharacter(_))
+        ));
+        assert!(matches!(
+            Identifier::parse("a\"; drop"),
+            Err(IdentifierError::BadCharacter(_))
+        ));
+        assert!(matches!(
+            Identifier::parse("Tenant"),
+            Err(IdentifierError::BadCharacter(_))
+        ));
+        assert!(matches!(
+            Identifier::parse("pg_catalog"),
+            Err(IdentifierError::Reserved(_))
+        ));
+        assert!(matches!(
+            Identifier::parse(&"a".repeat(64)),
+            Err(IdentifierError::TooLong(_))
+        ));
     }
 
     proptest! {

@@ -3,7 +3,9 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use rillflow_adapters::{connect, ClusterSettings, EventStore, LocalCluster, Migrations, PoolConfig};
+use rillflow_adapters::{
+    connect, ClusterSettings, EventStore, LocalCluster, Migrations, PoolConfig,
+};
 use sqlx::{Connection, PgConnection, PgPool};
 
 /// A database of its own for one test, schema applied unless asked otherwise.
@@ -32,21 +34,36 @@ impl TestDb {
 
     async fn create(server: &Server, template: Option<&str>) -> Self {
         let name = format!("rf_t_{:016x}", rand::random::<u64>());
-        let mut admin = PgConnection::connect(&server.admin_url).await.expect("admin connection");
+        let mut admin = PgConnection::connect(&server.admin_url)
+            .await
+            .expect("admin connection");
         let sql = match template {
             Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
             None => format!("CREATE DATABASE \"{name}\""),
         };
-        sqlx::query(&sql).execute(&mut admin).await.expect("create test database");
+        sqlx::query(&sql)
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
         admin.close().await.ok();
         let url = server.url_for(&name);
-        TestDb { url, name, admin_url: server.admin_url.clone(), pool: None }
+        TestDb {
+            url,
+            name,
+            admin_url: server.admin_url.clone(),
+            pool: None,
+        }
     }
 
     /// A pool of up to `max` connections to this database.
     pub async fn pool_of(&mut self, max: u32) -> PgPool {
-        let config = PoolConfig { max_connections: max, ..PoolConfig::default() };
-        let pool = connect(&self.url, &config).await.expect("connect to test database");
+        let config = PoolConfig {
+            max_connections: max,
+            ..PoolConfig::default()
+        };
+        let pool = connect(&self.url, &config)
+            .await
+            .expect("connect to test database");
         self.pool = Some(pool.clone());
         pool
     }
@@ -73,7 +90,10 @@ impl Drop for TestDb {
         let name = self.name.clone();
         let pool = self.pool.take();
         let dropper = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 drop(pool);
                 if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
@@ -119,18 +139,26 @@ async fn server() -> Server {
         return Server { admin_url: url };
     }
     let dir = test_cluster_dir();
-    let cluster = tokio::task::spawn_blocking(move || LocalCluster::start(&dir, &ClusterSettings::for_tests()))
-        .await
-        .expect("cluster start task")
-        .unwrap_or_else(|e| panic!("cannot start the test PostgreSQL cluster: {e}"));
-    Server { admin_url: cluster.url("postgres") }
+    let cluster = tokio::task::spawn_blocking(move || {
+        LocalCluster::start(&dir, &ClusterSettings::for_tests())
+    })
+    .await
+    .expect("cluster start task")
+    .unwrap_or_else(|e| panic!("cannot start the test PostgreSQL cluster: {e}"));
+    Server {
+        admin_url: cluster.url("postgres"),
+    }
 }
 
 /// `target/rillflow-test-pg` of this checkout (or of `CARGO_TARGET_DIR`).
 pub fn test_cluster_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+        });
     target.join("rillflow-test-pg")
 }
 
@@ -138,26 +166,46 @@ pub fn test_cluster_dir() -> PathBuf {
 /// server and content of the migrations.
 async fn ensure_template(server: &Server) -> String {
     let name = format!("rf_tpl_{:016x}", migrations_hash());
-    let mut admin = PgConnection::connect(&server.admin_url).await.expect("admin connection");
-    // One builder at a time; the others wait and then find it built.
-    sqlx::query("SELECT pg_advisory_lock(74201)").execute(&mut admin).await.expect("template lock");
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
+    let mut admin = PgConnection::connect(&server.admin_url)
         .await
-        .expect("template lookup");
+        .expect("admin connection");
+    // One builder at a time; the others wait and then find it built.
+    sqlx::query("SELECT pg_advisory_lock(74201)")
+        .execute(&mut admin)
+        .await
+        .expect("template lock");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await
+            .expect("template lookup");
     if !exists {
         let building = format!("{name}_building");
         let drop_stale = format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)");
-        sqlx::query(&drop_stale).execute(&mut admin).await.expect("drop stale template");
-        sqlx::query(&format!("CREATE DATABASE \"{building}\"")).execute(&mut admin).await.expect("create template");
-        let pool = connect(&server.url_for(&building), &PoolConfig::default()).await.expect("template pool");
+        sqlx::query(&drop_stale)
+            .execute(&mut admin)
+            .await
+            .expect("drop stale template");
+        sqlx::query(&format!("CREATE DATABASE \"{building}\""))
+            .execute(&mut admin)
+            .await
+            .expect("create template");
+        let pool = connect(&server.url_for(&building), &PoolConfig::default())
+            .await
+            .expect("template pool");
         Migrations::apply(&pool).await.expect("migrate template");
         pool.close().await;
         let rename = format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"");
-        sqlx::query(&rename).execute(&mut admin).await.expect("publish template");
+        sqlx::query(&rename)
+            .execute(&mut admin)
+            .await
+            .expect("publish template");
     }
-    sqlx::query("SELECT pg_advisory_unlock(74201)").execute(&mut admin).await.expect("template unlock");
+    sqlx::query("SELECT pg_advisory_unlock(74201)")
+        .execute(&mut admin)
+        .await
+        .expect("template unlock");
     admin.close().await.ok();
     name
 }

@@ -17,21 +17,20 @@ pub const LOCAL_DATABASE: &str = "rillflow";
 /// started and brought to the latest schema first: it is rillflow's own, so
 /// nobody else's migration policy applies to it.
 pub async fn open(args: &DatabaseArgs) -> Result<PgPool> {
-    match &args.database_url {
-        Some(url) => connect(url, &PoolConfig::default())
-            .await
-            .context("cannot connect to the database"),
-        None => open_local(Path::new(LOCAL_DIR), true).await,
-    }
+    open_with(args, true).await
 }
 
 /// Like [`open`], but never migrates: for `rillflow migrate` itself.
 pub async fn open_unmigrated(args: &DatabaseArgs) -> Result<PgPool> {
+    open_with(args, false).await
+}
+
+async fn open_with(args: &DatabaseArgs, migrate_local: bool) -> Result<PgPool> {
     match &args.database_url {
         Some(url) => connect(url, &PoolConfig::default())
             .await
             .context("cannot connect to the database"),
-        None => open_local(Path::new(LOCAL_DIR), false).await,
+        None => open_local(Path::new(LOCAL_DIR), migrate_local).await,
     }
 }
 

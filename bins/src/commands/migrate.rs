@@ -11,7 +11,11 @@ pub async fn run(args: MigrateArgs) -> Result<()> {
     if args.status {
         for m in Migrations::status(&pool).await? {
             let state = if m.applied { "applied" } else { "pending" };
-            println!("{:04}_{}\t{state}", m.version, m.description.replace(' ', "_"));
+            println!(
+                "{:04}_{}\t{state}",
+                m.version,
+                m.description.replace(' ', "_")
+            );
         }
         return Ok(());
     }
@@ -22,7 +26,11 @@ pub async fn run(args: MigrateArgs) -> Result<()> {
                 [] => println!("nothing to revert"),
                 versions => {
                     let list: Vec<String> = versions.iter().map(|v| format!("{v:04}")).collect();
-                    println!("reverted {} migration(s): {}", versions.len(), list.join(", "));
+                    println!(
+                        "reverted {} migration(s): {}",
+                        versions.len(),
+                        list.join(", ")
+                    );
                 }
             }
         }

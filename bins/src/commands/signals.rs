@@ -11,7 +11,8 @@ use tokio::signal::unix::{signal, SignalKind};
 /// signal that arrives while the caller is busy elsewhere is kept, not lost.
 pub fn shutdown() -> Result<impl Future<Output = ()>> {
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     Ok(async move {
         tokio::select! {
             biased;

@@ -10,7 +10,10 @@ pub fn run(args: DbArgs) -> Result<()> {
     if cluster.stop()? {
         println!("stopped the local database in {}", args.dir.display());
     } else {
-        println!("the local database in {} was not running", args.dir.display());
+        println!(
+            "the local database in {} was not running",
+            args.dir.display()
+        );
     }
     Ok(())
 }

@@ -10,7 +10,8 @@ pub async fn run(args: AppendArgs) -> Result<()> {
     if args.event_type.trim().is_empty() {
         anyhow::bail!("--type must not be empty");
     }
-    let mut event = NewEvent::new(args.event_type, args.data).with_schema_version(args.schema_version);
+    let mut event =
+        NewEvent::new(args.event_type, args.data).with_schema_version(args.schema_version);
     if let Some(headers) = args.headers {
         event = event.with_headers(headers);
     }
@@ -24,8 +25,12 @@ pub async fn run(args: AppendArgs) -> Result<()> {
         event = event.correlated_with(id);
     }
     let store = EventStore::new(database::open(&args.db).await?);
-    let options = AppendOptions { idempotency_key: args.idempotency_key };
-    let result = store.append(args.stream, args.expected_version, &[event], &options).await?;
+    let options = AppendOptions {
+        idempotency_key: args.idempotency_key,
+    };
+    let result = store
+        .append(args.stream, args.expected_version, &[event], &options)
+        .await?;
     println!("{}", serde_json::to_string(&result)?);
     Ok(())
 }

@@ -37,7 +37,10 @@ fn print_table(events: &[RecordedEvent]) {
         println!("(no events)");
         return;
     }
-    println!("{:>8}  {:>10}  {:<24}  {:<20}  DATA", "VERSION", "POSITION", "TYPE", "CREATED");
+    println!(
+        "{:>8}  {:>10}  {:<24}  {:<20}  DATA",
+        "VERSION", "POSITION", "TYPE", "CREATED"
+    );
     for e in events {
         let mut data = e.data.to_string();
         if data.chars().count() > 60 {
