@@ -7,6 +7,7 @@
 pub mod cursor;
 pub mod expected_version;
 pub mod ident;
+pub mod lease;
 pub mod partition;
 
 pub use cursor::GlobalCursor;

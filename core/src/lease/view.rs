@@ -1,0 +1,100 @@
+//! A cluster as the database sees it, the input of every cluster-wide rule.
+//!
+//! Ages and remaining times are computed by the database from its own clock
+//! in the same query that read the rows, so they are comparable with each
+//! other and with nothing else (LEASE-2). Negative remaining time means
+//! "expired that long ago".
+
+/// What a node row says the node is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeRole {
+    /// Holds (or believes it holds) the lease and runs projections.
+    Hot,
+    /// A standby.
+    Cold,
+    /// Stopping its projections to give the lease up.
+    Demoting,
+    /// Shut down cleanly.
+    Stopped,
+}
+
+impl NodeRole {
+    /// The name stored in `rf_daemon_nodes.role`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Hot => "hot",
+            NodeRole::Cold => "cold",
+            NodeRole::Demoting => "demoting",
+            NodeRole::Stopped => "stopped",
+        }
+    }
+
+    /// Parses a stored role name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "hot" => Some(NodeRole::Hot),
+            "cold" => Some(NodeRole::Cold),
+            "demoting" => Some(NodeRole::Demoting),
+            "stopped" => Some(NodeRole::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// One node row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    /// The node's name, unique within its cluster.
+    pub name: String,
+    /// The role it last reported.
+    pub role: NodeRole,
+    /// The epoch it last reported.
+    pub epoch: u64,
+    /// Milliseconds since its last heartbeat.
+    pub heartbeat_age_ms: i64,
+}
+
+/// An operator's request to move the lease to a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromoteRequest {
+    /// The node that should become hot.
+    pub node: String,
+    /// Set by `--force`: promote even a lagging node.
+    pub force: bool,
+}
+
+/// One cluster row and all its node rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Cluster name.
+    pub cluster: String,
+    /// Fencing epoch of the current (or last) grant.
+    pub epoch: u64,
+    /// Holder of the current (or last) grant; None after a release.
+    pub leader: Option<String>,
+    /// Lease time left by the database clock (negative: expired that long
+    /// ago); None when no lease was ever granted.
+    pub lease_remaining_ms: Option<i64>,
+    /// Standbys the operator wants online.
+    pub min_cold_standbys: u32,
+    /// Milliseconds since the last automatic failover, if there was one.
+    pub since_last_failover_ms: Option<i64>,
+    /// Pending manual promotion.
+    pub promote: Option<PromoteRequest>,
+    /// Pending manual demotion of this node.
+    pub demote: Option<String>,
+    /// Node rows, sorted by name.
+    pub nodes: Vec<NodeView>,
+}
+
+impl ClusterView {
+    /// The row of `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeView> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// True when `name` holds a lease that has not expired.
+    pub fn holds_valid_lease(&self, name: &str) -> bool {
+        self.leader.as_deref() == Some(name) && self.lease_remaining_ms.is_some_and(|ms| ms > 0)
+    }
+}
