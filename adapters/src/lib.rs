@@ -3,8 +3,10 @@
 
 pub mod cluster_error;
 pub mod cluster_settings;
+pub mod daemon;
 pub mod error;
 pub mod event;
+pub mod health;
 pub mod local_cluster;
 pub mod migrate;
 pub mod pg_binaries;

@@ -7,6 +7,8 @@
 //! The database is dropped when the handle is dropped, so parallel tests never
 //! see each other and leave nothing behind.
 
+pub mod process;
 pub mod test_db;
 
+pub use process::Process;
 pub use test_db::TestDb;

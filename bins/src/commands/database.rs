@@ -17,20 +17,30 @@ pub const LOCAL_DATABASE: &str = "rillflow";
 /// started and brought to the latest schema first: it is rillflow's own, so
 /// nobody else's migration policy applies to it.
 pub async fn open(args: &DatabaseArgs) -> Result<PgPool> {
-    open_with(args, true).await
+    open_with(args, true, &PoolConfig::default()).await
+}
+
+/// Like [`open`], with the session timeouts of `config` (the daemon's are
+/// derived from its lease timing).
+pub async fn open_configured(args: &DatabaseArgs, config: &PoolConfig) -> Result<PgPool> {
+    open_with(args, true, config).await
 }
 
 /// Like [`open`], but never migrates: for `rillflow migrate` itself.
 pub async fn open_unmigrated(args: &DatabaseArgs) -> Result<PgPool> {
-    open_with(args, false).await
+    open_with(args, false, &PoolConfig::default()).await
 }
 
-async fn open_with(args: &DatabaseArgs, migrate_local: bool) -> Result<PgPool> {
+async fn open_with(
+    args: &DatabaseArgs,
+    migrate_local: bool,
+    config: &PoolConfig,
+) -> Result<PgPool> {
     match &args.database_url {
-        Some(url) => connect(url, &PoolConfig::default())
+        Some(url) => connect(url, config)
             .await
             .context("cannot connect to the database"),
-        None => open_local(Path::new(LOCAL_DIR), migrate_local).await,
+        None => open_local(Path::new(LOCAL_DIR), migrate_local, config).await,
     }
 }
 
@@ -46,9 +56,9 @@ pub async fn start_local(dir: &Path) -> Result<LocalCluster> {
     Ok(cluster)
 }
 
-async fn open_local(dir: &Path, migrate: bool) -> Result<PgPool> {
+async fn open_local(dir: &Path, migrate: bool, config: &PoolConfig) -> Result<PgPool> {
     let cluster = start_local(dir).await?;
-    let pool = connect(&cluster.url(LOCAL_DATABASE), &PoolConfig::default())
+    let pool = connect(&cluster.url(LOCAL_DATABASE), config)
         .await
         .context("cannot connect to the local database")?;
     if migrate {

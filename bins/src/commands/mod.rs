@@ -4,11 +4,12 @@ mod database;
 mod db;
 mod events;
 mod migrate;
+mod projections;
 mod signals;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, DbCommand, EventsCommand, LogFormat};
+use crate::cli::{Cli, Command, DbCommand, EventsCommand, LogFormat, ProjectionsCommand};
 
 /// Logs go to stderr so stdout stays machine-readable. `RUST_LOG` overrides
 /// the default level.
@@ -51,6 +52,18 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Db(DbCommand::Start(args)) => db::start::run(args).await,
             Command::Db(DbCommand::Url(args)) => db::url::run(args),
             Command::Db(DbCommand::Stop(args)) => db::stop::run(args),
+            Command::Projections(ProjectionsCommand::RunLoop(args)) => {
+                projections::run_loop::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::ClusterStatus(args)) => {
+                projections::cluster_status::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::Promote(args)) => {
+                projections::promote::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::Demote(args)) => {
+                projections::demote::run(args).await
+            }
         }
     })
 }

@@ -79,10 +79,16 @@ impl LeaseConfig {
             }
         }
         if self.lease_ttl <= self.heartbeat * 2 {
-            return Err(LeaseConfigError::TtlTooShort { ttl: self.lease_ttl, heartbeat: self.heartbeat });
+            return Err(LeaseConfigError::TtlTooShort {
+                ttl: self.lease_ttl,
+                heartbeat: self.heartbeat,
+            });
         }
         if self.safety_margin * 2 >= self.lease_ttl {
-            return Err(LeaseConfigError::MarginTooLarge { margin: self.safety_margin, ttl: self.lease_ttl });
+            return Err(LeaseConfigError::MarginTooLarge {
+                margin: self.safety_margin,
+                ttl: self.lease_ttl,
+            });
         }
         Ok(())
     }
@@ -110,11 +116,21 @@ mod tests {
             LeaseConfig::from_secs(5, 10, 1).validate(),
             Err(LeaseConfigError::TtlTooShort { .. })
         ));
-        let mut c = LeaseConfig::default();
-        c.safety_margin = Duration::from_secs(15);
-        assert!(matches!(c.validate(), Err(LeaseConfigError::MarginTooLarge { .. })));
-        c = LeaseConfig::default();
-        c.heartbeat = Duration::ZERO;
-        assert_eq!(c.validate(), Err(LeaseConfigError::Zero("heartbeat")));
+        let wide_margin = LeaseConfig {
+            safety_margin: Duration::from_secs(15),
+            ..LeaseConfig::default()
+        };
+        assert!(matches!(
+            wide_margin.validate(),
+            Err(LeaseConfigError::MarginTooLarge { .. })
+        ));
+        let no_heartbeat = LeaseConfig {
+            heartbeat: Duration::ZERO,
+            ..LeaseConfig::default()
+        };
+        assert_eq!(
+            no_heartbeat.validate(),
+            Err(LeaseConfigError::Zero("heartbeat"))
+        );
     }
 }

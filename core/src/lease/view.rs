@@ -5,6 +5,9 @@
 //! other and with nothing else (LEASE-2). Negative remaining time means
 //! "expired that long ago".
 
+use super::config::LeaseConfig;
+use super::health::millis;
+
 /// What a node row says the node is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NodeRole {
@@ -63,6 +66,40 @@ pub struct PromoteRequest {
     pub force: bool,
 }
 
+/// The timing a cluster's daemons run with, in milliseconds, as the most
+/// recent node to join recorded it. Tools that only read the cluster (status,
+/// promote, metrics) judge liveness by it instead of asking the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterTiming {
+    /// Interval between heartbeats.
+    pub heartbeat_ms: i64,
+    /// Lease length.
+    pub lease_ttl_ms: i64,
+    /// Grace after expiry before a standby may take over.
+    pub lease_grace_ms: i64,
+}
+
+impl Default for ClusterTiming {
+    /// The run-loop defaults: heartbeat 5 s, ttl 30 s, grace 5 s.
+    fn default() -> Self {
+        ClusterTiming {
+            heartbeat_ms: 5_000,
+            lease_ttl_ms: 30_000,
+            lease_grace_ms: 5_000,
+        }
+    }
+}
+
+impl From<&LeaseConfig> for ClusterTiming {
+    fn from(cfg: &LeaseConfig) -> Self {
+        ClusterTiming {
+            heartbeat_ms: millis(cfg.heartbeat),
+            lease_ttl_ms: millis(cfg.lease_ttl),
+            lease_grace_ms: millis(cfg.lease_grace),
+        }
+    }
+}
+
 /// One cluster row and all its node rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterView {
@@ -77,6 +114,8 @@ pub struct ClusterView {
     pub lease_remaining_ms: Option<i64>,
     /// Standbys the operator wants online.
     pub min_cold_standbys: u32,
+    /// The timing its daemons run with.
+    pub timing: ClusterTiming,
     /// Milliseconds since the last automatic failover, if there was one.
     pub since_last_failover_ms: Option<i64>,
     /// Pending manual promotion.

@@ -1,0 +1,15 @@
+//! The hot/cold daemon's side effects: lease storage and the driver loop.
+
+pub mod driver;
+pub mod lease_store;
+pub mod pg_lease_store;
+pub mod processor;
+pub mod session_timeouts;
+pub mod write_gate;
+
+pub use driver::{Driver, DriverError, Signal};
+pub use lease_store::{LeaseError, LeaseStore, NodeIdentity};
+pub use pg_lease_store::{FenceError, PgLeaseStore};
+pub use processor::{Idle, Processor};
+pub use session_timeouts::daemon_pool_config;
+pub use write_gate::{Permit, TokioClock, WriteGate};

@@ -1,0 +1,863 @@
+//! The lease store on PostgreSQL, and the fence every projection write runs
+//! under.
+//!
+//! Every operation is one SQL statement (common table expressions included)
+//! and every time judgement in it uses `clock_timestamp()`, the database's
+//! clock at the moment the statement looks, rather than `now()`, which is
+//! frozen at the start of the transaction (LEASE-2). Callers get durations
+//! computed in SQL, never timestamps. Names and values are always bound
+//! parameters; the only identifier that reaches SQL is the fixed
+//! notification channel [`RELEASE_CHANNEL`] (SEC-1).
+//!
+//! Lock interplay (LEASE-1): a grant, a renewal, a release and an operator
+//! request all update the cluster row, so each waits for every fenced
+//! transaction ([`PgLeaseStore::begin_fenced`]) holding that row `FOR SHARE`.
+//! Heartbeats and registrations of nodes touch only node rows (and take the
+//! foreign key's `FOR KEY SHARE`), so they never wait for writers.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rillflow_core::lease::{
+    AcquireOutcome, ClusterTiming, ClusterView, Grant, NodeRole, NodeView, PromoteRequest,
+    RenewOutcome,
+};
+use sqlx::postgres::{PgListener, PgPool, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::lease_store::{LeaseError, LeaseStore, NodeIdentity};
+
+/// The channel a release is announced on; the payload is the cluster name.
+///
+/// Channel names are identifiers, so the cluster name is never part of one.
+pub const RELEASE_CHANNEL: &str = "rf_daemon_release";
+
+/// Longest cluster or node name, in characters.
+pub const MAX_NAME_CHARS: usize = 63;
+
+/// Failures of [`PgLeaseStore::begin_fenced`].
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    /// The epoch is no longer the cluster's current one, or its lease has
+    /// expired (or was released, or the cluster does not exist): nothing may
+    /// be written under it.
+    #[error("epoch {epoch} is fenced: the lease moved on or expired")]
+    Fenced {
+        /// The epoch the writer asked to write under.
+        epoch: u64,
+    },
+    /// The fence check timed out (statement or lock timeout).
+    #[error("fence check timed out: {0}")]
+    Timeout(String),
+    /// The database failed; nothing was written.
+    #[error("fence check failed: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for FenceError {
+    fn from(err: sqlx::Error) -> Self {
+        match err.as_database_error().and_then(|db| db.code()).as_deref() {
+            Some("57014") | Some("55P03") => FenceError::Timeout(short_message(&err)),
+            _ => FenceError::Database(err),
+        }
+    }
+}
+
+/// [`LeaseStore`] on PostgreSQL (schema `sql/0002_hotcold_daemon.up.sql`).
+#[derive(Debug, Clone)]
+pub struct PgLeaseStore {
+    pool: PgPool,
+}
+
+impl PgLeaseStore {
+    /// A store on `pool`. The pool's statement, lock and
+    /// idle-in-transaction timeouts bound how long a stuck peer can delay
+    /// any of these statements (LEASE-3).
+    pub fn new(pool: PgPool) -> Self {
+        PgLeaseStore { pool }
+    }
+
+    /// The pool this store uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Every cluster as the database sees it, sorted by name.
+    pub async fn cluster_views(&self) -> Result<Vec<ClusterView>, LeaseError> {
+        let rows = sqlx::query(CLUSTER_VIEWS)
+            .bind(None::<&str>)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(lease_error)?;
+        views_from_rows(&rows)
+    }
+
+    /// One cluster as the database sees it; None when it does not exist.
+    pub async fn cluster_view(&self, cluster: &str) -> Result<Option<ClusterView>, LeaseError> {
+        check_name("cluster", cluster)?;
+        let rows = sqlx::query(CLUSTER_VIEWS)
+            .bind(Some(cluster))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(lease_error)?;
+        Ok(views_from_rows(&rows)?.into_iter().next())
+    }
+
+    /// Asks the cluster to move the lease to `node` (`--force`: even if it
+    /// lags). Replaces any pending promotion; the grant to `node` clears it.
+    /// Fails with [`LeaseError::InvalidName`] when the cluster or the node
+    /// does not exist.
+    pub async fn request_promote(
+        &self,
+        cluster: &str,
+        node: &str,
+        force: bool,
+    ) -> Result<(), LeaseError> {
+        check_name("cluster", cluster)?;
+        check_name("node", node)?;
+        let row = sqlx::query(REQUEST_PROMOTE)
+            .bind(cluster)
+            .bind(node)
+            .bind(force)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(lease_error)?;
+        request_written(&row, cluster, Some(node))
+    }
+
+    /// Asks `node` (None: the holder of the current, unexpired lease) to give
+    /// its lease up; its release clears the request. With None and no valid
+    /// lease there is nobody to demote and nothing is written. Fails with
+    /// [`LeaseError::InvalidName`] when the cluster or the named node does
+    /// not exist.
+    pub async fn request_demote(
+        &self,
+        cluster: &str,
+        node: Option<&str>,
+    ) -> Result<(), LeaseError> {
+        check_name("cluster", cluster)?;
+        if let Some(node) = node {
+            check_name("node", node)?;
+        }
+        let row = sqlx::query(REQUEST_DEMOTE)
+            .bind(cluster)
+            .bind(node)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(lease_error)?;
+        match node {
+            Some(_) => request_written(&row, cluster, node),
+            None => {
+                let cluster_exists: bool = row.try_get("cluster_exists").map_err(lease_error)?;
+                if cluster_exists {
+                    Ok(())
+                } else {
+                    Err(no_cluster(cluster))
+                }
+            }
+        }
+    }
+
+    /// Begins the transaction a projection of `cluster` must write in under
+    /// `epoch` (LEASE-1).
+    ///
+    /// Contract: every projection write (read-model rows, checkpoints,
+    /// dead-letter rows) happens inside the returned transaction, and only a
+    /// commit of it makes them count. The transaction starts by checking, by
+    /// the database clock, that `epoch` is the cluster's current epoch and
+    /// its lease unexpired, and keeps the cluster row locked `FOR SHARE`
+    /// until it ends. Any grant of a later epoch updates that row, so it
+    /// waits until this transaction commits or rolls back: a write committed
+    /// under `epoch` can never interleave with a grant of `epoch + 1`, however
+    /// long the writer was paused. Keep these transactions short: the
+    /// holder's own renewals and any takeover wait for them, and the pool's
+    /// `idle_in_transaction_session_timeout` ends a frozen one.
+    ///
+    /// Fails with [`FenceError::Fenced`] when the epoch is not current, its
+    /// lease expired or was released, or the cluster does not exist.
+    pub async fn begin_fenced(
+        &self,
+        cluster: &str,
+        epoch: u64,
+    ) -> Result<Transaction<'static, Postgres>, FenceError> {
+        let Ok(epoch_param) = i64::try_from(epoch) else {
+            return Err(FenceError::Fenced { epoch });
+        };
+        let mut tx = self.pool.begin().await?;
+        let current = sqlx::query(FENCE)
+            .bind(cluster)
+            .bind(epoch_param)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if current.is_none() {
+            tx.rollback().await?;
+            return Err(FenceError::Fenced { epoch });
+        }
+        Ok(tx)
+    }
+
+    /// A listener subscribed to [`RELEASE_CHANNEL`]: each notification's
+    /// payload is the name of a cluster whose leader just released its
+    /// lease. It holds one connection of the pool while it lives.
+    pub async fn listen_releases(&self) -> Result<PgListener, LeaseError> {
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(lease_error)?;
+        listener
+            .listen(RELEASE_CHANNEL)
+            .await
+            .map_err(lease_error)?;
+        Ok(listener)
+    }
+}
+
+#[async_trait]
+impl LeaseStore for PgLeaseStore {
+    async fn register(
+        &self,
+        node: &NodeIdentity,
+        min_cold_standbys: u32,
+        timing: &ClusterTiming,
+    ) -> Result<(), LeaseError> {
+        check_identity(node)?;
+        let min = i32::try_from(min_cold_standbys).map_err(|_| {
+            LeaseError::InvalidName(format!(
+                "min_cold_standbys {min_cold_standbys} is out of range"
+            ))
+        })?;
+        let ms = |what: &str, v: i64| {
+            i32::try_from(v)
+                .map_err(|_| LeaseError::InvalidName(format!("{what} of {v} ms is out of range")))
+        };
+        let row = sqlx::query(REGISTER)
+            .bind(&node.cluster)
+            .bind(&node.node)
+            .bind(node.daemon_id)
+            .bind(min)
+            .bind(ms("heartbeat", timing.heartbeat_ms)?)
+            .bind(ms("lease ttl", timing.lease_ttl_ms)?)
+            .bind(ms("lease grace", timing.lease_grace_ms)?)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| {
+                if unique_violation(&e) {
+                    LeaseError::InvalidName(format!(
+                        "node {:?} of cluster {:?} or daemon id {} was registered concurrently \
+                         by another daemon",
+                        node.node, node.cluster, node.daemon_id
+                    ))
+                } else {
+                    lease_error(e)
+                }
+            })?;
+        let other_owner: Option<Uuid> = row.try_get("other_owner").map_err(lease_error)?;
+        if let Some(owner) = other_owner {
+            let current: Option<String> = row.try_get("current_name").map_err(lease_error)?;
+            return Err(LeaseError::InvalidName(format!(
+                "node name {:?} of cluster {:?} belongs to daemon {owner}, while daemon {} \
+                 is registered as {:?}",
+                node.node,
+                node.cluster,
+                node.daemon_id,
+                current.unwrap_or_default()
+            )));
+        }
+        let written: i64 = row.try_get("written").map_err(lease_error)?;
+        if written != 1 {
+            return Err(LeaseError::Unavailable(
+                "registration raced with a concurrent change of the node row; retry".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(
+        &self,
+        node: &NodeIdentity,
+        role: NodeRole,
+        epoch: u64,
+    ) -> Result<ClusterView, LeaseError> {
+        check_identity(node)?;
+        let epoch = i64::try_from(epoch)
+            .map_err(|_| LeaseError::Unavailable(format!("epoch {epoch} is out of range")))?;
+        let replaced = |by: Uuid| LeaseError::Replaced {
+            cluster: node.cluster.clone(),
+            node: node.node.clone(),
+            by,
+        };
+        let rows = sqlx::query(HEARTBEAT)
+            .bind(&node.cluster)
+            .bind(&node.node)
+            .bind(node.daemon_id)
+            .bind(role.as_str())
+            .bind(epoch)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| {
+                if unique_violation(&e) {
+                    // Our daemon id already names another row of the
+                    // cluster: another process runs with this id under a
+                    // different name (`--daemon-id` reused).
+                    replaced(node.daemon_id)
+                } else if foreign_key_violation(&e) {
+                    LeaseError::Unavailable(format!("cluster {:?} is not registered", node.cluster))
+                } else {
+                    lease_error(e)
+                }
+            })?;
+        let Some(first) = rows.first() else {
+            return Err(LeaseError::Unavailable(format!(
+                "cluster {:?} disappeared during the heartbeat",
+                node.cluster
+            )));
+        };
+        let written: i64 = first.try_get("written").map_err(lease_error)?;
+        if written != 1 {
+            let owner: Option<Uuid> = first.try_get("owner").map_err(lease_error)?;
+            return Err(match owner {
+                Some(by) if by != node.daemon_id => replaced(by),
+                _ => LeaseError::Unavailable(
+                    "heartbeat raced with a concurrent change of the node row; retry".to_owned(),
+                ),
+            });
+        }
+        views_from_rows(&rows)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| LeaseError::Unavailable("empty cluster view".to_owned()))
+    }
+
+    async fn try_acquire(
+        &self,
+        node: &NodeIdentity,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Result<AcquireOutcome, LeaseError> {
+        check_identity(node)?;
+        let row = sqlx::query(TRY_ACQUIRE)
+            .bind(&node.cluster)
+            .bind(&node.node)
+            .bind(node.daemon_id)
+            .bind(micros(ttl))
+            .bind(micros(grace))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(lease_error)?;
+        let Some(row) = row else {
+            return Ok(AcquireOutcome::Denied);
+        };
+        let epoch: i64 = row.try_get("epoch").map_err(lease_error)?;
+        let remaining: i64 = row.try_get("remaining_us").map_err(lease_error)?;
+        Ok(AcquireOutcome::Granted(Grant {
+            epoch: to_u64(epoch, "epoch")?,
+            valid_for: from_micros(remaining),
+        }))
+    }
+
+    async fn renew(
+        &self,
+        node: &NodeIdentity,
+        epoch: u64,
+        ttl: Duration,
+    ) -> Result<RenewOutcome, LeaseError> {
+        check_identity(node)?;
+        let Ok(epoch) = i64::try_from(epoch) else {
+            // No grant ever had such an epoch.
+            return Ok(RenewOutcome::Lost);
+        };
+        let remaining: Option<i64> = sqlx::query_scalar(RENEW)
+            .bind(&node.cluster)
+            .bind(&node.node)
+            .bind(node.daemon_id)
+            .bind(epoch)
+            .bind(micros(ttl))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(lease_error)?;
+        Ok(match remaining {
+            Some(us) => RenewOutcome::Renewed {
+                valid_for: from_micros(us),
+            },
+            None => RenewOutcome::Lost,
+        })
+    }
+
+    async fn release(&self, node: &NodeIdentity, epoch: u64) -> Result<(), LeaseError> {
+        check_identity(node)?;
+        let Ok(epoch) = i64::try_from(epoch) else {
+            return Ok(());
+        };
+        sqlx::query(RELEASE)
+            .bind(&node.cluster)
+            .bind(&node.node)
+            .bind(epoch)
+            .execute(&self.pool)
+            .await
+            .map_err(lease_error)?;
+        Ok(())
+    }
+
+    async fn mark_stopped(&self, node: &NodeIdentity) -> Result<(), LeaseError> {
+        check_identity(node)?;
+        sqlx::query(MARK_STOPPED)
+            .bind(&node.cluster)
+            .bind(&node.node)
+            .bind(node.daemon_id)
+            .execute(&self.pool)
+            .await
+            .map_err(lease_error)?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SQL. Each constant is one statement; `$n` are always bound values.
+
+/// The columns of a cluster view: one row per node (or one row with NULL
+/// node columns for a cluster without nodes). Needs `t.now` (one
+/// `clock_timestamp()` reading, so all ages in a view share one instant),
+/// cluster `c` and node rows `n`. Durations in ms, rounded; NULL timestamps
+/// give NULL durations.
+macro_rules! view_columns {
+    () => {
+        "c.cluster_name,
+         c.epoch AS cluster_epoch,
+         c.leader_node,
+         (extract(epoch FROM c.lease_expires_at - t.now) * 1000)::bigint AS lease_remaining_ms,
+         c.min_cold_standbys,
+         c.heartbeat_ms,
+         c.lease_ttl_ms,
+         c.lease_grace_ms,
+         (extract(epoch FROM t.now - c.last_failover_at) * 1000)::bigint AS since_last_failover_ms,
+         c.promote_node,
+         c.promote_force,
+         c.demote_node,
+         n.node_name,
+         n.role,
+         n.epoch AS node_epoch,
+         (extract(epoch FROM t.now - n.heartbeat_at) * 1000)::bigint AS heartbeat_age_ms"
+    };
+}
+
+/// Every cluster ($1 NULL) or one. `MATERIALIZED` keeps the clock reading a
+/// single value; "C" collation sorts names by bytes, as Rust sorts strings.
+const CLUSTER_VIEWS: &str = concat!(
+    "WITH t AS MATERIALIZED (SELECT clock_timestamp() AS now)
+     SELECT ",
+    view_columns!(),
+    "
+     FROM t
+     CROSS JOIN rf_daemon_clusters c
+     LEFT JOIN rf_daemon_nodes n ON n.cluster_name = c.cluster_name
+     WHERE $1::text IS NULL OR c.cluster_name = $1
+     ORDER BY c.cluster_name COLLATE \"C\", n.node_name COLLATE \"C\""
+);
+
+/// Creates the cluster row if missing (min_cold_standbys and timing set to
+/// ours), then
+/// (re)claims this node's row as a cold standby: the row of our daemon id,
+/// renamed to our name, if the cluster has one; else the row of our name,
+/// taken over with our id; else a new row. When the name belongs to a row
+/// other than our daemon id's, nothing is written and `other_owner` names
+/// that row's owner.
+///
+/// All parts read the same snapshot, so `renamed` and `claimed` never both
+/// act. The foreign key of a new node row is checked at the end of the
+/// statement and sees the cluster row inserted by `new_cluster`. A
+/// concurrent registration of the same cluster can win the insert; its
+/// settings then stay until the next registration. The settings are updated
+/// only when they differ: an update of the cluster row would wait for open
+/// fenced transactions.
+const REGISTER: &str = "
+WITH mine AS (
+    SELECT node_name FROM rf_daemon_nodes WHERE cluster_name = $1 AND daemon_id = $3
+),
+other_owner AS (
+    SELECT n.daemon_id
+    FROM rf_daemon_nodes n, mine
+    WHERE n.cluster_name = $1 AND n.node_name = $2 AND mine.node_name <> $2
+),
+new_cluster AS (
+    INSERT INTO rf_daemon_clusters (cluster_name, min_cold_standbys, heartbeat_ms, lease_ttl_ms, lease_grace_ms)
+    VALUES ($1, $4, $5, $6, $7)
+    ON CONFLICT (cluster_name) DO NOTHING
+),
+settings AS (
+    UPDATE rf_daemon_clusters
+    SET min_cold_standbys = $4, heartbeat_ms = $5, lease_ttl_ms = $6, lease_grace_ms = $7,
+        updated_at = clock_timestamp()
+    WHERE cluster_name = $1
+      AND (min_cold_standbys, heartbeat_ms, lease_ttl_ms, lease_grace_ms) IS DISTINCT FROM ($4, $5, $6, $7)
+      AND NOT EXISTS (SELECT 1 FROM other_owner)
+),
+renamed AS (
+    UPDATE rf_daemon_nodes
+    SET node_name = $2, role = 'cold', epoch = 0, lease_token = NULL, lease_expires_at = NULL,
+        heartbeat_at = clock_timestamp(), started_at = clock_timestamp()
+    WHERE cluster_name = $1 AND daemon_id = $3
+      AND NOT EXISTS (SELECT 1 FROM other_owner)
+    RETURNING 1
+),
+claimed AS (
+    INSERT INTO rf_daemon_nodes AS n
+        (cluster_name, node_name, daemon_id, role, epoch, heartbeat_at, started_at)
+    SELECT $1, $2, $3, 'cold', 0, clock_timestamp(), clock_timestamp()
+    WHERE NOT EXISTS (SELECT 1 FROM mine)
+    ON CONFLICT (cluster_name, node_name) DO UPDATE
+    SET daemon_id = EXCLUDED.daemon_id, role = 'cold', epoch = 0,
+        lease_token = NULL, lease_expires_at = NULL,
+        heartbeat_at = EXCLUDED.heartbeat_at, started_at = EXCLUDED.started_at
+    RETURNING 1
+)
+SELECT (SELECT daemon_id FROM other_owner) AS other_owner,
+       (SELECT node_name FROM mine) AS current_name,
+       (SELECT count(*) FROM renamed) + (SELECT count(*) FROM claimed) AS written";
+
+/// Writes this node's role, epoch and heartbeat (keyed by cluster, name and
+/// daemon id) and reads the cluster view in the same statement. An upsert,
+/// so a node whose row was deleted puts it back; when another daemon id owns
+/// the name the update does not apply (`written` = 0) and `owner` says who.
+///
+/// All parts share one snapshot, in which our row still has its old values:
+/// the view therefore takes our row from `me` (the written values) and the
+/// others from the table.
+const HEARTBEAT: &str = concat!(
+    "WITH t AS MATERIALIZED (SELECT clock_timestamp() AS now),
+     me AS (
+         INSERT INTO rf_daemon_nodes AS n (cluster_name, node_name, daemon_id, role, epoch, heartbeat_at)
+         SELECT $1, $2, $3, $4, $5, t.now FROM t
+         ON CONFLICT (cluster_name, node_name) DO UPDATE
+         SET role = EXCLUDED.role, epoch = EXCLUDED.epoch, heartbeat_at = EXCLUDED.heartbeat_at
+         WHERE n.daemon_id = EXCLUDED.daemon_id
+         RETURNING n.node_name, n.role, n.epoch, n.heartbeat_at
+     ),
+     nodes AS (
+         SELECT node_name, role, epoch, heartbeat_at
+         FROM rf_daemon_nodes
+         WHERE cluster_name = $1 AND node_name <> $2
+         UNION ALL
+         SELECT node_name, role, epoch, heartbeat_at FROM me
+     )
+     SELECT (SELECT count(*) FROM me) AS written,
+            (SELECT daemon_id FROM rf_daemon_nodes WHERE cluster_name = $1 AND node_name = $2) AS owner,
+     ",
+    view_columns!(),
+    "
+     FROM t
+     CROSS JOIN rf_daemon_clusters c
+     LEFT JOIN nodes n ON true
+     WHERE c.cluster_name = $1
+     ORDER BY n.node_name COLLATE \"C\""
+);
+
+/// Grants the lease with the next epoch if nobody holds one that is valid or
+/// within `grace` ($5, µs) of its expiry, or if we hold it ourselves; only
+/// to a node whose row our daemon id owns. A takeover from another node
+/// whose lease ran out (not released) is an automatic failover and stamps
+/// `last_failover_at` (LEASE-4). A promotion naming us is fulfilled; a
+/// demotion naming someone else is moot once they lost the lease. The
+/// remaining time is measured after the write, floored to µs.
+///
+/// A released lease (leader NULL) is free at once, which also covers a
+/// promotion target taking over after the leader handed off.
+const TRY_ACQUIRE: &str = "
+UPDATE rf_daemon_clusters c
+SET epoch = c.epoch + 1,
+    leader_node = $2,
+    lease_token = gen_random_uuid(),
+    lease_expires_at = clock_timestamp() + $4 * interval '1 microsecond',
+    last_failover_at = CASE WHEN c.leader_node IS NOT NULL AND c.leader_node <> $2
+                            THEN clock_timestamp() ELSE c.last_failover_at END,
+    promote_node = CASE WHEN c.promote_node = $2 THEN NULL ELSE c.promote_node END,
+    promote_force = CASE WHEN c.promote_node = $2 THEN false ELSE c.promote_force END,
+    demote_node = CASE WHEN c.demote_node = $2 THEN c.demote_node ELSE NULL END,
+    updated_at = clock_timestamp()
+WHERE c.cluster_name = $1
+  AND EXISTS (SELECT 1 FROM rf_daemon_nodes n
+              WHERE n.cluster_name = $1 AND n.node_name = $2 AND n.daemon_id = $3)
+  AND (c.leader_node IS NULL
+       OR c.leader_node = $2
+       OR c.lease_expires_at IS NULL
+       OR c.lease_expires_at + $5 * interval '1 microsecond' < clock_timestamp())
+RETURNING c.epoch,
+          floor(extract(epoch FROM c.lease_expires_at - clock_timestamp()) * 1000000)::bigint
+              AS remaining_us";
+
+/// Extends the lease of epoch $4 to `ttl` ($5, µs) from now if we still hold
+/// it and it has not expired. Never shortens it: the node keeps the later of
+/// its old and new deadlines.
+const RENEW: &str = "
+UPDATE rf_daemon_clusters c
+SET lease_expires_at = greatest(c.lease_expires_at, clock_timestamp() + $5 * interval '1 microsecond'),
+    updated_at = clock_timestamp()
+WHERE c.cluster_name = $1
+  AND c.leader_node = $2
+  AND c.epoch = $4
+  AND c.lease_expires_at > clock_timestamp()
+  AND EXISTS (SELECT 1 FROM rf_daemon_nodes n
+              WHERE n.cluster_name = $1 AND n.node_name = $2 AND n.daemon_id = $3)
+RETURNING floor(extract(epoch FROM c.lease_expires_at - clock_timestamp()) * 1000000)::bigint";
+
+/// Gives up the lease of epoch $3 if we hold it: no leader, expiry now (so
+/// "free for" counts from here, and the fence of $3 closes), our demotion
+/// request fulfilled. Wakes the standbys on the fixed channel with the
+/// cluster name as payload; the notification is delivered on commit.
+const RELEASE: &str = "
+WITH released AS (
+    UPDATE rf_daemon_clusters c
+    SET leader_node = NULL,
+        lease_expires_at = clock_timestamp(),
+        demote_node = CASE WHEN c.demote_node = $2 THEN NULL ELSE c.demote_node END,
+        updated_at = clock_timestamp()
+    WHERE c.cluster_name = $1 AND c.leader_node = $2 AND c.epoch = $3
+    RETURNING c.cluster_name
+)
+SELECT pg_notify('rf_daemon_release', cluster_name) FROM released";
+
+/// Our row, if still ours, as stopped: it no longer counts as a standby.
+const MARK_STOPPED: &str = "
+UPDATE rf_daemon_nodes
+SET role = 'stopped', heartbeat_at = clock_timestamp()
+WHERE cluster_name = $1 AND node_name = $2 AND daemon_id = $3";
+
+/// Records a promotion request for an existing node of an existing cluster.
+const REQUEST_PROMOTE: &str = "
+WITH requested AS (
+    UPDATE rf_daemon_clusters c
+    SET promote_node = $2, promote_force = $3, updated_at = clock_timestamp()
+    WHERE c.cluster_name = $1
+      AND EXISTS (SELECT 1 FROM rf_daemon_nodes n WHERE n.cluster_name = $1 AND n.node_name = $2)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM requested) AS written,
+       EXISTS (SELECT 1 FROM rf_daemon_clusters WHERE cluster_name = $1) AS cluster_exists";
+
+/// Records a demotion request for node $2, or (NULL) for the holder of the
+/// current unexpired lease.
+const REQUEST_DEMOTE: &str = "
+WITH requested AS (
+    UPDATE rf_daemon_clusters c
+    SET demote_node = coalesce($2, c.leader_node), updated_at = clock_timestamp()
+    WHERE c.cluster_name = $1
+      AND CASE WHEN $2::text IS NULL
+               THEN c.leader_node IS NOT NULL AND c.lease_expires_at > clock_timestamp()
+               ELSE EXISTS (SELECT 1 FROM rf_daemon_nodes n
+                            WHERE n.cluster_name = $1 AND n.node_name = $2)
+          END
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM requested) AS written,
+       EXISTS (SELECT 1 FROM rf_daemon_clusters WHERE cluster_name = $1) AS cluster_exists";
+
+/// The fence: epoch $2 is current and unexpired, and the row stays locked
+/// `FOR SHARE` until the transaction ends. Under READ COMMITTED, a grant in
+/// flight makes this wait and then re-check the new row version, which no
+/// longer matches.
+const FENCE: &str = "
+SELECT 1 AS current
+FROM rf_daemon_clusters
+WHERE cluster_name = $1 AND epoch = $2 AND lease_expires_at > clock_timestamp()
+FOR SHARE";
+
+// ---------------------------------------------------------------------------
+// Decoding and errors.
+
+/// Groups view rows (ordered by cluster, then node) into cluster views.
+fn views_from_rows(rows: &[PgRow]) -> Result<Vec<ClusterView>, LeaseError> {
+    let mut views: Vec<ClusterView> = Vec::new();
+    for row in rows {
+        let cluster: String = get(row, "cluster_name")?;
+        if views.last().is_none_or(|v| v.cluster != cluster) {
+            let promote_node: Option<String> = get(row, "promote_node")?;
+            let force: bool = get(row, "promote_force")?;
+            let min: i32 = get(row, "min_cold_standbys")?;
+            views.push(ClusterView {
+                cluster,
+                epoch: to_u64(get(row, "cluster_epoch")?, "epoch")?,
+                leader: get(row, "leader_node")?,
+                lease_remaining_ms: get(row, "lease_remaining_ms")?,
+                min_cold_standbys: u32::try_from(min).map_err(|_| corrupt("min_cold_standbys"))?,
+                timing: ClusterTiming {
+                    heartbeat_ms: get::<i32>(row, "heartbeat_ms")?.into(),
+                    lease_ttl_ms: get::<i32>(row, "lease_ttl_ms")?.into(),
+                    lease_grace_ms: get::<i32>(row, "lease_grace_ms")?.into(),
+                },
+                since_last_failover_ms: get(row, "since_last_failover_ms")?,
+                promote: promote_node.map(|node| PromoteRequest { node, force }),
+                demote: get(row, "demote_node")?,
+                nodes: Vec::new(),
+            });
+        }
+        let Some(name) = get::<Option<String>>(row, "node_name")? else {
+            continue;
+        };
+        let role: String = get(row, "role")?;
+        let node = NodeView {
+            name,
+            role: NodeRole::parse(&role).ok_or_else(|| corrupt("node role"))?,
+            epoch: to_u64(get(row, "node_epoch")?, "node epoch")?,
+            heartbeat_age_ms: get(row, "heartbeat_age_ms")?,
+        };
+        views
+            .last_mut()
+            .expect("a view was pushed for this row's cluster above")
+            .nodes
+            .push(node);
+    }
+    Ok(views)
+}
+
+fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, LeaseError>
+where
+    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
+    row.try_get(column).map_err(lease_error)
+}
+
+fn to_u64(value: i64, what: &str) -> Result<u64, LeaseError> {
+    u64::try_from(value).map_err(|_| corrupt(what))
+}
+
+fn corrupt(what: &str) -> LeaseError {
+    LeaseError::Unavailable(format!("unexpected {what} in the daemon tables"))
+}
+
+/// The outcome of a promote or demote request naming `node`.
+fn request_written(row: &PgRow, cluster: &str, node: Option<&str>) -> Result<(), LeaseError> {
+    let written: i64 = get(row, "written")?;
+    let cluster_exists: bool = get(row, "cluster_exists")?;
+    match (written, cluster_exists, node) {
+        (1, _, _) => Ok(()),
+        (_, false, _) => Err(no_cluster(cluster)),
+        (_, true, Some(node)) => Err(LeaseError::InvalidName(format!(
+            "cluster {cluster:?} has no node named {node:?}"
+        ))),
+        (_, true, None) => Ok(()),
+    }
+}
+
+fn no_cluster(cluster: &str) -> LeaseError {
+    LeaseError::InvalidName(format!("no cluster named {cluster:?}"))
+}
+
+/// Microseconds of `d` as a bound value; absurd durations saturate (the
+/// database then refuses the out-of-range timestamp).
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A remaining time measured by the database; negative means none.
+fn from_micros(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(0))
+}
+
+fn check_identity(node: &NodeIdentity) -> Result<(), LeaseError> {
+    check_name("cluster", &node.cluster)?;
+    check_name("node", &node.node)
+}
+
+/// Names are 1 to 63 printable characters without surrounding spaces, so
+/// they fit every display and never carry control characters into logs.
+fn check_name(what: &str, name: &str) -> Result<(), LeaseError> {
+    let chars = name.chars().count();
+    let problem = if chars == 0 {
+        Some("is empty")
+    } else if chars > MAX_NAME_CHARS {
+        Some("is longer than 63 characters")
+    } else if name.chars().any(char::is_control) {
+        Some("contains control characters")
+    } else if name.trim() != name {
+        Some("starts or ends with white space")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(LeaseError::InvalidName(format!(
+            "{what} name {name:?} {problem}"
+        ))),
+    }
+}
+
+fn unique_violation(err: &sqlx::Error) -> bool {
+    sqlstate(err).as_deref() == Some("23505")
+}
+
+fn foreign_key_violation(err: &sqlx::Error) -> bool {
+    sqlstate(err).as_deref() == Some("23503")
+}
+
+fn sqlstate(err: &sqlx::Error) -> Option<String> {
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .map(|c| c.into_owned())
+}
+
+/// Maps a database failure to a lease error with a short, one-line message:
+/// statement and lock timeouts are [`LeaseError::Timeout`], everything else
+/// [`LeaseError::Unavailable`].
+fn lease_error(err: sqlx::Error) -> LeaseError {
+    let message = short_message(&err);
+    match sqlstate(&err).as_deref() {
+        // query_canceled (statement_timeout) and lock_not_available (lock_timeout)
+        Some("57014") | Some("55P03") => LeaseError::Timeout(message),
+        _ => LeaseError::Unavailable(message),
+    }
+}
+
+/// One line of at most 160 characters describing `err`, without connection
+/// details that could carry credentials.
+fn short_message(err: &sqlx::Error) -> String {
+    let text = match err {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        sqlx::Error::Configuration(_) => "invalid database configuration".to_owned(),
+        sqlx::Error::Tls(_) => "TLS failure talking to the database".to_owned(),
+        sqlx::Error::Io(e) => format!("cannot talk to the database: {e}"),
+        sqlx::Error::PoolTimedOut => "no database connection became free in time".to_owned(),
+        sqlx::Error::PoolClosed => "the connection pool is closed".to_owned(),
+        other => other.to_string(),
+    };
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(160) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["a", "billing-projections", "nœud 2", &"x".repeat(63)] {
+            assert!(check_name("node", good).is_ok(), "{good:?}");
+        }
+        for bad in ["", " a", "a ", "a\nb", "a\u{7f}", &"x".repeat(64)] {
+            assert!(
+                matches!(check_name("node", bad), Err(LeaseError::InvalidName(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_name_messages_stay_on_one_line() {
+        let Err(LeaseError::InvalidName(msg)) = check_name("cluster", "a\nb") else {
+            panic!("a newline is not allowed");
+        };
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn durations_cross_as_microseconds() {
+        assert_eq!(micros(Duration::from_millis(1500)), 1_500_000);
+        assert_eq!(micros(Duration::MAX), i64::MAX);
+        assert_eq!(from_micros(-5), Duration::ZERO);
+        assert_eq!(from_micros(2_000), Duration::from_millis(2));
+    }
+}

@@ -1,0 +1,94 @@
+//! Prometheus exposition of cluster health, built from the database's view.
+
+use prometheus::{Encoder, GaugeVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use rillflow_core::lease::health::ClusterHealth;
+
+/// Renders every cluster's health in the Prometheus text format.
+///
+/// A fresh registry per scrape: the figures come from the database each time,
+/// so a node that dropped out of the view drops out of the metrics too, and
+/// no process keeps stale series in memory. The encoder writes one `# HELP`
+/// and `# TYPE` line per metric family, whatever the number of label sets.
+pub fn render(clusters: &[ClusterHealth]) -> String {
+    let registry = Registry::new();
+    let cluster_gauge = |name: &str, help: &str| {
+        let g =
+            IntGaugeVec::new(Opts::new(name, help), &["cluster"]).expect("valid metric definition");
+        registry
+            .register(Box::new(g.clone()))
+            .expect("metric registered once");
+        g
+    };
+    let node_gauge = |name: &str, help: &str| {
+        let g = GaugeVec::new(Opts::new(name, help), &["cluster", "node"])
+            .expect("valid metric definition");
+        registry
+            .register(Box::new(g.clone()))
+            .expect("metric registered once");
+        g
+    };
+    let healthy = cluster_gauge(
+        "daemon_cluster_healthy",
+        "1 when the cluster has exactly one valid hot node and enough standbys",
+    );
+    let standbys = cluster_gauge("daemon_cluster_standby_nodes", "Live cold standby nodes");
+    let required = cluster_gauge(
+        "daemon_cluster_required_standbys",
+        "Standbys the operator requires (min_cold_standbys)",
+    );
+    let hot = cluster_gauge(
+        "daemon_cluster_hot_nodes",
+        "Nodes holding a valid lease (0 or 1)",
+    );
+    let nodes = cluster_gauge(
+        "daemon_cluster_nodes",
+        "Nodes reported (dead nodes drop out a few seconds after their lease)",
+    );
+    let score = cluster_gauge("daemon_cluster_health_score", "Health score from 0 to 100");
+    let epoch = cluster_gauge(
+        "daemon_cluster_epoch",
+        "Fencing epoch of the current or last lease",
+    );
+    let node_hot = node_gauge("daemon_node_hot", "1 for the node holding the valid lease");
+    let heartbeat_age = node_gauge(
+        "daemon_node_heartbeat_age_seconds",
+        "Seconds since the node's last heartbeat (database clock)",
+    );
+    let lease = node_gauge(
+        "daemon_node_lease_seconds",
+        "Seconds of lease left for the hot node (database clock), 0 for others",
+    );
+
+    for c in clusters {
+        let l = [c.cluster.as_str()];
+        healthy.with_label_values(&l).set(i64::from(c.healthy));
+        standbys
+            .with_label_values(&l)
+            .set(i64::from(c.standby_nodes));
+        required
+            .with_label_values(&l)
+            .set(i64::from(c.min_cold_standbys));
+        hot.with_label_values(&l).set(i64::from(c.hot_nodes));
+        nodes.with_label_values(&l).set(i64::from(c.total_nodes));
+        score.with_label_values(&l).set(i64::from(c.score));
+        epoch
+            .with_label_values(&l)
+            .set(i64::try_from(c.epoch).unwrap_or(i64::MAX));
+        for n in &c.nodes {
+            let l = [c.cluster.as_str(), n.name.as_str()];
+            node_hot
+                .with_label_values(&l)
+                .set(if n.hot { 1.0 } else { 0.0 });
+            heartbeat_age
+                .with_label_values(&l)
+                .set(n.heartbeat_age_ms as f64 / 1000.0);
+            let remaining = n.lease_remaining_ms.filter(|_| n.hot).unwrap_or(0).max(0);
+            lease.with_label_values(&l).set(remaining as f64 / 1000.0);
+        }
+    }
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .expect("text encoding into memory cannot fail");
+    String::from_utf8(out).expect("the text format is UTF-8")
+}

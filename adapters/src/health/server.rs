@@ -1,0 +1,102 @@
+//! A small HTTP server for `GET /` (JSON health) and `GET /metrics`.
+//!
+//! Two read-only endpoints do not justify an HTTP framework: requests are
+//! read up to the end of their head, answered, and the connection closed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rillflow_core::lease::health::ClusterHealth;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{metrics, report};
+
+/// Where the served figures come from.
+#[async_trait]
+pub trait HealthSource: Send + Sync + 'static {
+    /// Every cluster's health, evaluated from the database's rows now.
+    async fn clusters(&self) -> Result<Vec<ClusterHealth>, String>;
+    /// What this process knows about itself (name, role, epoch).
+    fn local(&self) -> Value;
+}
+
+/// Binds `addr` and serves until the task is dropped. Returns the bound
+/// address (useful with port 0).
+pub async fn serve(
+    addr: SocketAddr,
+    source: Arc<dyn HealthSource>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let source = source.clone();
+            tokio::spawn(async move {
+                // A client that never finishes its request must not pin a task.
+                let _ = tokio::time::timeout(Duration::from_secs(10), answer(stream, source)).await;
+            });
+        }
+    });
+    Ok((bound, task))
+}
+
+async fn answer(mut stream: TcpStream, source: Arc<dyn HealthSource>) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 512];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut parts = text.lines().next().unwrap_or_default().split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let (status, content_type, body) = match (method, path) {
+        ("GET", "/") | ("GET", "/health") => {
+            let clusters = source.clusters().await;
+            let doc = report::document(source.local(), clusters.as_deref().map_err(String::as_str));
+            let status = if clusters.is_ok() {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            (status, "application/json", doc.to_string())
+        }
+        ("GET", "/metrics") => match source.clusters().await {
+            Ok(clusters) => (
+                "200 OK",
+                "text/plain; version=0.0.4",
+                metrics::render(&clusters),
+            ),
+            Err(e) => (
+                "503 Service Unavailable",
+                "text/plain",
+                format!("database unavailable: {e}\n"),
+            ),
+        },
+        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET\n".to_owned(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}

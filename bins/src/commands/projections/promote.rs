@@ -1,0 +1,51 @@
+//! `rillflow projections promote --cluster C --node N [--force]`
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use rillflow_adapters::daemon::PgLeaseStore;
+use rillflow_core::lease::failover::{check_promote, FailoverRules};
+
+use crate::cli::PromoteArgs;
+use crate::commands::database;
+
+pub async fn run(args: PromoteArgs) -> Result<()> {
+    let store = PgLeaseStore::new(database::open(&args.db).await?);
+    let Some(view) = store.cluster_view(&args.cluster).await? else {
+        bail!("no cluster named {:?}", args.cluster);
+    };
+    check_promote(
+        &view,
+        &args.node,
+        args.force,
+        &FailoverRules::for_timing(&view.timing),
+    )?;
+    store
+        .request_promote(&args.cluster, &args.node, args.force)
+        .await?;
+    eprintln!(
+        "promotion of {} requested; waiting for it to take the lease",
+        args.node
+    );
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait_secs);
+    loop {
+        if let Some(v) = store.cluster_view(&args.cluster).await? {
+            if v.holds_valid_lease(&args.node) {
+                println!(
+                    "{} is hot in cluster {} at epoch {}",
+                    args.node, args.cluster, v.epoch
+                );
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "{} did not become hot within {} s; the request stays pending",
+                args.node,
+                args.wait_secs
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,152 @@
+//! `rillflow projections run-loop --cluster-mode single|hotcold ...`
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use rillflow_adapters::daemon::{
+    daemon_pool_config, Driver, Idle, LeaseStore, NodeIdentity, PgLeaseStore, Processor, Signal,
+    TokioClock, WriteGate,
+};
+use rillflow_adapters::health;
+use rillflow_core::lease::machine::NodeMachine;
+use rillflow_core::lease::{ClusterTiming, LeaseConfig};
+use sqlx::postgres::PgListener;
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use super::health_source::DaemonHealth;
+use crate::cli::{ClusterMode, RunLoopArgs};
+use crate::commands::{database, signals};
+
+pub async fn run(args: RunLoopArgs) -> Result<()> {
+    let config = LeaseConfig::from_secs(
+        args.heartbeat_secs,
+        args.lease_ttl_secs,
+        args.lease_grace_secs,
+    );
+    config.validate().context("invalid lease timing")?;
+    let cluster = match (args.cluster_mode, &args.cluster_name) {
+        (ClusterMode::Hotcold, None) => bail!("--cluster-mode hotcold needs --cluster-name"),
+        (_, name) => name.clone(),
+    };
+    let node = args.node_name.clone().unwrap_or_else(host_name);
+    // Installed before anything slow, so an early signal is not lost.
+    let shutdown = signals::shutdown()?;
+    let pool = database::open_configured(&args.db, &daemon_pool_config(&config)).await?;
+    let store = PgLeaseStore::new(pool);
+
+    let (gate, permits) = match args.cluster_mode {
+        ClusterMode::Hotcold => {
+            let clock = TokioClock::start();
+            let (permits, gate) = WriteGate::new(clock);
+            (Some(gate), Some((permits, clock)))
+        }
+        ClusterMode::Single => (None, None),
+    };
+    if let Some(addr) = args.health_bind {
+        let source = DaemonHealth {
+            store: store.clone(),
+            cluster: cluster.clone(),
+            node: node.clone(),
+            gate: gate.clone(),
+        };
+        let (bound, _server) = health::serve(addr, Arc::new(source))
+            .await
+            .with_context(|| format!("cannot serve health on {addr}"))?;
+        tracing::info!(%bound, "health and metrics served");
+    }
+
+    match (cluster, gate, permits) {
+        (Some(cluster), Some(gate), Some((permits, clock))) => {
+            let identity = NodeIdentity {
+                cluster,
+                node,
+                daemon_id: args.daemon_id.unwrap_or_else(Uuid::new_v4),
+            };
+            // Listen before joining: once the row says "cold", an operator or
+            // a test may stop the hot node, and its release must not be missed.
+            let listener = store.listen_releases().await?;
+            store
+                .register(
+                    &identity,
+                    args.min_cold_standbys,
+                    &ClusterTiming::from(&config),
+                )
+                .await?;
+            tracing::info!(cluster = %identity.cluster, node = %identity.node, daemon_id = %identity.daemon_id, "joined as a standby");
+            let (signal_tx, signal_rx) = mpsc::channel(16);
+            let to_driver = signal_tx.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                tracing::info!(
+                    "stopping: finishing the current batch, then handing the lease over"
+                );
+                let _ = to_driver.send(Signal::Shutdown).await;
+            });
+            spawn_release_listener(store.clone(), listener, identity.cluster.clone(), signal_tx);
+            let machine = NodeMachine::new(identity.node.clone(), config.clone(), clock.now());
+            Driver::new(Arc::new(store), identity, config, Idle, clock)
+                .run(machine, signal_rx, permits, gate)
+                .await?;
+        }
+        _ => {
+            // Without coordination the node simply runs until told to stop.
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let (_permits, gate) = WriteGate::new(TokioClock::start());
+            let task = Idle.spawn(0, gate, stop_rx);
+            shutdown.await;
+            let _ = stop_tx.send(true);
+            let _ = task.await;
+        }
+    }
+    Ok(())
+}
+
+/// Forwards release notifications for `cluster` to the driver, reconnecting
+/// when the connection drops (the heartbeat keeps working meanwhile; the
+/// notification only makes takeover faster).
+fn spawn_release_listener(
+    store: PgLeaseStore,
+    first: PgListener,
+    cluster: String,
+    signals: mpsc::Sender<Signal>,
+) {
+    tokio::spawn(async move {
+        let mut listener = Some(first);
+        loop {
+            if let Some(mut l) = listener.take() {
+                loop {
+                    match l.recv().await {
+                        Ok(n) if n.payload() == cluster => {
+                            if signals.send(Signal::PeerReleased).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "release notifications interrupted");
+                            break;
+                        }
+                    }
+                }
+            }
+            if signals.is_closed() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            match store.listen_releases().await {
+                Ok(l) => listener = Some(l),
+                Err(e) => tracing::warn!(error = %e, "cannot listen for releases"),
+            }
+        }
+    });
+}
+
+/// The kernel's host name: stable per host or pod, unlike a process id.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "rillflow-node".to_owned())
+}

@@ -1,0 +1,80 @@
+//! Real `rillflow` processes for tests: spawn, signal, wait with deadlines.
+
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A spawned process, killed when dropped.
+pub struct Process {
+    child: Child,
+    name: String,
+}
+
+impl Process {
+    /// Starts `bin args...` with `DATABASE_URL` set; output goes to
+    /// `target/tmp`-style log files named after `name` so failures can be read.
+    pub fn spawn(
+        bin: &Path,
+        name: &str,
+        database_url: &str,
+        args: &[&str],
+        log_dir: &Path,
+    ) -> Process {
+        std::fs::create_dir_all(log_dir).expect("log dir");
+        let log = std::fs::File::create(log_dir.join(format!("{name}.log"))).expect("log file");
+        let child = Command::new(bin)
+            .args(args)
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn rillflow");
+        Process {
+            child,
+            name: name.to_owned(),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (INT, TERM, KILL, STOP, CONT).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{sig} {} ({}) failed", self.child.id(), self.name);
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
