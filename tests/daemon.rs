@@ -237,3 +237,303 @@ async fn promote_and_demote_from_the_cli() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--cluster-name"));
 }
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on the health server; None while it is not answering.
+fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_owned(), body.to_owned()))
+}
+
+/// Cluster-level figures as the metrics state them.
+fn metric_figures(text: &str, cluster: &str) -> Vec<(String, f64)> {
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("valid exposition");
+    let mut figures: Vec<(String, f64)> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.labels.get("cluster") == Some(cluster))
+        .map(|s| {
+            let value = match s.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("unexpected sample type {other:?}"),
+            };
+            let node = s
+                .labels
+                .get("node")
+                .map(|n| format!("{{{n}}}"))
+                .unwrap_or_default();
+            (format!("{}{node}", s.metric), value)
+        })
+        .filter(|(name, _)| !name.contains("heartbeat_age") && !name.contains("lease_seconds"))
+        .collect();
+    figures.sort_by(|a, b| a.0.cmp(&b.0));
+    figures
+}
+
+/// The same figures as `cluster-status --output json` states them.
+fn status_figures(doc: &serde_json::Value) -> Vec<(String, f64)> {
+    let c = &doc["clusters"][0];
+    let cluster = |k: &str| {
+        c[k].as_f64()
+            .unwrap_or_else(|| if c[k].as_bool().unwrap() { 1.0 } else { 0.0 })
+    };
+    let mut figures = vec![
+        ("daemon_cluster_healthy".to_owned(), cluster("healthy")),
+        (
+            "daemon_cluster_standby_nodes".to_owned(),
+            cluster("standby_nodes"),
+        ),
+        (
+            "daemon_cluster_required_standbys".to_owned(),
+            cluster("min_cold_standbys"),
+        ),
+        ("daemon_cluster_hot_nodes".to_owned(), cluster("hot_nodes")),
+        ("daemon_cluster_nodes".to_owned(), cluster("nodes_total")),
+        ("daemon_cluster_health_score".to_owned(), cluster("score")),
+        ("daemon_cluster_epoch".to_owned(), cluster("epoch")),
+    ];
+    for n in c["nodes"].as_array().unwrap() {
+        let hot = if n["hot"].as_bool().unwrap() {
+            1.0
+        } else {
+            0.0
+        };
+        figures.push((
+            format!("daemon_node_hot{{{}}}", n["name"].as_str().unwrap()),
+            hot,
+        ));
+    }
+    figures.sort_by(|a, b| a.0.cmp(&b.0));
+    figures
+}
+
+#[tokio::test]
+async fn cluster_status_and_metrics_agree() {
+    let (db, store) = setup().await;
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let _a = node(&db, "metrics", "tax", "a", &["--health-bind", &bind]);
+    wait_hot(&store, "tax", "a", Duration::from_secs(10)).await;
+    let b = node(&db, "metrics", "tax", "b", &[]);
+    wait_role(&store, "tax", "b", "cold", Duration::from_secs(10)).await;
+
+    let status = || {
+        let out = Command::new(BIN)
+            .args([
+                "projections",
+                "cluster-status",
+                "--cluster",
+                "tax",
+                "--output",
+                "json",
+            ])
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .expect("run rillflow");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .expect("cluster-status prints JSON")
+    };
+    // Both read the database at slightly different moments; retry until a
+    // pair of readings agrees.
+    let agree = |want_healthy: f64| {
+        let start = Instant::now();
+        loop {
+            let (line, text) = http_get(port, "/metrics").unwrap_or_default();
+            let doc = status();
+            if line.contains("200") {
+                let (m, s) = (metric_figures(&text, "tax"), status_figures(&doc));
+                if m == s && m.contains(&("daemon_cluster_healthy".to_owned(), want_healthy)) {
+                    return text;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(15),
+                    "metrics {m:?} vs status {s:?}"
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "health server not answering: {line}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    let text = agree(1.0);
+    let mut types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+    let total = types.len();
+    types.sort();
+    types.dedup();
+    assert_eq!(types.len(), total, "a # TYPE line repeats:\n{text}");
+    for name in [
+        "daemon_cluster_healthy",
+        "daemon_cluster_standby_nodes",
+        "daemon_cluster_required_standbys",
+        "daemon_cluster_hot_nodes",
+        "daemon_cluster_nodes",
+        "daemon_node_hot",
+        "daemon_node_heartbeat_age_seconds",
+        "daemon_node_lease_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} gauge")),
+            "{name} missing:\n{text}"
+        );
+    }
+    let (line, body) = http_get(port, "/").expect("GET /");
+    assert!(line.contains("200"), "{line}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let tax = doc["hotcold"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cluster"] == "tax")
+        .unwrap();
+    assert_eq!(tax["healthy"], true);
+    assert_eq!(tax["heartbeat_ms"], 1000);
+    assert_eq!(doc["node"]["role"], "hot");
+
+    // The only standby dies: once its heartbeat is older than the lease it
+    // no longer counts, and both views say the cluster is unhealthy.
+    b.signal("KILL");
+    agree(0.0);
+}
+
+/// A server of the test's own, since restarting the shared one would break
+/// every other test. Stopped and removed on drop.
+struct OwnServer {
+    cluster: rillflow_adapters::LocalCluster,
+}
+
+impl OwnServer {
+    async fn start(name: &str) -> (OwnServer, String) {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{name}-{}", std::process::id()));
+        let start_dir = dir.clone();
+        let cluster = tokio::task::spawn_blocking(move || {
+            rillflow_adapters::LocalCluster::start(
+                &start_dir,
+                &rillflow_adapters::ClusterSettings::for_tests(),
+            )
+        })
+        .await
+        .unwrap()
+        .expect("a server of the test's own (needs the PostgreSQL server binaries)");
+        cluster.ensure_database("rillflow").await.unwrap();
+        let url = cluster.url("rillflow");
+        let pool = rillflow_adapters::connect(&url, &Default::default())
+            .await
+            .unwrap();
+        rillflow_adapters::Migrations::apply(&pool).await.unwrap();
+        pool.close().await;
+        (OwnServer { cluster }, url)
+    }
+
+    fn stop(&self) {
+        self.cluster.stop().expect("stop the server");
+    }
+
+    fn start_again(&self) {
+        rillflow_adapters::LocalCluster::start(
+            self.cluster.dir(),
+            &rillflow_adapters::ClusterSettings::for_tests(),
+        )
+        .expect("restart the server");
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.cluster.stop();
+        let _ = std::fs::remove_dir_all(self.cluster.dir());
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_restart_leaves_one_hot_node() {
+    let (server, url) = OwnServer::start("pg-restart").await;
+    let db_url = |args: &[&str], name: &str| {
+        let mut all = vec![
+            "projections",
+            "run-loop",
+            "--cluster-mode",
+            "hotcold",
+            "--cluster-name",
+            "feeds",
+            "--node-name",
+            name,
+            "--heartbeat-secs",
+            "1",
+            "--lease-ttl-secs",
+            "3",
+            "--lease-grace-secs",
+            "1",
+        ];
+        all.extend_from_slice(args);
+        Process::spawn(BIN.as_ref(), name, &url, &all, &log_dir("pg-restart"))
+    };
+    let store = PgLeaseStore::new(
+        rillflow_adapters::connect(&url, &Default::default())
+            .await
+            .unwrap(),
+    );
+    let mut a = db_url(&[], "a");
+    wait_hot(&store, "feeds", "a", Duration::from_secs(10)).await;
+    let mut b = db_url(&[], "b");
+    wait_role(&store, "feeds", "b", "cold", Duration::from_secs(10)).await;
+    let before = view(&store, "feeds").await.unwrap().epoch;
+
+    // Down for longer than the lease: the hot node must give it up on its
+    // own clock, and nobody can take it while the database is away.
+    server.stop();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    server.start_again();
+
+    let start = Instant::now();
+    loop {
+        if let Some(v) = view(&store, "feeds").await {
+            let hot: Vec<&str> = ["a", "b"]
+                .into_iter()
+                .filter(|n| v.holds_valid_lease(n))
+                .collect();
+            let both_beating = v
+                .nodes
+                .iter()
+                .filter(|n| n.heartbeat_age_ms < 2_000)
+                .count()
+                == 2;
+            if hot.len() == 1 && both_beating && v.epoch > before {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < CRASH_BOUND * 2,
+            "no single hot node after the restart: {:?}",
+            view(&store, "feeds").await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        a.is_running() && b.is_running(),
+        "a database restart is no reason to exit"
+    );
+}

@@ -59,10 +59,14 @@ async fn answer(mut stream: TcpStream, source: Arc<dyn HealthSource>) -> std::io
     }
     let text = String::from_utf8_lossy(&head);
     let mut parts = text.lines().next().unwrap_or_default().split_whitespace();
-    let (method, path) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
+    let method = parts.next().unwrap_or_default();
+    // Scrapers may add a query string; it selects nothing here.
+    let path = parts
+        .next()
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default();
     let (status, content_type, body) = match (method, path) {
         ("GET", "/") | ("GET", "/health") => {
             let clusters = source.clusters().await;
