@@ -19,6 +19,8 @@ CREATE TABLE rf_daemon_clusters (
     lease_expires_at  timestamptz,
     min_cold_standbys integer     NOT NULL DEFAULT 1 CHECK (min_cold_standbys >= 0),
     last_failover_at  timestamptz,
+    -- When the current (or last) lease was granted, by the database clock.
+    lease_granted_at  timestamptz,
     -- The timing the daemons run with, recorded by the most recent node to
     -- join, so read-only tools (cluster-status, promote, metrics) judge
     -- liveness the way the daemons do.
@@ -55,6 +57,11 @@ CREATE TABLE rf_daemon_nodes (
     lease_expires_at  timestamptz,
     heartbeat_at      timestamptz NOT NULL DEFAULT now(),
     started_at        timestamptz NOT NULL DEFAULT now(),
+    -- The hot node's last fenced commit (its write-path probe) and the epoch
+    -- it was made under: proof that writes go through, and a record that no
+    -- write of an old epoch landed after a newer grant (LEASE-1).
+    fenced_epoch      bigint,
+    fenced_write_at   timestamptz,
     processed_tx_id   bigint,
     processed_position bigint,
     hostname          text,

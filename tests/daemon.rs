@@ -145,6 +145,39 @@ async fn a_frozen_leader_is_replaced_and_stands_by_after_resuming() {
     // Its old epoch cannot write any more.
     let fenced = store.begin_fenced("ledger", first).await;
     assert!(fenced.is_err(), "epoch {first} must be fenced");
+
+    // Both ran their write probe through the fence. The new leader's lands
+    // under its epoch; the old leader's last write under its epoch committed
+    // before the new grant, and none after it (LEASE-1).
+    let start = Instant::now();
+    loop {
+        let rows: Vec<(String, Option<i64>, bool)> = sqlx::query_as(
+            "SELECT n.node_name, n.fenced_epoch, n.fenced_write_at < c.lease_granted_at
+             FROM rf_daemon_nodes n JOIN rf_daemon_clusters c USING (cluster_name)
+             WHERE cluster_name = 'ledger' ORDER BY n.node_name",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let new_leader_wrote = rows
+            .iter()
+            .any(|r| r.0 == "b" && r.1 == Some(second as i64));
+        if new_leader_wrote {
+            let old = rows.iter().find(|r| r.0 == "a").expect("a's row");
+            assert_eq!(
+                old.1,
+                Some(first as i64),
+                "a wrote under epoch {first} only"
+            );
+            assert!(old.2, "a's last write precedes the grant of epoch {second}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "b never wrote: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ pub mod pg_lease_store;
 pub mod processor;
 pub mod session_timeouts;
 pub mod write_gate;
+pub mod write_probe;
 
 pub use driver::{Driver, DriverError, Signal};
 pub use lease_store::{LeaseError, LeaseStore, NodeIdentity};
@@ -13,3 +14,4 @@ pub use pg_lease_store::{FenceError, PgLeaseStore};
 pub use processor::{Idle, Processor};
 pub use session_timeouts::daemon_pool_config;
 pub use write_gate::{Permit, TokioClock, WriteGate};
+pub use write_probe::WriteProbe;

@@ -197,6 +197,25 @@ impl PgLeaseStore {
         Ok(tx)
     }
 
+    /// Commits the hot node's write-path probe under the fence of `epoch`:
+    /// the same path every projection write takes, exercised once per
+    /// heartbeat so a hot node that cannot write shows in its row.
+    pub async fn probe_fenced_write(
+        &self,
+        node: &NodeIdentity,
+        epoch: u64,
+    ) -> Result<(), FenceError> {
+        let mut tx = self.begin_fenced(&node.cluster, epoch).await?;
+        sqlx::query(PROBE)
+            .bind(&node.cluster)
+            .bind(&node.node)
+            .bind(i64::try_from(epoch).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A listener subscribed to [`RELEASE_CHANNEL`]: each notification's
     /// payload is the name of a cluster whose leader just released its
     /// lease. It holds one connection of the pool while it lives.
@@ -567,6 +586,7 @@ SET epoch = c.epoch + 1,
     leader_node = $2,
     lease_token = gen_random_uuid(),
     lease_expires_at = clock_timestamp() + $4 * interval '1 microsecond',
+    lease_granted_at = clock_timestamp(),
     last_failover_at = CASE WHEN c.leader_node IS NOT NULL AND c.leader_node <> $2
                             THEN clock_timestamp() ELSE c.last_failover_at END,
     promote_node = CASE WHEN c.promote_node = $2 THEN NULL ELSE c.promote_node END,
@@ -662,6 +682,13 @@ FOR SHARE";
 
 // ---------------------------------------------------------------------------
 // Decoding and errors.
+
+/// The write-path probe: stamps our node row with the epoch and the time.
+/// Runs inside a fenced transaction.
+const PROBE: &str = "
+UPDATE rf_daemon_nodes
+SET fenced_epoch = $3, fenced_write_at = clock_timestamp()
+WHERE cluster_name = $1 AND node_name = $2";
 
 /// Groups view rows (ordered by cluster, then node) into cluster views.
 fn views_from_rows(rows: &[PgRow]) -> Result<Vec<ClusterView>, LeaseError> {

@@ -36,21 +36,32 @@ fn options() -> Result<Options, String> {
         match arg.as_str() {
             "--runs" => {
                 let v = args.next().ok_or("--runs needs a number")?;
-                runs = v.parse().map_err(|_| format!("--runs: {v:?} is not a number"))?;
+                runs = v
+                    .parse()
+                    .map_err(|_| format!("--runs: {v:?} is not a number"))?;
             }
             "--seed" => {
                 let v = args.next().ok_or("--seed needs a number")?;
-                seed = v.parse().map_err(|_| format!("--seed: {v:?} is not a number"))?;
+                seed = v
+                    .parse()
+                    .map_err(|_| format!("--seed: {v:?} is not a number"))?;
             }
             "--bin" => bin = args.next().ok_or("--bin needs a path")?.into(),
-            other => return Err(format!("unknown argument {other:?} (expected --runs N, --seed S, --bin PATH)")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (expected --runs N, --seed S, --bin PATH)"
+                ))
+            }
         }
     }
     if runs == 0 {
         return Err("--runs must be at least 1".into());
     }
     if !bin.is_file() {
-        return Err(format!("{} not found; run `cargo build --release -p rillflow` first", bin.display()));
+        return Err(format!(
+            "{} not found; run `cargo build --release -p rillflow` first",
+            bin.display()
+        ));
     }
     Ok(Options { runs, seed, bin })
 }
@@ -65,14 +76,31 @@ struct Bench {
 impl Bench {
     fn spawn(&self, name: &str) -> Process {
         let args = [
-            "projections", "run-loop", "--cluster-mode", "hotcold", "--cluster-name", CLUSTER, "--node-name", name,
-            "--heartbeat-secs", "1", "--lease-ttl-secs", "3", "--lease-grace-secs", "1",
+            "projections",
+            "run-loop",
+            "--cluster-mode",
+            "hotcold",
+            "--cluster-name",
+            CLUSTER,
+            "--node-name",
+            name,
+            "--heartbeat-secs",
+            "1",
+            "--lease-ttl-secs",
+            "3",
+            "--lease-grace-secs",
+            "1",
         ];
         Process::spawn(&self.bin, name, &self.url, &args, &self.logs)
     }
 
     /// Polls until `pred` holds for the cluster view; the time it took.
-    async fn until(&self, limit: Duration, what: &str, pred: impl Fn(&rillflow_core::lease::ClusterView) -> bool) -> Duration {
+    async fn until(
+        &self,
+        limit: Duration,
+        what: &str,
+        pred: impl Fn(&rillflow_core::lease::ClusterView) -> bool,
+    ) -> Duration {
         let start = Instant::now();
         loop {
             if let Ok(Some(v)) = self.store.cluster_view(CLUSTER).await {
@@ -88,12 +116,16 @@ impl Bench {
     }
 
     async fn hot(&self, name: &str) -> Duration {
-        self.until(Duration::from_secs(30), &format!("{name} hot"), |v| v.holds_valid_lease(name)).await
+        self.until(Duration::from_secs(30), &format!("{name} hot"), |v| {
+            v.holds_valid_lease(name)
+        })
+        .await
     }
 
     async fn standing_by(&self, name: &str) {
         self.until(Duration::from_secs(30), &format!("{name} cold"), |v| {
-            v.node(name).is_some_and(|n| n.role.as_str() == "cold" && n.heartbeat_age_ms < 1_000)
+            v.node(name)
+                .is_some_and(|n| n.role.as_str() == "cold" && n.heartbeat_age_ms < 1_000)
         })
         .await;
     }
@@ -145,7 +177,9 @@ async fn main() {
         // Graceful: the hot node is asked to stop.
         hot.1.signal("INT");
         handoffs.push(bench.hot(cold.0).await);
-        hot.1.wait_exit(Duration::from_secs(10)).expect("the stopped node exits");
+        hot.1
+            .wait_exit(Duration::from_secs(10))
+            .expect("the stopped node exits");
         std::mem::swap(&mut hot, &mut cold);
         cold.1 = bench.spawn(cold.0);
         bench.standing_by(cold.0).await;
@@ -160,7 +194,13 @@ async fn main() {
         std::mem::swap(&mut hot, &mut cold);
         cold.1 = bench.spawn(cold.0);
         bench.standing_by(cold.0).await;
-        eprintln!("round {} of {}: handoff {:?}, crash {:?}", round + 1, opts.runs, handoffs[round], crashes[round]);
+        eprintln!(
+            "round {} of {}: handoff {:?}, crash {:?}",
+            round + 1,
+            opts.runs,
+            handoffs[round],
+            crashes[round]
+        );
     }
     summary("graceful handoff (SIGINT)", handoffs);
     summary("crash failover (SIGKILL)", crashes);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use rillflow_adapters::daemon::{
     daemon_pool_config, Driver, Idle, LeaseStore, NodeIdentity, PgLeaseStore, Processor, Signal,
-    TokioClock, WriteGate,
+    TokioClock, WriteGate, WriteProbe,
 };
 use rillflow_adapters::health;
 use rillflow_core::lease::machine::NodeMachine;
@@ -85,7 +85,8 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
             });
             spawn_release_listener(store.clone(), listener, identity.cluster.clone(), signal_tx);
             let machine = NodeMachine::new(identity.node.clone(), config.clone(), clock.now());
-            Driver::new(Arc::new(store), identity, config, Idle, clock)
+            let probe = WriteProbe::new(store.clone(), identity.clone(), config.heartbeat);
+            Driver::new(Arc::new(store), identity, config, probe, clock)
                 .run(machine, signal_rx, permits, gate)
                 .await?;
         }
