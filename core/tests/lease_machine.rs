@@ -405,3 +405,72 @@ fn superseded_leader_stops_without_releasing() {
     assert_eq!(drain(&mut m), vec![Action::StopProcessing { epoch: 1 }]);
     assert_eq!(m.role(), NodeRole::Cold);
 }
+
+#[test]
+fn work_that_ends_on_its_own_hands_the_lease_over_and_holds_off() {
+    let mut m = hot_node();
+    m.handle(at(1.0), Input::ProcessingStopped { epoch: 1 });
+    assert_eq!(drain(&mut m), vec![Action::Release { req: 4, epoch: 1 }]);
+    assert_eq!(m.may_write(at(1.0)), None, "no writes while handing over");
+    m.handle(at(1.1), Input::Released { req: 4 });
+    assert_eq!(
+        drain(&mut m),
+        vec![Action::Heartbeat {
+            req: 5,
+            role: NodeRole::Cold,
+            epoch: 1
+        }]
+    );
+    assert!(!m.is_stopped());
+    // The lease is free, but this node leaves it to others for one ttl.
+    m.handle(
+        at(1.2),
+        Input::Heartbeat {
+            req: 5,
+            result: Ok(free_view(&["a"])),
+        },
+    );
+    assert_eq!(drain(&mut m), vec![]);
+    m.handle(at(31.2), Input::Tick);
+    let beat = drain(&mut m);
+    let Some(Action::Heartbeat { req, .. }) = beat.first().cloned() else {
+        panic!("expected a heartbeat, got {beat:?}")
+    };
+    m.handle(
+        at(31.3),
+        Input::Heartbeat {
+            req,
+            result: Ok(free_view(&["a"])),
+        },
+    );
+    assert_eq!(drain(&mut m), vec![Action::TryAcquire { req: req + 1 }]);
+}
+
+#[test]
+fn a_batch_that_outlives_the_lease_is_abandoned() {
+    let mut m = hot_node();
+    m.handle(at(1.0), Input::Shutdown);
+    assert_eq!(drain(&mut m), vec![Action::StopProcessing { epoch: 1 }]);
+    // The work never reports back. At the lease deadline (30 s − 3 s margin)
+    // the node stops waiting, releases and goes on to exit.
+    assert_eq!(
+        m.poll_timeout(),
+        Some(at(5.0)),
+        "heartbeats go on meanwhile"
+    );
+    m.handle(at(27.0), Input::Tick);
+    assert_eq!(
+        drain(&mut m),
+        vec![
+            Action::Release { req: 4, epoch: 1 },
+            Action::Heartbeat {
+                req: 5,
+                role: NodeRole::Demoting,
+                epoch: 1
+            },
+        ]
+    );
+    assert_eq!(m.may_write(at(27.0)), None);
+    m.handle(at(27.1), Input::Released { req: 4 });
+    assert_eq!(drain(&mut m), vec![Action::Exit]);
+}

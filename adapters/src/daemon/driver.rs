@@ -83,6 +83,10 @@ impl<S: LeaseStore + 'static, P: Processor> Driver<S, P> {
         let mut signals_open = true;
         let mut role = machine.role();
         loop {
+            // Publish the permit before performing anything: a processor
+            // started below checks it at once, and a permit that was just
+            // withdrawn must be gone before the stop is announced.
+            publish(&permits, &machine);
             while let Some(action) = machine.poll_action() {
                 if action == Action::Exit {
                     permits.send_replace(None);
@@ -94,11 +98,6 @@ impl<S: LeaseStore + 'static, P: Processor> Driver<S, P> {
                 }
                 self.perform(action, &events_tx, &mut running, &gate);
             }
-            permits.send_replace(
-                machine
-                    .write_permit()
-                    .map(|(epoch, until)| Permit { epoch, until }),
-            );
             if machine.role() != role {
                 log_role_change(
                     &self.identity,
@@ -208,6 +207,14 @@ impl<S: LeaseStore + 'static, P: Processor> Driver<S, P> {
             Action::Exit => unreachable!("handled by the loop"),
         }
     }
+}
+
+fn publish(permits: &watch::Sender<Option<Permit>>, machine: &NodeMachine) {
+    permits.send_replace(
+        machine
+            .write_permit()
+            .map(|(epoch, until)| Permit { epoch, until }),
+    );
 }
 
 fn failed_as_unknown<T>(result: Result<T, LeaseError>, what: &str) -> Result<T, RequestFailed> {

@@ -324,6 +324,16 @@ impl NodeMachine {
                     holdoff_until: None,
                 };
             }
+            State::Stopping {
+                epoch,
+                deadline,
+                then,
+            } if now >= deadline => {
+                // The batch did not finish while the lease could still be
+                // valid. Whatever it still tries is fenced off; stop waiting
+                // and let the lease go so the demotion completes.
+                self.release(now, epoch, then);
+            }
             State::Releasing { sent, then, .. } if now >= sent + timeout => {
                 self.finish_demote(now, then)
             }
@@ -513,10 +523,17 @@ impl NodeMachine {
     }
 
     fn on_processing_stopped(&mut self, now: MonoTime, epoch: u64) {
-        if let State::Stopping { epoch: e, then, .. } = self.state {
-            if e == epoch {
-                self.release(now, epoch, then);
+        match self.state {
+            State::Stopping { epoch: e, then, .. } if e == epoch => self.release(now, epoch, then),
+            // The work ended on its own (it failed, or its writes were
+            // fenced off). Holding the lease without doing the work would
+            // look healthy while nothing happens: hand it over and stand by,
+            // held off for a while, so another node (or this one, later)
+            // starts afresh.
+            State::Hot { epoch: e, .. } if e == epoch => {
+                self.release(now, epoch, AfterDemote::Standby)
             }
+            _ => {}
         }
     }
 
