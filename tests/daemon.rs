@@ -90,13 +90,24 @@ async fn setup() -> (TestDb, PgLeaseStore) {
     (db, store)
 }
 
+/// `a` hot, then `b` standing by, in `cluster`; returns both and a's epoch.
+async fn hot_and_standby(
+    db: &TestDb,
+    store: &PgLeaseStore,
+    test: &str,
+    cluster: &str,
+) -> (Process, Process, u64) {
+    let a = node(db, test, cluster, "a", &[]);
+    let (epoch, _) = wait_hot(store, cluster, "a", Duration::from_secs(10)).await;
+    let b = node(db, test, cluster, "b", &[]);
+    wait_role(store, cluster, "b", "cold", Duration::from_secs(10)).await;
+    (a, b, epoch)
+}
+
 #[tokio::test]
 async fn hot_node_failover_promotes_standby() {
     let (db, store) = setup().await;
-    let a = node(&db, "failover", "billing", "a", &[]);
-    let (first, _) = wait_hot(&store, "billing", "a", Duration::from_secs(10)).await;
-    let _b = node(&db, "failover", "billing", "b", &[]);
-    wait_role(&store, "billing", "b", "cold", Duration::from_secs(10)).await;
+    let (a, _b, first) = hot_and_standby(&db, &store, "failover", "billing").await;
 
     a.signal("KILL");
     let (second, took) = wait_hot(&store, "billing", "b", CRASH_BOUND).await;
@@ -107,10 +118,7 @@ async fn hot_node_failover_promotes_standby() {
 #[tokio::test]
 async fn graceful_handoff_is_fast_and_exits_cleanly() {
     let (db, store) = setup().await;
-    let mut a = node(&db, "handoff", "orders", "a", &[]);
-    wait_hot(&store, "orders", "a", Duration::from_secs(10)).await;
-    let _b = node(&db, "handoff", "orders", "b", &[]);
-    wait_role(&store, "orders", "b", "cold", Duration::from_secs(10)).await;
+    let (mut a, _b, _) = hot_and_standby(&db, &store, "handoff", "orders").await;
 
     a.signal("INT");
     let (_, took) = wait_hot(&store, "orders", "b", Duration::from_secs(5)).await;
@@ -128,10 +136,7 @@ async fn graceful_handoff_is_fast_and_exits_cleanly() {
 #[tokio::test]
 async fn a_frozen_leader_is_replaced_and_stands_by_after_resuming() {
     let (db, store) = setup().await;
-    let mut a = node(&db, "freeze", "ledger", "a", &[]);
-    let (first, _) = wait_hot(&store, "ledger", "a", Duration::from_secs(10)).await;
-    let _b = node(&db, "freeze", "ledger", "b", &[]);
-    wait_role(&store, "ledger", "b", "cold", Duration::from_secs(10)).await;
+    let (mut a, _b, first) = hot_and_standby(&db, &store, "freeze", "ledger").await;
 
     a.signal("STOP");
     let (second, _) = wait_hot(&store, "ledger", "b", CRASH_BOUND).await;
@@ -183,10 +188,7 @@ async fn a_frozen_leader_is_replaced_and_stands_by_after_resuming() {
 #[tokio::test]
 async fn restart_with_the_same_name_rejoins() {
     let (db, store) = setup().await;
-    let mut a = node(&db, "restart", "search", "a", &[]);
-    wait_hot(&store, "search", "a", Duration::from_secs(10)).await;
-    let _b = node(&db, "restart", "search", "b", &[]);
-    wait_role(&store, "search", "b", "cold", Duration::from_secs(10)).await;
+    let (mut a, _b, _) = hot_and_standby(&db, &store, "restart", "search").await;
     a.signal("KILL");
     a.wait_exit(Duration::from_secs(5));
     let mut again = node(&db, "restart-2", "search", "a", &[]);
@@ -204,10 +206,7 @@ async fn restart_with_the_same_name_rejoins() {
 #[tokio::test]
 async fn promote_and_demote_from_the_cli() {
     let (db, store) = setup().await;
-    let _a = node(&db, "manual", "mail", "a", &[]);
-    wait_hot(&store, "mail", "a", Duration::from_secs(10)).await;
-    let _b = node(&db, "manual", "mail", "b", &[]);
-    wait_role(&store, "mail", "b", "cold", Duration::from_secs(10)).await;
+    let (_a, _b, _) = hot_and_standby(&db, &store, "manual", "mail").await;
 
     let cli = |args: &[&str]| {
         Command::new(BIN)
