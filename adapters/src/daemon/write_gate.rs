@@ -8,27 +8,54 @@ use tokio::time::Instant;
 
 /// A monotonic clock for core: tokio's instants (virtual under the
 /// simulation) measured from a fixed origin.
+///
+/// `rate_ppm` makes the clock run fast (positive) or slow (negative) by that
+/// many parts per million. Production uses 0; the simulation gives every node
+/// its own rate, to show that lease decisions never depend on node clocks
+/// agreeing (LEASE-2).
 #[derive(Debug, Clone, Copy)]
 pub struct TokioClock {
     origin: Instant,
+    rate_ppm: i32,
 }
 
 impl TokioClock {
     /// A clock whose origin is now.
     pub fn start() -> Self {
+        TokioClock::with_rate(0)
+    }
+
+    /// A clock whose origin is now, running `rate_ppm` parts per million fast
+    /// (or slow, when negative). Rates are clamped to ±10 %.
+    pub fn with_rate(rate_ppm: i32) -> Self {
         TokioClock {
             origin: Instant::now(),
+            rate_ppm: rate_ppm.clamp(-100_000, 100_000),
         }
+    }
+
+    fn factor(&self) -> f64 {
+        1.0 + f64::from(self.rate_ppm) / 1_000_000.0
     }
 
     /// The current time as core sees it.
     pub fn now(&self) -> MonoTime {
-        MonoTime::from_origin(self.origin.elapsed())
+        let elapsed = self.origin.elapsed();
+        if self.rate_ppm == 0 {
+            return MonoTime::from_origin(elapsed);
+        }
+        MonoTime::from_origin(elapsed.mul_f64(self.factor()))
     }
 
-    /// The tokio instant of a core time.
+    /// The tokio instant at which this clock reads `t` (or just after).
     pub fn instant(&self, t: MonoTime) -> Instant {
-        self.origin + t.since_origin()
+        if self.rate_ppm == 0 {
+            return self.origin + t.since_origin();
+        }
+        // Rounded up by a microsecond, so that at the returned instant
+        // `now()` has surely reached `t`: a timer that woke a hair early
+        // would find nothing due and wait on the same instant again.
+        self.origin + t.since_origin().div_f64(self.factor()) + Duration::from_micros(1)
     }
 }
 
@@ -62,6 +89,11 @@ impl WriteGate {
         (*self.rx.borrow())
             .filter(|p| now < p.until)
             .map(|p| p.epoch)
+    }
+
+    /// The permit as last published (possibly already run out).
+    pub fn permit(&self) -> Option<Permit> {
+        *self.rx.borrow()
     }
 
     /// How long the current permit still runs.

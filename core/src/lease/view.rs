@@ -5,11 +5,13 @@
 //! other and with nothing else (LEASE-2). Negative remaining time means
 //! "expired that long ago".
 
+use serde::{Deserialize, Serialize};
+
 use super::config::LeaseConfig;
 use super::health::millis;
 
 /// What a node row says the node is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum NodeRole {
     /// Holds (or believes it holds) the lease and runs projections.
     Hot,
@@ -45,7 +47,7 @@ impl NodeRole {
 }
 
 /// One node row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeView {
     /// The node's name, unique within its cluster.
     pub name: String,
@@ -58,7 +60,7 @@ pub struct NodeView {
 }
 
 /// An operator's request to move the lease to a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PromoteRequest {
     /// The node that should become hot.
     pub node: String,
@@ -69,7 +71,7 @@ pub struct PromoteRequest {
 /// The timing a cluster's daemons run with, in milliseconds, as the most
 /// recent node to join recorded it. Tools that only read the cluster (status,
 /// promote, metrics) judge liveness by it instead of asking the operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterTiming {
     /// Interval between heartbeats.
     pub heartbeat_ms: i64,
@@ -101,7 +103,7 @@ impl From<&LeaseConfig> for ClusterTiming {
 }
 
 /// One cluster row and all its node rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterView {
     /// Cluster name.
     pub cluster: String,

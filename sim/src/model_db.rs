@@ -1,0 +1,326 @@
+//! An in-memory model of what the daemon needs from Postgres, judged by the
+//! database host's clock. Every request is applied atomically, as the single
+//! statements (and the fenced transaction, whose lock a grant waits for) are
+//! in Postgres. It mirrors the statements of
+//! `adapters/src/daemon/pg_lease_store.rs`; the contract tests in
+//! `sim/tests/contract.rs` hold it to the same answers.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rillflow_core::lease::{ClusterTiming, ClusterView, NodeRole, NodeView};
+use uuid::Uuid;
+
+use crate::protocol::{Caller, Reply, Request};
+
+#[derive(Debug, Clone)]
+struct ClusterRow {
+    epoch: u64,
+    leader: Option<String>,
+    expires_at: Option<Duration>,
+    last_failover_at: Option<Duration>,
+    min_cold_standbys: u32,
+    timing: ClusterTiming,
+}
+
+#[derive(Debug, Clone)]
+struct NodeRow {
+    daemon_id: Uuid,
+    role: NodeRole,
+    epoch: u64,
+    heartbeat_at: Duration,
+}
+
+/// A committed projection write, for the invariant checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteRecord {
+    /// Database time of the commit.
+    pub at: Duration,
+    /// Writer.
+    pub node: String,
+    /// Epoch it wrote under.
+    pub epoch: u64,
+    /// The cluster's epoch at the commit.
+    pub current_epoch: u64,
+    /// Whether the current lease was unexpired at the commit.
+    pub lease_valid: bool,
+}
+
+/// A grant, for the invariant checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    /// Database time of the grant.
+    pub at: Duration,
+    /// Grantee.
+    pub node: String,
+    /// Epoch granted.
+    pub epoch: u64,
+}
+
+/// The database's committed state. It lives outside the database host, so a
+/// host restart keeps it, as a real database keeps what it committed.
+#[derive(Debug, Clone, Default)]
+pub struct ModelDb {
+    clusters: BTreeMap<String, ClusterRow>,
+    nodes: BTreeMap<(String, String), NodeRow>,
+    /// Every committed write.
+    pub writes: Vec<WriteRecord>,
+    /// Every grant.
+    pub grants: Vec<GrantRecord>,
+    /// Off only in the test that shows the checks catch a missing fence.
+    pub fence_disabled: bool,
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn signed_ms(later: Duration, earlier: Duration) -> i64 {
+    if later >= earlier {
+        ms(later - earlier)
+    } else {
+        -ms(earlier - later)
+    }
+}
+
+impl ModelDb {
+    /// Applies one request at database time `now`.
+    pub fn apply(&mut self, now: Duration, request: Request) -> Reply {
+        match request {
+            Request::Register {
+                caller,
+                min_cold_standbys,
+                timing,
+            } => self.register(now, &caller, min_cold_standbys, timing),
+            Request::Heartbeat {
+                caller,
+                role,
+                epoch,
+            } => self.heartbeat(now, &caller, role, epoch),
+            Request::TryAcquire {
+                caller,
+                ttl_us,
+                grace_us,
+            } => self.try_acquire(
+                now,
+                &caller,
+                Duration::from_micros(ttl_us),
+                Duration::from_micros(grace_us),
+            ),
+            Request::Renew {
+                caller,
+                epoch,
+                ttl_us,
+            } => self.renew(now, &caller, epoch, Duration::from_micros(ttl_us)),
+            Request::Release { caller, epoch } => self.release(now, &caller, epoch),
+            Request::MarkStopped { caller } => {
+                if let Some(row) = self.own_row(&caller) {
+                    row.role = NodeRole::Stopped;
+                }
+                Reply::Done
+            }
+            Request::FencedWrite { caller, epoch } => self.fenced_write(now, &caller, epoch),
+        }
+    }
+
+    fn key(caller: &Caller) -> (String, String) {
+        (caller.cluster.clone(), caller.node.clone())
+    }
+
+    fn own_row(&mut self, caller: &Caller) -> Option<&mut NodeRow> {
+        self.nodes
+            .get_mut(&Self::key(caller))
+            .filter(|r| r.daemon_id == caller.daemon_id)
+    }
+
+    fn register(
+        &mut self,
+        now: Duration,
+        caller: &Caller,
+        min: u32,
+        timing: ClusterTiming,
+    ) -> Reply {
+        let cluster = self
+            .clusters
+            .entry(caller.cluster.clone())
+            .or_insert(ClusterRow {
+                epoch: 0,
+                leader: None,
+                expires_at: None,
+                last_failover_at: None,
+                min_cold_standbys: min,
+                timing,
+            });
+        cluster.min_cold_standbys = min;
+        cluster.timing = timing;
+        // A row of this daemon id under another name is renamed; a row of
+        // this name is taken over (LEASE-5).
+        let renamed = self
+            .nodes
+            .iter()
+            .find(|((c, n), r)| {
+                *c == caller.cluster && *n != caller.node && r.daemon_id == caller.daemon_id
+            })
+            .map(|(k, _)| k.clone());
+        if let Some(old) = renamed {
+            self.nodes.remove(&old);
+        }
+        self.nodes.insert(
+            Self::key(caller),
+            NodeRow {
+                daemon_id: caller.daemon_id,
+                role: NodeRole::Cold,
+                epoch: 0,
+                heartbeat_at: now,
+            },
+        );
+        Reply::Done
+    }
+
+    fn heartbeat(&mut self, now: Duration, caller: &Caller, role: NodeRole, epoch: u64) -> Reply {
+        if !self.clusters.contains_key(&caller.cluster) {
+            return Reply::Failed(format!("no cluster named {:?}", caller.cluster));
+        }
+        match self.nodes.get_mut(&Self::key(caller)) {
+            Some(row) if row.daemon_id != caller.daemon_id => {
+                return Reply::Replaced { by: row.daemon_id }
+            }
+            Some(row) => {
+                row.role = role;
+                row.epoch = epoch;
+                row.heartbeat_at = now;
+            }
+            None => {
+                self.nodes.insert(
+                    Self::key(caller),
+                    NodeRow {
+                        daemon_id: caller.daemon_id,
+                        role,
+                        epoch,
+                        heartbeat_at: now,
+                    },
+                );
+            }
+        }
+        Reply::View(self.view(now, &caller.cluster))
+    }
+
+    /// The cluster as a heartbeat returns it.
+    pub fn view(&self, now: Duration, cluster: &str) -> ClusterView {
+        let c = &self.clusters[cluster];
+        let nodes = self
+            .nodes
+            .iter()
+            .filter(|((cl, _), _)| cl == cluster)
+            .map(|((_, name), r)| NodeView {
+                name: name.clone(),
+                role: r.role,
+                epoch: r.epoch,
+                heartbeat_age_ms: signed_ms(now, r.heartbeat_at),
+            })
+            .collect();
+        ClusterView {
+            cluster: cluster.to_owned(),
+            epoch: c.epoch,
+            leader: c.leader.clone(),
+            lease_remaining_ms: c.expires_at.map(|e| signed_ms(e, now)),
+            min_cold_standbys: c.min_cold_standbys,
+            timing: c.timing,
+            since_last_failover_ms: c.last_failover_at.map(|t| signed_ms(now, t)),
+            promote: None,
+            demote: None,
+            nodes,
+        }
+    }
+
+    fn try_acquire(
+        &mut self,
+        now: Duration,
+        caller: &Caller,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Reply {
+        if self.own_row(caller).is_none() {
+            return Reply::Denied;
+        }
+        let Some(c) = self.clusters.get_mut(&caller.cluster) else {
+            return Reply::Denied;
+        };
+        let free = c.leader.is_none()
+            || c.leader.as_deref() == Some(caller.node.as_str())
+            || c.expires_at.is_none_or(|e| e + grace < now);
+        if !free {
+            return Reply::Denied;
+        }
+        if c.leader.as_deref().is_some_and(|l| l != caller.node) {
+            c.last_failover_at = Some(now);
+        }
+        c.epoch += 1;
+        c.leader = Some(caller.node.clone());
+        c.expires_at = Some(now + ttl);
+        self.grants.push(GrantRecord {
+            at: now,
+            node: caller.node.clone(),
+            epoch: c.epoch,
+        });
+        Reply::Granted {
+            epoch: c.epoch,
+            valid_us: u64::try_from(ttl.as_micros()).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn renew(&mut self, now: Duration, caller: &Caller, epoch: u64, ttl: Duration) -> Reply {
+        let owned = self.own_row(caller).is_some();
+        let Some(c) = self.clusters.get_mut(&caller.cluster) else {
+            return Reply::Lost;
+        };
+        let holds = owned
+            && c.leader.as_deref() == Some(caller.node.as_str())
+            && c.epoch == epoch
+            && c.expires_at.is_some_and(|e| e > now);
+        if !holds {
+            return Reply::Lost;
+        }
+        let expires = c.expires_at.map_or(now + ttl, |e| e.max(now + ttl));
+        c.expires_at = Some(expires);
+        Reply::Renewed {
+            valid_us: u64::try_from((expires - now).as_micros()).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn release(&mut self, now: Duration, caller: &Caller, epoch: u64) -> Reply {
+        if let Some(c) = self.clusters.get_mut(&caller.cluster) {
+            if c.leader.as_deref() == Some(caller.node.as_str()) && c.epoch == epoch {
+                c.leader = None;
+                c.expires_at = Some(now);
+            }
+        }
+        Reply::Done
+    }
+
+    fn fenced_write(&mut self, now: Duration, caller: &Caller, epoch: u64) -> Reply {
+        let Some(c) = self.clusters.get(&caller.cluster) else {
+            return Reply::Fenced;
+        };
+        let lease_valid = c.expires_at.is_some_and(|e| e > now);
+        let current = c.epoch == epoch && lease_valid;
+        if !current && !self.fence_disabled {
+            return Reply::Fenced;
+        }
+        self.writes.push(WriteRecord {
+            at: now,
+            node: caller.node.clone(),
+            epoch,
+            current_epoch: c.epoch,
+            lease_valid,
+        });
+        Reply::Done
+    }
+
+    /// The holder of an unexpired lease at `now`, with its epoch.
+    pub fn valid_leader(&self, now: Duration, cluster: &str) -> Option<(String, u64)> {
+        let c = self.clusters.get(cluster)?;
+        let leader = c.leader.clone()?;
+        c.expires_at.filter(|e| *e > now).map(|_| (leader, c.epoch))
+    }
+}

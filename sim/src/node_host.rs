@@ -1,0 +1,122 @@
+//! A daemon node host: the production driver loop with the simulated store.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rillflow_adapters::daemon::{Driver, LeaseStore, NodeIdentity, TokioClock, WriteGate};
+use rillflow_core::lease::{ClusterTiming, LeaseConfig, NodeMachine};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::sim_store::SimLeaseStore;
+use crate::sim_writer::SimWriter;
+use crate::trace::{sim_now, Belief, Trace};
+
+/// The cluster every simulated node joins.
+pub const CLUSTER: &str = "sim";
+
+/// What one node runs with.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// Host and node name.
+    pub name: String,
+    /// Lease timing.
+    pub config: LeaseConfig,
+    /// Its clock's rate error, parts per million.
+    pub rate_ppm: i32,
+    /// Seed of its daemon ids.
+    pub seed: u64,
+    /// Incarnations so far (each restart gets a new daemon id, as a real
+    /// restart without `--daemon-id` does).
+    pub boots: Arc<AtomicU64>,
+}
+
+/// Runs one incarnation of the node until the host is crashed.
+pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
+    let boot = spec.boots.fetch_add(1, Ordering::SeqCst);
+    let identity = NodeIdentity {
+        cluster: CLUSTER.to_owned(),
+        node: spec.name.clone(),
+        daemon_id: Uuid::from_u64_pair(spec.seed, boot),
+    };
+    let store = SimLeaseStore;
+    trace.record(sim_now(), &spec.name, format!("boot {boot}"));
+    // Joining is retried like a daemon that starts while the database is away.
+    while store
+        .register(&identity, 1, &ClusterTiming::from(&spec.config))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(spec.config.heartbeat).await;
+    }
+    let clock = TokioClock::with_rate(spec.rate_ppm);
+    let (permits, gate) = WriteGate::new(clock);
+    watch_permits(gate.clone(), clock, spec.name.clone(), trace.clone());
+    let machine = NodeMachine::new(spec.name.clone(), spec.config.clone(), clock.now());
+    // Nothing signals the node: it runs until crashed. The sender stays
+    // alive so the driver does not see a closed channel.
+    let (_signals_tx, signals) = mpsc::channel(1);
+    let writer = SimWriter {
+        store: store.clone(),
+        node: identity.clone(),
+        interval: Duration::from_millis(150),
+    };
+    let result = Driver::new(
+        Arc::new(store),
+        identity,
+        spec.config.clone(),
+        writer,
+        clock,
+    )
+    .run(machine, signals, permits, gate)
+    .await;
+    trace.record(sim_now(), &spec.name, format!("driver ended: {result:?}"));
+    // A replaced or stopped node idles until the host is restarted.
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// Records every change of the node's write permit, with the simulated time
+/// its belief ends on the node's own (drifting) clock.
+fn watch_permits(mut gate: WriteGate, clock: TokioClock, name: String, trace: Trace) {
+    tokio::spawn(async move {
+        let mut last: Option<(Option<u64>, Duration)> = None;
+        loop {
+            let now = sim_now();
+            let belief = match gate.permit() {
+                Some(p) => {
+                    let left = clock
+                        .instant(p.until)
+                        .saturating_duration_since(tokio::time::Instant::now());
+                    Belief {
+                        at: now,
+                        epoch: Some(p.epoch),
+                        until: now + left,
+                    }
+                }
+                None => Belief {
+                    at: now,
+                    epoch: None,
+                    until: now,
+                },
+            };
+            // The driver republishes after every step; only changes count.
+            let key = (belief.epoch, belief.until);
+            if belief.epoch.is_some()
+                && last.is_some_and(|(e, u)| {
+                    e == belief.epoch && u.abs_diff(belief.until) < Duration::from_micros(10)
+                })
+                || belief.epoch.is_none() && last.is_some_and(|(e, _)| e.is_none())
+            {
+                // unchanged
+            } else {
+                trace.record_belief(&name, belief);
+                last = Some(key);
+            }
+            if !gate.changed().await {
+                return;
+            }
+        }
+    });
+}

@@ -1,0 +1,191 @@
+//! The [`LeaseStore`] the simulated nodes use: each request is one JSON line
+//! to the `db` host over turmoil's network, so partitions, delays and lost
+//! replies reach the driver exactly as a flaky Postgres connection would.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rillflow_adapters::daemon::{LeaseError, LeaseStore, NodeIdentity};
+use rillflow_core::lease::{
+    AcquireOutcome, ClusterTiming, ClusterView, Grant, NodeRole, RenewOutcome,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use turmoil::net::TcpStream;
+
+use crate::db_host::DB_PORT;
+use crate::protocol::{Caller, Reply, Request};
+
+/// Gives up on a request after this long; the machine has long moved on by
+/// then, this only keeps tasks from piling up behind a held link.
+const GIVE_UP: Duration = Duration::from_secs(30);
+
+/// A store on the `db` host.
+#[derive(Debug, Clone, Default)]
+pub struct SimLeaseStore;
+
+fn caller(node: &NodeIdentity) -> Caller {
+    Caller {
+        cluster: node.cluster.clone(),
+        node: node.node.clone(),
+        daemon_id: node.daemon_id,
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl SimLeaseStore {
+    /// Sends one request and reads its reply.
+    pub async fn call(&self, request: &Request) -> Result<Reply, LeaseError> {
+        let exchange = async {
+            let stream = TcpStream::connect(("db", DB_PORT)).await?;
+            let (read, mut write) = stream.into_split();
+            let mut line = serde_json::to_string(request).expect("requests serialize");
+            line.push('\n');
+            write.write_all(line.as_bytes()).await?;
+            let reply = BufReader::new(read).lines().next_line().await?;
+            reply.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no reply"))
+        };
+        let line = tokio::time::timeout(GIVE_UP, exchange)
+            .await
+            .map_err(|_| LeaseError::Timeout("no reply from db".to_owned()))?
+            .map_err(|e: std::io::Error| LeaseError::Unavailable(e.to_string()))?;
+        serde_json::from_str(&line).map_err(|e| LeaseError::Unavailable(format!("bad reply: {e}")))
+    }
+
+    /// A projection write under the fence of `epoch`: Ok(true) when it
+    /// committed, Ok(false) when the fence refused it.
+    pub async fn fenced_write(&self, node: &NodeIdentity, epoch: u64) -> Result<bool, LeaseError> {
+        match self
+            .call(&Request::FencedWrite {
+                caller: caller(node),
+                epoch,
+            })
+            .await?
+        {
+            Reply::Done => Ok(true),
+            Reply::Fenced => Ok(false),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(reply: Reply) -> LeaseError {
+    match reply {
+        Reply::Failed(e) => LeaseError::Unavailable(e),
+        other => LeaseError::Unavailable(format!("unexpected reply {other:?}")),
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SimLeaseStore {
+    async fn register(
+        &self,
+        node: &NodeIdentity,
+        min_cold_standbys: u32,
+        timing: &ClusterTiming,
+    ) -> Result<(), LeaseError> {
+        let request = Request::Register {
+            caller: caller(node),
+            min_cold_standbys,
+            timing: *timing,
+        };
+        match self.call(&request).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn heartbeat(
+        &self,
+        node: &NodeIdentity,
+        role: NodeRole,
+        epoch: u64,
+    ) -> Result<ClusterView, LeaseError> {
+        match self
+            .call(&Request::Heartbeat {
+                caller: caller(node),
+                role,
+                epoch,
+            })
+            .await?
+        {
+            Reply::View(view) => Ok(view),
+            Reply::Replaced { by } => Err(LeaseError::Replaced {
+                cluster: node.cluster.clone(),
+                node: node.node.clone(),
+                by,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn try_acquire(
+        &self,
+        node: &NodeIdentity,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Result<AcquireOutcome, LeaseError> {
+        let request = Request::TryAcquire {
+            caller: caller(node),
+            ttl_us: micros(ttl),
+            grace_us: micros(grace),
+        };
+        match self.call(&request).await? {
+            Reply::Granted { epoch, valid_us } => Ok(AcquireOutcome::Granted(Grant {
+                epoch,
+                valid_for: Duration::from_micros(valid_us),
+            })),
+            Reply::Denied => Ok(AcquireOutcome::Denied),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn renew(
+        &self,
+        node: &NodeIdentity,
+        epoch: u64,
+        ttl: Duration,
+    ) -> Result<RenewOutcome, LeaseError> {
+        match self
+            .call(&Request::Renew {
+                caller: caller(node),
+                epoch,
+                ttl_us: micros(ttl),
+            })
+            .await?
+        {
+            Reply::Renewed { valid_us } => Ok(RenewOutcome::Renewed {
+                valid_for: Duration::from_micros(valid_us),
+            }),
+            Reply::Lost => Ok(RenewOutcome::Lost),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn release(&self, node: &NodeIdentity, epoch: u64) -> Result<(), LeaseError> {
+        match self
+            .call(&Request::Release {
+                caller: caller(node),
+                epoch,
+            })
+            .await?
+        {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn mark_stopped(&self, node: &NodeIdentity) -> Result<(), LeaseError> {
+        match self
+            .call(&Request::MarkStopped {
+                caller: caller(node),
+            })
+            .await?
+        {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! One simulated run: parameters from a seed, the hosts, the faults, the
+//! checks.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rillflow_core::lease::LeaseConfig;
+
+use crate::db_host;
+use crate::faults::{self, Fault};
+use crate::invariants::{liveness, one_believer, single_writer, Violation};
+use crate::model_db::ModelDb;
+use crate::node_host::{self, NodeSpec, CLUSTER};
+use crate::trace::{Trace, TraceEvent};
+
+/// Everything a run derives from its seed.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// The seed.
+    pub seed: u64,
+    /// Node names.
+    pub nodes: Vec<String>,
+    /// Each node's clock rate error, ppm.
+    pub rates_ppm: Vec<i32>,
+    /// Lease timing of every node.
+    pub config: LeaseConfig,
+    /// Faults stop (and are all undone) here.
+    pub heal_at: Duration,
+    /// The run ends here.
+    pub end_at: Duration,
+    /// The fault schedule.
+    pub faults: Vec<(Duration, Fault)>,
+    /// Off only to show the checks catch a missing fence.
+    pub fence_disabled: bool,
+}
+
+impl Params {
+    /// The parameters of `seed` for a run of about `sim_secs` seconds.
+    pub fn from_seed(seed: u64, sim_secs: u64) -> Params {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let count = rng.random_range(2..=4);
+        let nodes: Vec<String> = (0..count).map(|i| format!("n{}", i + 1)).collect();
+        let rates_ppm = nodes
+            .iter()
+            .map(|_| rng.random_range(-2_000..=2_000))
+            .collect();
+        let config = LeaseConfig::from_secs(1, 3, 1);
+        let heal_at = Duration::from_secs(sim_secs.max(10) * 2 / 3);
+        let faults = faults::schedule(&mut rng, &nodes, heal_at);
+        let end_at = heal_at + liveness_bound(&config) + Duration::from_secs(1);
+        Params {
+            seed,
+            nodes,
+            rates_ppm,
+            config,
+            heal_at,
+            end_at,
+            faults,
+            fence_disabled: false,
+        }
+    }
+
+    /// The parameters, one per line, for a failure report.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "seed {}\nnodes {:?}\nclock rates (ppm) {:?}\nheartbeat {:?}, ttl {:?}, grace {:?}, margin {:?}\nheal at {:?}, end at {:?}\nfaults:\n",
+            self.seed,
+            self.nodes,
+            self.rates_ppm,
+            self.config.heartbeat,
+            self.config.lease_ttl,
+            self.config.lease_grace,
+            self.config.safety_margin,
+            self.heal_at,
+            self.end_at
+        );
+        for (at, f) in &self.faults {
+            out.push_str(&format!("  {:>8.3}s {f:?}\n", at.as_secs_f64()));
+        }
+        out
+    }
+}
+
+/// LEASE-3's bound after healing: the last lease can run a full ttl, then
+/// the grace, then a heartbeat until a standby looks, plus one request
+/// timeout for a request that was in flight when the faults stopped.
+pub fn liveness_bound(config: &LeaseConfig) -> Duration {
+    config.lease_ttl + config.lease_grace + config.heartbeat + config.request_timeout
+}
+
+/// What a run found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The first violated invariant, if any.
+    pub violation: Option<Violation>,
+    /// The whole trace.
+    pub events: Vec<TraceEvent>,
+    /// Its hash.
+    pub hash: u64,
+    /// Grants and committed writes, for the summary.
+    pub grants: usize,
+    /// Committed writes.
+    pub writes: usize,
+}
+
+/// Runs `params` to the end and checks every invariant.
+pub fn run(params: &Params) -> Outcome {
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(params.end_at + Duration::from_secs(60))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(20))
+        .rng_seed(params.seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+        .build();
+    let trace = Trace::default();
+    let mut model = ModelDb::default();
+    model.fence_disabled = params.fence_disabled;
+    let db = Arc::new(Mutex::new(model));
+    {
+        let (db, trace) = (db.clone(), trace.clone());
+        sim.host("db", move || db_host::serve(db.clone(), trace.clone()));
+    }
+    for (i, name) in params.nodes.iter().enumerate() {
+        let spec = NodeSpec {
+            name: name.clone(),
+            config: params.config.clone(),
+            rate_ppm: params.rates_ppm[i],
+            seed: params.seed,
+            boots: Arc::new(AtomicU64::new(0)),
+        };
+        let trace = trace.clone();
+        let spec_seed = spec.seed ^ ((i as u64 + 1) << 56);
+        sim.host(name.as_str(), move || {
+            let spec = NodeSpec {
+                seed: spec_seed,
+                ..spec.clone()
+            };
+            node_host::run(spec, trace.clone())
+        });
+    }
+
+    let mut pending = params.faults.iter().peekable();
+    let mut violation = None;
+    while sim.elapsed() < params.end_at {
+        while let Some((at, fault)) = pending.peek() {
+            if *at > sim.elapsed() {
+                break;
+            }
+            trace.record(*at, "faults", format!("{fault:?}"));
+            apply(&mut sim, fault);
+            pending.next();
+        }
+        if let Err(e) = sim.step() {
+            violation = Some(Violation {
+                invariant: "SIM",
+                at: sim.elapsed(),
+                detail: format!("a host failed: {e}"),
+            });
+            break;
+        }
+    }
+
+    let end = sim.elapsed();
+    let db = db.lock().expect("db lock");
+    let beliefs = trace.beliefs();
+    let violation = violation
+        .or_else(|| single_writer::check(&db.writes))
+        .or_else(|| one_believer::check(&beliefs, &db.grants, end))
+        .or_else(|| liveness::check(params.heal_at, end, db.valid_leader(end, CLUSTER), &beliefs));
+    let events = trace.events();
+    let hash = Trace::hash(&events);
+    Outcome {
+        violation,
+        hash,
+        events,
+        grants: db.grants.len(),
+        writes: db.writes.len(),
+    }
+}
+
+fn apply(sim: &mut turmoil::Sim<'_>, fault: &Fault) {
+    match fault {
+        Fault::Crash(n) => sim.crash(n.as_str()),
+        Fault::Restart(n) => sim.bounce(n.as_str()),
+        Fault::Partition(n) => sim.partition(n.as_str(), "db"),
+        Fault::PartitionToDb(n) => sim.partition_oneway(n.as_str(), "db"),
+        Fault::PartitionFromDb(n) => sim.partition_oneway("db", n.as_str()),
+        Fault::Repair(n) => {
+            sim.repair(n.as_str(), "db");
+        }
+        Fault::Hold(n) => sim.hold(n.as_str(), "db"),
+        Fault::Release(n) => sim.release(n.as_str(), "db"),
+        Fault::CrashDb => sim.crash("db"),
+        Fault::RestartDb => sim.bounce("db"),
+    }
+}
