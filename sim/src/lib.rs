@@ -3,6 +3,7 @@
 //! simulated network to a model of the database, under seeded faults, with
 //! invariant checks after every run (SIM-1, SIM-2).
 
+pub mod contract_run;
 pub mod db_host;
 pub mod faults;
 pub mod invariants;
@@ -10,7 +11,6 @@ pub mod model_db;
 pub mod node_host;
 pub mod protocol;
 pub mod sim_store;
-pub mod sim_writer;
 pub mod trace;
 pub mod world;
 

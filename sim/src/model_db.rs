@@ -140,6 +140,29 @@ impl ModelDb {
         min: u32,
         timing: ClusterTiming,
     ) -> Reply {
+        // A row of this daemon id under another name is renamed; a row of
+        // this name is taken over (LEASE-5).
+        let renamed = self
+            .nodes
+            .iter()
+            .find(|((c, n), r)| {
+                *c == caller.cluster && *n != caller.node && r.daemon_id == caller.daemon_id
+            })
+            .map(|(k, _)| k.clone());
+        if let Some(old) = &renamed {
+            // As in Postgres: renaming onto a name another daemon owns is
+            // refused and changes nothing.
+            if let Some(owner) = self
+                .nodes
+                .get(&Self::key(caller))
+                .filter(|r| r.daemon_id != caller.daemon_id)
+            {
+                return Reply::Failed(format!(
+                    "node name {:?} belongs to daemon {}, while daemon {} is registered as {:?}",
+                    caller.node, owner.daemon_id, caller.daemon_id, old.1
+                ));
+            }
+        }
         let cluster = self
             .clusters
             .entry(caller.cluster.clone())
@@ -153,15 +176,6 @@ impl ModelDb {
             });
         cluster.min_cold_standbys = min;
         cluster.timing = timing;
-        // A row of this daemon id under another name is renamed; a row of
-        // this name is taken over (LEASE-5).
-        let renamed = self
-            .nodes
-            .iter()
-            .find(|((c, n), r)| {
-                *c == caller.cluster && *n != caller.node && r.daemon_id == caller.daemon_id
-            })
-            .map(|(k, _)| k.clone());
         if let Some(old) = renamed {
             self.nodes.remove(&old);
         }

@@ -4,13 +4,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rillflow_adapters::daemon::{Driver, LeaseStore, NodeIdentity, TokioClock, WriteGate};
+use rillflow_adapters::daemon::{
+    Driver, LeaseStore, NodeIdentity, TokioClock, WriteGate, WriteProbe,
+};
 use rillflow_core::lease::{ClusterTiming, LeaseConfig, NodeMachine};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::sim_store::SimLeaseStore;
-use crate::sim_writer::SimWriter;
 use crate::trace::{sim_now, Belief, Trace};
 
 /// The cluster every simulated node joins.
@@ -57,20 +58,13 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
     // Nothing signals the node: it runs until crashed. The sender stays
     // alive so the driver does not see a closed channel.
     let (_signals_tx, signals) = mpsc::channel(1);
-    let writer = SimWriter {
-        store: store.clone(),
-        node: identity.clone(),
-        interval: Duration::from_millis(150),
-    };
-    let result = Driver::new(
-        Arc::new(store),
-        identity,
-        spec.config.clone(),
-        writer,
-        clock,
-    )
-    .run(machine, signals, permits, gate)
-    .await;
+    // The production processor, writing more often than once a heartbeat
+    // so that stale writes get many chances to slip through.
+    let store = Arc::new(store);
+    let writer = WriteProbe::new(store.clone(), identity.clone(), Duration::from_millis(150));
+    let result = Driver::new(store, identity, spec.config.clone(), writer, clock)
+        .run(machine, signals, permits, gate)
+        .await;
     trace.record(sim_now(), &spec.name, format!("driver ended: {result:?}"));
     // A replaced or stopped node idles until the host is restarted.
     std::future::pending::<()>().await;

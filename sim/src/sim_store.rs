@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rillflow_adapters::daemon::{LeaseError, LeaseStore, NodeIdentity};
+use rillflow_adapters::daemon::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
 use rillflow_core::lease::{
     AcquireOutcome, ClusterTiming, ClusterView, Grant, NodeRole, RenewOutcome,
 };
@@ -53,10 +53,18 @@ impl SimLeaseStore {
             .map_err(|e: std::io::Error| LeaseError::Unavailable(e.to_string()))?;
         serde_json::from_str(&line).map_err(|e| LeaseError::Unavailable(format!("bad reply: {e}")))
     }
+}
 
-    /// A projection write under the fence of `epoch`: Ok(true) when it
-    /// committed, Ok(false) when the fence refused it.
-    pub async fn fenced_write(&self, node: &NodeIdentity, epoch: u64) -> Result<bool, LeaseError> {
+fn unexpected(reply: Reply) -> LeaseError {
+    match reply {
+        Reply::Failed(e) => LeaseError::Unavailable(e),
+        other => LeaseError::Unavailable(format!("unexpected reply {other:?}")),
+    }
+}
+
+#[async_trait]
+impl FencedWrites for SimLeaseStore {
+    async fn fenced_write(&self, node: &NodeIdentity, epoch: u64) -> Result<bool, LeaseError> {
         match self
             .call(&Request::FencedWrite {
                 caller: caller(node),
@@ -68,13 +76,6 @@ impl SimLeaseStore {
             Reply::Fenced => Ok(false),
             other => Err(unexpected(other)),
         }
-    }
-}
-
-fn unexpected(reply: Reply) -> LeaseError {
-    match reply {
-        Reply::Failed(e) => LeaseError::Unavailable(e),
-        other => LeaseError::Unavailable(format!("unexpected reply {other:?}")),
     }
 }
 

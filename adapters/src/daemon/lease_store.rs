@@ -98,3 +98,12 @@ pub trait LeaseStore: Send + Sync {
     /// standby.
     async fn mark_stopped(&self, node: &NodeIdentity) -> Result<(), LeaseError>;
 }
+
+/// The write path every projection write takes: one transaction that
+/// commits only under the current, unexpired lease (LEASE-1).
+#[async_trait]
+pub trait FencedWrites: Send + Sync {
+    /// Commits the node's write-path probe under the fence of `epoch`.
+    /// Ok(false) when the fence refused it: the lease has moved on.
+    async fn fenced_write(&self, node: &NodeIdentity, epoch: u64) -> Result<bool, LeaseError>;
+}

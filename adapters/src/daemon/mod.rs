@@ -1,5 +1,6 @@
 //! The hot/cold daemon's side effects: lease storage and the driver loop.
 
+pub mod contract;
 pub mod driver;
 pub mod lease_store;
 pub mod pg_lease_store;
@@ -9,7 +10,7 @@ pub mod write_gate;
 pub mod write_probe;
 
 pub use driver::{Driver, DriverError, Signal};
-pub use lease_store::{LeaseError, LeaseStore, NodeIdentity};
+pub use lease_store::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
 pub use pg_lease_store::{FenceError, PgLeaseStore};
 pub use processor::{Idle, Processor};
 pub use session_timeouts::daemon_pool_config;

@@ -26,7 +26,7 @@ use sqlx::postgres::{PgListener, PgPool, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use super::lease_store::{LeaseError, LeaseStore, NodeIdentity};
+use super::lease_store::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
 
 /// The channel a release is announced on; the payload is the cluster name.
 ///
@@ -228,6 +228,18 @@ impl PgLeaseStore {
             .await
             .map_err(lease_error)?;
         Ok(listener)
+    }
+}
+
+#[async_trait]
+impl FencedWrites for PgLeaseStore {
+    async fn fenced_write(&self, node: &NodeIdentity, epoch: u64) -> Result<bool, LeaseError> {
+        match self.probe_fenced_write(node, epoch).await {
+            Ok(()) => Ok(true),
+            Err(FenceError::Fenced { .. }) => Ok(false),
+            Err(FenceError::Timeout(e)) => Err(LeaseError::Timeout(e)),
+            Err(FenceError::Database(e)) => Err(lease_error(e)),
+        }
     }
 }
 

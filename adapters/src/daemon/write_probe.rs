@@ -1,30 +1,29 @@
 //! What a hot node runs until projections are declared: a write-path probe.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::lease_store::NodeIdentity;
-use super::pg_lease_store::{FenceError, PgLeaseStore};
+use super::lease_store::{FencedWrites, NodeIdentity};
 use super::processor::Processor;
 use super::write_gate::WriteGate;
 
 /// Once per `interval` while hot, commits a stamp on the node's own row
 /// through the fence, the path every projection write takes. A write the
 /// fence rejects is logged and ends the work of that epoch: the lease has
-/// moved on, and the lease machine will find out from its next heartbeat or
-/// renewal and stand by.
-#[derive(Debug, Clone)]
-pub struct WriteProbe {
-    store: PgLeaseStore,
+/// moved on; the lease machine hands over and stands by. The simulation runs
+/// this same processor against its model database (SIM-1).
+pub struct WriteProbe<S> {
+    store: Arc<S>,
     node: NodeIdentity,
     interval: Duration,
 }
 
-impl WriteProbe {
+impl<S> WriteProbe<S> {
     /// A probe of `node` every `interval`.
-    pub fn new(store: PgLeaseStore, node: NodeIdentity, interval: Duration) -> Self {
+    pub fn new(store: Arc<S>, node: NodeIdentity, interval: Duration) -> Self {
         WriteProbe {
             store,
             node,
@@ -33,14 +32,14 @@ impl WriteProbe {
     }
 }
 
-impl Processor for WriteProbe {
+impl<S: FencedWrites + 'static> Processor for WriteProbe<S> {
     fn spawn(
         &mut self,
         epoch: u64,
         gate: WriteGate,
         mut stop: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
-        let probe = self.clone();
+        let (store, node, interval) = (self.store.clone(), self.node.clone(), self.interval);
         tokio::spawn(async move {
             loop {
                 if *stop.borrow() {
@@ -55,9 +54,9 @@ impl Processor for WriteProbe {
                     );
                     return;
                 }
-                match probe.store.probe_fenced_write(&probe.node, epoch).await {
-                    Ok(()) => {}
-                    Err(FenceError::Fenced { .. }) => {
+                match store.fenced_write(&node, epoch).await {
+                    Ok(true) => {}
+                    Ok(false) => {
                         tracing::warn!(
                             epoch,
                             "write rejected by the fence: another node holds the lease"
@@ -67,7 +66,7 @@ impl Processor for WriteProbe {
                     Err(e) => tracing::warn!(epoch, error = %e, "fenced write failed; retrying"),
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(probe.interval) => {}
+                    _ = tokio::time::sleep(interval) => {}
                     _ = stop.changed() => {}
                 }
             }

@@ -85,8 +85,9 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
             });
             spawn_release_listener(store.clone(), listener, identity.cluster.clone(), signal_tx);
             let machine = NodeMachine::new(identity.node.clone(), config.clone(), clock.now());
+            let store = Arc::new(store);
             let probe = WriteProbe::new(store.clone(), identity.clone(), config.heartbeat);
-            Driver::new(Arc::new(store), identity, config, probe, clock)
+            Driver::new(store, identity, config, probe, clock)
                 .run(machine, signal_rx, permits, gate)
                 .await?;
         }
