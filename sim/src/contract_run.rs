@@ -22,7 +22,7 @@ pub fn run(name: &'static str) {
     let db = Arc::new(Mutex::new(ModelDb::default()));
     sim.host("db", move || db_host::serve(db.clone(), Trace::default()));
     sim.client("tester", async move {
-        contract::run(name, &SimLeaseStore, "contract").await;
+        contract::run(name, &SimLeaseStore::default(), "contract").await;
         Ok(())
     });
     sim.run()

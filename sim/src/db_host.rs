@@ -34,7 +34,8 @@ async fn answer(stream: TcpStream, db: Arc<Mutex<ModelDb>>, trace: Trace) -> std
             Ok(request) => {
                 let now = sim_now();
                 let mut db = db.lock().expect("db lock");
-                let (grants, writes) = (db.grants.len(), db.writes.len());
+                let (grants, writes, refused) =
+                    (db.grants.len(), db.writes.len(), db.refused_writes);
                 let reply = db.apply(now, request);
                 for g in &db.grants[grants..] {
                     trace.record(now, "db", format!("grant epoch {} to {}", g.epoch, g.node));
@@ -48,6 +49,9 @@ async fn answer(stream: TcpStream, db: Arc<Mutex<ModelDb>>, trace: Trace) -> std
                             w.node, w.epoch, w.current_epoch
                         ),
                     );
+                }
+                if db.refused_writes > refused {
+                    trace.record(now, "db", format!("fence refused a write: {reply:?}"));
                 }
                 reply
             }

@@ -26,30 +26,114 @@ pub enum Fault {
     Hold(String),
     /// Deliver what was held.
     Release(String),
+    /// Freeze the node as SIGSTOP or a long GC pause would: its next write
+    /// stalls between its lease check and the write, and nothing it sends
+    /// or is sent reaches the other side until it thaws.
+    Freeze {
+        /// The node.
+        node: String,
+        /// How long, in milliseconds.
+        length_ms: u64,
+    },
+    /// End a freeze: held messages are delivered.
+    Thaw(String),
     /// Restart the database host (committed state survives).
     CrashDb,
     /// Start the database host again.
     RestartDb,
 }
 
-/// Faults in time order, all before `until`, and each undone before it.
-pub fn schedule(rng: &mut StdRng, nodes: &[String], until: Duration) -> Vec<(Duration, Fault)> {
+/// Which faults a run draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Every kind of fault.
+    Chaos,
+    /// Node crashes and restarts.
+    Crashes,
+    /// Partitions, one-way partitions (lost replies) and held links.
+    Network,
+    /// Nodes frozen, with a write stalled between its lease check and the
+    /// write.
+    Pauses,
+    /// Database restarts.
+    DbRestarts,
+}
+
+impl Scenario {
+    /// Every scenario, by name.
+    pub const ALL: [(&'static str, Scenario); 5] = [
+        ("chaos", Scenario::Chaos),
+        ("crashes", Scenario::Crashes),
+        ("network", Scenario::Network),
+        ("pauses", Scenario::Pauses),
+        ("db-restarts", Scenario::DbRestarts),
+    ];
+
+    /// The scenario called `name`.
+    pub fn parse(name: &str) -> Option<Scenario> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map_or("?", |(n, _)| *n)
+    }
+
+    /// The fault kinds it draws from (see [`schedule`]).
+    fn kinds(self) -> &'static [u32] {
+        match self {
+            Scenario::Chaos => &[0, 1, 2, 3, 4, 5, 6],
+            Scenario::Crashes => &[0],
+            Scenario::Network => &[1, 2, 3, 4],
+            Scenario::Pauses => &[5],
+            Scenario::DbRestarts => &[6],
+        }
+    }
+}
+
+/// Faults in time order, all before `until`, each undone before the next
+/// starts (so every fault's effect can be read off the trace).
+pub fn schedule(
+    rng: &mut StdRng,
+    scenario: Scenario,
+    nodes: &[String],
+    until: Duration,
+) -> Vec<(Duration, Fault)> {
+    let kinds = scenario.kinds();
     let mut plan = Vec::new();
     let mut t = Duration::from_millis(rng.random_range(1_000..3_000));
     while t < until {
         let node = nodes[rng.random_range(0..nodes.len())].clone();
-        let length = Duration::from_millis(rng.random_range(200..6_000));
-        let end = (t + length).min(until);
-        let (start, stop) = match rng.random_range(0..10) {
-            0..=1 => (Fault::Crash(node.clone()), Fault::Restart(node)),
-            2..=3 => (Fault::Partition(node.clone()), Fault::Repair(node)),
-            4 => (Fault::PartitionToDb(node.clone()), Fault::Repair(node)),
-            5 => (Fault::PartitionFromDb(node.clone()), Fault::Repair(node)),
-            6..=8 => (Fault::Hold(node.clone()), Fault::Release(node)),
-            _ => (Fault::CrashDb, Fault::RestartDb),
+        let length_ms = rng.random_range(200..6_000);
+        let end = (t + Duration::from_millis(length_ms)).min(until);
+        let (start, stop) = match kinds[rng.random_range(0..kinds.len())] {
+            0 => (Fault::Crash(node.clone()), Some(Fault::Restart(node))),
+            1 => (Fault::Partition(node.clone()), Some(Fault::Repair(node))),
+            2 => (
+                Fault::PartitionToDb(node.clone()),
+                Some(Fault::Repair(node)),
+            ),
+            3 => (
+                Fault::PartitionFromDb(node.clone()),
+                Some(Fault::Repair(node)),
+            ),
+            4 => (Fault::Hold(node.clone()), Some(Fault::Release(node))),
+            5 => (
+                Fault::Freeze {
+                    node: node.clone(),
+                    length_ms,
+                },
+                Some(Fault::Thaw(node)),
+            ),
+            _ => (Fault::CrashDb, Some(Fault::RestartDb)),
         };
         plan.push((t, start));
-        plan.push((end, stop));
+        if let Some(stop) = stop {
+            plan.push((end, stop));
+        }
         t = end + Duration::from_millis(rng.random_range(100..3_000));
     }
     plan.sort_by_key(|(at, _)| *at);

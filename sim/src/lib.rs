@@ -14,4 +14,5 @@ pub mod sim_store;
 pub mod trace;
 pub mod world;
 
+pub use faults::Scenario;
 pub use world::{run, Outcome, Params};

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rillflow_sim::trace::Trace;
-use rillflow_sim::{run, Params};
+use rillflow_sim::{run, Params, Scenario};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +24,9 @@ struct Args {
     /// Simulated seconds per run (faults in the first two thirds).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(10..=3600))]
     sim_secs: u64,
+    /// Fault mix: chaos, crashes, network, pauses, db-restarts.
+    #[arg(long, default_value = "chaos", value_parser = parse_scenario)]
+    scenario: Scenario,
     /// Run this one seed and print its whole trace.
     #[arg(long, value_name = "SEED")]
     reproduce: Option<u64>,
@@ -32,10 +35,17 @@ struct Args {
     trace_dir: PathBuf,
 }
 
+fn parse_scenario(name: &str) -> Result<Scenario, String> {
+    Scenario::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Scenario::ALL.iter().map(|(n, _)| *n).collect();
+        format!("unknown scenario {name:?} (one of {})", names.join(", "))
+    })
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(seed) = args.reproduce {
-        let params = Params::from_seed(seed, args.sim_secs);
+        let params = Params::from_seed(seed, args.sim_secs, args.scenario);
         let outcome = run(&params);
         print!("{}", params.describe());
         print!("{}", Trace::render(&outcome.events));
@@ -61,15 +71,16 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     for seed in args.from..last {
-        let params = Params::from_seed(seed, args.sim_secs);
+        let params = Params::from_seed(seed, args.sim_secs, args.scenario);
         let outcome = run(&params);
         let Some(v) = outcome.violation else {
             println!(
-                "seed {seed}: ok ({} nodes, {} faults, {} grants, {} writes, hash {:016x})",
+                "seed {seed}: ok ({} nodes, {} faults, {} grants, {} writes, {} fenced off, hash {:016x})",
                 params.nodes.len(),
                 params.faults.len(),
                 outcome.grants,
                 outcome.writes,
+                outcome.refused_writes,
                 outcome.hash
             );
             continue;
@@ -94,8 +105,9 @@ fn main() -> ExitCode {
             Err(e) => println!("could not write the full trace to {}: {e}", path.display()),
         }
         println!(
-            "replay: cargo run -p rillflow-sim -- --reproduce {seed} --sim-secs {}",
-            args.sim_secs
+            "replay: cargo run -p rillflow-sim -- --reproduce {seed} --sim-secs {} --scenario {}",
+            args.sim_secs,
+            args.scenario.name()
         );
         return ExitCode::FAILURE;
     }

@@ -67,6 +67,8 @@ pub struct ModelDb {
     pub writes: Vec<WriteRecord>,
     /// Every grant.
     pub grants: Vec<GrantRecord>,
+    /// Writes the fence refused.
+    pub refused_writes: usize,
     /// Off only in the test that shows the checks catch a missing fence.
     pub fence_disabled: bool,
 }
@@ -319,6 +321,7 @@ impl ModelDb {
         let lease_valid = c.expires_at.is_some_and(|e| e > now);
         let current = c.epoch == epoch && lease_valid;
         if !current && !self.fence_disabled {
+            self.refused_writes += 1;
             return Reply::Fenced;
         }
         self.writes.push(WriteRecord {

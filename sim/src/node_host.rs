@@ -11,7 +11,7 @@ use rillflow_core::lease::{ClusterTiming, LeaseConfig, NodeMachine};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::sim_store::SimLeaseStore;
+use crate::sim_store::{Pauses, SimLeaseStore};
 use crate::trace::{sim_now, Belief, Trace};
 
 /// The cluster every simulated node joins.
@@ -28,6 +28,8 @@ pub struct NodeSpec {
     pub rate_ppm: i32,
     /// Seed of its daemon ids.
     pub seed: u64,
+    /// Pauses planned by the runner.
+    pub pauses: Pauses,
     /// Incarnations so far (each restart gets a new daemon id, as a real
     /// restart without `--daemon-id` does).
     pub boots: Arc<AtomicU64>,
@@ -41,7 +43,7 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
         node: spec.name.clone(),
         daemon_id: Uuid::from_u64_pair(spec.seed, boot),
     };
-    let store = SimLeaseStore;
+    let store = SimLeaseStore::with_pauses(spec.pauses.clone(), trace.clone());
     trace.record(sim_now(), &spec.name, format!("boot {boot}"));
     // Joining is retried like a daemon that starts while the database is away.
     while store
@@ -78,6 +80,7 @@ fn watch_permits(mut gate: WriteGate, clock: TokioClock, name: String, trace: Tr
         let mut last: Option<(Option<u64>, Duration)> = None;
         loop {
             let now = sim_now();
+            let local = clock.now().since_origin();
             let belief = match gate.permit() {
                 Some(p) => {
                     let left = clock
@@ -87,12 +90,14 @@ fn watch_permits(mut gate: WriteGate, clock: TokioClock, name: String, trace: Tr
                         at: now,
                         epoch: Some(p.epoch),
                         until: now + left,
+                        local,
                     }
                 }
                 None => Belief {
                     at: now,
                     epoch: None,
                     until: now,
+                    local,
                 },
             };
             // The driver republishes after every step; only changes count.

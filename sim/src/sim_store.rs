@@ -2,6 +2,8 @@
 //! to the `db` host over turmoil's network, so partitions, delays and lost
 //! replies reach the driver exactly as a flaky Postgres connection would.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,14 +16,47 @@ use turmoil::net::TcpStream;
 
 use crate::db_host::DB_PORT;
 use crate::protocol::{Caller, Reply, Request};
+use crate::trace::{sim_now, Trace};
 
 /// Gives up on a request after this long; the machine has long moved on by
 /// then, this only keeps tasks from piling up behind a held link.
 const GIVE_UP: Duration = Duration::from_secs(30);
 
+/// Pauses the runner has planned for nodes' next fenced write: the node
+/// stalls after its lease check and before its write reaches the database,
+/// the window a stop-the-world pause or a long GC opens in a real process.
+#[derive(Debug, Clone, Default)]
+pub struct Pauses {
+    planned: Arc<Mutex<BTreeMap<String, Duration>>>,
+}
+
+impl Pauses {
+    /// Makes `node`'s next fenced write stall for `length`.
+    pub fn plan(&self, node: &str, length: Duration) {
+        self.planned
+            .lock()
+            .expect("pauses lock")
+            .insert(node.to_owned(), length);
+    }
+
+    fn take(&self, node: &str) -> Option<Duration> {
+        self.planned.lock().expect("pauses lock").remove(node)
+    }
+}
+
 /// A store on the `db` host.
 #[derive(Debug, Clone, Default)]
-pub struct SimLeaseStore;
+pub struct SimLeaseStore {
+    pauses: Pauses,
+    trace: Trace,
+}
+
+impl SimLeaseStore {
+    /// A store whose fenced writes honour the planned `pauses`.
+    pub fn with_pauses(pauses: Pauses, trace: Trace) -> Self {
+        SimLeaseStore { pauses, trace }
+    }
+}
 
 fn caller(node: &NodeIdentity) -> Caller {
     Caller {
@@ -65,6 +100,16 @@ fn unexpected(reply: Reply) -> LeaseError {
 #[async_trait]
 impl FencedWrites for SimLeaseStore {
     async fn fenced_write(&self, node: &NodeIdentity, epoch: u64) -> Result<bool, LeaseError> {
+        // The caller has just checked its permit; a planned pause lands
+        // exactly between that check and the write.
+        if let Some(length) = self.pauses.take(&node.node) {
+            self.trace.record(
+                sim_now(),
+                &node.node,
+                format!("paused {length:?} before a write under epoch {epoch}"),
+            );
+            tokio::time::sleep(length).await;
+        }
         match self
             .call(&Request::FencedWrite {
                 caller: caller(node),

@@ -25,6 +25,8 @@ pub struct Belief {
     pub epoch: Option<u64>,
     /// When it runs out on the node's own clock, in simulated time.
     pub until: Duration,
+    /// The node's own clock reading when it was published.
+    pub local: Duration,
 }
 
 /// The shared, append-only trace of a run.
@@ -46,12 +48,13 @@ impl Trace {
 
     /// Records a node's belief (and an event describing it).
     pub fn record_belief(&self, node: &str, belief: Belief) {
+        let local = belief.local.as_secs_f64();
         let what = match belief.epoch {
             Some(epoch) => format!(
-                "believes epoch {epoch} until {:.6}",
+                "believes epoch {epoch} until {:.6} (local clock {local:.6})",
                 belief.until.as_secs_f64()
             ),
-            None => "believes nothing".to_owned(),
+            None => format!("believes nothing (local clock {local:.6})"),
         };
         self.record(belief.at, node, what);
         self.beliefs

@@ -10,10 +10,11 @@ use rand::{Rng, SeedableRng};
 use rillflow_core::lease::LeaseConfig;
 
 use crate::db_host;
-use crate::faults::{self, Fault};
+use crate::faults::{self, Fault, Scenario};
 use crate::invariants::{liveness, one_believer, single_writer, Violation};
 use crate::model_db::ModelDb;
 use crate::node_host::{self, NodeSpec, CLUSTER};
+use crate::sim_store::Pauses;
 use crate::trace::{Trace, TraceEvent};
 
 /// Everything a run derives from its seed.
@@ -31,6 +32,8 @@ pub struct Params {
     pub heal_at: Duration,
     /// The run ends here.
     pub end_at: Duration,
+    /// The fault mix.
+    pub scenario: Scenario,
     /// The fault schedule.
     pub faults: Vec<(Duration, Fault)>,
     /// Off only to show the checks catch a missing fence.
@@ -39,7 +42,7 @@ pub struct Params {
 
 impl Params {
     /// The parameters of `seed` for a run of about `sim_secs` seconds.
-    pub fn from_seed(seed: u64, sim_secs: u64) -> Params {
+    pub fn from_seed(seed: u64, sim_secs: u64, scenario: Scenario) -> Params {
         let mut rng = StdRng::seed_from_u64(seed);
         let count = rng.random_range(2..=4);
         let nodes: Vec<String> = (0..count).map(|i| format!("n{}", i + 1)).collect();
@@ -49,7 +52,7 @@ impl Params {
             .collect();
         let config = LeaseConfig::from_secs(1, 3, 1);
         let heal_at = Duration::from_secs(sim_secs.max(10) * 2 / 3);
-        let faults = faults::schedule(&mut rng, &nodes, heal_at);
+        let faults = faults::schedule(&mut rng, scenario, &nodes, heal_at);
         let end_at = heal_at + liveness_bound(&config) + Duration::from_secs(1);
         Params {
             seed,
@@ -58,6 +61,7 @@ impl Params {
             config,
             heal_at,
             end_at,
+            scenario,
             faults,
             fence_disabled: false,
         }
@@ -66,8 +70,9 @@ impl Params {
     /// The parameters, one per line, for a failure report.
     pub fn describe(&self) -> String {
         let mut out = format!(
-            "seed {}\nnodes {:?}\nclock rates (ppm) {:?}\nheartbeat {:?}, ttl {:?}, grace {:?}, margin {:?}\nheal at {:?}, end at {:?}\nfaults:\n",
+            "seed {}\nscenario {}\nnodes {:?}\nclock rates (ppm) {:?}\nheartbeat {:?}, ttl {:?}, grace {:?}, margin {:?}\nheal at {:?}, end at {:?}\nfaults:\n",
             self.seed,
+            self.scenario.name(),
             self.nodes,
             self.rates_ppm,
             self.config.heartbeat,
@@ -104,6 +109,8 @@ pub struct Outcome {
     pub grants: usize,
     /// Committed writes.
     pub writes: usize,
+    /// Writes the fence refused.
+    pub refused_writes: usize,
 }
 
 /// Runs `params` to the end and checks every invariant.
@@ -124,12 +131,14 @@ pub fn run(params: &Params) -> Outcome {
         let (db, trace) = (db.clone(), trace.clone());
         sim.host("db", move || db_host::serve(db.clone(), trace.clone()));
     }
+    let pauses = Pauses::default();
     for (i, name) in params.nodes.iter().enumerate() {
         let spec = NodeSpec {
             name: name.clone(),
             config: params.config.clone(),
             rate_ppm: params.rates_ppm[i],
             seed: params.seed,
+            pauses: pauses.clone(),
             boots: Arc::new(AtomicU64::new(0)),
         };
         let trace = trace.clone();
@@ -151,7 +160,7 @@ pub fn run(params: &Params) -> Outcome {
                 break;
             }
             trace.record(*at, "faults", format!("{fault:?}"));
-            apply(&mut sim, fault);
+            apply(&mut sim, &pauses, fault);
             pending.next();
         }
         if let Err(e) = sim.step() {
@@ -179,10 +188,11 @@ pub fn run(params: &Params) -> Outcome {
         events,
         grants: db.grants.len(),
         writes: db.writes.len(),
+        refused_writes: db.refused_writes,
     }
 }
 
-fn apply(sim: &mut turmoil::Sim<'_>, fault: &Fault) {
+fn apply(sim: &mut turmoil::Sim<'_>, pauses: &Pauses, fault: &Fault) {
     match fault {
         Fault::Crash(n) => sim.crash(n.as_str()),
         Fault::Restart(n) => sim.bounce(n.as_str()),
@@ -194,6 +204,11 @@ fn apply(sim: &mut turmoil::Sim<'_>, fault: &Fault) {
         }
         Fault::Hold(n) => sim.hold(n.as_str(), "db"),
         Fault::Release(n) => sim.release(n.as_str(), "db"),
+        Fault::Freeze { node, length_ms } => {
+            pauses.plan(node, Duration::from_millis(*length_ms));
+            sim.hold(node.as_str(), "db");
+        }
+        Fault::Thaw(n) => sim.release(n.as_str(), "db"),
         Fault::CrashDb => sim.crash("db"),
         Fault::RestartDb => sim.bounce("db"),
     }

@@ -1,12 +1,12 @@
 //! The simulation keeps its promises: seeds pass, runs repeat bit for bit,
 //! and the checks are not vacuous.
 
-use rillflow_sim::{run, Params};
+use rillflow_sim::{run, Params, Scenario};
 
 #[test]
 fn the_first_seeds_keep_every_invariant() {
     for seed in 1..=20 {
-        let params = Params::from_seed(seed, 30);
+        let params = Params::from_seed(seed, 30, Scenario::Chaos);
         let outcome = run(&params);
         assert!(
             outcome.violation.is_none(),
@@ -24,14 +24,14 @@ fn the_first_seeds_keep_every_invariant() {
 #[test]
 fn the_same_seed_gives_the_same_trace() {
     for seed in [3, 11] {
-        let params = Params::from_seed(seed, 30);
+        let params = Params::from_seed(seed, 30, Scenario::Chaos);
         let (a, b) = (run(&params), run(&params));
         assert_eq!(a.hash, b.hash, "seed {seed}");
         assert_eq!(a.events, b.events, "seed {seed}");
     }
     assert_ne!(
-        run(&Params::from_seed(3, 30)).hash,
-        run(&Params::from_seed(4, 30)).hash
+        run(&Params::from_seed(3, 30, Scenario::Chaos)).hash,
+        run(&Params::from_seed(4, 30, Scenario::Chaos)).hash
     );
 }
 
@@ -42,7 +42,7 @@ fn without_the_fence_a_stale_write_is_caught() {
     let caught = (1..=60).find_map(|seed| {
         let params = Params {
             fence_disabled: true,
-            ..Params::from_seed(seed, 30)
+            ..Params::from_seed(seed, 30, Scenario::Chaos)
         };
         run(&params)
             .violation
@@ -51,4 +51,43 @@ fn without_the_fence_a_stale_write_is_caught() {
     });
     let (seed, v) = caught.expect("some seed lets a stale write through when the fence is off");
     assert!(v.detail.contains("under epoch"), "seed {seed}: {v:?}");
+}
+
+/// The trap: a writer stalls between its lease check and its write for
+/// longer than its lease (a GC pause, SIGSTOP). Its write must be refused,
+/// and was: the run shows refused writes and no violation.
+#[test]
+fn a_writer_paused_past_its_lease_is_fenced_off() {
+    let mut refused = 0;
+    for seed in 1..=10 {
+        let params = Params::from_seed(seed, 30, Scenario::Pauses);
+        let outcome = run(&params);
+        assert!(
+            outcome.violation.is_none(),
+            "seed {seed}: {:?}\n{}",
+            outcome.violation,
+            params.describe()
+        );
+        refused += outcome.refused_writes;
+    }
+    assert!(
+        refused > 0,
+        "no pause outlived a lease: the scenario does not reach the trap"
+    );
+}
+
+#[test]
+fn every_scenario_keeps_every_invariant() {
+    for (name, scenario) in Scenario::ALL {
+        for seed in 100..105 {
+            let params = Params::from_seed(seed, 30, scenario);
+            let outcome = run(&params);
+            assert!(
+                outcome.violation.is_none(),
+                "{name} seed {seed}: {:?}\n{}",
+                outcome.violation,
+                params.describe()
+            );
+        }
+    }
 }
