@@ -53,7 +53,7 @@ impl Params {
         let config = LeaseConfig::from_secs(1, 3, 1);
         let heal_at = Duration::from_secs(sim_secs.max(10) * 2 / 3);
         let faults = faults::schedule(&mut rng, scenario, &nodes, heal_at);
-        let end_at = heal_at + liveness_bound(&config) + Duration::from_secs(1);
+        let end_at = heal_at + liveness_bound(&config);
         Params {
             seed,
             nodes,

@@ -39,3 +39,41 @@ pub fn check(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_leader_that_believes_passes_and_anything_less_fails() {
+        let beliefs = vec![(
+            "a".to_owned(),
+            Belief {
+                at: s(21),
+                epoch: Some(4),
+                until: s(29),
+                local: s(21),
+            },
+        )];
+        assert_eq!(
+            check(s(20), s(26), Some(("a".to_owned(), 4)), &beliefs),
+            None
+        );
+        assert!(
+            check(s(20), s(26), None, &beliefs).is_some(),
+            "nobody leads"
+        );
+        assert!(
+            check(s(20), s(26), Some(("a".to_owned(), 5)), &beliefs).is_some(),
+            "a does not know"
+        );
+        assert!(
+            check(s(20), s(30), Some(("a".to_owned(), 4)), &beliefs).is_some(),
+            "a's belief ran out"
+        );
+    }
+}

@@ -91,3 +91,76 @@ pub fn check(
     }
     first
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    fn believes(node: &str, at: u64, epoch: Option<u64>, until: u64) -> (String, Belief) {
+        (
+            node.to_owned(),
+            Belief {
+                at: s(at),
+                epoch,
+                until: s(until),
+                local: s(at),
+            },
+        )
+    }
+
+    fn granted(node: &str, epoch: u64) -> GrantRecord {
+        GrantRecord {
+            at: Duration::ZERO,
+            node: node.to_owned(),
+            epoch,
+        }
+    }
+
+    #[test]
+    fn consecutive_beliefs_pass() {
+        let beliefs = [
+            believes("a", 0, Some(1), 2_700),
+            believes("a", 2_700, None, 2_700),
+            believes("b", 4_000, Some(2), 6_700),
+        ];
+        assert_eq!(
+            check(&beliefs, &[granted("a", 1), granted("b", 2)], s(10_000)),
+            None
+        );
+    }
+
+    #[test]
+    fn overlapping_beliefs_are_caught_at_the_first_shared_instant() {
+        let beliefs = [
+            believes("a", 0, Some(1), 3_000),
+            believes("b", 2_500, Some(2), 5_000),
+        ];
+        let v = check(&beliefs, &[granted("a", 1), granted("b", 2)], s(10_000)).expect("overlap");
+        assert_eq!((v.invariant, v.at), ("LEASE-2", s(2_500)));
+    }
+
+    #[test]
+    fn a_belief_ends_when_the_node_publishes_another() {
+        // a's first belief would run to 3 s, but a withdrew it at 1 s.
+        let beliefs = [
+            believes("a", 0, Some(1), 3_000),
+            believes("a", 1_000, None, 1_000),
+            believes("b", 2_000, Some(2), 5_000),
+        ];
+        assert_eq!(
+            check(&beliefs, &[granted("a", 1), granted("b", 2)], s(10_000)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_belief_in_an_epoch_granted_to_another_node_is_caught() {
+        let beliefs = [believes("a", 0, Some(2), 1_000)];
+        let v = check(&beliefs, &[granted("b", 2)], s(10_000)).expect("not a's epoch");
+        assert_eq!(v.invariant, "LEASE-1");
+    }
+}

@@ -22,3 +22,33 @@ pub fn check(writes: &[WriteRecord]) -> Option<Violation> {
             ),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn write(epoch: u64, current_epoch: u64, lease_valid: bool) -> WriteRecord {
+        WriteRecord {
+            at: Duration::from_secs(epoch),
+            node: "a".to_owned(),
+            epoch,
+            current_epoch,
+            lease_valid,
+        }
+    }
+
+    #[test]
+    fn only_writes_under_the_current_valid_lease_pass() {
+        assert_eq!(check(&[write(1, 1, true), write(2, 2, true)]), None);
+        assert_eq!(
+            check(&[write(1, 1, true), write(1, 2, true)]).map(|v| v.at),
+            Some(Duration::from_secs(1))
+        );
+        assert!(
+            check(&[write(3, 3, false)]).is_some(),
+            "an expired lease is no licence"
+        );
+    }
+}
