@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rillflow_adapters::daemon::contract;
 
-use crate::db_host;
+use crate::db_host::{self, SessionTimeouts};
 use crate::model_db::ModelDb;
 use crate::sim_store::SimLeaseStore;
 use crate::trace::Trace;
@@ -20,7 +20,13 @@ pub fn run(name: &'static str) {
         .rng_seed(1)
         .build();
     let db = Arc::new(Mutex::new(ModelDb::default()));
-    sim.host("db", move || db_host::serve(db.clone(), Trace::default()));
+    let timeouts = SessionTimeouts {
+        lock: Duration::from_millis(500),
+        idle_in_transaction: Duration::from_secs(1),
+    };
+    sim.host("db", move || {
+        db_host::serve(db.clone(), Trace::default(), timeouts)
+    });
     sim.client("tester", async move {
         contract::run(name, &SimLeaseStore::default(), "contract").await;
         Ok(())

@@ -37,6 +37,15 @@ pub enum Fault {
     },
     /// End a freeze: held messages are delivered.
     Thaw(String),
+    /// Freeze the node inside its next fenced transaction, holding the
+    /// cluster row's lock (the database host ends such a transaction after
+    /// the idle-in-transaction timeout).
+    FreezeInTransaction {
+        /// The node.
+        node: String,
+        /// How long, in milliseconds.
+        length_ms: u64,
+    },
     /// Restart the database host (committed state survives).
     CrashDb,
     /// Start the database host again.
@@ -57,16 +66,19 @@ pub enum Scenario {
     Pauses,
     /// Database restarts.
     DbRestarts,
+    /// Writers frozen inside their fenced transaction, holding its lock.
+    Locks,
 }
 
 impl Scenario {
     /// Every scenario, by name.
-    pub const ALL: [(&'static str, Scenario); 5] = [
+    pub const ALL: [(&'static str, Scenario); 6] = [
         ("chaos", Scenario::Chaos),
         ("crashes", Scenario::Crashes),
         ("network", Scenario::Network),
         ("pauses", Scenario::Pauses),
         ("db-restarts", Scenario::DbRestarts),
+        ("locks", Scenario::Locks),
     ];
 
     /// The scenario called `name`.
@@ -85,11 +97,12 @@ impl Scenario {
     /// The fault kinds it draws from (see [`schedule`]).
     fn kinds(self) -> &'static [u32] {
         match self {
-            Scenario::Chaos => &[0, 1, 2, 3, 4, 5, 6],
+            Scenario::Chaos => &[0, 1, 2, 3, 4, 5, 6, 7],
             Scenario::Crashes => &[0],
             Scenario::Network => &[1, 2, 3, 4],
             Scenario::Pauses => &[5],
             Scenario::DbRestarts => &[6],
+            Scenario::Locks => &[7],
         }
     }
 }
@@ -128,7 +141,14 @@ pub fn schedule(
                 },
                 Some(Fault::Thaw(node)),
             ),
-            _ => (Fault::CrashDb, Some(Fault::RestartDb)),
+            6 => (Fault::CrashDb, Some(Fault::RestartDb)),
+            _ => (
+                Fault::FreezeInTransaction {
+                    node: node.clone(),
+                    length_ms,
+                },
+                Some(Fault::Thaw(node)),
+            ),
         };
         plan.push((t, start));
         if let Some(stop) = stop {

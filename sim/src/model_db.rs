@@ -71,6 +71,9 @@ pub struct ModelDb {
     pub refused_writes: usize,
     /// Off only in the test that shows the checks catch a missing fence.
     pub fence_disabled: bool,
+    /// On only in the test that shows the checks catch grants that do not
+    /// wait for an open fenced transaction.
+    pub grants_ignore_locks: bool,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -122,6 +125,10 @@ impl ModelDb {
                 Reply::Done
             }
             Request::FencedWrite { caller, epoch } => self.fenced_write(now, &caller, epoch),
+            // The database host runs these itself: they span time.
+            Request::FrozenFencedWrite { .. } => {
+                Reply::Failed("a frozen write spans time".to_owned())
+            }
         }
     }
 
@@ -315,23 +322,41 @@ impl ModelDb {
     }
 
     fn fenced_write(&mut self, now: Duration, caller: &Caller, epoch: u64) -> Reply {
-        let Some(c) = self.clusters.get(&caller.cluster) else {
-            return Reply::Fenced;
-        };
-        let lease_valid = c.expires_at.is_some_and(|e| e > now);
-        let current = c.epoch == epoch && lease_valid;
-        if !current && !self.fence_disabled {
-            self.refused_writes += 1;
+        if !self.fence_admits(now, caller, epoch) {
             return Reply::Fenced;
         }
+        self.commit_write(now, caller, epoch);
+        Reply::Done
+    }
+
+    /// The fence check at the start of a write transaction: the epoch is
+    /// current and its lease unexpired. Counts a refusal.
+    pub fn fence_admits(&mut self, now: Duration, caller: &Caller, epoch: u64) -> bool {
+        let current = self
+            .clusters
+            .get(&caller.cluster)
+            .is_some_and(|c| c.epoch == epoch && c.expires_at.is_some_and(|e| e > now));
+        if !current && !self.fence_disabled {
+            self.refused_writes += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Commits a write under `epoch`, recording the cluster's state at the
+    /// commit for the single-writer check.
+    pub fn commit_write(&mut self, now: Duration, caller: &Caller, epoch: u64) {
+        let (current_epoch, lease_valid) =
+            self.clusters.get(&caller.cluster).map_or((0, false), |c| {
+                (c.epoch, c.expires_at.is_some_and(|e| e > now))
+            });
         self.writes.push(WriteRecord {
             at: now,
             node: caller.node.clone(),
             epoch,
-            current_epoch: c.epoch,
+            current_epoch,
             lease_valid,
         });
-        Reply::Done
     }
 
     /// The holder of an unexpired lease at `now`, with its epoch.

@@ -74,6 +74,18 @@ pub enum Request {
         /// Epoch written under.
         epoch: u64,
     },
+    /// A fenced write whose client freezes inside its transaction, right
+    /// after the fence check, for `freeze_us`: it holds the lock on the
+    /// cluster row, and the database host cuts the client off the network
+    /// for as long, as a frozen process would be.
+    FrozenFencedWrite {
+        /// Caller.
+        caller: Caller,
+        /// Epoch written under.
+        epoch: u64,
+        /// How long the client stays frozen.
+        freeze_us: u64,
+    },
 }
 
 /// A reply; durations in microseconds.

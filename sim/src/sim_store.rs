@@ -28,6 +28,7 @@ const GIVE_UP: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Default)]
 pub struct Pauses {
     planned: Arc<Mutex<BTreeMap<String, Duration>>>,
+    frozen: Arc<Mutex<BTreeMap<String, Duration>>>,
 }
 
 impl Pauses {
@@ -41,6 +42,25 @@ impl Pauses {
 
     fn take(&self, node: &str) -> Option<Duration> {
         self.planned.lock().expect("pauses lock").remove(node)
+    }
+
+    /// Makes `node`'s next fenced write freeze inside its transaction, holding
+    /// the cluster row's lock, for `length`.
+    pub fn plan_freeze(&self, node: &str, length: Duration) {
+        self.frozen
+            .lock()
+            .expect("pauses lock")
+            .insert(node.to_owned(), length);
+    }
+
+    fn take_freeze(&self, node: &str) -> Option<Duration> {
+        self.frozen.lock().expect("pauses lock").remove(node)
+    }
+
+    /// Forgets every plan not carried out yet (the faults are over).
+    pub fn clear(&self) {
+        self.planned.lock().expect("pauses lock").clear();
+        self.frozen.lock().expect("pauses lock").clear();
     }
 }
 
@@ -110,13 +130,18 @@ impl FencedWrites for SimLeaseStore {
             );
             tokio::time::sleep(length).await;
         }
-        match self
-            .call(&Request::FencedWrite {
+        let request = match self.pauses.take_freeze(&node.node) {
+            Some(freeze) => Request::FrozenFencedWrite {
                 caller: caller(node),
                 epoch,
-            })
-            .await?
-        {
+                freeze_us: micros(freeze),
+            },
+            None => Request::FencedWrite {
+                caller: caller(node),
+                epoch,
+            },
+        };
+        match self.call(&request).await? {
             Reply::Done => Ok(true),
             Reply::Fenced => Ok(false),
             other => Err(unexpected(other)),

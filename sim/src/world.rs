@@ -7,9 +7,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rillflow_adapters::daemon::daemon_pool_config;
 use rillflow_core::lease::LeaseConfig;
 
-use crate::db_host;
+use crate::db_host::{self, SessionTimeouts};
 use crate::faults::{self, Fault, Scenario};
 use crate::invariants::{liveness, one_believer, single_writer, Violation};
 use crate::model_db::ModelDb;
@@ -129,7 +130,14 @@ pub fn run(params: &Params) -> Outcome {
     let db = Arc::new(Mutex::new(model));
     {
         let (db, trace) = (db.clone(), trace.clone());
-        sim.host("db", move || db_host::serve(db.clone(), trace.clone()));
+        let pool = daemon_pool_config(&params.config);
+        let timeouts = SessionTimeouts {
+            lock: pool.lock_timeout,
+            idle_in_transaction: pool.idle_in_transaction_timeout,
+        };
+        sim.host("db", move || {
+            db_host::serve(db.clone(), trace.clone(), timeouts)
+        });
     }
     let pauses = Pauses::default();
     for (i, name) in params.nodes.iter().enumerate() {
@@ -154,7 +162,19 @@ pub fn run(params: &Params) -> Outcome {
 
     let mut pending = params.faults.iter().peekable();
     let mut violation = None;
+    let mut healed = false;
     while sim.elapsed() < params.end_at {
+        if !healed && sim.elapsed() >= params.heal_at {
+            // Whatever a fault left behind (a freeze the database host was
+            // to end, a plan not carried out) ends here.
+            healed = true;
+            pauses.clear();
+            for node in &params.nodes {
+                sim.repair(node.as_str(), "db");
+                sim.release(node.as_str(), "db");
+            }
+            trace.record(sim.elapsed(), "faults", "healed".to_owned());
+        }
         while let Some((at, fault)) = pending.peek() {
             if *at > sim.elapsed() {
                 break;
@@ -209,6 +229,9 @@ fn apply(sim: &mut turmoil::Sim<'_>, pauses: &Pauses, fault: &Fault) {
             sim.hold(node.as_str(), "db");
         }
         Fault::Thaw(n) => sim.release(n.as_str(), "db"),
+        Fault::FreezeInTransaction { node, length_ms } => {
+            pauses.plan_freeze(node, Duration::from_millis(*length_ms))
+        }
         Fault::CrashDb => sim.crash("db"),
         Fault::RestartDb => sim.bounce("db"),
     }
