@@ -120,7 +120,9 @@ pub fn schedule(
     let mut t = Duration::from_millis(rng.random_range(1_000..3_000));
     while t < until {
         let node = nodes[rng.random_range(0..nodes.len())].clone();
-        let length_ms = rng.random_range(200..6_000);
+        // Up to 9 s: some faults outlast LEASE-3's bound (6 s at the
+        // simulated timing), so takeovers are checked while faults go on.
+        let length_ms = rng.random_range(200..9_000);
         let end = (t + Duration::from_millis(length_ms)).min(until);
         let (start, stop) = match kinds[rng.random_range(0..kinds.len())] {
             0 => (Fault::Crash(node.clone()), Some(Fault::Restart(node))),

@@ -39,6 +39,9 @@ pub struct Params {
     pub faults: Vec<(Duration, Fault)>,
     /// Off only to show the checks catch a missing fence.
     pub fence_disabled: bool,
+    /// Off only to show the checks catch a database that never ends a
+    /// frozen client's transaction.
+    pub idle_timeout_disabled: bool,
 }
 
 impl Params {
@@ -65,6 +68,7 @@ impl Params {
             scenario,
             faults,
             fence_disabled: false,
+            idle_timeout_disabled: false,
         }
     }
 
@@ -131,9 +135,14 @@ pub fn run(params: &Params) -> Outcome {
     {
         let (db, trace) = (db.clone(), trace.clone());
         let pool = daemon_pool_config(&params.config);
+        let idle = if params.idle_timeout_disabled {
+            Duration::from_secs(86_400)
+        } else {
+            pool.idle_in_transaction_timeout
+        };
         let timeouts = SessionTimeouts {
             lock: pool.lock_timeout,
-            idle_in_transaction: pool.idle_in_transaction_timeout,
+            idle_in_transaction: idle,
         };
         sim.host("db", move || {
             db_host::serve(db.clone(), trace.clone(), timeouts)
@@ -199,6 +208,16 @@ pub fn run(params: &Params) -> Outcome {
     let violation = violation
         .or_else(|| single_writer::check(&db.writes))
         .or_else(|| one_believer::check(&beliefs, &db.grants, end))
+        .or_else(|| {
+            let bound = liveness_bound(&params.config);
+            liveness::check_takeovers(
+                &params.faults,
+                &db.grants,
+                &db.writes,
+                bound,
+                Duration::from_millis(300),
+            )
+        })
         .or_else(|| liveness::check(params.heal_at, end, db.valid_leader(end, CLUSTER), &beliefs));
     let events = trace.events();
     let hash = Trace::hash(&events);

@@ -91,3 +91,25 @@ fn every_scenario_keeps_every_invariant() {
         }
     }
 }
+
+/// The trap: a standby blocked forever behind a frozen leader's row lock.
+/// With the database never ending the frozen client's transaction, the
+/// takeover check reports the stall; with the daemon's timeouts it does not
+/// happen (`every_scenario_keeps_every_invariant` runs the same scenario).
+#[test]
+fn without_the_idle_timeout_a_frozen_lock_holder_stalls_failover() {
+    let caught = (1..=40).find_map(|seed| {
+        let params = Params {
+            idle_timeout_disabled: true,
+            ..Params::from_seed(seed, 30, Scenario::Locks)
+        };
+        run(&params).violation.map(|v| (seed, v))
+    });
+    let (seed, v) =
+        caught.expect("some seed freezes the leader inside its transaction past the bound");
+    assert_eq!(v.invariant, "LEASE-3", "seed {seed}: {v:?}");
+    assert!(
+        v.detail.contains("FreezeInTransaction"),
+        "seed {seed}: {v:?}"
+    );
+}

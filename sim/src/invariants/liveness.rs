@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::faults::Fault;
+use crate::model_db::{GrantRecord, WriteRecord};
 use crate::trace::Belief;
 
 use super::Violation;
@@ -38,6 +40,78 @@ pub fn check(
             "{node} holds epoch {epoch} in the database but its latest belief is {other:?}"
         ))),
     }
+}
+
+/// The node a fault silences, and the fault that ends it.
+fn silenced(fault: &Fault) -> Option<&str> {
+    match fault {
+        Fault::Crash(n) | Fault::Partition(n) | Fault::Freeze { node: n, .. } => Some(n),
+        Fault::FreezeInTransaction { node: n, .. } => Some(n),
+        _ => None,
+    }
+}
+
+fn ends(fault: &Fault, node: &str) -> bool {
+    matches!(fault, Fault::Restart(n) | Fault::Repair(n) | Fault::Thaw(n) if n == node)
+}
+
+/// LEASE-3 during the faults: when the active hot node is silenced (crash,
+/// partition, freeze, freeze holding a lock) for longer than `bound`, some
+/// other node is granted the lease within `bound` of the fault. Faults come
+/// one at a time, so nothing else stands in the way. "Active" means it held
+/// the latest grant and committed a write in the second before.
+///
+/// `slack` covers the wait until a planned freeze begins (the node's next
+/// write).
+pub fn check_takeovers(
+    faults: &[(Duration, Fault)],
+    grants: &[GrantRecord],
+    writes: &[WriteRecord],
+    bound: Duration,
+    slack: Duration,
+) -> Option<Violation> {
+    for (i, (start, fault)) in faults.iter().enumerate() {
+        let Some(node) = silenced(fault) else {
+            continue;
+        };
+        let Some(end) = faults[i + 1..]
+            .iter()
+            .find(|(_, f)| ends(f, node))
+            .map(|(t, _)| *t)
+        else {
+            continue;
+        };
+        let deadline = *start + bound + slack;
+        if end < deadline {
+            continue;
+        }
+        let leader = grants
+            .iter()
+            .rev()
+            .find(|g| g.at <= *start)
+            .map(|g| g.node.as_str());
+        let active = writes
+            .iter()
+            .any(|w| w.node == node && w.at <= *start && w.at + Duration::from_secs(1) > *start);
+        if leader != Some(node) || !active {
+            continue;
+        }
+        let took_over = grants
+            .iter()
+            .any(|g| g.node != node && g.at > *start && g.at <= deadline);
+        if !took_over {
+            return Some(Violation {
+                invariant: "LEASE-3",
+                at: deadline,
+                detail: format!(
+                    "{node} was silenced at {:.3}s by {fault:?} and nobody took over within {:.3}s",
+                    start.as_secs_f64(),
+                    (bound + slack).as_secs_f64()
+                ),
+            });
+        }
+    }
+    None
 }
 
 #[cfg(test)]
