@@ -27,6 +27,10 @@ struct Args {
     /// Fault mix: chaos, crashes, network, pauses, db-restarts.
     #[arg(long, default_value = "chaos", value_parser = parse_scenario)]
     scenario: Scenario,
+    /// Remove a protection (fence or idle-timeout) to watch the checks
+    /// catch what it prevents.
+    #[arg(long, value_name = "PROTECTION", value_parser = ["fence", "idle-timeout"])]
+    without: Option<String>,
     /// Run this one seed and print its whole trace.
     #[arg(long, value_name = "SEED")]
     reproduce: Option<u64>,
@@ -42,10 +46,17 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
     })
 }
 
+fn params_for(args: &Args, seed: u64) -> Params {
+    let mut params = Params::from_seed(seed, args.sim_secs, args.scenario);
+    params.fence_disabled = args.without.as_deref() == Some("fence");
+    params.idle_timeout_disabled = args.without.as_deref() == Some("idle-timeout");
+    params
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(seed) = args.reproduce {
-        let params = Params::from_seed(seed, args.sim_secs, args.scenario);
+        let params = params_for(&args, seed);
         let outcome = run(&params);
         print!("{}", params.describe());
         print!("{}", Trace::render(&outcome.events));
@@ -71,7 +82,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     for seed in args.from..last {
-        let params = Params::from_seed(seed, args.sim_secs, args.scenario);
+        let params = params_for(&args, seed);
         let outcome = run(&params);
         let Some(v) = outcome.violation else {
             println!(
@@ -93,9 +104,13 @@ fn main() -> ExitCode {
             v.at.as_secs_f64(),
             v.detail
         );
-        println!("last events:");
-        let tail = outcome.events.len().saturating_sub(50);
-        print!("{}", Trace::render(&outcome.events[tail..]));
+        // The 50 events leading up to the violation, not the end of the run.
+        let upto = outcome.events.partition_point(|e| e.at <= v.at);
+        println!("the last 50 events up to {:.3}s:", v.at.as_secs_f64());
+        print!(
+            "{}",
+            Trace::render(&outcome.events[upto.saturating_sub(50)..upto])
+        );
         println!("trace hash {:016x}", outcome.hash);
         let path = args.trace_dir.join(format!("seed-{seed}.txt"));
         let written = std::fs::create_dir_all(&args.trace_dir)
@@ -105,9 +120,13 @@ fn main() -> ExitCode {
             Err(e) => println!("could not write the full trace to {}: {e}", path.display()),
         }
         println!(
-            "replay: cargo run -p rillflow-sim -- --reproduce {seed} --sim-secs {} --scenario {}",
+            "replay: cargo run -p rillflow-sim -- --reproduce {seed} --sim-secs {} --scenario {}{}",
             args.sim_secs,
-            args.scenario.name()
+            args.scenario.name(),
+            args.without
+                .as_deref()
+                .map(|w| format!(" --without {w}"))
+                .unwrap_or_default()
         );
         return ExitCode::FAILURE;
     }
