@@ -165,9 +165,9 @@ impl Session {
             return Reply::Fenced;
         }
         self.locks.take(&caller.cluster);
-        self.trace.record(
-            sim_now(),
+        self.trace.record_freeze(
             &caller.node,
+            sim_now(),
             format!("frozen {freeze:?} inside a transaction of epoch {epoch}"),
         );
         turmoil::hold(caller.node.as_str(), "db");

@@ -46,18 +46,25 @@ pub enum Fault {
         /// How long, in milliseconds.
         length_ms: u64,
     },
+    /// Stop the node gracefully (SIGTERM): finish, release, exit. A
+    /// `Restart` starts it again.
+    Stop(String),
     /// Restart the database host (committed state survives).
     CrashDb,
     /// Start the database host again.
     RestartDb,
 }
 
+/// How long a planned freeze-in-transaction waits for the node's next write
+/// before it lapses (the hot node writes every 150 ms).
+pub const FREEZE_START: Duration = Duration::from_millis(500);
+
 /// Which faults a run draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
     /// Every kind of fault.
     Chaos,
-    /// Node crashes and restarts.
+    /// Node crashes, graceful stops, and restarts.
     Crashes,
     /// Partitions, one-way partitions (lost replies) and held links.
     Network,
@@ -97,8 +104,8 @@ impl Scenario {
     /// The fault kinds it draws from (see [`schedule`]).
     fn kinds(self) -> &'static [u32] {
         match self {
-            Scenario::Chaos => &[0, 1, 2, 3, 4, 5, 6, 7],
-            Scenario::Crashes => &[0],
+            Scenario::Chaos => &[0, 1, 2, 3, 4, 5, 6, 7, 8],
+            Scenario::Crashes => &[0, 8],
             Scenario::Network => &[1, 2, 3, 4],
             Scenario::Pauses => &[5],
             Scenario::DbRestarts => &[6],
@@ -144,19 +151,22 @@ pub fn schedule(
                 Some(Fault::Thaw(node)),
             ),
             6 => (Fault::CrashDb, Some(Fault::RestartDb)),
-            _ => (
-                Fault::FreezeInTransaction {
-                    node: node.clone(),
-                    length_ms,
-                },
-                Some(Fault::Thaw(node)),
-            ),
+            8 => (Fault::Stop(node.clone()), Some(Fault::Restart(node))),
+            // The database host ends this freeze itself, from the moment
+            // the node's write arrives (within FREEZE_START of the plan).
+            _ => (Fault::FreezeInTransaction { node, length_ms }, None),
         };
+        let late_start = matches!(start, Fault::FreezeInTransaction { .. });
         plan.push((t, start));
         if let Some(stop) = stop {
             plan.push((end, stop));
         }
-        t = end + Duration::from_millis(rng.random_range(100..3_000));
+        let settle = if late_start {
+            FREEZE_START
+        } else {
+            Duration::ZERO
+        };
+        t = end + settle + Duration::from_millis(rng.random_range(100..3_000));
     }
     plan.sort_by_key(|(at, _)| *at);
     plan

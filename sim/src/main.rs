@@ -24,6 +24,9 @@ struct Args {
     /// Simulated seconds per run (faults in the first two thirds).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(10..=3600))]
     sim_secs: u64,
+    /// Node count [default: 2 to 4, drawn from the seed].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
+    nodes: Option<u64>,
     /// Fault mix: chaos, crashes, network, pauses, db-restarts.
     #[arg(long, default_value = "chaos", value_parser = parse_scenario)]
     scenario: Scenario,
@@ -47,7 +50,8 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
 }
 
 fn params_for(args: &Args, seed: u64) -> Params {
-    let mut params = Params::from_seed(seed, args.sim_secs, args.scenario);
+    let nodes = args.nodes.map(|n| n as usize);
+    let mut params = Params::from_seed_with(seed, args.sim_secs, args.scenario, nodes);
     params.fence_disabled = args.without.as_deref() == Some("fence");
     params.idle_timeout_disabled = args.without.as_deref() == Some("idle-timeout");
     params

@@ -1,11 +1,12 @@
 //! A daemon node host: the production driver loop with the simulated store.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rillflow_adapters::daemon::{
-    Driver, LeaseStore, NodeIdentity, TokioClock, WriteGate, WriteProbe,
+    Driver, LeaseStore, NodeIdentity, Signal, TokioClock, WriteGate, WriteProbe,
 };
 use rillflow_core::lease::{ClusterTiming, LeaseConfig, NodeMachine};
 use tokio::sync::mpsc;
@@ -16,6 +17,26 @@ use crate::trace::{sim_now, Belief, Trace};
 
 /// The cluster every simulated node joins.
 pub const CLUSTER: &str = "sim";
+
+/// The running nodes' signal senders, for graceful stops.
+#[derive(Debug, Clone, Default)]
+pub struct Stops(Arc<Mutex<BTreeMap<String, mpsc::Sender<Signal>>>>);
+
+impl Stops {
+    fn register(&self, node: &str, tx: mpsc::Sender<Signal>) {
+        self.0
+            .lock()
+            .expect("stops lock")
+            .insert(node.to_owned(), tx);
+    }
+
+    /// Asks `node` to stop gracefully (finish, release, exit); false when it
+    /// is not running.
+    pub fn stop(&self, node: &str) -> bool {
+        let tx = self.0.lock().expect("stops lock").get(node).cloned();
+        tx.is_some_and(|tx| tx.try_send(Signal::Shutdown).is_ok())
+    }
+}
 
 /// What one node runs with.
 #[derive(Debug, Clone)]
@@ -30,6 +51,8 @@ pub struct NodeSpec {
     pub seed: u64,
     /// Pauses planned by the runner.
     pub pauses: Pauses,
+    /// Where the runner finds the node's shutdown signal.
+    pub stops: Stops,
     /// Incarnations so far (each restart gets a new daemon id, as a real
     /// restart without `--daemon-id` does).
     pub boots: Arc<AtomicU64>,
@@ -57,9 +80,10 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
     let (permits, gate) = WriteGate::new(clock);
     watch_permits(gate.clone(), clock, spec.name.clone(), trace.clone());
     let machine = NodeMachine::new(spec.name.clone(), spec.config.clone(), clock.now());
-    // Nothing signals the node: it runs until crashed. The sender stays
-    // alive so the driver does not see a closed channel.
-    let (_signals_tx, signals) = mpsc::channel(1);
+    // The runner stops the node gracefully through this sender, as an
+    // operator's SIGTERM would.
+    let (signals_tx, signals) = mpsc::channel(1);
+    spec.stops.register(&spec.name, signals_tx);
     // The production processor, writing more often than once a heartbeat
     // so that stale writes get many chances to slip through.
     let store = Arc::new(store);

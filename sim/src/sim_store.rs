@@ -22,45 +22,57 @@ use crate::trace::{sim_now, Trace};
 /// then, this only keeps tasks from piling up behind a held link.
 const GIVE_UP: Duration = Duration::from_secs(30);
 
-/// Pauses the runner has planned for nodes' next fenced write: the node
-/// stalls after its lease check and before its write reaches the database,
-/// the window a stop-the-world pause or a long GC opens in a real process.
+/// Stalls the runner has planned for nodes' next fenced write. A plan not
+/// carried out by its expiry (the node was not writing) lapses, so faults
+/// never spill into each other.
 #[derive(Debug, Clone, Default)]
 pub struct Pauses {
-    planned: Arc<Mutex<BTreeMap<String, Duration>>>,
-    frozen: Arc<Mutex<BTreeMap<String, Duration>>>,
+    /// Node → (length, expiry): stall after the lease check, before the
+    /// write leaves (a stop-the-world pause or long GC in a real process).
+    before_write: Arc<Mutex<BTreeMap<String, (Duration, Duration)>>>,
+    /// Node → (length, expiry): freeze inside the write's transaction,
+    /// holding its lock.
+    in_transaction: Arc<Mutex<BTreeMap<String, (Duration, Duration)>>>,
+}
+
+type Plans = Arc<Mutex<BTreeMap<String, (Duration, Duration)>>>;
+
+fn take_plan(plans: &Plans, node: &str) -> Option<Duration> {
+    let (length, expires) = plans.lock().expect("pauses lock").remove(node)?;
+    (sim_now() <= expires).then_some(length)
 }
 
 impl Pauses {
-    /// Makes `node`'s next fenced write stall for `length`.
-    pub fn plan(&self, node: &str, length: Duration) {
-        self.planned
+    /// Makes `node`'s next fenced write, if it starts by `expires`, stall
+    /// for `length` between its lease check and the write.
+    pub fn plan(&self, node: &str, length: Duration, expires: Duration) {
+        self.before_write
             .lock()
             .expect("pauses lock")
-            .insert(node.to_owned(), length);
+            .insert(node.to_owned(), (length, expires));
+    }
+
+    /// Makes `node`'s next fenced write, if it starts by `expires`, freeze
+    /// inside its transaction for `length`.
+    pub fn plan_freeze(&self, node: &str, length: Duration, expires: Duration) {
+        self.in_transaction
+            .lock()
+            .expect("pauses lock")
+            .insert(node.to_owned(), (length, expires));
     }
 
     fn take(&self, node: &str) -> Option<Duration> {
-        self.planned.lock().expect("pauses lock").remove(node)
-    }
-
-    /// Makes `node`'s next fenced write freeze inside its transaction, holding
-    /// the cluster row's lock, for `length`.
-    pub fn plan_freeze(&self, node: &str, length: Duration) {
-        self.frozen
-            .lock()
-            .expect("pauses lock")
-            .insert(node.to_owned(), length);
+        take_plan(&self.before_write, node)
     }
 
     fn take_freeze(&self, node: &str) -> Option<Duration> {
-        self.frozen.lock().expect("pauses lock").remove(node)
+        take_plan(&self.in_transaction, node)
     }
 
     /// Forgets every plan not carried out yet (the faults are over).
     pub fn clear(&self) {
-        self.planned.lock().expect("pauses lock").clear();
-        self.frozen.lock().expect("pauses lock").clear();
+        self.before_write.lock().expect("pauses lock").clear();
+        self.in_transaction.lock().expect("pauses lock").clear();
     }
 }
 

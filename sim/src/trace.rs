@@ -34,6 +34,7 @@ pub struct Belief {
 pub struct Trace {
     events: Arc<Mutex<Vec<TraceEvent>>>,
     beliefs: Arc<Mutex<Vec<(String, Belief)>>>,
+    freezes: Arc<Mutex<Vec<(String, Duration)>>>,
 }
 
 impl Trace {
@@ -61,6 +62,20 @@ impl Trace {
             .lock()
             .expect("trace lock")
             .push((node.to_owned(), belief));
+    }
+
+    /// Records that `node` froze inside a transaction at `at`.
+    pub fn record_freeze(&self, node: &str, at: Duration, what: String) {
+        self.record(at, node, what);
+        self.freezes
+            .lock()
+            .expect("trace lock")
+            .push((node.to_owned(), at));
+    }
+
+    /// When each freeze inside a transaction began.
+    pub fn freezes(&self) -> Vec<(String, Duration)> {
+        self.freezes.lock().expect("trace lock").clone()
     }
 
     /// Every belief recorded, in order.

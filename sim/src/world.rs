@@ -11,10 +11,10 @@ use rillflow_adapters::daemon::daemon_pool_config;
 use rillflow_core::lease::LeaseConfig;
 
 use crate::db_host::{self, SessionTimeouts};
-use crate::faults::{self, Fault, Scenario};
+use crate::faults::{self, Fault, Scenario, FREEZE_START};
 use crate::invariants::{liveness, one_believer, single_writer, Violation};
 use crate::model_db::ModelDb;
-use crate::node_host::{self, NodeSpec, CLUSTER};
+use crate::node_host::{self, NodeSpec, Stops, CLUSTER};
 use crate::sim_store::Pauses;
 use crate::trace::{Trace, TraceEvent};
 
@@ -47,8 +47,20 @@ pub struct Params {
 impl Params {
     /// The parameters of `seed` for a run of about `sim_secs` seconds.
     pub fn from_seed(seed: u64, sim_secs: u64, scenario: Scenario) -> Params {
+        Params::from_seed_with(seed, sim_secs, scenario, None)
+    }
+
+    /// Like [`from_seed`](Self::from_seed) with the node count fixed.
+    pub fn from_seed_with(
+        seed: u64,
+        sim_secs: u64,
+        scenario: Scenario,
+        nodes: Option<usize>,
+    ) -> Params {
         let mut rng = StdRng::seed_from_u64(seed);
-        let count = rng.random_range(2..=4);
+        let drawn = rng.random_range(2..=4);
+        // Drawn either way, so an override changes nothing else's draws.
+        let count = nodes.unwrap_or(drawn);
         let nodes: Vec<String> = (0..count).map(|i| format!("n{}", i + 1)).collect();
         let rates_ppm = nodes
             .iter()
@@ -122,7 +134,7 @@ pub struct Outcome {
 pub fn run(params: &Params) -> Outcome {
     let mut sim = turmoil::Builder::new()
         .simulation_duration(params.end_at + Duration::from_secs(60))
-        .tick_duration(Duration::from_millis(1))
+        .tick_duration(Duration::from_millis(10))
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(20))
         .rng_seed(params.seed)
@@ -149,6 +161,7 @@ pub fn run(params: &Params) -> Outcome {
         });
     }
     let pauses = Pauses::default();
+    let stops = Stops::default();
     for (i, name) in params.nodes.iter().enumerate() {
         let spec = NodeSpec {
             name: name.clone(),
@@ -156,6 +169,7 @@ pub fn run(params: &Params) -> Outcome {
             rate_ppm: params.rates_ppm[i],
             seed: params.seed,
             pauses: pauses.clone(),
+            stops: stops.clone(),
             boots: Arc::new(AtomicU64::new(0)),
         };
         let trace = trace.clone();
@@ -189,7 +203,7 @@ pub fn run(params: &Params) -> Outcome {
                 break;
             }
             trace.record(*at, "faults", format!("{fault:?}"));
-            apply(&mut sim, &pauses, fault);
+            apply(&mut sim, &pauses, &stops, fault);
             pending.next();
         }
         if let Err(e) = sim.step() {
@@ -212,10 +226,11 @@ pub fn run(params: &Params) -> Outcome {
             let bound = liveness_bound(&params.config);
             liveness::check_takeovers(
                 &params.faults,
+                &trace.freezes(),
                 &db.grants,
                 &db.writes,
                 bound,
-                Duration::from_millis(300),
+                params.heal_at,
             )
         })
         .or_else(|| liveness::check(params.heal_at, end, db.valid_leader(end, CLUSTER), &beliefs));
@@ -231,7 +246,7 @@ pub fn run(params: &Params) -> Outcome {
     }
 }
 
-fn apply(sim: &mut turmoil::Sim<'_>, pauses: &Pauses, fault: &Fault) {
+fn apply(sim: &mut turmoil::Sim<'_>, pauses: &Pauses, stops: &Stops, fault: &Fault) {
     match fault {
         Fault::Crash(n) => sim.crash(n.as_str()),
         Fault::Restart(n) => sim.bounce(n.as_str()),
@@ -244,12 +259,18 @@ fn apply(sim: &mut turmoil::Sim<'_>, pauses: &Pauses, fault: &Fault) {
         Fault::Hold(n) => sim.hold(n.as_str(), "db"),
         Fault::Release(n) => sim.release(n.as_str(), "db"),
         Fault::Freeze { node, length_ms } => {
-            pauses.plan(node, Duration::from_millis(*length_ms));
+            let length = Duration::from_millis(*length_ms);
+            pauses.plan(node, length, sim.elapsed() + length);
             sim.hold(node.as_str(), "db");
         }
         Fault::Thaw(n) => sim.release(n.as_str(), "db"),
-        Fault::FreezeInTransaction { node, length_ms } => {
-            pauses.plan_freeze(node, Duration::from_millis(*length_ms))
+        Fault::FreezeInTransaction { node, length_ms } => pauses.plan_freeze(
+            node,
+            Duration::from_millis(*length_ms),
+            sim.elapsed() + FREEZE_START,
+        ),
+        Fault::Stop(n) => {
+            stops.stop(n);
         }
         Fault::CrashDb => sim.crash("db"),
         Fault::RestartDb => sim.bounce("db"),

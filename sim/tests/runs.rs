@@ -5,7 +5,7 @@ use rillflow_sim::{run, Params, Scenario};
 
 #[test]
 fn the_first_seeds_keep_every_invariant() {
-    for seed in 1..=20 {
+    for seed in 1..=60 {
         let params = Params::from_seed(seed, 30, Scenario::Chaos);
         let outcome = run(&params);
         assert!(
@@ -79,7 +79,7 @@ fn a_writer_paused_past_its_lease_is_fenced_off() {
 #[test]
 fn every_scenario_keeps_every_invariant() {
     for (name, scenario) in Scenario::ALL {
-        for seed in 100..105 {
+        for seed in 100..115 {
             let params = Params::from_seed(seed, 30, scenario);
             let outcome = run(&params);
             assert!(

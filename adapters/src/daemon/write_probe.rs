@@ -65,9 +65,11 @@ impl<S: FencedWrites + 'static> Processor for WriteProbe<S> {
                     }
                     Err(e) => tracing::warn!(epoch, error = %e, "fenced write failed; retrying"),
                 }
+                // Biased: no random branch choice, so simulated runs repeat.
                 tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
+                    biased;
                     _ = stop.changed() => {}
+                    _ = tokio::time::sleep(interval) => {}
                 }
             }
         })

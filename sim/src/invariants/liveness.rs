@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::faults::Fault;
+use crate::faults::{Fault, FREEZE_START};
 use crate::model_db::{GrantRecord, WriteRecord};
 use crate::trace::Belief;
 
@@ -42,10 +42,12 @@ pub fn check(
     }
 }
 
-/// The node a fault silences, and the fault that ends it.
+/// The node a fault silences.
 fn silenced(fault: &Fault) -> Option<&str> {
     match fault {
-        Fault::Crash(n) | Fault::Partition(n) | Fault::Freeze { node: n, .. } => Some(n),
+        Fault::Crash(n) | Fault::Stop(n) | Fault::Partition(n) | Fault::Freeze { node: n, .. } => {
+            Some(n)
+        }
         Fault::FreezeInTransaction { node: n, .. } => Some(n),
         _ => None,
     }
@@ -55,50 +57,72 @@ fn ends(fault: &Fault, node: &str) -> bool {
     matches!(fault, Fault::Restart(n) | Fault::Repair(n) | Fault::Thaw(n) if n == node)
 }
 
+/// When the silence of `faults[i]` really began and ended: a freeze inside
+/// a transaction begins when the node's next write arrives (if it does
+/// within [`FREEZE_START`]) and lasts its length; the others run from the
+/// fault to the fault that undoes it.
+fn silence(
+    faults: &[(Duration, Fault)],
+    i: usize,
+    freezes: &[(String, Duration)],
+) -> Option<(Duration, Duration)> {
+    let (planned, fault) = &faults[i];
+    let node = silenced(fault)?;
+    if let Fault::FreezeInTransaction { length_ms, .. } = fault {
+        let began = freezes
+            .iter()
+            .find(|(n, at)| n == node && at >= planned && *at <= *planned + FREEZE_START)
+            .map(|(_, at)| *at)?;
+        return Some((began, began + Duration::from_millis(*length_ms)));
+    }
+    let end = faults[i + 1..]
+        .iter()
+        .find(|(_, f)| ends(f, node))
+        .map(|(t, _)| *t)?;
+    Some((*planned, end))
+}
+
 /// LEASE-3 during the faults: when the active hot node is silenced (crash,
 /// partition, freeze, freeze holding a lock) for longer than `bound`, some
-/// other node is granted the lease within `bound` of the fault. Faults come
-/// one at a time, so nothing else stands in the way. "Active" means it held
-/// the latest grant and committed a write in the second before.
-///
-/// `slack` covers the wait until a planned freeze begins (the node's next
-/// write).
+/// other node is granted the lease within `bound` of the silence. Faults
+/// come one at a time, so nothing else stands in the way; healing ends a
+/// silence early. "Active" means it
+/// held the latest grant and committed a write in the second before.
 pub fn check_takeovers(
     faults: &[(Duration, Fault)],
+    freezes: &[(String, Duration)],
     grants: &[GrantRecord],
     writes: &[WriteRecord],
     bound: Duration,
-    slack: Duration,
+    healed_at: Duration,
 ) -> Option<Violation> {
-    for (i, (start, fault)) in faults.iter().enumerate() {
+    for (i, (_, fault)) in faults.iter().enumerate() {
         let Some(node) = silenced(fault) else {
             continue;
         };
-        let Some(end) = faults[i + 1..]
-            .iter()
-            .find(|(_, f)| ends(f, node))
-            .map(|(t, _)| *t)
-        else {
+        let Some((start, end)) = silence(faults, i, freezes) else {
             continue;
         };
-        let deadline = *start + bound + slack;
+        // Healing ends every fault, a freeze the database host was to end too.
+        let end = end.min(healed_at);
+        let deadline = start + bound;
         if end < deadline {
             continue;
         }
         let leader = grants
             .iter()
             .rev()
-            .find(|g| g.at <= *start)
+            .find(|g| g.at <= start)
             .map(|g| g.node.as_str());
         let active = writes
             .iter()
-            .any(|w| w.node == node && w.at <= *start && w.at + Duration::from_secs(1) > *start);
+            .any(|w| w.node == node && w.at <= start && w.at + Duration::from_secs(1) > start);
         if leader != Some(node) || !active {
             continue;
         }
         let took_over = grants
             .iter()
-            .any(|g| g.node != node && g.at > *start && g.at <= deadline);
+            .any(|g| g.node != node && g.at > start && g.at <= deadline);
         if !took_over {
             return Some(Violation {
                 invariant: "LEASE-3",
@@ -106,7 +130,7 @@ pub fn check_takeovers(
                 detail: format!(
                     "{node} was silenced at {:.3}s by {fault:?} and nobody took over within {:.3}s",
                     start.as_secs_f64(),
-                    (bound + slack).as_secs_f64()
+                    bound.as_secs_f64()
                 ),
             });
         }

@@ -1,0 +1,139 @@
+//! Pinned scenarios, each named after a bug systems like this one shipped.
+//! Hand-written fault lists on a fixed seed: they stay meaningful however
+//! the random schedules evolve.
+
+use std::time::Duration;
+
+use rillflow_sim::faults::Fault;
+use rillflow_sim::{run, Outcome, Params, Scenario};
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+/// Two nodes, timing 1 s / 3 s / 1 s, the given faults, healing at 20 s.
+fn pinned(faults: Vec<(Duration, Fault)>) -> (Params, Outcome) {
+    let mut params = Params::from_seed_with(7, 30, Scenario::Chaos, Some(2));
+    params.faults = faults;
+    let outcome = run(&params);
+    assert!(
+        outcome.violation.is_none(),
+        "{:?}\n{}",
+        outcome.violation,
+        params.describe()
+    );
+    (params, outcome)
+}
+
+fn first_leader(outcome: &Outcome) -> String {
+    let grant = outcome
+        .events
+        .iter()
+        .find(|e| e.what.starts_with("grant epoch 1 to "))
+        .expect("a first grant");
+    grant
+        .what
+        .trim_start_matches("grant epoch 1 to ")
+        .to_owned()
+}
+
+fn grants_after(outcome: &Outcome, at: Duration) -> Vec<(Duration, String)> {
+    outcome
+        .events
+        .iter()
+        .filter(|e| e.who == "db" && e.what.starts_with("grant epoch") && e.at > at)
+        .map(|e| (e.at, e.what.clone()))
+        .collect()
+}
+
+#[test]
+fn paused_leader_writes_after_takeover() {
+    // n1 leads first (see the assertion); it freezes with a write in hand,
+    // past its lease, and resumes after n2 took over.
+    let (_, outcome) = pinned(vec![
+        (
+            ms(2_000),
+            Fault::Freeze {
+                node: "n1".into(),
+                length_ms: 7_000,
+            },
+        ),
+        (ms(9_000), Fault::Thaw("n1".into())),
+    ]);
+    assert_eq!(first_leader(&outcome), "n1");
+    let takeovers = grants_after(&outcome, ms(2_000));
+    assert!(
+        takeovers
+            .iter()
+            .any(|(at, g)| g.ends_with("to n2") && *at < ms(9_000)),
+        "{takeovers:?}"
+    );
+    assert!(
+        outcome.refused_writes >= 1,
+        "the resumed write reached the fence and was refused"
+    );
+}
+
+#[test]
+fn graceful_release_during_a_partition() {
+    // The leader is told to stop while cut off: its release never arrives,
+    // so the lease has to run out before n2 may take it.
+    let (_, outcome) = pinned(vec![
+        (ms(2_000), Fault::Partition("n1".into())),
+        (ms(2_500), Fault::Stop("n1".into())),
+        (ms(5_000), Fault::Repair("n1".into())),
+        (ms(9_000), Fault::Restart("n1".into())),
+    ]);
+    assert_eq!(first_leader(&outcome), "n1");
+    let takeovers = grants_after(&outcome, ms(2_000));
+    let (at, _) = takeovers
+        .iter()
+        .find(|(_, g)| g.ends_with("to n2"))
+        .expect("n2 takes over");
+    assert!(*at <= ms(2_000 + 6_000), "takeover at {at:?}");
+    assert!(
+        outcome
+            .events
+            .iter()
+            .any(|e| e.who == "n1" && e.what == "boot 1"),
+        "n1 rejoins"
+    );
+}
+
+#[test]
+fn reply_lost_after_the_renewal_committed() {
+    // Renewals commit but their replies are lost: the leader stops believing
+    // at its own deadline while the database still counts it as leader, and
+    // n2 must wait for the lease the database knows of.
+    let (_, outcome) = pinned(vec![
+        (ms(2_000), Fault::PartitionFromDb("n1".into())),
+        (ms(9_000), Fault::Repair("n1".into())),
+    ]);
+    assert_eq!(first_leader(&outcome), "n1");
+    assert!(grants_after(&outcome, ms(2_000))
+        .iter()
+        .any(|(_, g)| g.ends_with("to n2")));
+}
+
+#[test]
+fn a_frozen_leader_holding_the_row_lock_does_not_block_failover() {
+    let (_, outcome) = pinned(vec![(
+        ms(2_000),
+        Fault::FreezeInTransaction {
+            node: "n1".into(),
+            length_ms: 8_000,
+        },
+    )]);
+    assert_eq!(first_leader(&outcome), "n1");
+    assert!(outcome
+        .events
+        .iter()
+        .any(|e| e.what.starts_with("ended the idle transaction of n1")));
+    let takeovers = grants_after(&outcome, ms(2_000));
+    assert!(
+        takeovers
+            .iter()
+            .any(|(at, g)| g.ends_with("to n2") && *at <= ms(8_200)),
+        "{takeovers:?}"
+    );
+}
