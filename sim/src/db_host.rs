@@ -7,11 +7,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use turmoil::net::tcp::OwnedWriteHalf;
 use turmoil::net::{TcpListener, TcpStream};
 
 use crate::model_db::ModelDb;
 use crate::protocol::{Caller, Reply, Request};
 use crate::trace::{sim_now, Trace};
+
+async fn send(write: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
+    let mut out = serde_json::to_string(reply).expect("replies serialize");
+    out.push('\n');
+    write.write_all(out.as_bytes()).await
+}
 
 /// The port the model database listens on.
 pub const DB_PORT: u16 = 5432;
@@ -67,12 +75,14 @@ pub async fn serve(
     let listener = TcpListener::bind(("0.0.0.0", DB_PORT)).await?;
     trace.record(sim_now(), "db", "up".to_owned());
     let locks = Locks::default();
+    let listeners = Listeners::default();
     loop {
         let (stream, _) = listener.accept().await?;
         let session = Session {
             db: db.clone(),
             trace: trace.clone(),
             locks: locks.clone(),
+            listeners: listeners.clone(),
             timeouts,
         };
         tokio::spawn(async move {
@@ -81,10 +91,31 @@ pub async fn serve(
     }
 }
 
+/// The connections subscribed to release notices (LISTEN), per incarnation.
+#[derive(Debug, Clone, Default)]
+struct Listeners(Arc<Mutex<Vec<mpsc::UnboundedSender<String>>>>);
+
+impl Listeners {
+    fn add(&self) -> mpsc::UnboundedReceiver<String> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.0.lock().expect("listeners").push(tx);
+        rx
+    }
+
+    /// Delivers a notice to every live subscription (NOTIFY).
+    fn notify(&self, cluster: &str) {
+        self.0
+            .lock()
+            .expect("listeners")
+            .retain(|tx| tx.send(cluster.to_owned()).is_ok());
+    }
+}
+
 struct Session {
     db: Arc<Mutex<ModelDb>>,
     trace: Trace,
     locks: Locks,
+    listeners: Listeners,
     timeouts: SessionTimeouts,
 }
 
@@ -94,12 +125,19 @@ impl Session {
         let mut lines = BufReader::new(read).lines();
         while let Some(line) = lines.next_line().await? {
             let reply = match serde_json::from_str::<Request>(&line) {
+                Ok(Request::Listen) => {
+                    // From here on this connection only carries notices.
+                    let mut notices = self.listeners.add();
+                    send(&mut write, &Reply::Done).await?;
+                    while let Some(cluster) = notices.recv().await {
+                        send(&mut write, &Reply::Released { cluster }).await?;
+                    }
+                    return Ok(());
+                }
                 Ok(request) => self.execute(request).await,
                 Err(e) => Reply::Failed(format!("bad request: {e}")),
             };
-            let mut out = serde_json::to_string(&reply).expect("replies serialize");
-            out.push('\n');
-            write.write_all(out.as_bytes()).await?;
+            send(&mut write, &reply).await?;
         }
         Ok(())
     }
@@ -119,11 +157,27 @@ impl Session {
             Request::TryAcquire { ref caller, .. }
             | Request::Renew { ref caller, .. }
             | Request::Release { ref caller, .. } => {
-                let ignore = self.db.lock().expect("db lock").grants_ignore_locks;
-                if !ignore && !self.locks.wait(&caller.cluster, self.timeouts.lock).await {
+                if !self.locks.wait(&caller.cluster, self.timeouts.lock).await {
                     return Reply::Failed("canceling statement due to lock timeout".to_owned());
                 }
-                self.apply(|db, now| db.apply(now, request))
+                let released = match &request {
+                    Request::Release { caller, .. } => Some(caller.clone()),
+                    _ => None,
+                };
+                let (reply, notify) = self.apply(|db, now| {
+                    let before = released.as_ref().and_then(|c| db.leader(&c.cluster));
+                    let reply = db.apply(now, request);
+                    let notify = released.filter(|c| {
+                        before.as_deref() == Some(c.node.as_str())
+                            && db.leader(&c.cluster).is_none()
+                    });
+                    (reply, notify)
+                });
+                // Delivered after the change is applied, as NOTIFY is on commit.
+                if let Some(c) = notify {
+                    self.listeners.notify(&c.cluster);
+                }
+                reply
             }
             other => self.apply(|db, now| db.apply(now, other)),
         }

@@ -71,9 +71,6 @@ pub struct ModelDb {
     pub refused_writes: usize,
     /// Off only in the test that shows the checks catch a missing fence.
     pub fence_disabled: bool,
-    /// On only in the test that shows the checks catch grants that do not
-    /// wait for an open fenced transaction.
-    pub grants_ignore_locks: bool,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -125,9 +122,10 @@ impl ModelDb {
                 Reply::Done
             }
             Request::FencedWrite { caller, epoch } => self.fenced_write(now, &caller, epoch),
-            // The database host runs these itself: they span time.
-            Request::FrozenFencedWrite { .. } => {
-                Reply::Failed("a frozen write spans time".to_owned())
+            // The database host runs these itself: they span time or
+            // connections.
+            Request::FrozenFencedWrite { .. } | Request::Listen => {
+                Reply::Failed("handled by the database host".to_owned())
             }
         }
     }
@@ -357,6 +355,11 @@ impl ModelDb {
             current_epoch,
             lease_valid,
         });
+    }
+
+    /// The node named as leader (valid or not).
+    pub fn leader(&self, cluster: &str) -> Option<String> {
+        self.clusters.get(cluster)?.leader.clone()
     }
 
     /// The holder of an unexpired lease at `now`, with its epoch.

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rillflow_adapters::daemon::{
-    Driver, LeaseStore, NodeIdentity, Signal, TokioClock, WriteGate, WriteProbe,
+    forward_releases, Driver, LeaseStore, NodeIdentity, ReleaseNotices, Signal, TokioClock,
+    WriteGate, WriteProbe,
 };
 use rillflow_core::lease::{ClusterTiming, LeaseConfig, NodeMachine};
 use tokio::sync::mpsc;
@@ -68,7 +69,15 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
     };
     let store = SimLeaseStore::with_pauses(spec.pauses.clone(), trace.clone());
     trace.record(sim_now(), &spec.name, format!("boot {boot}"));
-    // Joining is retried like a daemon that starts while the database is away.
+    // Subscribe to release notices before joining, as the daemon does, and
+    // join; both are retried like a daemon that starts while the database
+    // is away.
+    let listener = loop {
+        match store.listen().await {
+            Ok(l) => break l,
+            Err(_) => tokio::time::sleep(spec.config.heartbeat).await,
+        }
+    };
     while store
         .register(&identity, 1, &ClusterTiming::from(&spec.config))
         .await
@@ -83,7 +92,14 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
     // The runner stops the node gracefully through this sender, as an
     // operator's SIGTERM would.
     let (signals_tx, signals) = mpsc::channel(1);
-    spec.stops.register(&spec.name, signals_tx);
+    spec.stops.register(&spec.name, signals_tx.clone());
+    forward_releases(
+        store.clone(),
+        listener,
+        CLUSTER.to_owned(),
+        signals_tx,
+        spec.config.heartbeat,
+    );
     // The production processor, writing more often than once a heartbeat
     // so that stale writes get many chances to slip through.
     let store = Arc::new(store);

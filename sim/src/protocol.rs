@@ -74,6 +74,9 @@ pub enum Request {
         /// Epoch written under.
         epoch: u64,
     },
+    /// Subscribe to release notices: after a `Done`, the connection
+    /// carries one `Released` line per release, as LISTEN does.
+    Listen,
     /// A fenced write whose client freezes inside its transaction, right
     /// after the fence check, for `freeze_us`: it holds the lock on the
     /// cluster row, and the database host cuts the client off the network
@@ -120,4 +123,9 @@ pub enum Reply {
     Fenced,
     /// The request could not be carried out.
     Failed(String),
+    /// A leader of `cluster` released its lease (on a `Listen` connection).
+    Released {
+        /// The cluster.
+        cluster: String,
+    },
 }

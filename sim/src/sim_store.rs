@@ -7,11 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rillflow_adapters::daemon::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
+use rillflow_adapters::daemon::{
+    FencedWrites, LeaseError, LeaseStore, NodeIdentity, ReleaseNotices,
+};
 use rillflow_core::lease::{
     AcquireOutcome, ClusterTiming, ClusterView, Grant, NodeRole, RenewOutcome,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::TcpStream;
 
 use crate::db_host::DB_PORT;
@@ -157,6 +160,60 @@ impl FencedWrites for SimLeaseStore {
             Reply::Done => Ok(true),
             Reply::Fenced => Ok(false),
             other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// A subscription to release notices on the `db` host.
+pub struct SimListener {
+    lines: Lines<BufReader<OwnedReadHalf>>,
+    // Kept so the connection stays open.
+    _write: OwnedWriteHalf,
+}
+
+#[async_trait]
+impl ReleaseNotices for SimLeaseStore {
+    type Listener = SimListener;
+
+    async fn listen(&self) -> Result<SimListener, LeaseError> {
+        let unavailable = |e: std::io::Error| LeaseError::Unavailable(e.to_string());
+        let stream = TcpStream::connect(("db", DB_PORT))
+            .await
+            .map_err(unavailable)?;
+        let (read, mut write) = stream.into_split();
+        let mut line = serde_json::to_string(&Request::Listen).expect("requests serialize");
+        line.push('\n');
+        write
+            .write_all(line.as_bytes())
+            .await
+            .map_err(unavailable)?;
+        let mut listener = SimListener {
+            lines: BufReader::new(read).lines(),
+            _write: write,
+        };
+        // Subscribed once the host says so: notices from then on arrive.
+        match listener.lines.next_line().await.map_err(unavailable)? {
+            Some(ack) if serde_json::from_str::<Reply>(&ack).ok() == Some(Reply::Done) => {
+                Ok(listener)
+            }
+            other => Err(LeaseError::Unavailable(format!(
+                "listen refused: {other:?}"
+            ))),
+        }
+    }
+
+    async fn next(&self, listener: &mut SimListener) -> Result<String, LeaseError> {
+        let line = listener
+            .lines
+            .next_line()
+            .await
+            .map_err(|e| LeaseError::Unavailable(e.to_string()))?
+            .ok_or_else(|| LeaseError::Unavailable("notices connection closed".to_owned()))?;
+        match serde_json::from_str(&line) {
+            Ok(Reply::Released { cluster }) => Ok(cluster),
+            other => Err(LeaseError::Unavailable(format!(
+                "unexpected notice {other:?}"
+            ))),
         }
     }
 }

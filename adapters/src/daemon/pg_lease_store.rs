@@ -27,6 +27,7 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::lease_store::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
+use super::release_notices::ReleaseNotices;
 
 /// The channel a release is announced on; the payload is the cluster name.
 ///
@@ -228,6 +229,20 @@ impl PgLeaseStore {
             .await
             .map_err(lease_error)?;
         Ok(listener)
+    }
+}
+
+#[async_trait]
+impl ReleaseNotices for PgLeaseStore {
+    type Listener = PgListener;
+
+    async fn listen(&self) -> Result<PgListener, LeaseError> {
+        self.listen_releases().await
+    }
+
+    async fn next(&self, listener: &mut PgListener) -> Result<String, LeaseError> {
+        let notification = listener.recv().await.map_err(lease_error)?;
+        Ok(notification.payload().to_owned())
     }
 }
 

@@ -42,6 +42,9 @@ pub fn check(
     }
 }
 
+/// LEASE-3's bound after a graceful stop.
+pub const GRACEFUL: Duration = Duration::from_secs(1);
+
 /// The node a fault silences.
 fn silenced(fault: &Fault) -> Option<&str> {
     match fault {
@@ -54,7 +57,33 @@ fn silenced(fault: &Fault) -> Option<&str> {
 }
 
 fn ends(fault: &Fault, node: &str) -> bool {
-    matches!(fault, Fault::Restart(n) | Fault::Repair(n) | Fault::Thaw(n) if n == node)
+    matches!(fault, Fault::Restart(n) | Fault::Repair(n) | Fault::Thaw(n) | Fault::Release(n) if n == node)
+}
+
+/// Any fault that affects `node`'s link or process.
+fn affects(fault: &Fault) -> Option<&str> {
+    match fault {
+        Fault::PartitionToDb(n) | Fault::PartitionFromDb(n) | Fault::Hold(n) => Some(n),
+        other => silenced(other),
+    }
+}
+
+/// True when an earlier fault on `node` (or the database) is still in
+/// force at `at`: then the bound does not apply, since it assumes nothing
+/// else stands in the way.
+fn disturbed(faults: &[(Duration, Fault)], i: usize, node: &str, at: Duration) -> bool {
+    faults[..i].iter().enumerate().any(|(j, (_, f))| {
+        let on_node = affects(f) == Some(node);
+        let on_db = matches!(f, Fault::CrashDb);
+        let undone = faults[j + 1..].iter().find(|(_, g)| {
+            if on_db {
+                matches!(g, Fault::RestartDb)
+            } else {
+                ends(g, node)
+            }
+        });
+        (on_node || on_db) && undone.is_none_or(|(t, _)| *t > at)
+    })
 }
 
 /// When the silence of `faults[i]` really began and ended: a freeze inside
@@ -84,7 +113,8 @@ fn silence(
 
 /// LEASE-3 during the faults: when the active hot node is silenced (crash,
 /// partition, freeze, freeze holding a lock) for longer than `bound`, some
-/// other node is granted the lease within `bound` of the silence. Faults
+/// other node is granted the lease within `bound` of the silence; when it is
+/// stopped gracefully, within one second. Faults
 /// come one at a time, so nothing else stands in the way; healing ends a
 /// silence early. "Active" means it
 /// held the latest grant and committed a write in the second before.
@@ -105,7 +135,17 @@ pub fn check_takeovers(
         };
         // Healing ends every fault, a freeze the database host was to end too.
         let end = end.min(healed_at);
-        let deadline = start + bound;
+        if disturbed(faults, i, node, start) {
+            continue;
+        }
+        // A graceful stop releases the lease and wakes the standbys: one
+        // second, not the crash bound.
+        let limit = if matches!(fault, Fault::Stop(_)) {
+            GRACEFUL
+        } else {
+            bound
+        };
+        let deadline = start + limit;
         if end < deadline {
             continue;
         }
@@ -130,7 +170,7 @@ pub fn check_takeovers(
                 detail: format!(
                     "{node} was silenced at {:.3}s by {fault:?} and nobody took over within {:.3}s",
                     start.as_secs_f64(),
-                    bound.as_secs_f64()
+                    limit.as_secs_f64()
                 ),
             });
         }

@@ -1,16 +1,16 @@
 //! `rillflow projections run-loop --cluster-mode single|hotcold ...`
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rillflow_adapters::daemon::{
-    daemon_pool_config, Driver, Idle, LeaseStore, NodeIdentity, PgLeaseStore, Processor, Signal,
-    TokioClock, WriteGate, WriteProbe,
+    daemon_pool_config, forward_releases, Driver, Idle, LeaseStore, NodeIdentity, PgLeaseStore,
+    Processor, Signal, TokioClock, WriteGate, WriteProbe,
 };
 use rillflow_adapters::health;
 use rillflow_core::lease::machine::NodeMachine;
 use rillflow_core::lease::{ClusterTiming, LeaseConfig};
-use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
@@ -83,7 +83,13 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
                 );
                 let _ = to_driver.send(Signal::Shutdown).await;
             });
-            spawn_release_listener(store.clone(), listener, identity.cluster.clone(), signal_tx);
+            forward_releases(
+                store.clone(),
+                listener,
+                identity.cluster.clone(),
+                signal_tx,
+                Duration::from_secs(1),
+            );
             let machine = NodeMachine::new(identity.node.clone(), config.clone(), clock.now());
             let store = Arc::new(store);
             let probe = WriteProbe::new(store.clone(), identity.clone(), config.heartbeat);
@@ -102,46 +108,6 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Forwards release notifications for `cluster` to the driver, reconnecting
-/// when the connection drops (the heartbeat keeps working meanwhile; the
-/// notification only makes takeover faster).
-fn spawn_release_listener(
-    store: PgLeaseStore,
-    first: PgListener,
-    cluster: String,
-    signals: mpsc::Sender<Signal>,
-) {
-    tokio::spawn(async move {
-        let mut listener = Some(first);
-        loop {
-            if let Some(mut l) = listener.take() {
-                loop {
-                    match l.recv().await {
-                        Ok(n) if n.payload() == cluster => {
-                            if signals.send(Signal::PeerReleased).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(error = %e, "release notifications interrupted");
-                            break;
-                        }
-                    }
-                }
-            }
-            if signals.is_closed() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            match store.listen_releases().await {
-                Ok(l) => listener = Some(l),
-                Err(e) => tracing::warn!(error = %e, "cannot listen for releases"),
-            }
-        }
-    });
 }
 
 /// The kernel's host name: stable per host or pod, unlike a process id.
