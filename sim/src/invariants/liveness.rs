@@ -214,4 +214,107 @@ mod tests {
             "a's belief ran out"
         );
     }
+
+    fn grant(at: u64, node: &str, epoch: u64) -> GrantRecord {
+        GrantRecord {
+            at: Duration::from_millis(at),
+            node: node.to_owned(),
+            epoch,
+        }
+    }
+
+    fn wrote(at: u64, node: &str) -> WriteRecord {
+        WriteRecord {
+            at: Duration::from_millis(at),
+            node: node.to_owned(),
+            epoch: 1,
+            current_epoch: 1,
+            lease_valid: true,
+        }
+    }
+
+    fn at(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn takeovers_are_judged_against_the_right_bound() {
+        let history = |takeover: u64| {
+            (
+                vec![grant(0, "a", 1), grant(takeover, "b", 2)],
+                vec![wrote(1_900, "a")],
+            )
+        };
+        let crash = vec![
+            (at(2_000), Fault::Crash("a".into())),
+            (at(10_000), Fault::Restart("a".into())),
+        ];
+        let (g, w) = history(7_500);
+        assert_eq!(
+            check_takeovers(&crash, &[], &g, &w, at(6_000), at(20_000)),
+            None
+        );
+        let (g, w) = history(8_500);
+        let v = check_takeovers(&crash, &[], &g, &w, at(6_000), at(20_000)).expect("late takeover");
+        assert_eq!((v.invariant, v.at), ("LEASE-3", at(8_000)));
+
+        let stop = vec![
+            (at(2_000), Fault::Stop("a".into())),
+            (at(5_000), Fault::Restart("a".into())),
+        ];
+        let (g, w) = history(2_400);
+        assert_eq!(
+            check_takeovers(&stop, &[], &g, &w, at(6_000), at(20_000)),
+            None
+        );
+        let (g, w) = history(3_500);
+        assert!(
+            check_takeovers(&stop, &[], &g, &w, at(6_000), at(20_000)).is_some(),
+            "a stop gets one second"
+        );
+    }
+
+    #[test]
+    fn overlapping_faults_and_idle_nodes_are_not_judged() {
+        let (g, w) = (
+            vec![grant(0, "a", 1), grant(4_500, "b", 2)],
+            vec![wrote(1_900, "a")],
+        );
+        let partitioned_stop = vec![
+            (at(1_500), Fault::Partition("a".into())),
+            (at(2_000), Fault::Stop("a".into())),
+            (at(5_000), Fault::Repair("a".into())),
+            (at(6_000), Fault::Restart("a".into())),
+        ];
+        assert_eq!(
+            check_takeovers(&partitioned_stop, &[], &g, &w, at(6_000), at(20_000)),
+            None
+        );
+        // A standby's crash needs no takeover.
+        let crash_b = vec![
+            (at(2_000), Fault::Crash("b".into())),
+            (at(10_000), Fault::Restart("b".into())),
+        ];
+        assert_eq!(
+            check_takeovers(
+                &crash_b,
+                &[],
+                &[grant(0, "a", 1)],
+                &w,
+                at(6_000),
+                at(20_000)
+            ),
+            None
+        );
+        // Healing ends a silence early.
+        let late = vec![
+            (at(17_000), Fault::Crash("a".into())),
+            (at(26_000), Fault::Restart("a".into())),
+        ];
+        let w = vec![wrote(16_900, "a")];
+        assert_eq!(
+            check_takeovers(&late, &[], &[grant(0, "a", 1)], &w, at(6_000), at(20_000)),
+            None
+        );
+    }
 }
