@@ -268,6 +268,24 @@ async fn promote_and_demote_from_the_cli() {
     let out = cli(&["projections", "run-loop", "--cluster-mode", "hotcold"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--cluster-name"));
+
+    let out = cli(&[
+        "projections",
+        "run-loop",
+        "--cluster-mode",
+        "hotcold",
+        "--cluster-name",
+        "bad\tname",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let clusters: Vec<String> =
+        sqlx::query_scalar("SELECT cluster_name FROM rf_daemon_clusters ORDER BY 1")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(clusters, ["mail"], "a refused name writes nothing");
 }
 
 /// A port that was free a moment ago.

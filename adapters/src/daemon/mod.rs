@@ -12,7 +12,7 @@ pub mod write_probe;
 
 pub use driver::{Driver, DriverError, Signal};
 pub use lease_store::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
-pub use pg_lease_store::{FenceError, PgLeaseStore};
+pub use pg_lease_store::{check_names, FenceError, PgLeaseStore};
 pub use processor::{Idle, Processor};
 pub use release_notices::{forward_releases, ReleaseNotices};
 pub use session_timeouts::daemon_pool_config;

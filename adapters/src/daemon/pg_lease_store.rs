@@ -807,8 +807,14 @@ fn from_micros(us: i64) -> Duration {
 }
 
 fn check_identity(node: &NodeIdentity) -> Result<(), LeaseError> {
-    check_name("cluster", &node.cluster)?;
-    check_name("node", &node.node)
+    check_names(&node.cluster, &node.node)
+}
+
+/// Checks a cluster and node name the way every lease statement does, so a
+/// command can refuse bad names before it touches the database.
+pub fn check_names(cluster: &str, node: &str) -> Result<(), LeaseError> {
+    check_name("cluster", cluster)?;
+    check_name("node", node)
 }
 
 /// Names are 1 to 63 printable characters without surrounding spaces, so

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rillflow_adapters::daemon::{
-    daemon_pool_config, forward_releases, Driver, Idle, LeaseStore, NodeIdentity, PgLeaseStore,
-    Processor, Signal, TokioClock, WriteGate, WriteProbe,
+    check_names, daemon_pool_config, forward_releases, Driver, Idle, LeaseStore, NodeIdentity,
+    PgLeaseStore, Processor, Signal, TokioClock, WriteGate, WriteProbe,
 };
 use rillflow_adapters::health;
 use rillflow_core::lease::machine::NodeMachine;
@@ -30,6 +30,10 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
         (_, name) => name.clone(),
     };
     let node = args.node_name.clone().unwrap_or_else(host_name);
+    if let Some(cluster) = &cluster {
+        // Refused before anything is started or written.
+        check_names(cluster, &node)?;
+    }
     // Installed before anything slow, so an early signal is not lost.
     let shutdown = signals::shutdown()?;
     let pool = database::open_configured(&args.db, &daemon_pool_config(&config)).await?;
