@@ -3,6 +3,7 @@
 pub mod contract;
 pub mod driver;
 pub mod lease_store;
+mod pg_lease_sql;
 pub mod pg_lease_store;
 pub mod processor;
 pub mod release_notices;
