@@ -13,7 +13,8 @@ use crate::trace::Trace;
 
 /// Runs the contract check `name`; a breach panics, as it does against
 /// Postgres.
-pub fn run(name: &'static str) {
+pub fn run(name: &str) {
+    let check = name.to_owned();
     let mut sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_secs(60))
         .tick_duration(Duration::from_millis(1))
@@ -28,7 +29,7 @@ pub fn run(name: &'static str) {
         db_host::serve(db.clone(), Trace::default(), timeouts)
     });
     sim.client("tester", async move {
-        contract::run(name, &SimLeaseStore::default(), "contract").await;
+        contract::run(&check, &SimLeaseStore::default(), "contract").await;
         Ok(())
     });
     sim.run()
