@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rillflow_adapters::daemon::PgLeaseStore;
 use rillflow_core::lease::ClusterView;
-use rillflow_testkit::{Process, TestDb};
+use rillflow_testkit::{wait_for_view, Process, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rillflow");
 /// ttl + grace + heartbeat, plus a bounded margin for process scheduling.
@@ -51,37 +51,30 @@ async fn wait_hot(
     name: &str,
     limit: Duration,
 ) -> (u64, Duration) {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = view(store, cluster).await {
-            if v.holds_valid_lease(name) {
-                return (v.epoch, start.elapsed());
-            }
-        }
-        assert!(
-            start.elapsed() < limit,
-            "{name} not hot within {limit:?}; view: {:?}",
-            view(store, cluster).await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("{name} hot");
+    let (v, took) = wait_for_view(
+        store,
+        cluster,
+        &what,
+        limit,
+        Duration::from_millis(20),
+        |v| v.holds_valid_lease(name),
+    )
+    .await;
+    (v.epoch, took)
 }
 
 async fn wait_role(store: &PgLeaseStore, cluster: &str, name: &str, role: &str, limit: Duration) {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = view(store, cluster).await {
-            if v.node(name).is_some_and(|n| n.role.as_str() == role) {
-                return;
-            }
-        }
-        assert!(
-            start.elapsed() < limit,
-            "{name} not {role} within {limit:?}; view: {:?}",
-            view(store, cluster).await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("{name} {role}");
+    wait_for_view(
+        store,
+        cluster,
+        &what,
+        limit,
+        Duration::from_millis(20),
+        |v| v.node(name).is_some_and(|n| n.role.as_str() == role),
+    )
+    .await;
 }
 
 async fn setup() -> (TestDb, PgLeaseStore) {

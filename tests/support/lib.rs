@@ -7,8 +7,10 @@
 //! The database is dropped when the handle is dropped, so parallel tests never
 //! see each other and leave nothing behind.
 
+pub mod cluster_watch;
 pub mod process;
 pub mod test_db;
 
+pub use cluster_watch::wait_for_view;
 pub use process::Process;
 pub use test_db::TestDb;

@@ -13,13 +13,15 @@
 //! tests' local cluster.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rillflow_adapters::daemon::PgLeaseStore;
-use rillflow_testkit::{Process, TestDb};
+use rillflow_testkit::{wait_for_view, Process, TestDb};
 
 const CLUSTER: &str = "bench";
+const POLL: Duration = Duration::from_millis(5);
+const LIMIT: Duration = Duration::from_secs(30);
 
 struct Options {
     runs: usize,
@@ -94,36 +96,19 @@ impl Bench {
         Process::spawn(&self.bin, name, &self.url, &args, &self.logs)
     }
 
-    /// Polls until `pred` holds for the cluster view; the time it took.
-    async fn until(
-        &self,
-        limit: Duration,
-        what: &str,
-        pred: impl Fn(&rillflow_core::lease::ClusterView) -> bool,
-    ) -> Duration {
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(v)) = self.store.cluster_view(CLUSTER).await {
-                if pred(&v) {
-                    return start.elapsed();
-                }
-            }
-            if start.elapsed() > limit {
-                panic!("{what} did not happen within {limit:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
+    /// Polls every 5 ms until `name` holds a valid lease; the time it took.
     async fn hot(&self, name: &str) -> Duration {
-        self.until(Duration::from_secs(30), &format!("{name} hot"), |v| {
+        let what = format!("{name} hot");
+        wait_for_view(&self.store, CLUSTER, &what, LIMIT, POLL, |v| {
             v.holds_valid_lease(name)
         })
         .await
+        .1
     }
 
     async fn standing_by(&self, name: &str) {
-        self.until(Duration::from_secs(30), &format!("{name} cold"), |v| {
+        let what = format!("{name} cold");
+        wait_for_view(&self.store, CLUSTER, &what, LIMIT, POLL, |v| {
             v.node(name)
                 .is_some_and(|n| n.role.as_str() == "cold" && n.heartbeat_age_ms < 1_000)
         })
