@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rillflow_adapters::daemon::PgLeaseStore;
 use rillflow_core::lease::ClusterView;
-use rillflow_testkit::{wait_for_view, Process, TestDb};
+use rillflow_testkit::{fast_hotcold_args, wait_for_view, Process, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rillflow");
 /// ttl + grace + heartbeat, plus a bounded margin for process scheduling.
@@ -20,22 +20,7 @@ fn log_dir(test: &str) -> PathBuf {
 }
 
 fn node(db: &TestDb, test: &str, cluster: &str, name: &str, extra: &[&str]) -> Process {
-    let mut args = vec![
-        "projections",
-        "run-loop",
-        "--cluster-mode",
-        "hotcold",
-        "--cluster-name",
-        cluster,
-        "--node-name",
-        name,
-        "--heartbeat-secs",
-        "1",
-        "--lease-ttl-secs",
-        "3",
-        "--lease-grace-secs",
-        "1",
-    ];
+    let mut args = fast_hotcold_args(cluster, name);
     args.extend_from_slice(extra);
     Process::spawn(BIN.as_ref(), name, &db.url, &args, &log_dir(test))
 }
@@ -515,22 +500,7 @@ impl Drop for OwnServer {
 async fn a_postgres_restart_leaves_one_hot_node() {
     let (server, url) = OwnServer::start("pg-restart").await;
     let db_url = |args: &[&str], name: &str| {
-        let mut all = vec![
-            "projections",
-            "run-loop",
-            "--cluster-mode",
-            "hotcold",
-            "--cluster-name",
-            "feeds",
-            "--node-name",
-            name,
-            "--heartbeat-secs",
-            "1",
-            "--lease-ttl-secs",
-            "3",
-            "--lease-grace-secs",
-            "1",
-        ];
+        let mut all = fast_hotcold_args("feeds", name);
         all.extend_from_slice(args);
         Process::spawn(BIN.as_ref(), name, &url, &all, &log_dir("pg-restart"))
     };

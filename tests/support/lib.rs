@@ -12,5 +12,5 @@ pub mod process;
 pub mod test_db;
 
 pub use cluster_watch::wait_for_view;
-pub use process::Process;
+pub use process::{fast_hotcold_args, Process};
 pub use test_db::TestDb;

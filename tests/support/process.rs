@@ -78,3 +78,25 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// The arguments of `rillflow projections run-loop` for node `node` of the
+/// hot/cold cluster `cluster`, at the fast timing the tests and the failover
+/// benchmark use: heartbeat 1 s, lease ttl 3 s, grace 1 s.
+pub fn fast_hotcold_args<'a>(cluster: &'a str, node: &'a str) -> Vec<&'a str> {
+    vec![
+        "projections",
+        "run-loop",
+        "--cluster-mode",
+        "hotcold",
+        "--cluster-name",
+        cluster,
+        "--node-name",
+        node,
+        "--heartbeat-secs",
+        "1",
+        "--lease-ttl-secs",
+        "3",
+        "--lease-grace-secs",
+        "1",
+    ]
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rillflow_adapters::daemon::PgLeaseStore;
-use rillflow_testkit::{wait_for_view, Process, TestDb};
+use rillflow_testkit::{fast_hotcold_args, wait_for_view, Process, TestDb};
 
 const CLUSTER: &str = "bench";
 const POLL: Duration = Duration::from_millis(5);
@@ -77,22 +77,7 @@ struct Bench {
 
 impl Bench {
     fn spawn(&self, name: &str) -> Process {
-        let args = [
-            "projections",
-            "run-loop",
-            "--cluster-mode",
-            "hotcold",
-            "--cluster-name",
-            CLUSTER,
-            "--node-name",
-            name,
-            "--heartbeat-secs",
-            "1",
-            "--lease-ttl-secs",
-            "3",
-            "--lease-grace-secs",
-            "1",
-        ];
+        let args = fast_hotcold_args(CLUSTER, name);
         Process::spawn(&self.bin, name, &self.url, &args, &self.logs)
     }
 
