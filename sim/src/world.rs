@@ -122,7 +122,7 @@ pub struct Outcome {
     pub events: Vec<TraceEvent>,
     /// Its hash.
     pub hash: u64,
-    /// Grants and committed writes, for the summary.
+    /// Grants made.
     pub grants: usize,
     /// Committed writes.
     pub writes: usize,
@@ -167,19 +167,15 @@ pub fn run(params: &Params) -> Outcome {
             name: name.clone(),
             config: params.config.clone(),
             rate_ppm: params.rates_ppm[i],
-            seed: params.seed,
+            // Distinct daemon ids per node, all from the run's seed.
+            seed: params.seed ^ ((i as u64 + 1) << 56),
             pauses: pauses.clone(),
             stops: stops.clone(),
             boots: Arc::new(AtomicU64::new(0)),
         };
         let trace = trace.clone();
-        let spec_seed = spec.seed ^ ((i as u64 + 1) << 56);
         sim.host(name.as_str(), move || {
-            let spec = NodeSpec {
-                seed: spec_seed,
-                ..spec.clone()
-            };
-            node_host::run(spec, trace.clone())
+            node_host::run(spec.clone(), trace.clone())
         });
     }
 
