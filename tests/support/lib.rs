@@ -8,6 +8,7 @@
 //! see each other and leave nothing behind.
 
 pub mod cluster_watch;
+pub mod lease_fixtures;
 pub mod process;
 pub mod test_db;
 
