@@ -186,6 +186,14 @@ async fn promote_and_demote_from_the_cli() {
     let (db, store) = setup().await;
     let (_a, _b, _) = hot_and_standby(&db, &store, "manual", "mail").await;
 
+    // Runs the CLI; `ok` asserts success and shows stderr otherwise.
+    let ok = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
     let cli = |args: &[&str]| {
         Command::new(BIN)
             .args(args)
@@ -203,11 +211,7 @@ async fn promote_and_demote_from_the_cli() {
         "--wait-secs",
         "10",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     assert!(view(&store, "mail").await.unwrap().holds_valid_lease("b"));
 
     let out = cli(&[
@@ -218,11 +222,7 @@ async fn promote_and_demote_from_the_cli() {
         "--wait-secs",
         "10",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let v = view(&store, "mail").await.unwrap();
     assert!(!v.holds_valid_lease("b"));
 

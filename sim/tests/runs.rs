@@ -1,19 +1,26 @@
 //! The simulation keeps its promises: seeds pass, runs repeat bit for bit,
 //! and the checks are not vacuous.
 
-use rillflow_sim::{run, Params, Scenario};
+use rillflow_sim::{run, Outcome, Params, Scenario};
+
+/// Runs `seed` of `scenario` and fails, with its parameters, on a violation.
+fn passing(seed: u64, scenario: Scenario) -> Outcome {
+    let params = Params::from_seed(seed, 30, scenario);
+    let outcome = run(&params);
+    assert!(
+        outcome.violation.is_none(),
+        "{} seed {seed}: {:?}\n{}",
+        scenario.name(),
+        outcome.violation,
+        params.describe()
+    );
+    outcome
+}
 
 #[test]
 fn the_first_seeds_keep_every_invariant() {
     for seed in 1..=60 {
-        let params = Params::from_seed(seed, 30, Scenario::Chaos);
-        let outcome = run(&params);
-        assert!(
-            outcome.violation.is_none(),
-            "seed {seed}: {:?}\n{}",
-            outcome.violation,
-            params.describe()
-        );
+        let outcome = passing(seed, Scenario::Chaos);
         assert!(
             outcome.grants >= 1 && outcome.writes > 0,
             "seed {seed}: nothing happened"
@@ -60,14 +67,7 @@ fn without_the_fence_a_stale_write_is_caught() {
 fn a_writer_paused_past_its_lease_is_fenced_off() {
     let mut refused = 0;
     for seed in 1..=10 {
-        let params = Params::from_seed(seed, 30, Scenario::Pauses);
-        let outcome = run(&params);
-        assert!(
-            outcome.violation.is_none(),
-            "seed {seed}: {:?}\n{}",
-            outcome.violation,
-            params.describe()
-        );
+        let outcome = passing(seed, Scenario::Pauses);
         refused += outcome.refused_writes;
     }
     assert!(
@@ -78,16 +78,9 @@ fn a_writer_paused_past_its_lease_is_fenced_off() {
 
 #[test]
 fn every_scenario_keeps_every_invariant() {
-    for (name, scenario) in Scenario::ALL {
+    for (_, scenario) in Scenario::ALL {
         for seed in 100..115 {
-            let params = Params::from_seed(seed, 30, scenario);
-            let outcome = run(&params);
-            assert!(
-                outcome.violation.is_none(),
-                "{name} seed {seed}: {:?}\n{}",
-                outcome.violation,
-                params.describe()
-            );
+            passing(seed, scenario);
         }
     }
 }
