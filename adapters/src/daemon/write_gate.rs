@@ -96,14 +96,6 @@ impl WriteGate {
         *self.rx.borrow()
     }
 
-    /// How long the current permit still runs.
-    pub fn remaining(&self) -> Option<Duration> {
-        let now = self.clock.now();
-        (*self.rx.borrow())
-            .map(|p| p.until.saturating_since(now))
-            .filter(|d| !d.is_zero())
-    }
-
     /// Waits until the permit changes.
     pub async fn changed(&mut self) -> bool {
         self.rx.changed().await.is_ok()

@@ -35,6 +35,7 @@ pub fn hotcold(clusters: &[ClusterHealth]) -> Value {
                 "lease_ttl_ms": c.timing.lease_ttl_ms,
                 "lease_grace_ms": c.timing.lease_grace_ms,
                 "hot_nodes": c.hot_nodes,
+                "hot_claims": c.hot_claims,
                 "standby_nodes": c.standby_nodes,
                 "nodes_total": c.total_nodes,
                 "nodes": nodes,
