@@ -82,6 +82,30 @@ async fn hot_and_standby(
     (a, b, epoch)
 }
 
+/// Waits until `node` has committed a fenced write under `epoch`.
+async fn wait_fenced_write(store: &PgLeaseStore, cluster: &str, node: &str, epoch: u64) {
+    let start = Instant::now();
+    loop {
+        let wrote: Option<i64> = sqlx::query_scalar(
+            "SELECT fenced_epoch FROM rf_daemon_nodes WHERE cluster_name = $1 AND node_name = $2",
+        )
+        .bind(cluster)
+        .bind(node)
+        .fetch_optional(store.pool())
+        .await
+        .unwrap()
+        .flatten();
+        if wrote == Some(epoch as i64) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{node} never wrote under epoch {epoch}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn hot_node_failover_promotes_standby() {
     let (db, store) = setup().await;
@@ -115,6 +139,9 @@ async fn graceful_handoff_is_fast_and_exits_cleanly() {
 async fn a_frozen_leader_is_replaced_and_stands_by_after_resuming() {
     let (db, store) = setup().await;
     let (mut a, _b, first) = hot_and_standby(&db, &store, "freeze", "ledger").await;
+    // Freeze it only after its first fenced write has landed, so the check
+    // below has a write of the old epoch to compare with the new grant.
+    wait_fenced_write(&store, "ledger", "a", first).await;
 
     a.signal("STOP");
     let (second, _) = wait_hot(&store, "ledger", "b", CRASH_BOUND).await;
@@ -134,7 +161,7 @@ async fn a_frozen_leader_is_replaced_and_stands_by_after_resuming() {
     // before the new grant, and none after it (LEASE-1).
     let start = Instant::now();
     loop {
-        let rows: Vec<(String, Option<i64>, bool)> = sqlx::query_as(
+        let rows: Vec<(String, Option<i64>, Option<bool>)> = sqlx::query_as(
             "SELECT n.node_name, n.fenced_epoch, n.fenced_write_at < c.lease_granted_at
              FROM rf_daemon_nodes n JOIN rf_daemon_clusters c USING (cluster_name)
              WHERE cluster_name = 'ledger' ORDER BY n.node_name",
@@ -152,7 +179,11 @@ async fn a_frozen_leader_is_replaced_and_stands_by_after_resuming() {
                 Some(first as i64),
                 "a wrote under epoch {first} only"
             );
-            assert!(old.2, "a's last write precedes the grant of epoch {second}");
+            assert_eq!(
+                old.2,
+                Some(true),
+                "a's last write precedes the grant of epoch {second}"
+            );
             break;
         }
         assert!(
