@@ -11,6 +11,7 @@ pub mod local_cluster;
 pub mod migrate;
 pub mod pg_binaries;
 pub mod pool;
+pub mod projection;
 mod server_user;
 pub mod store;
 

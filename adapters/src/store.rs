@@ -1,6 +1,6 @@
 //! The event store API on PostgreSQL.
 
-use rillflow_core::{ExpectedVersion, GlobalCursor};
+use rillflow_core::{ExpectedVersion, GlobalCursor, PartitionSpec};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -13,8 +13,29 @@ use crate::event::{AppendOptions, AppendResult, NewEvent, ReadAllBatch, Recorded
 /// which wins unless yet another writer slipped in, so a handful suffices.
 const STALE_RETRIES: usize = 16;
 
-const EVENT_COLUMNS: &str = "position, tx_id, stream_id, version, event_id, event_type, \
+pub(crate) const EVENT_COLUMNS: &str =
+    "position, tx_id, stream_id, version, event_id, event_type, \
      schema_version, data, headers, causation_id, correlation_id, partition_hash, created_at";
+
+/// The gap-safe global read: events after a cursor, below the snapshot's
+/// xmin, in (tx_id, position) order, from hot and cold storage, in one
+/// partition ($4 partitions, key $5; one partition means all).
+static READ_ALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
+         SELECT {EVENT_COLUMNS} FROM (
+             (SELECT {EVENT_COLUMNS} FROM events
+               WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
+                 AND ($4 = 1 OR partition_hash % $4 = $5)
+               ORDER BY tx_id, position LIMIT $3)
+             UNION ALL
+             (SELECT {EVENT_COLUMNS} FROM events_archive
+               WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
+                 AND ($4 = 1 OR partition_hash % $4 = $5)
+               ORDER BY tx_id, position LIMIT $3)
+         ) e ORDER BY tx_id, position LIMIT $3"
+    )
+});
 
 /// Appends and reads events.
 ///
@@ -168,26 +189,34 @@ impl EventStore {
         after: GlobalCursor,
         limit: i64,
     ) -> Result<ReadAllBatch, StoreError> {
-        let sql = format!(
-            "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
-             SELECT {EVENT_COLUMNS} FROM (
-                 (SELECT {EVENT_COLUMNS} FROM events
-                   WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
-                   ORDER BY tx_id, position LIMIT $3)
-                 UNION ALL
-                 (SELECT {EVENT_COLUMNS} FROM events_archive
-                   WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
-                   ORDER BY tx_id, position LIMIT $3)
-             ) e ORDER BY tx_id, position LIMIT $3"
-        );
-        let events: Vec<RecordedEvent> = sqlx::query_as(&sql)
+        let mut conn = self.pool.acquire().await?;
+        let events = Self::read_all_in(&mut conn, after, limit, PartitionSpec::WHOLE).await?;
+        let next = events.last().map(RecordedEvent::cursor).unwrap_or(after);
+        Ok(ReadAllBatch { events, next })
+    }
+
+    /// [`EventStore::read_all`] on the caller's connection (typically inside
+    /// a projection batch's transaction), limited to the streams of
+    /// `partition`. The partition hash stored on every event lets Postgres
+    /// filter rows before they are sent.
+    ///
+    /// Inside a transaction, each statement still takes a fresh snapshot
+    /// (read committed), and the horizon is that statement's, so the reader
+    /// never passes a transaction that is still open (PROJ-2).
+    pub async fn read_all_in(
+        conn: &mut PgConnection,
+        after: GlobalCursor,
+        limit: i64,
+        partition: PartitionSpec,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        Ok(sqlx::query_as(&READ_ALL_SQL)
             .bind(after.tx_id)
             .bind(after.position)
             .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        let next = events.last().map(RecordedEvent::cursor).unwrap_or(after);
-        Ok(ReadAllBatch { events, next })
+            .bind(partition.total() as i32)
+            .bind(partition.key() as i32)
+            .fetch_all(&mut *conn)
+            .await?)
     }
 
     /// The cursor of the event at `position`, to continue reading after it.

@@ -9,8 +9,10 @@ pub mod expected_version;
 pub mod ident;
 pub mod lease;
 pub mod partition;
+pub mod retry_policy;
 
 pub use cursor::GlobalCursor;
 pub use expected_version::{ExpectedVersion, ParseExpectedVersionError, VersionConflict};
 pub use ident::{Identifier, IdentifierError};
-pub use partition::{partition_hash, partition_of};
+pub use partition::{partition_hash, partition_of, PartitionSpec, PartitionSpecError};
+pub use retry_policy::{Exhausted, FailureDecision, RetryPolicy};

@@ -8,10 +8,12 @@
 //! see each other and leave nothing behind.
 
 pub mod cluster_watch;
+pub mod counter;
 pub mod lease_fixtures;
 pub mod process;
 pub mod test_db;
 
 pub use cluster_watch::wait_for_view;
+pub use counter::Counter;
 pub use process::{fast_hotcold_args, Process};
 pub use test_db::TestDb;

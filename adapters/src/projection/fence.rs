@@ -1,0 +1,53 @@
+//! How a batch's transaction is opened: under the lease or not.
+
+use sqlx::{PgPool, Postgres, Transaction};
+
+use super::batch_error::BatchError;
+use crate::daemon::{FenceError, PgLeaseStore};
+
+/// Opens every batch transaction.
+#[derive(Debug, Clone)]
+pub enum WriteFence {
+    /// Single mode: no lease. The checkpoint row lock still serialises any
+    /// two writers of one partition, so effects stay exactly once.
+    Unfenced(PgPool),
+    /// Hot/cold mode: the transaction commits only while `epoch` is the
+    /// cluster's current, unexpired lease (LEASE-1).
+    Epoch {
+        /// The lease store whose fence is checked.
+        store: PgLeaseStore,
+        /// The cluster.
+        cluster: String,
+        /// The epoch this node writes under.
+        epoch: u64,
+    },
+}
+
+impl WriteFence {
+    /// The lease epoch, if fenced.
+    pub fn epoch(&self) -> Option<u64> {
+        match self {
+            WriteFence::Unfenced(_) => None,
+            WriteFence::Epoch { epoch, .. } => Some(*epoch),
+        }
+    }
+
+    /// Opens a batch transaction.
+    pub async fn begin(&self) -> Result<Transaction<'static, Postgres>, BatchError> {
+        match self {
+            WriteFence::Unfenced(pool) => Ok(pool.begin().await?),
+            WriteFence::Epoch {
+                store,
+                cluster,
+                epoch,
+            } => store
+                .begin_fenced(cluster, *epoch)
+                .await
+                .map_err(|e| match e {
+                    FenceError::Fenced { epoch } => BatchError::Fenced { epoch },
+                    FenceError::Timeout(msg) => BatchError::Timeout(msg),
+                    FenceError::Database(err) => BatchError::Database(err),
+                }),
+        }
+    }
+}

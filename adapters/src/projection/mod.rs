@@ -1,0 +1,24 @@
+//! The projection runtime: read models kept exactly once from the event log.
+
+mod batch_error;
+mod batch_sql;
+pub mod catalog;
+pub mod fence;
+pub mod handler;
+pub mod metrics;
+pub mod processor;
+pub mod runner;
+pub mod status;
+pub mod wakeup;
+pub mod worker;
+
+pub use batch_error::BatchError;
+pub use batch_sql::BatchOwner;
+pub use catalog::{CatalogError, DeadLetter, ProjectionCatalog};
+pub use fence::WriteFence;
+pub use handler::{BatchFailure, HandlerError, Projection, ProjectionOptions};
+pub use metrics::RuntimeMetrics;
+pub use processor::ProjectionProcessor;
+pub use runner::{BatchOutcome, ProjectionRunner};
+pub use status::{PartitionStatus, ProjectionStatus};
+pub use worker::{LeaseCheck, ProjectionWorker, WorkerExit, WorkerTiming};

@@ -1,0 +1,291 @@
+//! One projection partition's batches: exactly once, gap safe, poison safe.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rillflow_core::{FailureDecision, GlobalCursor, PartitionSpec};
+use sqlx::{PgConnection, Postgres, Transaction};
+
+use super::batch_error::BatchError;
+use super::batch_sql::{self as sql, BatchOwner, LockedCheckpoint, Progress};
+use super::fence::WriteFence;
+use super::handler::Projection;
+use crate::event::RecordedEvent;
+use crate::store::EventStore;
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Events were read and the checkpoint moved past them.
+    Applied {
+        /// Events read (handled or skipped).
+        read: usize,
+        /// Events the handler applied (requeued dead letters included).
+        applied: usize,
+    },
+    /// Nothing new below the visibility horizon.
+    Idle,
+    /// The projection is paused (by an operator or by the stop policy).
+    Paused,
+    /// An event failed; it is tried again after this delay.
+    RetryIn(Duration),
+    /// An event kept failing under the stop policy: the projection paused.
+    Stopped,
+}
+
+/// Runs batches of one projection over one partition.
+///
+/// Each batch is one transaction opened through the [`WriteFence`]: it locks
+/// the partition's checkpoint row, reads the next events through the
+/// gap-safe reader (PROJ-2) in (tx_id, position) order, which keeps each
+/// stream's order (PROJ-3), applies them and moves the checkpoint, then
+/// commits, so effects and checkpoint land together or not at all (PROJ-1).
+///
+/// The fast path hands all events to [`Projection::apply_batch`] at once.
+/// If that fails the transaction is rolled back and the batch is replayed
+/// one event at a time, each inside a savepoint, so a failing handler never
+/// aborts the batch's bookkeeping: the events before it commit, and the
+/// failure is retried later, dead-lettered or stops the projection (PROJ-5).
+pub struct ProjectionRunner {
+    projection: Arc<dyn Projection>,
+    partition: PartitionSpec,
+    owner: BatchOwner,
+}
+
+impl ProjectionRunner {
+    /// A runner of `projection` over `partition`, committing as `owner`.
+    pub fn new(
+        projection: Arc<dyn Projection>,
+        partition: PartitionSpec,
+        owner: BatchOwner,
+    ) -> Self {
+        ProjectionRunner {
+            projection,
+            partition,
+            owner,
+        }
+    }
+
+    /// The projection run.
+    pub fn projection(&self) -> &Arc<dyn Projection> {
+        &self.projection
+    }
+
+    /// The partition run.
+    pub fn partition(&self) -> PartitionSpec {
+        self.partition
+    }
+
+    fn key(&self) -> i32 {
+        self.partition.key() as i32
+    }
+
+    /// Runs one batch through `fence`.
+    pub async fn run_batch(&self, fence: &WriteFence) -> Result<BatchOutcome, BatchError> {
+        let owner = self.owner_under(fence);
+        let mut tx = fence.begin().await?;
+        let checkpoint = self.lock(&mut tx).await?;
+        if let Some(outcome) = blocked(&checkpoint) {
+            tx.rollback().await?;
+            return Ok(outcome);
+        }
+        let requeued = sql::requeued(&mut tx, self.projection.name(), self.key()).await?;
+        let events = self.read(&mut tx, checkpoint.cursor).await?;
+        if events.is_empty() && requeued.is_empty() {
+            tx.rollback().await?;
+            return Ok(BatchOutcome::Idle);
+        }
+        if requeued.is_empty() && checkpoint.retry_position.is_none() {
+            let handled: Vec<&RecordedEvent> = events
+                .iter()
+                .filter(|e| self.projection.handles(&e.event_type))
+                .collect();
+            if self.projection.apply_batch(&mut tx, &handled).await.is_ok() {
+                let last = events.last().expect("a non-empty batch has a last event");
+                let progress = Progress {
+                    processed: handled.len() as i64,
+                    ..Progress::default()
+                };
+                sql::advance(
+                    &mut tx,
+                    self.projection.name(),
+                    self.key(),
+                    last.cursor(),
+                    progress,
+                    &owner,
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(BatchOutcome::Applied {
+                    read: events.len(),
+                    applied: handled.len(),
+                });
+            }
+            tx.rollback().await?;
+            return self.run_careful(fence, &owner).await;
+        }
+        self.careful_in(tx, checkpoint, requeued, events, &owner)
+            .await
+    }
+
+    fn owner_under(&self, fence: &WriteFence) -> BatchOwner {
+        BatchOwner {
+            node: self.owner.node.clone(),
+            epoch: fence.epoch().or(self.owner.epoch),
+        }
+    }
+
+    async fn lock(&self, conn: &mut PgConnection) -> Result<LockedCheckpoint, BatchError> {
+        sql::lock_checkpoint(conn, self.projection.name(), self.key())
+            .await?
+            .ok_or_else(|| BatchError::Unregistered(self.projection.name().to_owned()))
+    }
+
+    async fn read(
+        &self,
+        conn: &mut PgConnection,
+        after: GlobalCursor,
+    ) -> Result<Vec<RecordedEvent>, BatchError> {
+        let limit = i64::from(self.projection.options().batch_size.max(1));
+        Ok(EventStore::read_all_in(conn, after, limit, self.partition).await?)
+    }
+
+    /// The slow path in a fresh transaction, after the fast path failed.
+    async fn run_careful(
+        &self,
+        fence: &WriteFence,
+        owner: &BatchOwner,
+    ) -> Result<BatchOutcome, BatchError> {
+        let mut tx = fence.begin().await?;
+        let checkpoint = self.lock(&mut tx).await?;
+        if let Some(outcome) = blocked(&checkpoint) {
+            tx.rollback().await?;
+            return Ok(outcome);
+        }
+        let requeued = sql::requeued(&mut tx, self.projection.name(), self.key()).await?;
+        let events = self.read(&mut tx, checkpoint.cursor).await?;
+        self.careful_in(tx, checkpoint, requeued, events, owner)
+            .await
+    }
+
+    /// Applies requeued dead letters, then `events`, each in a savepoint.
+    async fn careful_in(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        checkpoint: LockedCheckpoint,
+        requeued: Vec<(i64, RecordedEvent)>,
+        events: Vec<RecordedEvent>,
+        owner: &BatchOwner,
+    ) -> Result<BatchOutcome, BatchError> {
+        let name = self.projection.name();
+        let key = self.key();
+        let mut progress = Progress::default();
+        let mut applied = 0;
+        for (id, event) in &requeued {
+            match self.apply_in_savepoint(&mut tx, event).await? {
+                Ok(()) => {
+                    sql::forget_dead_letter(&mut tx, *id).await?;
+                    progress.processed += 1;
+                    applied += 1;
+                }
+                Err(error) => {
+                    // Requeued once by an operator, failed again: back to
+                    // the dead letters, where the operator will see it.
+                    sql::refail_dead_letter(&mut tx, *id, &error).await?;
+                    sql::record_error(&mut tx, name, key, &error).await?;
+                    progress.errors += 1;
+                }
+            }
+        }
+        let mut cursor = checkpoint.cursor;
+        let policy = self.projection.options().retry;
+        for event in &events {
+            if !self.projection.handles(&event.event_type) {
+                cursor = event.cursor();
+                continue;
+            }
+            let error = match self.apply_in_savepoint(&mut tx, event).await? {
+                Ok(()) => {
+                    progress.processed += 1;
+                    applied += 1;
+                    cursor = event.cursor();
+                    continue;
+                }
+                Err(error) => error,
+            };
+            let failures = match checkpoint.retry_position {
+                Some(p) if p == event.position => checkpoint.retry_attempts + 1,
+                _ => 1,
+            };
+            progress.errors += 1;
+            sql::record_error(&mut tx, name, key, &error).await?;
+            tracing::warn!(projection = name, partition = key, position = event.position, failures, %error, "handler failed");
+            match policy.decide(failures) {
+                FailureDecision::Retry { delay } => {
+                    sql::advance(&mut tx, name, key, cursor, progress, owner).await?;
+                    sql::schedule_retry(&mut tx, name, key, event.position, failures, delay)
+                        .await?;
+                    tx.commit().await?;
+                    return Ok(BatchOutcome::RetryIn(delay));
+                }
+                FailureDecision::DeadLetter => {
+                    sql::dead_letter(&mut tx, name, key, event, &error, failures).await?;
+                    progress.dead_lettered += 1;
+                    cursor = event.cursor();
+                }
+                FailureDecision::Stop => {
+                    sql::advance(&mut tx, name, key, cursor, progress, owner).await?;
+                    let reason = format!(
+                        "event at position {} failed {failures} times: {error}",
+                        event.position
+                    );
+                    sql::stop_projection(&mut tx, name, &reason).await?;
+                    tx.commit().await?;
+                    return Ok(BatchOutcome::Stopped);
+                }
+            }
+        }
+        sql::advance(&mut tx, name, key, cursor, progress, owner).await?;
+        tx.commit().await?;
+        Ok(BatchOutcome::Applied {
+            read: events.len(),
+            applied,
+        })
+    }
+
+    /// Applies one event inside a savepoint. The outer error is a broken
+    /// transaction; the inner one is the handler's failure, already rolled
+    /// back to the savepoint.
+    async fn apply_in_savepoint(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        event: &RecordedEvent,
+    ) -> Result<Result<(), String>, BatchError> {
+        sqlx::query("SAVEPOINT rf_event").execute(&mut **tx).await?;
+        match self.projection.apply(tx, event).await {
+            Ok(()) => {
+                sqlx::query("RELEASE SAVEPOINT rf_event")
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(Ok(()))
+            }
+            Err(error) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT rf_event")
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("RELEASE SAVEPOINT rf_event")
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(Err(error.to_string()))
+            }
+        }
+    }
+}
+
+/// Why a locked checkpoint allows no batch right now.
+fn blocked(checkpoint: &LockedCheckpoint) -> Option<BatchOutcome> {
+    if checkpoint.paused {
+        return Some(BatchOutcome::Paused);
+    }
+    checkpoint.retry_wait.map(BatchOutcome::RetryIn)
+}

@@ -1,0 +1,147 @@
+//! The loop that keeps a node's projections caught up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+use super::batch_error::BatchError;
+use super::fence::WriteFence;
+use super::metrics::RuntimeMetrics;
+use super::runner::{BatchOutcome, ProjectionRunner};
+use crate::daemon::WriteGate;
+
+/// How a worker waits when it has nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerTiming {
+    /// Longest wait without a notification before looking again.
+    pub poll_interval: Duration,
+    /// Wait after a database failure before the next batch.
+    pub error_backoff: Duration,
+}
+
+impl Default for WorkerTiming {
+    fn default() -> Self {
+        WorkerTiming {
+            poll_interval: Duration::from_secs(1),
+            error_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why a worker returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerExit {
+    /// Asked to stop; the current batch finished first.
+    Stopped,
+    /// The lease ran out on this node's clock, or the fence refused a batch:
+    /// another node writes now.
+    LeaseLost,
+    /// `until_idle` was set and every projection is caught up, paused or
+    /// waiting to retry.
+    Idle,
+}
+
+/// Runs batches of several projections in turn, one transaction at a time.
+///
+/// One at a time on purpose: in hot/cold mode every batch holds the
+/// cluster row `FOR SHARE`, and overlapping share locks could keep the
+/// node's own lease renewal waiting indefinitely.
+pub struct ProjectionWorker {
+    runners: Vec<ProjectionRunner>,
+    timing: WorkerTiming,
+    metrics: Arc<RuntimeMetrics>,
+}
+
+/// The lease a hot node writes under: its epoch and the gate that says
+/// whether the node still believes it holds it.
+#[derive(Debug, Clone)]
+pub struct LeaseCheck {
+    /// The epoch.
+    pub epoch: u64,
+    /// The node's belief.
+    pub gate: WriteGate,
+}
+
+impl ProjectionWorker {
+    /// A worker over `runners`.
+    pub fn new(
+        runners: Vec<ProjectionRunner>,
+        timing: WorkerTiming,
+        metrics: Arc<RuntimeMetrics>,
+    ) -> Self {
+        ProjectionWorker {
+            runners,
+            timing,
+            metrics,
+        }
+    }
+
+    /// Runs until stopped, until the lease is lost, or (with `until_idle`)
+    /// until nothing is left to do. `wake` is notified when events commit.
+    pub async fn run(
+        &self,
+        fence: &WriteFence,
+        lease: Option<&LeaseCheck>,
+        wake: &Notify,
+        mut stop: watch::Receiver<bool>,
+        until_idle: bool,
+    ) -> WorkerExit {
+        loop {
+            let mut busy = false;
+            let mut next_wait = self.timing.poll_interval;
+            for runner in &self.runners {
+                if *stop.borrow() {
+                    return WorkerExit::Stopped;
+                }
+                // The local belief first: past its own deadline a node does
+                // not even try; the fence catches whatever this misses.
+                if let Some(lease) = lease {
+                    if lease.gate.epoch_now() != Some(lease.epoch) {
+                        return WorkerExit::LeaseLost;
+                    }
+                }
+                let started = Instant::now();
+                let outcome = runner.run_batch(fence).await;
+                self.metrics.observe(runner, started.elapsed(), &outcome);
+                match outcome {
+                    Ok(BatchOutcome::Applied { .. }) => busy = true,
+                    Ok(BatchOutcome::Idle | BatchOutcome::Paused | BatchOutcome::Stopped) => {}
+                    Ok(BatchOutcome::RetryIn(delay)) => next_wait = next_wait.min(delay),
+                    Err(BatchError::Fenced { epoch }) => {
+                        tracing::warn!(
+                            epoch,
+                            "batch refused by the fence: another node holds the lease"
+                        );
+                        return WorkerExit::LeaseLost;
+                    }
+                    Err(error) => {
+                        tracing::warn!(projection = runner.projection().name(), %error, "batch failed; will retry");
+                        next_wait = next_wait.min(self.timing.error_backoff);
+                    }
+                }
+            }
+            if busy {
+                // Let the runtime's other tasks (heartbeats) in between batches.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            if until_idle {
+                return WorkerExit::Idle;
+            }
+            // Biased: stop first, so a stop is never starved by wake-ups.
+            tokio::select! {
+                biased;
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        // Nobody can tell us to stop any more: stop now.
+                        return WorkerExit::Stopped;
+                    }
+                }
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(next_wait) => {}
+            }
+        }
+    }
+}
