@@ -34,3 +34,15 @@ impl Processor for Idle {
         })
     }
 }
+
+/// A node chooses its work at start-up (a write probe, or projections).
+impl Processor for Box<dyn Processor> {
+    fn spawn(
+        &mut self,
+        epoch: u64,
+        gate: WriteGate,
+        stop: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        (**self).spawn(epoch, gate, stop)
+    }
+}

@@ -1,16 +1,42 @@
-//! Prometheus exposition of cluster health, built from the database's view.
+//! Prometheus exposition of cluster and projection health, built from the
+//! database's view.
 
+use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, GaugeVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use rillflow_core::lease::health::ClusterHealth;
 
-/// Renders every cluster's health in the Prometheus text format.
+use super::projection_metrics::add_projections;
+use crate::projection::ProjectionStatus;
+
+/// Renders every cluster's and projection's health, plus this process's own
+/// `local` families, in the Prometheus text format.
 ///
 /// A fresh registry per scrape: the figures come from the database each time,
 /// so a node that dropped out of the view drops out of the metrics too, and
 /// no process keeps stale series in memory. The encoder writes one `# HELP`
 /// and `# TYPE` line per metric family, whatever the number of label sets.
-pub fn render(clusters: &[ClusterHealth]) -> String {
+pub fn render(
+    clusters: &[ClusterHealth],
+    projections: &[ProjectionStatus],
+    local: Vec<MetricFamily>,
+) -> String {
     let registry = Registry::new();
+    add_clusters(&registry, clusters);
+    add_projections(&registry, projections);
+    let mut families = registry.gather();
+    // Process-local families have names of their own, so no family is
+    // written twice.
+    families.extend(local);
+    families.sort_by(|a, b| a.name().cmp(b.name()));
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&families, &mut out)
+        .expect("text encoding into memory cannot fail");
+    String::from_utf8(out).expect("the text format is UTF-8")
+}
+
+/// Adds the `daemon_*` families of every cluster to `registry`.
+fn add_clusters(registry: &Registry, clusters: &[ClusterHealth]) {
     let cluster_gauge = |name: &str, help: &str| {
         let g =
             IntGaugeVec::new(Opts::new(name, help), &["cluster"]).expect("valid metric definition");
@@ -86,9 +112,4 @@ pub fn render(clusters: &[ClusterHealth]) -> String {
             lease.with_label_values(&l).set(remaining as f64 / 1000.0);
         }
     }
-    let mut out = Vec::new();
-    TextEncoder::new()
-        .encode(&registry.gather(), &mut out)
-        .expect("text encoding into memory cannot fail");
-    String::from_utf8(out).expect("the text format is UTF-8")
 }

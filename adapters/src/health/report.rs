@@ -3,6 +3,8 @@
 use rillflow_core::lease::health::ClusterHealth;
 use serde_json::{json, Value};
 
+use crate::projection::ProjectionStatus;
+
 /// The `hotcold` section: every cluster as the database sees it.
 pub fn hotcold(clusters: &[ClusterHealth]) -> Value {
     let clusters: Vec<Value> = clusters
@@ -45,17 +47,54 @@ pub fn hotcold(clusters: &[ClusterHealth]) -> Value {
     json!({ "clusters": clusters })
 }
 
-/// The whole document: overall status, this process, and the clusters.
-pub fn document(local: Value, clusters: Result<&[ClusterHealth], &str>) -> Value {
-    match clusters {
-        Ok(clusters) => {
-            let healthy = clusters.iter().all(|c| c.healthy);
+/// The `projections` section: each projection's lag and state.
+pub fn projections(projections: &[ProjectionStatus], max_lag: i64) -> Value {
+    let list: Vec<Value> = projections
+        .iter()
+        .map(|p| {
             json!({
-                "status": if healthy { "ok" } else { "degraded" },
-                "node": local,
-                "hotcold": hotcold(clusters),
+                "name": p.name,
+                "lag": p.lag(),
+                "lagging": p.lag() > max_lag,
+                "paused": p.paused,
+                "stopped_reason": p.stopped_reason,
+                "partitions": p.total_partitions,
+                "processed_total": p.processed_total(),
+                "errors_total": p.errors_total(),
+                "dead_letters": p.dead_letters,
+                "last_error": p.last_error(),
             })
-        }
-        Err(error) => json!({ "status": "error", "error": error, "node": local }),
-    }
+        })
+        .collect();
+    json!({ "max_lag": max_lag, "projections": list })
+}
+
+/// The whole document: overall status, this process, the clusters and the
+/// projections. `unhealthy` when a projection lags beyond `max_lag` (the
+/// server then answers 503); `degraded` when a cluster is unhealthy.
+pub fn document(
+    local: Value,
+    clusters: &[ClusterHealth],
+    projection_list: &[ProjectionStatus],
+    max_lag: i64,
+) -> Value {
+    let lagging = projection_list.iter().any(|p| p.lag() > max_lag);
+    let status = if lagging {
+        "unhealthy"
+    } else if clusters.iter().all(|c| c.healthy) {
+        "ok"
+    } else {
+        "degraded"
+    };
+    json!({
+        "status": status,
+        "node": local,
+        "hotcold": hotcold(clusters),
+        "projections": projections(projection_list, max_lag),
+    })
+}
+
+/// The document when the database could not be read.
+pub fn failure(local: Value, error: &str) -> Value {
+    json!({ "status": "error", "error": error, "node": local })
 }

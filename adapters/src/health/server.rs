@@ -8,20 +8,43 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use prometheus::proto::MetricFamily;
 use rillflow_core::lease::health::ClusterHealth;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{metrics, report};
+use crate::projection::ProjectionStatus;
 
 /// Where the served figures come from.
 #[async_trait]
 pub trait HealthSource: Send + Sync + 'static {
     /// Every cluster's health, evaluated from the database's rows now.
     async fn clusters(&self) -> Result<Vec<ClusterHealth>, String>;
+    /// Every projection's checkpoints and lag, read from the database now.
+    async fn projections(&self) -> Result<Vec<ProjectionStatus>, String> {
+        Ok(Vec::new())
+    }
+    /// Lag (in events) beyond which a projection makes the report unhealthy.
+    fn max_lag(&self) -> i64 {
+        i64::MAX
+    }
     /// What this process knows about itself (name, role, epoch).
     fn local(&self) -> Value;
+    /// Metric families only this process knows (batch timings).
+    fn local_metrics(&self) -> Vec<MetricFamily> {
+        Vec::new()
+    }
+}
+
+/// Both database views, or the first error.
+async fn views(
+    source: &dyn HealthSource,
+) -> Result<(Vec<ClusterHealth>, Vec<ProjectionStatus>), String> {
+    let clusters = source.clusters().await?;
+    let projections = source.projections().await?;
+    Ok((clusters, projections))
 }
 
 /// Binds `addr` and serves until the task is dropped. Returns the bound
@@ -69,20 +92,29 @@ async fn answer(mut stream: TcpStream, source: Arc<dyn HealthSource>) -> std::io
         .unwrap_or_default();
     let (status, content_type, body) = match (method, path) {
         ("GET", "/") | ("GET", "/health") => {
-            let clusters = source.clusters().await;
-            let doc = report::document(source.local(), clusters.as_deref().map_err(String::as_str));
-            let status = if clusters.is_ok() {
-                "200 OK"
-            } else {
-                "503 Service Unavailable"
+            let (status, doc) = match views(source.as_ref()).await {
+                Ok((clusters, projections)) => {
+                    let doc =
+                        report::document(source.local(), &clusters, &projections, source.max_lag());
+                    let status = if doc["status"] == "unhealthy" {
+                        "503 Service Unavailable"
+                    } else {
+                        "200 OK"
+                    };
+                    (status, doc)
+                }
+                Err(e) => (
+                    "503 Service Unavailable",
+                    report::failure(source.local(), &e),
+                ),
             };
             (status, "application/json", doc.to_string())
         }
-        ("GET", "/metrics") => match source.clusters().await {
-            Ok(clusters) => (
+        ("GET", "/metrics") => match views(source.as_ref()).await {
+            Ok((clusters, projections)) => (
                 "200 OK",
                 "text/plain; version=0.0.4",
-                metrics::render(&clusters),
+                metrics::render(&clusters, &projections, source.local_metrics()),
             ),
             Err(e) => (
                 "503 Service Unavailable",

@@ -57,6 +57,9 @@ pub enum CatalogError {
     Database(#[from] sqlx::Error),
 }
 
+/// Advisory lock key serialising projection setups ("rfsetup" in ASCII).
+const SETUP_LOCK: i64 = 0x0072_6673_6574_7570;
+
 /// A dead-lettered event.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct DeadLetter {
@@ -135,16 +138,25 @@ impl ProjectionCatalog {
         Ok(())
     }
 
-    /// Runs a projection's setup SQL (idempotent by contract).
+    /// Runs a projection's setup SQL (idempotent by contract) in one
+    /// transaction. Workers starting together would race on `CREATE TABLE
+    /// IF NOT EXISTS` (Postgres checks the catalog before it locks it), so
+    /// setups take a transaction-scoped advisory lock and run one at a time.
     pub async fn setup(&self, projection: &dyn Projection) -> Result<(), CatalogError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SETUP_LOCK)
+            .execute(&mut *tx)
+            .await?;
         projection
-            .setup(&mut conn)
+            .setup(&mut tx)
             .await
             .map_err(|error| CatalogError::Handler {
                 name: projection.name().to_owned(),
                 error,
-            })
+            })?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Every known projection, by name.

@@ -64,6 +64,42 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Projections(ProjectionsCommand::Demote(args)) => {
                 projections::demote::run(args).await
             }
+            Command::Projections(ProjectionsCommand::List(args)) => {
+                projections::list::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::Status(args)) => {
+                projections::status::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::Pause(args)) => {
+                projections::pause::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::Resume(args)) => {
+                projections::resume::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::ResetCheckpoint(args)) => {
+                projections::reset_checkpoint::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::Rebuild(args)) => {
+                projections::rebuild::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::RunOnce(args)) => {
+                projections::run_once::run(args, false).await
+            }
+            Command::Projections(ProjectionsCommand::RunUntilIdle(args)) => {
+                projections::run_once::run(args, true).await
+            }
+            Command::Projections(ProjectionsCommand::DlqList(args)) => {
+                projections::dlq_list::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::DlqRequeue(args)) => {
+                projections::dlq_requeue::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::DlqDelete(args)) => {
+                projections::dlq_delete::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::Metrics(args)) => {
+                projections::metrics::run(args).await
+            }
         }
     })
 }

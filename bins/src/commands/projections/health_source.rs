@@ -1,9 +1,13 @@
 //! What the daemon's health server reports: the database's view of every
-//! cluster, plus this process's own role.
+//! cluster and projection, plus this process's own role and batch timings.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use prometheus::proto::MetricFamily;
 use rillflow_adapters::daemon::{PgLeaseStore, WriteGate};
 use rillflow_adapters::health::HealthSource;
+use rillflow_adapters::projection::{ProjectionCatalog, ProjectionStatus, RuntimeMetrics};
 use rillflow_core::lease::health::{evaluate, ClusterHealth, HealthRules};
 use serde_json::{json, Value};
 
@@ -12,6 +16,9 @@ pub struct DaemonHealth {
     pub cluster: Option<String>,
     pub node: String,
     pub gate: Option<WriteGate>,
+    pub catalog: ProjectionCatalog,
+    pub max_lag: i64,
+    pub metrics: Arc<RuntimeMetrics>,
 }
 
 #[async_trait]
@@ -26,6 +33,18 @@ impl HealthSource for DaemonHealth {
             .iter()
             .map(|v| evaluate(v, &HealthRules::for_timing(&v.timing)))
             .collect())
+    }
+
+    async fn projections(&self) -> Result<Vec<ProjectionStatus>, String> {
+        self.catalog.list().await.map_err(|e| e.to_string())
+    }
+
+    fn max_lag(&self) -> i64 {
+        self.max_lag
+    }
+
+    fn local_metrics(&self) -> Vec<MetricFamily> {
+        self.metrics.gather()
     }
 
     fn local(&self) -> Value {

@@ -1,7 +1,20 @@
 //! `rillflow projections ...`
 
 pub mod cluster_status;
+pub mod declared;
 pub mod demote;
+pub mod dlq_delete;
+pub mod dlq_list;
+pub mod dlq_requeue;
 mod health_source;
+pub mod list;
+pub mod metrics;
+mod names;
+pub mod pause;
 pub mod promote;
+pub mod rebuild;
+pub mod reset_checkpoint;
+pub mod resume;
 pub mod run_loop;
+pub mod run_once;
+pub mod status;

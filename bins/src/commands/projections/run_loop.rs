@@ -5,15 +5,21 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rillflow_adapters::daemon::{
-    check_names, daemon_pool_config, forward_releases, Driver, Idle, LeaseStore, NodeIdentity,
+    check_names, daemon_pool_config, forward_releases, Driver, LeaseStore, NodeIdentity,
     PgLeaseStore, Processor, Signal, TokioClock, WriteGate, WriteProbe,
 };
 use rillflow_adapters::health;
+use rillflow_adapters::projection::{
+    wakeup, BatchOwner, Projection, ProjectionCatalog, ProjectionProcessor, ProjectionRunner,
+    ProjectionWorker, RuntimeMetrics, WorkerTiming, WriteFence,
+};
 use rillflow_core::lease::machine::NodeMachine;
 use rillflow_core::lease::{ClusterTiming, LeaseConfig};
+use rillflow_core::PartitionSpec;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use super::declared;
 use super::health_source::DaemonHealth;
 use crate::cli::{ClusterMode, RunLoopArgs};
 use crate::commands::{database, signals};
@@ -34,10 +40,40 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
         // Refused before anything is started or written.
         check_names(cluster, &node)?;
     }
+    let partition = PartitionSpec::new(args.source.partition_key, args.source.total_partitions)
+        .context("invalid partitioning")?;
+    let projections = match &args.source.projections {
+        Some(path) => declared::load(path)?,
+        None => Vec::new(),
+    };
     // Installed before anything slow, so an early signal is not lost.
     let shutdown = signals::shutdown()?;
     let pool = database::open_configured(&args.db, &daemon_pool_config(&config)).await?;
-    let store = PgLeaseStore::new(pool);
+    let store = PgLeaseStore::new(pool.clone());
+    let catalog = ProjectionCatalog::new(pool.clone());
+    for p in &projections {
+        catalog.setup(p.as_ref()).await?;
+        catalog.register(p.name(), partition).await?;
+    }
+    let metrics = Arc::new(RuntimeMetrics::new());
+    let worker = Arc::new(ProjectionWorker::new(
+        runners(&projections, partition, &node),
+        WorkerTiming {
+            poll_interval: Duration::from_millis(args.poll_interval_ms),
+            ..WorkerTiming::default()
+        },
+        metrics.clone(),
+    ));
+    // Subscribed before the first batch, so no commit after it goes unheard.
+    let wake = wakeup::listen(pool.clone()).await?;
+    if !projections.is_empty() {
+        tracing::info!(
+            count = projections.len(),
+            partition = partition.key(),
+            total = partition.total(),
+            "projections registered"
+        );
+    }
 
     let (gate, permits) = match args.cluster_mode {
         ClusterMode::Hotcold => {
@@ -53,6 +89,9 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
             cluster: cluster.clone(),
             node: node.clone(),
             gate: gate.clone(),
+            catalog: catalog.clone(),
+            max_lag: args.max_lag,
+            metrics: metrics.clone(),
         };
         let (bound, _server) = health::serve(addr, Arc::new(source))
             .await
@@ -96,22 +135,55 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
             );
             let machine = NodeMachine::new(identity.node.clone(), config.clone(), clock.now());
             let store = Arc::new(store);
-            let probe = WriteProbe::new(store.clone(), identity.clone(), config.heartbeat);
-            Driver::new(store, identity, config, probe, clock)
+            // Without projections the hot node still proves its write path
+            // through the fence every heartbeat.
+            let work: Box<dyn Processor> = if projections.is_empty() {
+                Box::new(WriteProbe::new(
+                    store.clone(),
+                    identity.clone(),
+                    config.heartbeat,
+                ))
+            } else {
+                Box::new(ProjectionProcessor::new(
+                    worker,
+                    (*store).clone(),
+                    identity.cluster.clone(),
+                    wake,
+                ))
+            };
+            Driver::new(store, identity, config, work, clock)
                 .run(machine, signal_rx, permits, gate)
                 .await?;
         }
         _ => {
-            // Without coordination the node simply runs until told to stop.
+            // Without coordination the node runs its projections until told
+            // to stop, then finishes the current batch.
             let (stop_tx, stop_rx) = watch::channel(false);
-            let (_permits, gate) = WriteGate::new(TokioClock::start());
-            let task = Idle.spawn(0, gate, stop_rx);
+            let fence = WriteFence::Unfenced(pool);
+            let task =
+                tokio::spawn(async move { worker.run(&fence, None, &wake, stop_rx, false).await });
             shutdown.await;
+            tracing::info!("stopping: finishing the current batch");
             let _ = stop_tx.send(true);
             let _ = task.await;
         }
     }
     Ok(())
+}
+
+fn runners(
+    projections: &[Arc<dyn Projection>],
+    partition: PartitionSpec,
+    node: &str,
+) -> Vec<ProjectionRunner> {
+    let owner = BatchOwner {
+        node: Some(node.to_owned()),
+        epoch: None,
+    };
+    projections
+        .iter()
+        .map(|p| ProjectionRunner::new(p.clone(), partition, owner.clone()))
+        .collect()
 }
 
 /// The kernel's host name: stable per host or pod, unlike a process id.

@@ -1,5 +1,9 @@
 //! The command line, as clap types. Behaviour lives in `commands/`.
 
+mod projections;
+
+pub use projections::*;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,106 +42,6 @@ pub enum Command {
     /// Run the projection daemon and operate hot/cold clusters.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ProjectionsCommand {
-    /// Run the daemon until SIGINT/SIGTERM.
-    RunLoop(RunLoopArgs),
-    /// Show every cluster's nodes, leases and health as the database sees them.
-    ClusterStatus(ClusterStatusArgs),
-    /// Move the lease to a standby.
-    Promote(PromoteArgs),
-    /// Make the hot node (or a given node) give the lease up.
-    Demote(DemoteArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ClusterMode {
-    /// One process, no lease.
-    Single,
-    /// One hot node and cold standbys coordinated by leases in Postgres.
-    Hotcold,
-}
-
-#[derive(Debug, Args)]
-pub struct RunLoopArgs {
-    #[command(flatten)]
-    pub db: DatabaseArgs,
-    /// single: no coordination; hotcold: one hot node, cold standbys.
-    #[arg(long, value_enum, default_value_t = ClusterMode::Single)]
-    pub cluster_mode: ClusterMode,
-    /// Shared name of the nodes that form one cluster (required for hotcold).
-    #[arg(long, value_name = "NAME")]
-    pub cluster_name: Option<String>,
-    /// This node's name; a restart with the same name rejoins as a standby
-    /// [default: the host name].
-    #[arg(long, value_name = "N")]
-    pub node_name: Option<String>,
-    /// Reuse the node row of this daemon id (rolling restarts under a new name).
-    #[arg(long, value_name = "UUID")]
-    pub daemon_id: Option<Uuid>,
-    /// Seconds between heartbeats and lease renewals.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub heartbeat_secs: u64,
-    /// Lease length in seconds.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86400))]
-    pub lease_ttl_secs: u64,
-    /// Seconds after a lease expires before another node may take it.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=3600))]
-    pub lease_grace_secs: u64,
-    /// Standbys this cluster should have; reported by health and metrics.
-    #[arg(long, default_value_t = 1)]
-    pub min_cold_standbys: u32,
-    /// Serve JSON health on / and Prometheus metrics on /metrics here
-    /// (ADDR or a bare port, which binds 127.0.0.1).
-    #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
-    pub health_bind: Option<std::net::SocketAddr>,
-}
-
-#[derive(Debug, Args)]
-pub struct ClusterStatusArgs {
-    #[command(flatten)]
-    pub db: DatabaseArgs,
-    /// Only this cluster.
-    #[arg(long, value_name = "C")]
-    pub cluster: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-}
-
-#[derive(Debug, Args)]
-pub struct PromoteArgs {
-    #[command(flatten)]
-    pub db: DatabaseArgs,
-    /// The cluster.
-    #[arg(long, value_name = "C")]
-    pub cluster: String,
-    /// The standby to make hot.
-    #[arg(long, value_name = "N")]
-    pub node: String,
-    /// Promote even a node whose heartbeats lag.
-    #[arg(long)]
-    pub force: bool,
-    /// Seconds to wait for the node to become hot.
-    #[arg(long, default_value_t = 60)]
-    pub wait_secs: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct DemoteArgs {
-    #[command(flatten)]
-    pub db: DatabaseArgs,
-    /// The cluster.
-    #[arg(long, value_name = "C")]
-    pub cluster: String,
-    /// The node to demote [default: the hot node].
-    #[arg(long, value_name = "N")]
-    pub node: Option<String>,
-    /// Seconds to wait for the node to give the lease up.
-    #[arg(long, default_value_t = 60)]
-    pub wait_secs: u64,
 }
 
 /// Where the database is. Without a URL, the local cluster under `.rillflow/`
@@ -266,7 +170,7 @@ pub struct DbArgs {
     pub dir: PathBuf,
 }
 
-fn parse_bind(s: &str) -> Result<std::net::SocketAddr, String> {
+pub(crate) fn parse_bind(s: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }

@@ -1,0 +1,129 @@
+//! A projection declared in a TOML file: SQL statements per event type,
+//! with named parameters bound from the event.
+
+use async_trait::async_trait;
+use rillflow_core::projection::{json_path_text, OnError, ParamSource, ProjectionSpec, Statement};
+use rillflow_core::{Exhausted, RetryPolicy};
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgConnection, Postgres};
+
+use super::handler::{HandlerError, Projection, ProjectionOptions};
+use crate::event::RecordedEvent;
+
+/// Runs a [`ProjectionSpec`]'s SQL. Values always travel as bind
+/// parameters; body and header fields are bound as text, so statements cast
+/// them (`:data.amount::bigint`).
+#[derive(Debug, Clone)]
+pub struct SqlProjection {
+    spec: ProjectionSpec,
+}
+
+impl SqlProjection {
+    /// A projection running `spec`.
+    pub fn new(spec: ProjectionSpec) -> Self {
+        SqlProjection { spec }
+    }
+
+    /// The declaration.
+    pub fn spec(&self) -> &ProjectionSpec {
+        &self.spec
+    }
+}
+
+/// Binds one parameter of `event`.
+fn bind<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    source: &ParamSource,
+    event: &'q RecordedEvent,
+) -> Query<'q, Postgres, PgArguments> {
+    match source {
+        ParamSource::StreamId => query.bind(event.stream_id),
+        ParamSource::Version => query.bind(event.version),
+        ParamSource::Position => query.bind(event.position),
+        ParamSource::TxId => query.bind(event.tx_id),
+        ParamSource::EventId => query.bind(event.event_id),
+        ParamSource::EventType => query.bind(event.event_type.as_str()),
+        ParamSource::SchemaVersion => query.bind(event.schema_version),
+        ParamSource::CreatedAt => query.bind(event.created_at),
+        ParamSource::CausationId => query.bind(event.causation_id),
+        ParamSource::CorrelationId => query.bind(event.correlation_id),
+        ParamSource::Data => query.bind(&event.data),
+        ParamSource::Headers => query.bind(&event.headers),
+        ParamSource::DataPath(path) => query.bind(json_path_text(&event.data, path)),
+        ParamSource::HeaderPath(path) => query.bind(json_path_text(&event.headers, path)),
+    }
+}
+
+async fn run_all(conn: &mut PgConnection, statements: &[String]) -> Result<(), HandlerError> {
+    for sql in statements {
+        // Setup and reset SQL may hold several statements and no
+        // parameters: a bare string goes through the simple query protocol.
+        sqlx::Executor::execute(&mut *conn, sql.as_str()).await?;
+    }
+    Ok(())
+}
+
+async fn execute(
+    conn: &mut PgConnection,
+    statement: &Statement,
+    event: &RecordedEvent,
+) -> Result<(), HandlerError> {
+    let mut query = sqlx::query(&statement.sql);
+    for source in &statement.params {
+        query = bind(query, source, event);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Projection for SqlProjection {
+    fn name(&self) -> &str {
+        self.spec.name.as_str()
+    }
+
+    fn handles(&self, event_type: &str) -> bool {
+        self.spec.handles(event_type)
+    }
+
+    fn options(&self) -> ProjectionOptions {
+        ProjectionOptions {
+            batch_size: self.spec.batch_size,
+            retry: RetryPolicy {
+                max_retries: self.spec.max_retries,
+                exhausted: match self.spec.on_error {
+                    OnError::DeadLetter => Exhausted::DeadLetter,
+                    OnError::Stop => Exhausted::Stop,
+                },
+                ..RetryPolicy::default()
+            },
+        }
+    }
+
+    async fn setup(&self, conn: &mut PgConnection) -> Result<(), HandlerError> {
+        run_all(conn, &self.spec.setup).await
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<bool, HandlerError> {
+        if self.spec.reset.is_empty() {
+            return Ok(false);
+        }
+        run_all(conn, &self.spec.reset).await?;
+        Ok(true)
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        let Some(statements) = self.spec.handlers.get(&event.event_type) else {
+            return Ok(());
+        };
+        for statement in statements {
+            execute(conn, statement, event).await?;
+        }
+        Ok(())
+    }
+}

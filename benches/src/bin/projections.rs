@@ -1,0 +1,325 @@
+//! Projection throughput and append→projected latency.
+//!
+//! ```sh
+//! cargo run --release -p rillflow-benches --bin projections -- --events 100000
+//! ```
+//!
+//! Throughput: `--events` events over 1,000 streams are appended first, then
+//! one worker catches up from the start with each projection in turn (fresh
+//! checkpoint and read model each time), batch size 500:
+//! - `counter (set-based)`: the test kit's counting read model, whose
+//!   `apply_batch` upserts a whole batch in one statement;
+//! - `counter (per event)`: the same read model, one upsert per event;
+//! - `counter (declarative SQL)`: the same upsert declared in TOML;
+//! - `no-op`: handler does nothing (reading and checkpointing alone).
+//!
+//! Latency: a worker waits on LISTEN/NOTIFY while single events are appended
+//! one by one, `--latency-samples` times, 20 ms apart; each sample is the
+//! database-clock time from the start of the append's transaction to the
+//! moment the handler ran in the batch that applied it. Uses `DATABASE_URL` when set, else the tests' local cluster.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rillflow_adapters::projection::{
+    wakeup, BatchOutcome, BatchOwner, HandlerError, Projection, ProjectionCatalog,
+    ProjectionRunner, ProjectionWorker, RuntimeMetrics, SqlProjection, WorkerTiming, WriteFence,
+};
+use rillflow_adapters::{EventStore, NewEvent, RecordedEvent};
+use rillflow_core::projection::ProjectionFile;
+use rillflow_core::{ExpectedVersion, PartitionSpec};
+use rillflow_testkit::{Counter, TestDb};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+struct Options {
+    events: usize,
+    latency_samples: usize,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        events: 100_000,
+        latency_samples: 200,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut number = |name: &str| -> Result<usize, String> {
+            let v = args.next().ok_or(format!("{name} needs a number"))?;
+            v.parse()
+                .map_err(|_| format!("{name}: {v:?} is not a number"))
+        };
+        match arg.as_str() {
+            "--events" => o.events = number("--events")?,
+            "--latency-samples" => o.latency_samples = number("--latency-samples")?,
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (expected --events N, --latency-samples N)"
+                ))
+            }
+        }
+    }
+    if o.events == 0 || o.latency_samples == 0 {
+        return Err("--events and --latency-samples must be at least 1".into());
+    }
+    Ok(o)
+}
+
+/// The counter without its set-based batch: one statement per event.
+struct PerEvent(Counter);
+
+#[async_trait]
+impl Projection for PerEvent {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn handles(&self, t: &str) -> bool {
+        self.0.handles(t)
+    }
+    async fn setup(&self, conn: &mut PgConnection) -> Result<(), HandlerError> {
+        self.0.setup(conn).await
+    }
+    async fn apply(&self, conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), HandlerError> {
+        self.0.apply(conn, e).await
+    }
+}
+
+struct NoOp;
+
+#[async_trait]
+impl Projection for NoOp {
+    fn name(&self) -> &str {
+        "bench_noop"
+    }
+    fn handles(&self, _: &str) -> bool {
+        true
+    }
+    async fn apply(&self, _: &mut PgConnection, _: &RecordedEvent) -> Result<(), HandlerError> {
+        Ok(())
+    }
+    async fn apply_batch(
+        &self,
+        _: &mut PgConnection,
+        _: &[&RecordedEvent],
+    ) -> Result<(), rillflow_adapters::projection::BatchFailure> {
+        Ok(())
+    }
+}
+
+const DECLARED: &str = r#"
+[[projections]]
+name = "bench_declared"
+setup = "CREATE TABLE IF NOT EXISTS bench_declared (stream_id uuid PRIMARY KEY, events bigint NOT NULL, last_version bigint NOT NULL)"
+[projections.handlers]
+Counted = """
+INSERT INTO bench_declared AS c (stream_id, events, last_version) VALUES (:stream_id, 1, :version)
+ON CONFLICT (stream_id) DO UPDATE SET events = c.events + 1, last_version = EXCLUDED.last_version
+"""
+"#;
+
+async fn fill(store: &EventStore, events: usize) {
+    let streams: Vec<Uuid> = (0..1_000u128)
+        .map(|i| Uuid::from_u128(i * 0x9E37_79B9_7F4A_7C15))
+        .collect();
+    let per_append = 100;
+    let mut appended = 0;
+    let mut i = 0;
+    while appended < events {
+        let n = per_append.min(events - appended);
+        let batch: Vec<NewEvent> = (0..n)
+            .map(|k| NewEvent::new("Counted", json!({ "k": k })))
+            .collect();
+        store
+            .append(
+                streams[i % streams.len()],
+                ExpectedVersion::Any,
+                &batch,
+                &Default::default(),
+            )
+            .await
+            .expect("append");
+        appended += n;
+        i += 1;
+    }
+}
+
+/// Catches `projection` up from the start; events per second.
+async fn throughput(pool: &PgPool, projection: Arc<dyn Projection>, events: usize) -> f64 {
+    let catalog = ProjectionCatalog::new(pool.clone());
+    catalog.setup(projection.as_ref()).await.expect("setup");
+    catalog
+        .register(projection.name(), PartitionSpec::WHOLE)
+        .await
+        .expect("register");
+    let runner = ProjectionRunner::new(
+        projection.clone(),
+        PartitionSpec::WHOLE,
+        BatchOwner::default(),
+    );
+    let fence = WriteFence::Unfenced(pool.clone());
+    let start = Instant::now();
+    let mut read = 0;
+    while read < events {
+        match runner.run_batch(&fence).await.expect("batch") {
+            BatchOutcome::Applied { read: r, .. } => read += r,
+            BatchOutcome::Idle => tokio::time::sleep(Duration::from_millis(1)).await,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    events as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Records when each Ping was applied, in the database clock.
+struct Stamp;
+
+#[async_trait]
+impl Projection for Stamp {
+    fn name(&self) -> &str {
+        "bench_latency"
+    }
+    fn handles(&self, t: &str) -> bool {
+        t == "Ping"
+    }
+    async fn setup(&self, conn: &mut PgConnection) -> Result<(), HandlerError> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS bench_latency (position bigint PRIMARY KEY, applied_at timestamptz NOT NULL)")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+    async fn apply(&self, conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), HandlerError> {
+        sqlx::query("INSERT INTO bench_latency VALUES ($1, clock_timestamp())")
+            .bind(e.position)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn latency(pool: &PgPool, samples: usize) -> Vec<f64> {
+    let projection: Arc<dyn Projection> = Arc::new(Stamp);
+    let catalog = ProjectionCatalog::new(pool.clone());
+    catalog.setup(projection.as_ref()).await.unwrap();
+    catalog
+        .register(projection.name(), PartitionSpec::WHOLE)
+        .await
+        .unwrap();
+    // Start past the throughput events.
+    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    catalog
+        .reset_checkpoint(projection.name(), head)
+        .await
+        .unwrap();
+    let worker = ProjectionWorker::new(
+        vec![ProjectionRunner::new(
+            projection,
+            PartitionSpec::WHOLE,
+            BatchOwner::default(),
+        )],
+        WorkerTiming::default(),
+        Arc::new(RuntimeMetrics::new()),
+    );
+    let wake = wakeup::listen(pool.clone()).await.unwrap();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let fence = WriteFence::Unfenced(pool.clone());
+    let task = tokio::spawn(async move { worker.run(&fence, None, &wake, stop_rx, false).await });
+    let store = EventStore::new(pool.clone());
+    for i in 0..samples {
+        store
+            .append(
+                Uuid::from_u128(77),
+                ExpectedVersion::Any,
+                &[NewEvent::new("Ping", json!({ "i": i }))],
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // From the append transaction's start (`created_at`, so the append's own
+    // execution counts against the figure) to the applying batch's clock.
+    let out: Vec<f64> = loop {
+        let v: Vec<f64> = sqlx::query_scalar(
+            "SELECT (extract(epoch FROM (l.applied_at - e.created_at)) * 1000)::float8
+             FROM bench_latency l JOIN events e USING (position)",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        if v.len() == samples {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {samples} applied",
+            v.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = stop_tx.send(true);
+    let _ = task.await;
+    out
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::main]
+async fn main() {
+    let opts = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool_of(4).await;
+    let store = EventStore::new(pool.clone());
+    eprintln!("appending {} events...", opts.events);
+    fill(&store, opts.events).await;
+
+    let declared = ProjectionFile::parse(DECLARED)
+        .expect("valid declaration")
+        .projections
+        .remove(0);
+    let runs: Vec<(&str, Arc<dyn Projection>)> = vec![
+        (
+            "counter (set-based)",
+            Arc::new(Counter::new("bench_counter")),
+        ),
+        (
+            "counter (per event)",
+            Arc::new(PerEvent(Counter::new("bench_counter_each"))),
+        ),
+        (
+            "counter (declarative SQL)",
+            Arc::new(SqlProjection::new(declared)),
+        ),
+        ("no-op", Arc::new(NoOp)),
+    ];
+    for (label, projection) in runs {
+        let rate = throughput(&pool, projection, opts.events).await;
+        println!(
+            "{label}: {} events in batches of 500: {rate:.0} events/s",
+            opts.events
+        );
+    }
+    let mut lat = latency(&pool, opts.latency_samples).await;
+    lat.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "append→projected (LISTEN/NOTIFY, idle worker): samples {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        lat.len(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.last().unwrap()
+    );
+}

@@ -1,0 +1,17 @@
+//! `rillflow projections dlq-delete NAME --id ID`
+
+use anyhow::Result;
+use rillflow_adapters::projection::ProjectionCatalog;
+
+use super::names;
+use crate::cli::DlqIdArgs;
+use crate::commands::database;
+
+pub async fn run(args: DlqIdArgs) -> Result<()> {
+    let name = names::check(&args.name)?;
+    ProjectionCatalog::new(database::open(&args.db).await?)
+        .delete_dead_letter(name, args.id)
+        .await?;
+    println!("deleted dead letter {} of {name}", args.id);
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! `rillflow projections pause NAME`
+
+use anyhow::Result;
+use rillflow_adapters::projection::ProjectionCatalog;
+
+use super::names;
+use crate::cli::NameArgs;
+use crate::commands::database;
+
+pub async fn run(args: NameArgs) -> Result<()> {
+    let name = names::check(&args.name)?;
+    ProjectionCatalog::new(database::open(&args.db).await?)
+        .pause(name)
+        .await?;
+    println!("paused {name}; its workers finish their current batch and then leave it alone");
+    Ok(())
+}

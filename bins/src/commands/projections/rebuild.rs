@@ -1,0 +1,26 @@
+//! `rillflow projections rebuild NAME --projections FILE`
+
+use anyhow::Result;
+use rillflow_adapters::projection::ProjectionCatalog;
+
+use super::{declared, names};
+use crate::cli::RebuildArgs;
+use crate::commands::database;
+
+pub async fn run(args: RebuildArgs) -> Result<()> {
+    let name = names::check(&args.name)?;
+    // The file is read before the database is touched: a bad file changes nothing.
+    let projection = declared::select(&args.projections, Some(name))?
+        .pop()
+        .expect("select returns the named projection or fails");
+    let catalog = ProjectionCatalog::new(database::open(&args.db).await?);
+    let before = catalog.status(name).await?;
+    catalog.rebuild(projection.as_ref()).await?;
+    let after = catalog.status(name).await?;
+    println!(
+        "rebuilding {name}: read model emptied, checkpoints back at the start ({} events to apply, {} were applied before); running workers catch up",
+        after.lag(),
+        before.processed_total()
+    );
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! `rillflow projections reset-checkpoint NAME POS`
+
+use anyhow::Result;
+use rillflow_adapters::projection::ProjectionCatalog;
+
+use super::names;
+use crate::cli::ResetCheckpointArgs;
+use crate::commands::database;
+
+pub async fn run(args: ResetCheckpointArgs) -> Result<()> {
+    let name = names::check(&args.name)?;
+    let cursor = ProjectionCatalog::new(database::open(&args.db).await?)
+        .reset_checkpoint(name, args.position)
+        .await?;
+    println!(
+        "{name} continues after position {} (transaction {}); events after it will be applied again",
+        cursor.position, cursor.tx_id
+    );
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! `rillflow projections run-once|run-until-idle [--name N] --projections FILE`
+//!
+//! Runs declared projections in this process without a lease: the checkpoint
+//! row lock keeps effects exactly once even if a daemon runs them too.
+
+use anyhow::{bail, Context, Result};
+use rillflow_adapters::projection::{
+    BatchOutcome, BatchOwner, ProjectionCatalog, ProjectionRunner, WriteFence,
+};
+use rillflow_core::PartitionSpec;
+
+use super::declared;
+use crate::cli::RunOnceArgs;
+use crate::commands::database;
+
+pub async fn run(args: RunOnceArgs, until_idle: bool) -> Result<()> {
+    let partition = PartitionSpec::new(args.source.partition_key, args.source.total_partitions)
+        .context("invalid partitioning")?;
+    let Some(path) = &args.source.projections else {
+        bail!("--projections FILE is required: it declares what to run");
+    };
+    let projections = declared::select(path, args.name.as_deref())?;
+    let pool = database::open(&args.db).await?;
+    let catalog = ProjectionCatalog::new(pool.clone());
+    for p in &projections {
+        catalog.setup(p.as_ref()).await?;
+        catalog.register(p.name(), partition).await?;
+    }
+    let fence = WriteFence::Unfenced(pool);
+    for p in projections {
+        let runner = ProjectionRunner::new(p.clone(), partition, BatchOwner::default());
+        let (mut read, mut applied, mut batches) = (0usize, 0usize, 0usize);
+        let last = loop {
+            let outcome = runner.run_batch(&fence).await?;
+            batches += 1;
+            if let BatchOutcome::Applied {
+                read: r,
+                applied: a,
+            } = outcome
+            {
+                read += r;
+                applied += a;
+                if until_idle {
+                    continue;
+                }
+            }
+            break outcome;
+        };
+        let note = match last {
+            BatchOutcome::Paused => ", paused",
+            BatchOutcome::Stopped => ", stopped by its error policy (see `projections status`)",
+            BatchOutcome::RetryIn(_) => ", an event is waiting to be retried",
+            _ => "",
+        };
+        println!(
+            "{}: {batches} batch(es), {read} event(s) read, {applied} applied{note}",
+            p.name()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! `rillflow projections status NAME [--output table|json]`
+
+use anyhow::Result;
+use rillflow_adapters::projection::{ProjectionCatalog, ProjectionStatus};
+
+use super::{list, names};
+use crate::cli::{NameOutputArgs, OutputFormat};
+use crate::commands::database;
+
+pub async fn run(args: NameOutputArgs) -> Result<()> {
+    let name = names::check(&args.name)?;
+    let catalog = ProjectionCatalog::new(database::open(&args.db).await?);
+    let status = catalog.status(name).await?;
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+        OutputFormat::Table => print_table(&status),
+    }
+    Ok(())
+}
+
+fn print_table(p: &ProjectionStatus) {
+    println!(
+        "projection {}: {}, {} partition(s), lag {}, {} dead letter(s)",
+        p.name,
+        list::state(p),
+        p.total_partitions,
+        p.lag(),
+        p.dead_letters
+    );
+    if let Some(reason) = &p.stopped_reason {
+        println!("  stopped: {reason}");
+    }
+    println!(
+        "  {:>4} {:>12} {:>8} {:>12} {:>7} {:>5} {:<16} {:>6} {:<20}",
+        "PART", "POSITION", "LAG", "PROCESSED", "ERRORS", "DLQ", "OWNER", "EPOCH", "LAST APPLIED"
+    );
+    for part in &p.partitions {
+        println!(
+            "  {:>4} {:>12} {:>8} {:>12} {:>7} {:>5} {:<16} {:>6} {:<20}",
+            part.partition,
+            part.position,
+            part.lag,
+            part.processed_total,
+            part.errors_total,
+            part.dead_lettered_total,
+            part.owner_node.as_deref().unwrap_or("-"),
+            part.owner_epoch
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "-".into()),
+            part.last_processed_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_else(|| "-".into()),
+        );
+        if let Some(pos) = part.retry_position {
+            println!(
+                "       retrying the event at position {pos} (failed {} time(s))",
+                part.retry_attempts
+            );
+        }
+        if let Some(err) = &part.last_error {
+            println!("       last error: {err}");
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! `rillflow projections ...` operations on real Postgres, with the shipped
+//! example file: declarative projections, pause/resume, dead letters,
+//! rebuild, reset, metrics, and bad input refused with one line.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rillflow_adapters::{EventStore, NewEvent};
+use rillflow_core::ExpectedVersion;
+use rillflow_testkit::TestDb;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/projections.toml");
+
+fn rillflow(db: &TestDb, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rillflow"))
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env_remove("RUST_LOG")
+        .env_remove("PARTITION_KEY")
+        .env_remove("TOTAL_PARTITIONS")
+        .output()
+        .expect("run rillflow")
+}
+
+fn ok(db: &TestDb, args: &[&str]) -> String {
+    let out = rillflow(db, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json_of(db: &TestDb, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(db, args)).expect("json output")
+}
+
+/// Asserts a failure with one line on stderr, nothing on stdout; returns it.
+fn one_line_failure(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected a failure, got: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    err
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("projection-files");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}-{:x}.toml", rand::random::<u64>()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `run-until-idle` until `name` has no lag: other tests' open
+/// transactions may hold the server-wide visibility horizon back a moment.
+fn catch_up(db: &TestDb, file: &str, name: &str) {
+    let start = Instant::now();
+    loop {
+        ok(
+            db,
+            &[
+                "projections",
+                "run-until-idle",
+                "--projections",
+                file,
+                "--name",
+                name,
+            ],
+        );
+        let s = json_of(db, &["projections", "status", name, "--output", "json"]);
+        let lag: i64 = s["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["lag"].as_i64().unwrap())
+            .sum();
+        if lag == 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{name} never caught up: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn bank_events(db: &mut TestDb) -> (Uuid, Uuid) {
+    let store = EventStore::new(db.pool().await);
+    let (alice, bob) = (Uuid::from_u128(0xA11CE), Uuid::from_u128(0xB0B));
+    for (account, owner) in [(alice, "alice"), (bob, "bob")] {
+        store
+            .append(
+                account,
+                ExpectedVersion::NoStream,
+                &[NewEvent::new("AccountOpened", json!({ "owner": owner }))],
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let moves = [
+        (alice, "FundsDeposited", 100),
+        (bob, "FundsDeposited", 30),
+        (alice, "FundsWithdrawn", 25),
+        (alice, "FundsDeposited", 5),
+    ];
+    for (account, ty, amount) in moves {
+        store
+            .append(
+                account,
+                ExpectedVersion::Any,
+                &[NewEvent::new(ty, json!({ "amount": amount }))],
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    (alice, bob)
+}
+
+async fn balances(db: &mut TestDb) -> Vec<(String, i64, i64)> {
+    sqlx::query_as("SELECT owner, balance, version FROM account_balances ORDER BY owner")
+        .fetch_all(&db.pool().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_example_file_builds_its_read_models() {
+    let mut db = TestDb::migrated().await;
+    bank_events(&mut db).await;
+    catch_up(&db, EXAMPLE, "account_balances");
+    catch_up(&db, EXAMPLE, "event_type_counts");
+    assert_eq!(
+        balances(&mut db).await,
+        vec![("alice".into(), 80, 4), ("bob".into(), 30, 2)]
+    );
+    let counts: Vec<(String, i64)> =
+        sqlx::query_as("SELECT event_type, events FROM event_type_counts ORDER BY 1")
+            .fetch_all(&db.pool().await)
+            .await
+            .unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            ("AccountOpened".into(), 2),
+            ("FundsDeposited".into(), 3),
+            ("FundsWithdrawn".into(), 1)
+        ]
+    );
+
+    let list = json_of(&db, &["projections", "list", "--output", "json"]);
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["account_balances", "event_type_counts"]);
+    let table = ok(&db, &["projections", "list"]);
+    assert!(
+        table.contains("account_balances") && table.contains("running"),
+        "{table}"
+    );
+
+    // Metrics: one family header each, figures equal to the status.
+    let text = ok(&db, &["projections", "metrics", "account_balances"]);
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let scrape = prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).unwrap();
+    let processed: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "rillflow_projection_events_processed_total")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) => v,
+            ref other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(processed, 6.0);
+    for family in [
+        "rillflow_projection_lag_events",
+        "rillflow_projection_events_processed_total",
+    ] {
+        assert_eq!(
+            text.matches(&format!("# TYPE {family} ")).count(),
+            1,
+            "{text}"
+        );
+    }
+
+    // Rebuild: emptied, then the same balances again.
+    let out = ok(
+        &db,
+        &[
+            "projections",
+            "rebuild",
+            "account_balances",
+            "--projections",
+            EXAMPLE,
+        ],
+    );
+    assert!(out.contains("6 events to apply"), "{out}");
+    assert!(balances(&mut db).await.is_empty());
+    catch_up(&db, EXAMPLE, "account_balances");
+    assert_eq!(
+        balances(&mut db).await,
+        vec![("alice".into(), 80, 4), ("bob".into(), 30, 2)]
+    );
+
+    // Reset to the start: everything is pending again.
+    ok(
+        &db,
+        &["projections", "reset-checkpoint", "event_type_counts", "0"],
+    );
+    let s = json_of(
+        &db,
+        &[
+            "projections",
+            "status",
+            "event_type_counts",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(s["partitions"][0]["lag"], 6);
+}
+
+#[tokio::test]
+async fn pause_holds_a_projection_until_resumed() {
+    let mut db = TestDb::migrated().await;
+    bank_events(&mut db).await;
+    ok(
+        &db,
+        &[
+            "projections",
+            "run-once",
+            "--projections",
+            EXAMPLE,
+            "--name",
+            "account_balances",
+        ],
+    );
+    ok(
+        &db,
+        &["projections", "reset-checkpoint", "account_balances", "0"],
+    );
+    sqlx::query("TRUNCATE account_balances")
+        .execute(&db.pool().await)
+        .await
+        .unwrap();
+    ok(&db, &["projections", "pause", "account_balances"]);
+    let out = ok(
+        &db,
+        &[
+            "projections",
+            "run-until-idle",
+            "--projections",
+            EXAMPLE,
+            "--name",
+            "account_balances",
+        ],
+    );
+    assert!(out.contains("0 applied, paused"), "{out}");
+    assert!(ok(&db, &["projections", "list"]).contains("paused"));
+    ok(&db, &["projections", "resume", "account_balances"]);
+    catch_up(&db, EXAMPLE, "account_balances");
+    assert_eq!(balances(&mut db).await.len(), 2);
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_requeued_after_a_fix_and_deleted() {
+    let mut db = TestDb::migrated().await;
+    let strict = temp_file(
+        "strict",
+        r#"
+[[projections]]
+name = "amounts"
+max_retries = 0
+setup = "CREATE TABLE IF NOT EXISTS amounts (position bigint PRIMARY KEY, amount int NOT NULL)"
+[projections.handlers]
+Paid = "INSERT INTO amounts VALUES (:position, :data.amount::int)"
+"#,
+    );
+    let lenient = temp_file(
+        "lenient",
+        r#"
+[[projections]]
+name = "amounts"
+max_retries = 0
+setup = "CREATE TABLE IF NOT EXISTS amounts (position bigint PRIMARY KEY, amount int NOT NULL)"
+[projections.handlers]
+Paid = "INSERT INTO amounts VALUES (:position, CASE WHEN :data.amount ~ '^[0-9]+$' THEN :data.amount::int ELSE 0 END)"
+"#,
+    );
+    let (strict, lenient) = (strict.to_str().unwrap(), lenient.to_str().unwrap());
+    let store = EventStore::new(db.pool().await);
+    let s = Uuid::from_u128(5);
+    for amount in [json!(3), json!("three"), json!(4)] {
+        store
+            .append(
+                s,
+                ExpectedVersion::Any,
+                &[NewEvent::new("Paid", json!({ "amount": amount }))],
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    catch_up(&db, strict, "amounts");
+    let letters = json_of(
+        &db,
+        &["projections", "dlq-list", "amounts", "--output", "json"],
+    );
+    let letters = letters.as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid input syntax"),
+        "{letters:?}"
+    );
+    let id = letters[0]["id"].as_i64().unwrap().to_string();
+    let amounts = |db: &TestDb| {
+        let url = db.url.clone();
+        async move {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let v: Vec<i32> = sqlx::query_scalar("SELECT amount FROM amounts ORDER BY position")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            v
+        }
+    };
+    assert_eq!(amounts(&db).await, vec![3, 4]);
+
+    ok(&db, &["projections", "dlq-requeue", "amounts", "--id", &id]);
+    ok(
+        &db,
+        &[
+            "projections",
+            "run-until-idle",
+            "--projections",
+            lenient,
+            "--name",
+            "amounts",
+        ],
+    );
+    assert_eq!(
+        amounts(&db).await,
+        vec![3, 0, 4],
+        "the requeued event alone was applied"
+    );
+    assert!(ok(&db, &["projections", "dlq-list", "amounts"]).contains("no dead letters"));
+
+    // Unknown ids and projections are refused with one line.
+    let err = one_line_failure(&rillflow(
+        &db,
+        &["projections", "dlq-delete", "amounts", "--id", &id],
+    ));
+    assert!(
+        err.contains(&format!("no dead letter with id {id}")),
+        "{err}"
+    );
+    let err = one_line_failure(&rillflow(
+        &db,
+        &["projections", "dlq-requeue", "nothing_here", "--id", "1"],
+    ));
+    assert!(err.contains("no projection named"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_one_line_and_changes_nothing() {
+    let db = TestDb::migrated().await;
+    let err = one_line_failure(&rillflow(&db, &["projections", "status", "Bad-Name"]));
+    assert!(err.contains("invalid projection name"), "{err}");
+    let err = one_line_failure(&rillflow(
+        &db,
+        &[
+            "projections",
+            "run-once",
+            "--projections",
+            EXAMPLE,
+            "--partition-key",
+            "3",
+            "--total-partitions",
+            "3",
+        ],
+    ));
+    assert!(err.contains("partition key 3 is out of range"), "{err}");
+    let err = one_line_failure(&rillflow(
+        &db,
+        &[
+            "projections",
+            "run-loop",
+            "--projections",
+            EXAMPLE,
+            "--partition-key",
+            "0",
+            "--total-partitions",
+            "0",
+        ],
+    ));
+    assert!(err.contains("at least 1"), "{err}");
+    let err = one_line_failure(&rillflow(
+        &db,
+        &[
+            "projections",
+            "run-once",
+            "--projections",
+            "/nonexistent.toml",
+        ],
+    ));
+    assert!(err.contains("cannot read projections file"), "{err}");
+
+    let broken = temp_file(
+        "broken",
+        "[[projections]]\nname = \"ok_name\"\n[projections.handlers]\nX = \"SELECT :nope\"\n",
+    );
+    let err = one_line_failure(&rillflow(
+        &db,
+        &[
+            "projections",
+            "run-once",
+            "--projections",
+            broken.to_str().unwrap(),
+        ],
+    ));
+    assert!(err.contains("line 4"), "{err}");
+    assert!(err.contains(":nope"), "{err}");
+    let err = one_line_failure(&rillflow(
+        &db,
+        &["projections", "rebuild", "ghost", "--projections", EXAMPLE],
+    ));
+    assert!(err.contains("declares no projection \"ghost\""), "{err}");
+    let err = one_line_failure(&rillflow(&db, &["projections", "pause", "ghost"]));
+    assert!(err.contains("no projection named"), "{err}");
+
+    let list = json_of(&db, &["projections", "list", "--output", "json"]);
+    assert_eq!(
+        list,
+        json!([]),
+        "nothing was registered by the refused commands"
+    );
+}
