@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rillflow_adapters::daemon::PgLeaseStore;
 use rillflow_core::lease::ClusterView;
-use rillflow_testkit::{fast_hotcold_args, wait_for_view, Process, TestDb};
+use rillflow_testkit::{fast_hotcold_args, free_port, http_get, wait_for_view, Process, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rillflow");
 /// ttl + grace + heartbeat, plus a bounded margin for process scheduling.
@@ -295,27 +295,6 @@ async fn promote_and_demote_from_the_cli() {
             .await
             .unwrap();
     assert_eq!(clusters, ["mail"], "a refused name writes nothing");
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET path` on the health server; None while it is not answering.
-fn http_get(port: u16, path: &str) -> Option<(String, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    Some((head.lines().next()?.to_owned(), body.to_owned()))
 }
 
 /// Cluster-level figures as the metrics state them.

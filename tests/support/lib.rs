@@ -9,11 +9,13 @@
 
 pub mod cluster_watch;
 pub mod counter;
+pub mod http;
 pub mod lease_fixtures;
 pub mod process;
 pub mod test_db;
 
 pub use cluster_watch::wait_for_view;
 pub use counter::Counter;
+pub use http::{free_port, http_get};
 pub use process::{fast_hotcold_args, Process};
 pub use test_db::TestDb;
