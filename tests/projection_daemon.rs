@@ -231,7 +231,18 @@ async fn health_reports_a_lagging_projection() {
         BIN.as_ref(),
         "health",
         &db.url,
-        &["projections", "run-loop", "--projections", &file, "--health-bind", &bind, "--max-lag", "5", "--node-name", "h"],
+        &[
+            "projections",
+            "run-loop",
+            "--projections",
+            &file,
+            "--health-bind",
+            &bind,
+            "--max-lag",
+            "5",
+            "--node-name",
+            "h",
+        ],
         &log_dir("health"),
     );
     let get = |path: &str| {
@@ -240,7 +251,10 @@ async fn health_reports_a_lagging_projection() {
             if let Some(answer) = http_get(port, path) {
                 return answer;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "health server never answered");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "health server never answered"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     };
@@ -253,25 +267,59 @@ async fn health_reports_a_lagging_projection() {
     }
     catalog.pause("stream_counts").await.unwrap();
     let store = EventStore::new(pool.clone());
-    let batch: Vec<NewEvent> = (0..8).map(|_| NewEvent::new("Counted", json!({}))).collect();
-    store.append(Uuid::from_u128(1), ExpectedVersion::Any, &batch, &Default::default()).await.unwrap();
+    let batch: Vec<NewEvent> = (0..8)
+        .map(|_| NewEvent::new("Counted", json!({})))
+        .collect();
+    store
+        .append(
+            Uuid::from_u128(1),
+            ExpectedVersion::Any,
+            &batch,
+            &Default::default(),
+        )
+        .await
+        .unwrap();
 
     let (status, body) = get("/");
     assert!(status.contains("503"), "{status} {body}");
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["status"], "unhealthy");
     let p = &doc["projections"]["projections"][0];
-    assert_eq!((p["name"].as_str(), p["lag"].as_i64(), p["lagging"].as_bool()), (Some("stream_counts"), Some(8), Some(true)));
+    assert_eq!(
+        (
+            p["name"].as_str(),
+            p["lag"].as_i64(),
+            p["lagging"].as_bool()
+        ),
+        (Some("stream_counts"), Some(8), Some(true))
+    );
 
     let (_, metrics) = get("/metrics");
-    assert_eq!(metrics.matches("# TYPE rillflow_projection_lag_events gauge").count(), 1, "{metrics}");
-    assert!(metrics.contains("rillflow_projection_lag_events{partition=\"0\",projection=\"stream_counts\"} 8"), "{metrics}");
-    assert!(metrics.contains("rillflow_projection_paused{projection=\"stream_counts\"} 1"), "{metrics}");
+    assert_eq!(
+        metrics
+            .matches("# TYPE rillflow_projection_lag_events gauge")
+            .count(),
+        1,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "rillflow_projection_lag_events{partition=\"0\",projection=\"stream_counts\"} 8"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rillflow_projection_paused{projection=\"stream_counts\"} 1"),
+        "{metrics}"
+    );
 
     catalog.resume("stream_counts").await.unwrap();
     wait_caught_up(&pool, 8, Duration::from_secs(10)).await;
     let (status, body) = get("/");
     assert!(status.contains("200"), "{status} {body}");
     let (_, metrics) = get("/metrics");
-    assert!(metrics.contains("# TYPE rillflow_projection_batch_duration_seconds histogram"), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE rillflow_projection_batch_duration_seconds histogram"),
+        "{metrics}"
+    );
 }

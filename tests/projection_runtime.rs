@@ -485,7 +485,9 @@ async fn a_rebuild_replays_everything_into_an_empty_read_model() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn late_commits_are_projected_exactly_once_while_the_worker_runs() {
     use rand::{Rng, SeedableRng};
-    use rillflow_adapters::projection::{wakeup, ProjectionWorker, RuntimeMetrics, WorkerTiming};
+    use rillflow_adapters::projection::{
+        wakeup, Batches, PgBatches, ProjectionWorker, RuntimeMetrics, WorkerTiming,
+    };
     use sqlx::Acquire;
 
     const WRITERS: u64 = 8;
@@ -493,14 +495,21 @@ async fn late_commits_are_projected_exactly_once_while_the_worker_runs() {
     let mut db = TestDb::migrated().await;
     let pool = db.pool_of(WRITERS as u32 + 6).await;
     let store = EventStore::new(pool.clone());
-    sqlx::query("CREATE TABLE side_effects (n bigint)").execute(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE side_effects (n bigint)")
+        .execute(&pool)
+        .await
+        .unwrap();
     let counter = Arc::new(Counter::new("late").with_options(ProjectionOptions {
         batch_size: 16,
         ..Default::default()
     }));
     registered(&pool, counter.as_ref(), PartitionSpec::WHOLE).await;
     let worker = ProjectionWorker::new(
-        vec![runner(counter.clone(), PartitionSpec::WHOLE)],
+        vec![Arc::new(PgBatches::new(
+            runner(counter.clone(), PartitionSpec::WHOLE),
+            pool.clone(),
+            None,
+        )) as Arc<dyn Batches>],
         WorkerTiming {
             poll_interval: Duration::from_millis(200),
             ..Default::default()
@@ -509,8 +518,7 @@ async fn late_commits_are_projected_exactly_once_while_the_worker_runs() {
     );
     let wake = wakeup::listen(pool.clone()).await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let fence = WriteFence::Unfenced(pool.clone());
-    let task = tokio::spawn(async move { worker.run(&fence, None, &wake, stop_rx, false).await });
+    let task = tokio::spawn(async move { worker.run(None, &wake, stop_rx, false).await });
 
     let streams: Vec<Uuid> = (1..=6).map(Uuid::from_u128).collect();
     let mut writers = Vec::new();
@@ -525,12 +533,24 @@ async fn late_commits_are_projected_exactly_once_while_the_worker_runs() {
                 let mut tx = conn.begin().await.unwrap();
                 if rng.random_bool(0.3) {
                     // Other work first: this transaction's id is taken now.
-                    sqlx::query("INSERT INTO side_effects VALUES (1)").execute(&mut *tx).await.unwrap();
+                    sqlx::query("INSERT INTO side_effects VALUES (1)")
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
                     tokio::time::sleep(Duration::from_millis(rng.random_range(0..15))).await;
                 }
                 let n = rng.random_range(1..4);
-                let events: Vec<NewEvent> = (0..n).map(|i| NewEvent::new("Counted", json!({ "i": i }))).collect();
-                let appended = EventStore::append_in(&mut tx, stream, ExpectedVersion::Any, &events, &Default::default()).await;
+                let events: Vec<NewEvent> = (0..n)
+                    .map(|i| NewEvent::new("Counted", json!({ "i": i })))
+                    .collect();
+                let appended = EventStore::append_in(
+                    &mut tx,
+                    stream,
+                    ExpectedVersion::Any,
+                    &events,
+                    &Default::default(),
+                )
+                .await;
                 if appended.is_err() {
                     // An older transaction than the stream's last writer:
                     // the store's rule; roll back and move on.
@@ -553,17 +573,34 @@ async fn late_commits_are_projected_exactly_once_while_the_worker_runs() {
     for w in writers {
         total += w.await.unwrap();
     }
-    drain(&runner(counter.clone(), PartitionSpec::WHOLE), &WriteFence::Unfenced(pool.clone()), total, &pool).await;
+    drain(
+        &runner(counter.clone(), PartitionSpec::WHOLE),
+        &WriteFence::Unfenced(pool.clone()),
+        total,
+        &pool,
+    )
+    .await;
     let _ = stop_tx.send(true);
     task.await.unwrap();
 
-    let status = ProjectionCatalog::new(pool.clone()).status("late").await.unwrap();
+    let status = ProjectionCatalog::new(pool.clone())
+        .status("late")
+        .await
+        .unwrap();
     assert_eq!(status.processed_total(), total);
-    assert_eq!(status.errors_total(), 0, "no event was skipped or repeated: {status:?}");
+    assert_eq!(
+        status.errors_total(),
+        0,
+        "no event was skipped or repeated: {status:?}"
+    );
     let mut conn = pool.acquire().await.unwrap();
     let counts = counter.counts(&mut conn).await;
     for s in &streams {
         let version = store.stream_version(*s).await.unwrap() as i64;
-        assert_eq!(counts.get(s).copied().unwrap_or((0, 0)), (version, version), "stream {s}");
+        assert_eq!(
+            counts.get(s).copied().unwrap_or((0, 0)),
+            (version, version),
+            "stream {s}"
+        );
     }
 }

@@ -191,6 +191,55 @@ fn stops_at_its_own_deadline_when_renewals_fail() {
     assert_eq!(m.may_write(at(27.0)), None);
 }
 
+/// Renewals fail until the node's own deadline passes, then it is asked to
+/// stop: the database may still count its lease, so it gives epoch 1 back
+/// before exiting rather than leaving standbys to wait for the expiry.
+#[test]
+fn a_lease_lapsed_on_the_local_clock_is_released_on_shutdown() {
+    let mut m = hot_node();
+    let mut t = 5.0;
+    while t < 27.0 {
+        m.handle(at(t), Input::Tick);
+        for a in drain(&mut m) {
+            if let Action::Renew { req, .. } = a {
+                m.handle(
+                    at(t),
+                    Input::Renewed {
+                        req,
+                        result: Err(RequestFailed),
+                    },
+                );
+            }
+        }
+        t += 5.0;
+    }
+    m.handle(at(27.0), Input::Tick);
+    drain(&mut m);
+    assert_eq!(m.role(), NodeRole::Cold);
+    m.handle(at(27.5), Input::Shutdown);
+    let actions = drain(&mut m);
+    let Some(Action::Release { req, epoch: 1 }) = actions.first().cloned() else {
+        panic!("releases the lapsed epoch first: {actions:?}");
+    };
+    m.handle(at(27.6), Input::Released { req });
+    assert_eq!(drain(&mut m), vec![Action::Exit]);
+
+    // A lease the database said was lost is not released again.
+    let mut m = hot_node();
+    m.handle(at(5.0), Input::Tick);
+    drain(&mut m);
+    m.handle(
+        at(5.1),
+        Input::Renewed {
+            req: 5,
+            result: Ok(RenewOutcome::Lost),
+        },
+    );
+    drain(&mut m);
+    m.handle(at(5.2), Input::Shutdown);
+    assert_eq!(drain(&mut m), vec![Action::Exit]);
+}
+
 #[test]
 fn a_lost_lease_stops_processing_at_once_and_stands_by() {
     let mut m = hot_node();

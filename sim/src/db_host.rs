@@ -73,6 +73,8 @@ pub async fn serve(
     timeouts: SessionTimeouts,
 ) -> turmoil::Result {
     let listener = TcpListener::bind(("0.0.0.0", DB_PORT)).await?;
+    // A restart ended every open transaction, appends included.
+    db.lock().expect("db lock").log.abort_open();
     trace.record(sim_now(), "db", "up".to_owned());
     let locks = Locks::default();
     let listeners = Listeners::default();

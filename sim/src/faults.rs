@@ -75,17 +75,22 @@ pub enum Scenario {
     DbRestarts,
     /// Writers frozen inside their fenced transaction, holding its lock.
     Locks,
+    /// Nodes run a projection while a writer appends (commits out of
+    /// order, rollbacks), under every fault but the in-transaction freeze
+    /// (batches are atomic in the model).
+    Projections,
 }
 
 impl Scenario {
     /// Every scenario, by name.
-    pub const ALL: [(&'static str, Scenario); 6] = [
+    pub const ALL: [(&'static str, Scenario); 7] = [
         ("chaos", Scenario::Chaos),
         ("crashes", Scenario::Crashes),
         ("network", Scenario::Network),
         ("pauses", Scenario::Pauses),
         ("db-restarts", Scenario::DbRestarts),
         ("locks", Scenario::Locks),
+        ("projections", Scenario::Projections),
     ];
 
     /// The scenario called `name`.
@@ -110,6 +115,7 @@ impl Scenario {
             Scenario::Pauses => &[5],
             Scenario::DbRestarts => &[6],
             Scenario::Locks => &[7],
+            Scenario::Projections => &[0, 1, 2, 3, 4, 5, 6, 8],
         }
     }
 }

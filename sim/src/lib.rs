@@ -8,11 +8,14 @@ pub mod db_host;
 pub mod faults;
 pub mod invariants;
 pub mod model_db;
+pub mod model_log;
 pub mod node_host;
 pub mod protocol;
+pub mod sim_batches;
 pub mod sim_store;
 pub mod trace;
 pub mod world;
+pub mod writer_host;
 
 pub use faults::Scenario;
 pub use world::{run, Outcome, Params};

@@ -27,12 +27,13 @@ struct Args {
     /// Node count [default: 2 to 4, drawn from the seed].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
     nodes: Option<u64>,
-    /// Fault mix: chaos, crashes, network, pauses, db-restarts.
+    /// Fault mix: chaos, crashes, network, pauses, db-restarts, locks,
+    /// projections.
     #[arg(long, default_value = "chaos", value_parser = parse_scenario)]
     scenario: Scenario,
-    /// Remove a protection (fence or idle-timeout) to watch the checks
-    /// catch what it prevents.
-    #[arg(long, value_name = "PROTECTION", value_parser = ["fence", "idle-timeout"])]
+    /// Remove a protection (fence, idle-timeout, or the reader's horizon)
+    /// to watch the checks catch what it prevents.
+    #[arg(long, value_name = "PROTECTION", value_parser = ["fence", "idle-timeout", "horizon"])]
     without: Option<String>,
     /// Run this one seed and print its whole trace.
     #[arg(long, value_name = "SEED")]
@@ -54,6 +55,7 @@ fn params_for(args: &Args, seed: u64) -> Params {
     let mut params = Params::from_seed_with(seed, args.sim_secs, args.scenario, nodes);
     params.fence_disabled = args.without.as_deref() == Some("fence");
     params.idle_timeout_disabled = args.without.as_deref() == Some("idle-timeout");
+    params.horizon_disabled = args.without.as_deref() == Some("horizon");
     params
 }
 
@@ -90,11 +92,16 @@ fn main() -> ExitCode {
         let outcome = run(&params);
         let Some(v) = outcome.violation else {
             println!(
-                "seed {seed}: ok ({} nodes, {} faults, {} grants, {} writes, {} fenced off, hash {:016x})",
+                "seed {seed}: ok ({} nodes, {} faults, {} grants, {} writes, {}{} fenced off, hash {:016x})",
                 params.nodes.len(),
                 params.faults.len(),
                 outcome.grants,
                 outcome.writes,
+                if outcome.events_committed > 0 {
+                    format!("{} events projected once, ", outcome.events_committed)
+                } else {
+                    String::new()
+                },
                 outcome.refused_writes,
                 outcome.hash
             );

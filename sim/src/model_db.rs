@@ -11,6 +11,7 @@ use std::time::Duration;
 use rillflow_core::lease::{ClusterTiming, ClusterView, NodeRole, NodeView};
 use uuid::Uuid;
 
+use crate::model_log::ModelLog;
 use crate::protocol::{Caller, Reply, Request};
 
 #[derive(Debug, Clone)]
@@ -71,6 +72,8 @@ pub struct ModelDb {
     pub refused_writes: usize,
     /// Off only in the test that shows the checks catch a missing fence.
     pub fence_disabled: bool,
+    /// The event log and the projection run over it.
+    pub log: ModelLog,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -122,6 +125,24 @@ impl ModelDb {
                 Reply::Done
             }
             Request::FencedWrite { caller, epoch } => self.fenced_write(now, &caller, epoch),
+            Request::AppendBegin { stream, events } => {
+                match self.log.begin_append(stream, events) {
+                    Some(xid) => Reply::AppendStarted { xid },
+                    None => Reply::Busy,
+                }
+            }
+            Request::AppendEnd { xid, commit } => {
+                if self.log.end_append(now, xid, commit) {
+                    Reply::Done
+                } else {
+                    Reply::Failed(format!("no open transaction {xid}"))
+                }
+            }
+            Request::ProjectBatch {
+                caller,
+                epoch,
+                limit,
+            } => self.project_batch(now, &caller, epoch, limit),
             // The database host runs these itself: they span time or
             // connections.
             Request::FrozenFencedWrite { .. } | Request::Listen => {
@@ -325,6 +346,29 @@ impl ModelDb {
         }
         self.commit_write(now, caller, epoch);
         Reply::Done
+    }
+
+    /// A projection batch: the fence check (in hot/cold mode), then the
+    /// batch, committed with a write record so LEASE-1's check covers it.
+    fn project_batch(
+        &mut self,
+        now: Duration,
+        caller: &Caller,
+        epoch: Option<u64>,
+        limit: u32,
+    ) -> Reply {
+        if let Some(epoch) = epoch {
+            if !self.fence_admits(now, caller, epoch) {
+                return Reply::Fenced;
+            }
+        }
+        let applied = self.log.project(now, limit as usize);
+        if let (Some(epoch), true) = (epoch, applied > 0) {
+            self.commit_write(now, caller, epoch);
+        }
+        Reply::Batch {
+            applied: u32::try_from(applied).unwrap_or(u32::MAX),
+        }
     }
 
     /// The fence check at the start of a write transaction: the epoch is

@@ -6,13 +6,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rillflow_adapters::daemon::{
-    forward_releases, Driver, LeaseStore, NodeIdentity, ReleaseNotices, Signal, TokioClock,
-    WriteGate, WriteProbe,
+    forward_releases, Driver, LeaseStore, NodeIdentity, Processor, ReleaseNotices, Signal,
+    TokioClock, WriteGate, WriteProbe,
+};
+use rillflow_adapters::projection::{
+    Batches, ProjectionProcessor, ProjectionWorker, RuntimeMetrics, WorkerTiming,
 };
 use rillflow_core::lease::{ClusterTiming, LeaseConfig, NodeMachine};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use uuid::Uuid;
 
+use crate::sim_batches::SimBatches;
 use crate::sim_store::{Pauses, SimLeaseStore};
 use crate::trace::{sim_now, Belief, Trace};
 
@@ -57,6 +61,9 @@ pub struct NodeSpec {
     /// Incarnations so far (each restart gets a new daemon id, as a real
     /// restart without `--daemon-id` does).
     pub boots: Arc<AtomicU64>,
+    /// Run the projection (the production worker and processor over
+    /// [`SimBatches`]) instead of the write probe.
+    pub projections: bool,
 }
 
 /// Runs one incarnation of the node until the host is crashed.
@@ -100,11 +107,34 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
         signals_tx,
         spec.config.heartbeat,
     );
-    // The production processor, writing more often than once a heartbeat
-    // so that stale writes get many chances to slip through.
+    // The production processors: the write probe, writing more often than
+    // once a heartbeat so that stale writes get many chances to slip
+    // through, or the projection worker, polling every 50 ms (the model
+    // sends no event notifications).
+    let batches = SimBatches::new(store.clone(), identity.clone());
     let store = Arc::new(store);
-    let writer = WriteProbe::new(store.clone(), identity.clone(), Duration::from_millis(150));
-    let result = Driver::new(store, identity, spec.config.clone(), writer, clock)
+    let work: Box<dyn Processor> = if spec.projections {
+        let worker = ProjectionWorker::new(
+            vec![Arc::new(batches) as Arc<dyn Batches>],
+            WorkerTiming {
+                poll_interval: Duration::from_millis(50),
+                error_backoff: Duration::from_millis(100),
+                batch_timeout: spec.config.lease_ttl,
+            },
+            Arc::new(RuntimeMetrics::new()),
+        );
+        Box::new(ProjectionProcessor::new(
+            Arc::new(worker),
+            Arc::new(Notify::new()),
+        ))
+    } else {
+        Box::new(WriteProbe::new(
+            store.clone(),
+            identity.clone(),
+            Duration::from_millis(150),
+        ))
+    };
+    let result = Driver::new(store, identity, spec.config.clone(), work, clock)
         .run(machine, signals, permits, gate)
         .await;
     trace.record(sim_now(), &spec.name, format!("driver ended: {result:?}"));

@@ -77,6 +77,29 @@ pub enum Request {
     /// Subscribe to release notices: after a `Done`, the connection
     /// carries one `Released` line per release, as LISTEN does.
     Listen,
+    /// Start an append of `events` events to `stream` (the writer host).
+    AppendBegin {
+        /// Stream number.
+        stream: u32,
+        /// How many events.
+        events: u32,
+    },
+    /// Commit or roll back an append started by `AppendBegin`.
+    AppendEnd {
+        /// Its transaction id.
+        xid: u64,
+        /// Commit (true) or roll back.
+        commit: bool,
+    },
+    /// One projection batch, fenced by `epoch` when given.
+    ProjectBatch {
+        /// Caller.
+        caller: Caller,
+        /// Epoch written under (hot/cold mode).
+        epoch: Option<u64>,
+        /// Most events to apply.
+        limit: u32,
+    },
     /// A fenced write whose client freezes inside its transaction, right
     /// after the fence check, for `freeze_us`: it holds the lock on the
     /// cluster row, and the database host cuts the client off the network
@@ -123,6 +146,18 @@ pub enum Reply {
     Fenced,
     /// The request could not be carried out.
     Failed(String),
+    /// An append started.
+    AppendStarted {
+        /// Its transaction id.
+        xid: u64,
+    },
+    /// Another append to the stream is open; try again.
+    Busy,
+    /// A projection batch committed.
+    Batch {
+        /// Events it applied (0: nothing to do).
+        applied: u32,
+    },
     /// A leader of `cluster` released its lease (on a `Listen` connection).
     Released {
         /// The cluster.

@@ -64,7 +64,7 @@ impl Pauses {
             .insert(node.to_owned(), (length, expires));
     }
 
-    fn take(&self, node: &str) -> Option<Duration> {
+    pub(crate) fn take(&self, node: &str) -> Option<Duration> {
         take_plan(&self.before_write, node)
     }
 
@@ -91,9 +91,17 @@ impl SimLeaseStore {
     pub fn with_pauses(pauses: Pauses, trace: Trace) -> Self {
         SimLeaseStore { pauses, trace }
     }
+
+    pub(crate) fn pauses(&self) -> &Pauses {
+        &self.pauses
+    }
+
+    pub(crate) fn trace(&self) -> &Trace {
+        &self.trace
+    }
 }
 
-fn caller(node: &NodeIdentity) -> Caller {
+pub(crate) fn caller(node: &NodeIdentity) -> Caller {
     Caller {
         cluster: node.cluster.clone(),
         node: node.node.clone(),
@@ -101,7 +109,7 @@ fn caller(node: &NodeIdentity) -> Caller {
     }
 }
 
-fn micros(d: Duration) -> u64 {
+pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 

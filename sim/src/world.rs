@@ -12,11 +12,12 @@ use rillflow_core::lease::LeaseConfig;
 
 use crate::db_host::{self, SessionTimeouts};
 use crate::faults::{self, Fault, Scenario, FREEZE_START};
-use crate::invariants::{liveness, one_believer, single_writer, Violation};
+use crate::invariants::{liveness, one_believer, projections, single_writer, Violation};
 use crate::model_db::ModelDb;
 use crate::node_host::{self, NodeSpec, Stops, CLUSTER};
 use crate::sim_store::Pauses;
 use crate::trace::{Trace, TraceEvent};
+use crate::writer_host;
 
 /// Everything a run derives from its seed.
 #[derive(Debug, Clone)]
@@ -42,6 +43,9 @@ pub struct Params {
     /// Off only to show the checks catch a database that never ends a
     /// frozen client's transaction.
     pub idle_timeout_disabled: bool,
+    /// Off only to show the checks catch a projection reader that ignores
+    /// open appends (`position > checkpoint` style).
+    pub horizon_disabled: bool,
 }
 
 impl Params {
@@ -69,7 +73,14 @@ impl Params {
         let config = LeaseConfig::from_secs(1, 3, 1);
         let heal_at = Duration::from_secs(sim_secs.max(10) * 2 / 3);
         let faults = faults::schedule(&mut rng, scenario, &nodes, heal_at);
-        let end_at = heal_at + liveness_bound(&config);
+        // With a projection, the new leader also needs time to catch up
+        // on what the writer appended before the heal.
+        let catch_up = if scenario == Scenario::Projections {
+            Duration::from_secs(5)
+        } else {
+            Duration::ZERO
+        };
+        let end_at = heal_at + liveness_bound(&config) + catch_up;
         Params {
             seed,
             nodes,
@@ -81,6 +92,7 @@ impl Params {
             faults,
             fence_disabled: false,
             idle_timeout_disabled: false,
+            horizon_disabled: false,
         }
     }
 
@@ -128,6 +140,8 @@ pub struct Outcome {
     pub writes: usize,
     /// Writes the fence refused.
     pub refused_writes: usize,
+    /// Events the writer committed (projections scenario).
+    pub events_committed: usize,
 }
 
 /// Runs `params` to the end and checks every invariant.
@@ -143,6 +157,7 @@ pub fn run(params: &Params) -> Outcome {
     let trace = Trace::default();
     let mut model = ModelDb::default();
     model.fence_disabled = params.fence_disabled;
+    model.log.horizon_disabled = params.horizon_disabled;
     let db = Arc::new(Mutex::new(model));
     {
         let (db, trace) = (db.clone(), trace.clone());
@@ -172,10 +187,17 @@ pub fn run(params: &Params) -> Outcome {
             pauses: pauses.clone(),
             stops: stops.clone(),
             boots: Arc::new(AtomicU64::new(0)),
+            projections: params.scenario == Scenario::Projections,
         };
         let trace = trace.clone();
         sim.host(name.as_str(), move || {
             node_host::run(spec.clone(), trace.clone())
+        });
+    }
+    if params.scenario == Scenario::Projections {
+        let (seed, stop_at, trace) = (params.seed, params.heal_at, trace.clone());
+        sim.host("writer", move || {
+            writer_host::run(seed, stop_at, trace.clone())
         });
     }
 
@@ -229,7 +251,12 @@ pub fn run(params: &Params) -> Outcome {
                 params.heal_at,
             )
         })
-        .or_else(|| liveness::check(params.heal_at, end, db.valid_leader(end, CLUSTER), &beliefs));
+        .or_else(|| liveness::check(params.heal_at, end, db.valid_leader(end, CLUSTER), &beliefs))
+        .or_else(|| {
+            (params.scenario == Scenario::Projections)
+                .then(|| projections::check(&db.log, end))
+                .flatten()
+        });
     let events = trace.events();
     let hash = Trace::hash(&events);
     Outcome {
@@ -239,6 +266,7 @@ pub fn run(params: &Params) -> Outcome {
         grants: db.grants.len(),
         writes: db.writes.len(),
         refused_writes: db.refused_writes,
+        events_committed: db.log.committed(),
     }
 }
 

@@ -10,7 +10,8 @@ use prometheus::proto::MetricFamily;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 use super::batch_error::BatchError;
-use super::runner::{BatchOutcome, ProjectionRunner};
+use super::runner::BatchOutcome;
+use rillflow_core::PartitionSpec;
 
 /// Batch timings and failures of this process.
 pub struct RuntimeMetrics {
@@ -61,15 +62,16 @@ impl RuntimeMetrics {
         }
     }
 
-    /// Records one batch of `runner`.
+    /// Records one batch of `projection`'s `partition`.
     pub fn observe(
         &self,
-        runner: &ProjectionRunner,
+        projection: &str,
+        partition: PartitionSpec,
         took: Duration,
         outcome: &Result<BatchOutcome, BatchError>,
     ) {
-        let partition = runner.partition().key().to_string();
-        let labels = [runner.projection().name(), partition.as_str()];
+        let partition = partition.key().to_string();
+        let labels = [projection, partition.as_str()];
         match outcome {
             Ok(BatchOutcome::Applied { .. }) => self
                 .batch_duration

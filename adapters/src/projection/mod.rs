@@ -2,6 +2,7 @@
 
 mod batch_error;
 mod batch_sql;
+pub mod batches;
 pub mod catalog;
 pub mod fence;
 pub mod handler;
@@ -15,6 +16,7 @@ pub mod worker;
 
 pub use batch_error::BatchError;
 pub use batch_sql::BatchOwner;
+pub use batches::{Batches, PgBatches};
 pub use catalog::{CatalogError, DeadLetter, ProjectionCatalog};
 pub use fence::WriteFence;
 pub use handler::{BatchFailure, HandlerError, Projection, ProjectionOptions};

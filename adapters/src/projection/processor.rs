@@ -5,35 +5,22 @@ use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use super::fence::WriteFence;
 use super::worker::{LeaseCheck, ProjectionWorker, WorkerExit};
-use crate::daemon::{PgLeaseStore, Processor, WriteGate};
+use crate::daemon::{Processor, WriteGate};
 
 /// Runs the projection worker for each epoch the node is granted, every
 /// batch fenced by that epoch. When the fence or the node's own clock says
 /// the lease is gone, the work of that epoch ends; the lease machine then
-/// stands the node by.
+/// stands the node by. The simulation runs this same processor.
 pub struct ProjectionProcessor {
     worker: Arc<ProjectionWorker>,
-    store: PgLeaseStore,
-    cluster: String,
     wake: Arc<Notify>,
 }
 
 impl ProjectionProcessor {
-    /// Projections of `worker` for `cluster`, woken by `wake`.
-    pub fn new(
-        worker: Arc<ProjectionWorker>,
-        store: PgLeaseStore,
-        cluster: String,
-        wake: Arc<Notify>,
-    ) -> Self {
-        ProjectionProcessor {
-            worker,
-            store,
-            cluster,
-            wake,
-        }
+    /// Projections of `worker`, woken by `wake`.
+    pub fn new(worker: Arc<ProjectionWorker>, wake: Arc<Notify>) -> Self {
+        ProjectionProcessor { worker, wake }
     }
 }
 
@@ -46,17 +33,13 @@ impl Processor for ProjectionProcessor {
     ) -> JoinHandle<()> {
         let worker = self.worker.clone();
         let wake = self.wake.clone();
-        let fence = WriteFence::Epoch {
-            store: self.store.clone(),
-            cluster: self.cluster.clone(),
-            epoch,
-        };
         tokio::spawn(async move {
             let lease = LeaseCheck { epoch, gate };
-            let exit = worker.run(&fence, Some(&lease), &wake, stop, false).await;
-            tracing::info!(epoch, ?exit, "projection work of this epoch ended");
+            let exit = worker.run(Some(&lease), &wake, stop, false).await;
             if exit == WorkerExit::LeaseLost {
                 tracing::warn!(epoch, "lease lost while projecting; standing by");
+            } else {
+                tracing::info!(epoch, ?exit, "projection work of this epoch ended");
             }
         })
     }

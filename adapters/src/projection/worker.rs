@@ -7,9 +7,9 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use super::batch_error::BatchError;
-use super::fence::WriteFence;
+use super::batches::Batches;
 use super::metrics::RuntimeMetrics;
-use super::runner::{BatchOutcome, ProjectionRunner};
+use super::runner::BatchOutcome;
 use crate::daemon::WriteGate;
 
 /// How a worker waits when it has nothing to do.
@@ -19,6 +19,11 @@ pub struct WorkerTiming {
     pub poll_interval: Duration,
     /// Wait after a database failure before the next batch.
     pub error_backoff: Duration,
+    /// A batch still running after this long is abandoned (its transaction
+    /// rolls back) and retried. Without a bound, a connection whose replies
+    /// vanish would stall the projection forever while the node, renewing
+    /// its lease on other connections, stays hot.
+    pub batch_timeout: Duration,
 }
 
 impl Default for WorkerTiming {
@@ -26,6 +31,7 @@ impl Default for WorkerTiming {
         WorkerTiming {
             poll_interval: Duration::from_secs(1),
             error_backoff: Duration::from_millis(500),
+            batch_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -49,7 +55,7 @@ pub enum WorkerExit {
 /// cluster row `FOR SHARE`, and overlapping share locks could keep the
 /// node's own lease renewal waiting indefinitely.
 pub struct ProjectionWorker {
-    runners: Vec<ProjectionRunner>,
+    runners: Vec<Arc<dyn Batches>>,
     timing: WorkerTiming,
     metrics: Arc<RuntimeMetrics>,
 }
@@ -67,7 +73,7 @@ pub struct LeaseCheck {
 impl ProjectionWorker {
     /// A worker over `runners`.
     pub fn new(
-        runners: Vec<ProjectionRunner>,
+        runners: Vec<Arc<dyn Batches>>,
         timing: WorkerTiming,
         metrics: Arc<RuntimeMetrics>,
     ) -> Self {
@@ -82,12 +88,12 @@ impl ProjectionWorker {
     /// until nothing is left to do. `wake` is notified when events commit.
     pub async fn run(
         &self,
-        fence: &WriteFence,
         lease: Option<&LeaseCheck>,
         wake: &Notify,
         mut stop: watch::Receiver<bool>,
         until_idle: bool,
     ) -> WorkerExit {
+        let epoch = lease.map(|l| l.epoch);
         loop {
             let mut busy = false;
             let mut next_wait = self.timing.poll_interval;
@@ -103,8 +109,19 @@ impl ProjectionWorker {
                     }
                 }
                 let started = Instant::now();
-                let outcome = runner.run_batch(fence).await;
-                self.metrics.observe(runner, started.elapsed(), &outcome);
+                let limit = self.timing.batch_timeout;
+                let outcome = match tokio::time::timeout(limit, runner.run_batch(epoch)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(BatchError::Timeout(format!(
+                        "batch did not finish within {limit:?}; abandoned"
+                    ))),
+                };
+                self.metrics.observe(
+                    runner.name(),
+                    runner.partition(),
+                    started.elapsed(),
+                    &outcome,
+                );
                 match outcome {
                     Ok(BatchOutcome::Applied { .. }) => busy = true,
                     Ok(BatchOutcome::Idle | BatchOutcome::Paused | BatchOutcome::Stopped) => {}
@@ -117,7 +134,7 @@ impl ProjectionWorker {
                         return WorkerExit::LeaseLost;
                     }
                     Err(error) => {
-                        tracing::warn!(projection = runner.projection().name(), %error, "batch failed; will retry");
+                        tracing::warn!(projection = runner.name(), %error, "batch failed; will retry");
                         next_wait = next_wait.min(self.timing.error_backoff);
                     }
                 }

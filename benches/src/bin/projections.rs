@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rillflow_adapters::projection::{
-    wakeup, BatchOutcome, BatchOwner, HandlerError, Projection, ProjectionCatalog,
-    ProjectionRunner, ProjectionWorker, RuntimeMetrics, SqlProjection, WorkerTiming, WriteFence,
+    wakeup, BatchOutcome, BatchOwner, Batches, HandlerError, PgBatches, Projection,
+    ProjectionCatalog, ProjectionRunner, ProjectionWorker, RuntimeMetrics, SqlProjection,
+    WorkerTiming, WriteFence,
 };
 use rillflow_adapters::{EventStore, NewEvent, RecordedEvent};
 use rillflow_core::projection::ProjectionFile;
@@ -216,18 +217,17 @@ async fn latency(pool: &PgPool, samples: usize) -> Vec<f64> {
         .await
         .unwrap();
     let worker = ProjectionWorker::new(
-        vec![ProjectionRunner::new(
-            projection,
-            PartitionSpec::WHOLE,
-            BatchOwner::default(),
-        )],
+        vec![Arc::new(PgBatches::new(
+            ProjectionRunner::new(projection, PartitionSpec::WHOLE, BatchOwner::default()),
+            pool.clone(),
+            None,
+        )) as Arc<dyn Batches>],
         WorkerTiming::default(),
         Arc::new(RuntimeMetrics::new()),
     );
     let wake = wakeup::listen(pool.clone()).await.unwrap();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let fence = WriteFence::Unfenced(pool.clone());
-    let task = tokio::spawn(async move { worker.run(&fence, None, &wake, stop_rx, false).await });
+    let task = tokio::spawn(async move { worker.run(None, &wake, stop_rx, false).await });
     let store = EventStore::new(pool.clone());
     for i in 0..samples {
         store

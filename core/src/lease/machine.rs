@@ -163,6 +163,11 @@ pub struct NodeMachine {
     next_heartbeat: MonoTime,
     pending_heartbeat: Option<(RequestId, MonoTime)>,
     shutting_down: bool,
+    /// An epoch this node stopped believing in on its own clock (no renewal
+    /// in time, or a grant that arrived too late to use) while the database
+    /// may still count its lease. Released on shutdown, so a graceful stop
+    /// frees the lease at once instead of leaving it to expire.
+    lapsed: Option<u64>,
     actions: VecDeque<Action>,
 }
 
@@ -182,6 +187,7 @@ impl NodeMachine {
             next_heartbeat: now,
             pending_heartbeat: None,
             shutting_down: false,
+            lapsed: None,
             actions: VecDeque::new(),
         }
     }
@@ -275,7 +281,7 @@ impl NodeMachine {
             Input::Released { req } => self.on_released(now, req),
             Input::ProcessingStopped { epoch } => self.on_processing_stopped(now, epoch),
             Input::PeerReleased => self.on_peer_released(now),
-            Input::Shutdown => self.on_shutdown(),
+            Input::Shutdown => self.on_shutdown(now),
         }
         self.on_time(now);
     }
@@ -300,6 +306,7 @@ impl NodeMachine {
                 // No renewal arrived in time: stop believing before the
                 // database can hand the lease to anyone else.
                 self.push(Action::StopProcessing { epoch });
+                self.lapsed = Some(epoch);
                 self.state = State::Cold {
                     holdoff_until: None,
                 };
@@ -439,6 +446,7 @@ impl NodeMachine {
         match result {
             Ok(AcquireOutcome::Granted(grant)) => {
                 self.epoch = grant.epoch;
+                self.lapsed = None;
                 let deadline = sent + grant.valid_for.saturating_sub(self.config.safety_margin);
                 if self.shutting_down {
                     // Granted while stopping: hand it straight back.
@@ -454,6 +462,7 @@ impl NodeMachine {
                     self.send_heartbeat(now);
                 } else {
                     // The reply took longer than the lease: useless, let it lapse.
+                    self.lapsed = Some(grant.epoch);
                     self.state = State::Cold {
                         holdoff_until: None,
                     };
@@ -497,6 +506,7 @@ impl NodeMachine {
                 };
             }
             Ok(RenewOutcome::Lost) => {
+                self.lapsed = None;
                 self.push(Action::StopProcessing { epoch });
                 self.state = State::Cold {
                     holdoff_until: None,
@@ -580,10 +590,16 @@ impl NodeMachine {
         }
     }
 
-    fn on_shutdown(&mut self) {
+    fn on_shutdown(&mut self, now: MonoTime) {
         self.shutting_down = true;
         match self.state.clone() {
-            State::Cold { .. } => self.exit(),
+            // A lease that lapsed only on this node's clock may still be
+            // valid in the database: give it back (a no-op if it moved on)
+            // so a standby need not wait for it to expire.
+            State::Cold { .. } => match self.lapsed.take() {
+                Some(epoch) => self.release(now, epoch, AfterDemote::Exit),
+                None => self.exit(),
+            },
             State::Hot {
                 epoch, deadline, ..
             } => self.begin_demote(epoch, deadline, AfterDemote::Exit),

@@ -2,6 +2,7 @@
 
 pub mod liveness;
 pub mod one_believer;
+pub mod projections;
 pub mod single_writer;
 
 use std::time::Duration;

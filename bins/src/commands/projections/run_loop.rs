@@ -10,12 +10,13 @@ use rillflow_adapters::daemon::{
 };
 use rillflow_adapters::health;
 use rillflow_adapters::projection::{
-    wakeup, BatchOwner, Projection, ProjectionCatalog, ProjectionProcessor, ProjectionRunner,
-    ProjectionWorker, RuntimeMetrics, WorkerTiming, WriteFence,
+    wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionProcessor,
+    ProjectionRunner, ProjectionWorker, RuntimeMetrics, WorkerTiming,
 };
 use rillflow_core::lease::machine::NodeMachine;
 use rillflow_core::lease::{ClusterTiming, LeaseConfig};
 use rillflow_core::PartitionSpec;
+use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
@@ -56,10 +57,18 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
         catalog.register(p.name(), partition).await?;
     }
     let metrics = Arc::new(RuntimeMetrics::new());
+    // In hot/cold mode every batch is fenced by the lease of this cluster.
+    let lease = cluster.clone().map(|c| (store.clone(), c));
     let worker = Arc::new(ProjectionWorker::new(
-        runners(&projections, partition, &node),
+        batches(&projections, partition, &node, &pool, lease),
         WorkerTiming {
             poll_interval: Duration::from_millis(args.poll_interval_ms),
+            // A batch cannot outlast the lease and still matter; without
+            // a lease the default bound applies.
+            batch_timeout: match args.cluster_mode {
+                ClusterMode::Hotcold => config.lease_ttl,
+                ClusterMode::Single => WorkerTiming::default().batch_timeout,
+            },
             ..WorkerTiming::default()
         },
         metrics.clone(),
@@ -144,12 +153,7 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
                     config.heartbeat,
                 ))
             } else {
-                Box::new(ProjectionProcessor::new(
-                    worker,
-                    (*store).clone(),
-                    identity.cluster.clone(),
-                    wake,
-                ))
+                Box::new(ProjectionProcessor::new(worker, wake))
             };
             Driver::new(store, identity, config, work, clock)
                 .run(machine, signal_rx, permits, gate)
@@ -159,9 +163,7 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
             // Without coordination the node runs its projections until told
             // to stop, then finishes the current batch.
             let (stop_tx, stop_rx) = watch::channel(false);
-            let fence = WriteFence::Unfenced(pool);
-            let task =
-                tokio::spawn(async move { worker.run(&fence, None, &wake, stop_rx, false).await });
+            let task = tokio::spawn(async move { worker.run(None, &wake, stop_rx, false).await });
             shutdown.await;
             tracing::info!("stopping: finishing the current batch");
             let _ = stop_tx.send(true);
@@ -171,18 +173,23 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
     Ok(())
 }
 
-fn runners(
+fn batches(
     projections: &[Arc<dyn Projection>],
     partition: PartitionSpec,
     node: &str,
-) -> Vec<ProjectionRunner> {
+    pool: &PgPool,
+    lease: Option<(PgLeaseStore, String)>,
+) -> Vec<Arc<dyn Batches>> {
     let owner = BatchOwner {
         node: Some(node.to_owned()),
         epoch: None,
     };
     projections
         .iter()
-        .map(|p| ProjectionRunner::new(p.clone(), partition, owner.clone()))
+        .map(|p| {
+            let runner = ProjectionRunner::new(p.clone(), partition, owner.clone());
+            Arc::new(PgBatches::new(runner, pool.clone(), lease.clone())) as Arc<dyn Batches>
+        })
         .collect()
 }
 

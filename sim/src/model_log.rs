@@ -1,0 +1,263 @@
+//! The event log, one projection's checkpoint and its read model, as the
+//! database holds them, for PROJ-1 and PROJ-2 under faults.
+//!
+//! Appends take a transaction id and positions when they start and become
+//! visible when they commit, so commits land out of position order. A
+//! batch reads, as `EventStore::read_all_in` does, in (xid, position) order
+//! and only below the horizon (the oldest open append's xid), applies the
+//! events to a per-stream counter and moves the checkpoint, all in one
+//! atomic step: in Postgres the batch is one transaction holding its
+//! checkpoint row and the cluster row's share lock, so nothing interleaves
+//! with it that could change its outcome.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// One event in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogEvent {
+    /// Transaction id of its append.
+    pub xid: u64,
+    /// Position (taken at the append's start).
+    pub position: u64,
+    /// Stream.
+    pub stream: u32,
+    /// Version in the stream.
+    pub version: u64,
+}
+
+impl LogEvent {
+    fn cursor(&self) -> (u64, u64) {
+        (self.xid, self.position)
+    }
+}
+
+/// A broken projection invariant, seen when a batch committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogViolation {
+    /// PROJ-1, PROJ-2 or PROJ-3.
+    pub invariant: &'static str,
+    /// Database time.
+    pub at: Duration,
+    /// What happened.
+    pub detail: String,
+}
+
+/// The log and the projection's state.
+#[derive(Debug, Clone, Default)]
+pub struct ModelLog {
+    next_xid: u64,
+    next_position: u64,
+    committed: Vec<LogEvent>,
+    open: BTreeMap<u64, Vec<LogEvent>>,
+    busy_streams: BTreeSet<u32>,
+    heads: BTreeMap<u32, u64>,
+    checkpoint: (u64, u64),
+    /// Per stream: events applied and the last version applied.
+    read_model: BTreeMap<u32, (u64, u64)>,
+    /// Per event: how often a committed batch applied it.
+    applied: BTreeMap<(u64, u64), u32>,
+    /// Broken invariants, in order.
+    pub violations: Vec<LogViolation>,
+    /// Batches that applied something.
+    pub batches: usize,
+    /// Off only in the test that shows the checks catch a reader that
+    /// ignores the horizon.
+    pub horizon_disabled: bool,
+}
+
+impl ModelLog {
+    /// Starts an append of `n` events to `stream`; None while another
+    /// append to it is open (it holds the stream's head row).
+    pub fn begin_append(&mut self, stream: u32, n: u32) -> Option<u64> {
+        if !self.busy_streams.insert(stream) {
+            return None;
+        }
+        self.next_xid += 1;
+        let xid = self.next_xid;
+        let head = self.heads.get(&stream).copied().unwrap_or(0);
+        let events = (0..u64::from(n.max(1)))
+            .map(|i| {
+                self.next_position += 1;
+                LogEvent {
+                    xid,
+                    position: self.next_position,
+                    stream,
+                    version: head + 1 + i,
+                }
+            })
+            .collect();
+        self.open.insert(xid, events);
+        Some(xid)
+    }
+
+    /// Commits or rolls back an open append; false when it is unknown
+    /// (ended already, or lost to a database restart).
+    pub fn end_append(&mut self, now: Duration, xid: u64, commit: bool) -> bool {
+        let Some(events) = self.open.remove(&xid) else {
+            return false;
+        };
+        let stream = events[0].stream;
+        self.busy_streams.remove(&stream);
+        if commit {
+            // PROJ-2 at its source: a commit that lands at or behind the
+            // checkpoint will never be read.
+            if let Some(behind) = events.iter().find(|e| e.cursor() <= self.checkpoint) {
+                self.violations.push(LogViolation {
+                    invariant: "PROJ-2",
+                    at: now,
+                    detail: format!(
+                        "{behind:?} committed behind checkpoint {:?}: the reader passed an open append",
+                        self.checkpoint
+                    ),
+                });
+            }
+            let last = events.last().expect("an append has events").version;
+            self.heads.insert(stream, last);
+            self.committed.extend(events);
+        }
+        true
+    }
+
+    /// A database restart ends every open transaction.
+    pub fn abort_open(&mut self) {
+        let open: Vec<u64> = self.open.keys().copied().collect();
+        for xid in open {
+            self.end_append(Duration::ZERO, xid, false);
+        }
+    }
+
+    /// No transaction at or above this id has finished with certainty.
+    fn horizon(&self) -> u64 {
+        if self.horizon_disabled {
+            return u64::MAX;
+        }
+        self.open
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.next_xid + 1)
+    }
+
+    /// Runs one batch of up to `limit` events at database time `now`;
+    /// returns how many it applied.
+    pub fn project(&mut self, now: Duration, limit: usize) -> usize {
+        let horizon = self.horizon();
+        let mut batch: Vec<LogEvent> = self
+            .committed
+            .iter()
+            .filter(|e| e.cursor() > self.checkpoint && e.xid < horizon)
+            .copied()
+            .collect();
+        batch.sort();
+        batch.truncate(limit);
+        for e in &batch {
+            let (count, last) = self.read_model.entry(e.stream).or_insert((0, 0));
+            if e.version != *last + 1 {
+                self.violations.push(LogViolation {
+                    invariant: "PROJ-3",
+                    at: now,
+                    detail: format!(
+                        "stream {} got version {} after version {}",
+                        e.stream, e.version, last
+                    ),
+                });
+            }
+            *count += 1;
+            *last = e.version;
+            let times = self.applied.entry(e.cursor()).or_insert(0);
+            *times += 1;
+            if *times > 1 {
+                self.violations.push(LogViolation {
+                    invariant: "PROJ-1",
+                    at: now,
+                    detail: format!("event {:?} applied {} times", e, times),
+                });
+            }
+        }
+        if let Some(last) = batch.last() {
+            self.checkpoint = last.cursor();
+            self.batches += 1;
+            // PROJ-2: nothing committed at or before the checkpoint may be
+            // left unapplied, or no later batch would ever read it.
+            if let Some(missed) = self
+                .committed
+                .iter()
+                .find(|e| e.cursor() <= self.checkpoint && !self.applied.contains_key(&e.cursor()))
+            {
+                self.violations.push(LogViolation {
+                    invariant: "PROJ-2",
+                    at: now,
+                    detail: format!(
+                        "checkpoint {:?} passed {:?}, which was not applied",
+                        self.checkpoint, missed
+                    ),
+                });
+            }
+        }
+        batch.len()
+    }
+
+    /// Committed events.
+    pub fn committed(&self) -> usize {
+        self.committed.len()
+    }
+
+    /// Committed events no batch has applied yet.
+    pub fn unapplied(&self) -> usize {
+        self.committed
+            .iter()
+            .filter(|e| !self.applied.contains_key(&e.cursor()))
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_commit_below_the_horizon_is_not_passed() {
+        let mut log = ModelLog::default();
+        let slow = log.begin_append(1, 1).unwrap();
+        let fast = log.begin_append(2, 2).unwrap();
+        assert!(log.end_append(Duration::ZERO, fast, true));
+        // The slow append is open: its xid is the horizon; nothing reads.
+        assert_eq!(log.project(Duration::ZERO, 10), 0);
+        assert!(log.end_append(Duration::ZERO, slow, true));
+        assert_eq!(log.project(Duration::ZERO, 10), 3);
+        assert!(log.violations.is_empty());
+        assert_eq!(log.unapplied(), 0);
+    }
+
+    #[test]
+    fn without_the_horizon_the_late_commit_is_caught() {
+        let mut log = ModelLog {
+            horizon_disabled: true,
+            ..ModelLog::default()
+        };
+        let slow = log.begin_append(1, 1).unwrap();
+        let fast = log.begin_append(2, 1).unwrap();
+        log.end_append(Duration::ZERO, fast, true);
+        assert_eq!(log.project(Duration::ZERO, 10), 1);
+        log.end_append(Duration::ZERO, slow, true);
+        log.project(Duration::ZERO, 10);
+        assert_eq!(
+            log.unapplied(),
+            1,
+            "the slow event is behind the checkpoint"
+        );
+        assert_eq!(log.violations[0].invariant, "PROJ-2");
+    }
+
+    #[test]
+    fn a_stream_has_one_open_append_and_a_restart_ends_them() {
+        let mut log = ModelLog::default();
+        let a = log.begin_append(1, 1).unwrap();
+        assert_eq!(log.begin_append(1, 1), None);
+        log.abort_open();
+        assert!(!log.end_append(Duration::ZERO, a, true));
+        assert_eq!(log.committed(), 0);
+        assert!(log.begin_append(1, 1).is_some());
+    }
+}
