@@ -137,3 +137,63 @@ fn a_frozen_leader_holding_the_row_lock_does_not_block_failover() {
         "{takeovers:?}"
     );
 }
+
+/// Like [`pinned`], with the nodes projecting while the writer appends.
+fn pinned_projection(faults: Vec<(Duration, Fault)>) -> (Params, Outcome) {
+    let mut params = Params::from_seed_with(7, 30, Scenario::Projections, Some(2));
+    params.faults = faults;
+    let outcome = run(&params);
+    assert!(
+        outcome.violation.is_none(),
+        "{:?}\n{}",
+        outcome.violation,
+        params.describe()
+    );
+    (params, outcome)
+}
+
+/// The trap: a batch's reply is lost while the node keeps renewing its
+/// lease on other connections; a worker waiting for that reply forever
+/// would hold the lease with the projection stalled. Replies to each node
+/// in turn vanish for 600 ms; the final check finds every event applied.
+#[test]
+fn a_batch_whose_reply_is_lost_does_not_stall_the_projection() {
+    let (_, outcome) = pinned_projection(vec![
+        (ms(5_000), Fault::PartitionFromDb("n1".into())),
+        (ms(5_600), Fault::Repair("n1".into())),
+        (ms(9_000), Fault::PartitionFromDb("n2".into())),
+        (ms(9_600), Fault::Repair("n2".into())),
+    ]);
+    assert!(
+        outcome.events_committed > 300,
+        "{}",
+        outcome.events_committed
+    );
+}
+
+/// The trap: a leader cut off from the database lets its lease lapse on
+/// its own clock, gets the link back, and is then stopped while the
+/// database still counts its lease. It must give that lease back, so the
+/// standby takes over within a second instead of waiting for the expiry.
+#[test]
+fn a_node_stopped_after_its_lease_lapsed_hands_over_at_once() {
+    let probe = pinned_projection(vec![]).1;
+    let leader = first_leader(&probe);
+    let (_, outcome) = pinned_projection(vec![
+        (ms(4_500), Fault::PartitionToDb(leader.clone())),
+        (ms(6_850), Fault::Repair(leader.clone())),
+        (ms(7_000), Fault::Stop(leader.clone())),
+    ]);
+    let lapsed = outcome.events.iter().any(|e| {
+        e.who == leader
+            && e.what.starts_with("believes nothing")
+            && e.at > ms(6_000)
+            && e.at < ms(7_000)
+    });
+    assert!(lapsed, "the leader's belief lapsed before the stop");
+    let takeover = grants_after(&outcome, ms(7_000));
+    assert!(
+        takeover.first().is_some_and(|(at, _)| *at < ms(8_000)),
+        "{takeover:?}"
+    );
+}
