@@ -159,6 +159,21 @@ fn picky(name: &str, exhausted: Exhausted) -> Arc<Picky> {
     })
 }
 
+/// `around` good events, a poison event, `around` good events, on `stream`.
+async fn poisoned(store: &EventStore, stream: Uuid, around: usize) {
+    append(store, stream, around, "Ok").await;
+    store
+        .append(
+            stream,
+            ExpectedVersion::Any,
+            &[NewEvent::new("Bad", json!({"poison": true}))],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    append(store, stream, around, "Ok").await;
+}
+
 async fn seen(pool: &PgPool) -> Vec<i64> {
     sqlx::query_scalar("SELECT position FROM seen ORDER BY position")
         .fetch_all(pool)
@@ -174,17 +189,7 @@ async fn a_poison_event_is_retried_dead_lettered_and_requeued_once() {
     let p = picky("picky", Exhausted::DeadLetter);
     registered(&pool, p.as_ref(), PartitionSpec::WHOLE).await;
     let s = Uuid::from_u128(7);
-    append(&store, s, 2, "Ok").await;
-    store
-        .append(
-            s,
-            ExpectedVersion::Any,
-            &[NewEvent::new("Bad", json!({"poison": true}))],
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-    append(&store, s, 2, "Ok").await;
+    poisoned(&store, s, 2).await;
 
     let fence = WriteFence::Unfenced(pool.clone());
     let r = runner(p.clone(), PartitionSpec::WHOLE);
@@ -266,17 +271,7 @@ async fn the_stop_policy_pauses_before_the_poison_until_resumed() {
     let p = picky("strict", Exhausted::Stop);
     registered(&pool, p.as_ref(), PartitionSpec::WHOLE).await;
     let s = Uuid::from_u128(9);
-    append(&store, s, 1, "Ok").await;
-    store
-        .append(
-            s,
-            ExpectedVersion::Any,
-            &[NewEvent::new("Bad", json!({"poison": true}))],
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-    append(&store, s, 1, "Ok").await;
+    poisoned(&store, s, 1).await;
     let fence = WriteFence::Unfenced(pool.clone());
     let r = runner(p.clone(), PartitionSpec::WHOLE);
     let catalog = ProjectionCatalog::new(pool.clone());

@@ -61,6 +61,27 @@ fn held_view(leader: &str, epoch: u64, names: &[&str]) -> ClusterView {
     v
 }
 
+/// Ticks every heartbeat from t = 5 s to before `until`, failing every
+/// renewal the machine asks for.
+fn fail_renewals_until(m: &mut NodeMachine, until: f64) {
+    let mut t = 5.0;
+    while t < until {
+        m.handle(at(t), Input::Tick);
+        for a in drain(m) {
+            if let Action::Renew { req, .. } = a {
+                m.handle(
+                    at(t),
+                    Input::Renewed {
+                        req,
+                        result: Err(RequestFailed),
+                    },
+                );
+            }
+        }
+        t += 5.0;
+    }
+}
+
 /// Drives `a` from start to hot at epoch 1 at t = 0.
 fn hot_node() -> NodeMachine {
     let mut m = NodeMachine::new("a", config(), at(0.0));
@@ -163,22 +184,7 @@ fn renews_on_every_heartbeat_and_extends_from_the_send_time() {
 #[test]
 fn stops_at_its_own_deadline_when_renewals_fail() {
     let mut m = hot_node();
-    let mut t = 5.0;
-    while t < 27.0 {
-        m.handle(at(t), Input::Tick);
-        for a in drain(&mut m) {
-            if let Action::Renew { req, .. } = a {
-                m.handle(
-                    at(t),
-                    Input::Renewed {
-                        req,
-                        result: Err(RequestFailed),
-                    },
-                );
-            }
-        }
-        t += 5.0;
-    }
+    fail_renewals_until(&mut m, 27.0);
     assert_eq!(m.may_write(at(26.9)), Some(1));
     m.handle(at(27.0), Input::Tick);
     let actions = drain(&mut m);
@@ -197,22 +203,7 @@ fn stops_at_its_own_deadline_when_renewals_fail() {
 #[test]
 fn a_lease_lapsed_on_the_local_clock_is_released_on_shutdown() {
     let mut m = hot_node();
-    let mut t = 5.0;
-    while t < 27.0 {
-        m.handle(at(t), Input::Tick);
-        for a in drain(&mut m) {
-            if let Action::Renew { req, .. } = a {
-                m.handle(
-                    at(t),
-                    Input::Renewed {
-                        req,
-                        result: Err(RequestFailed),
-                    },
-                );
-            }
-        }
-        t += 5.0;
-    }
+    fail_renewals_until(&mut m, 27.0);
     m.handle(at(27.0), Input::Tick);
     drain(&mut m);
     assert_eq!(m.role(), NodeRole::Cold);

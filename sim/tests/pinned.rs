@@ -13,7 +13,17 @@ fn ms(v: u64) -> Duration {
 
 /// Two nodes, timing 1 s / 3 s / 1 s, the given faults, healing at 20 s.
 fn pinned(faults: Vec<(Duration, Fault)>) -> (Params, Outcome) {
-    let mut params = Params::from_seed_with(7, 30, Scenario::Chaos, Some(2));
+    pinned_in(Scenario::Chaos, faults)
+}
+
+/// Like [`pinned`], with the nodes projecting while the writer appends.
+fn pinned_projection(faults: Vec<(Duration, Fault)>) -> (Params, Outcome) {
+    pinned_in(Scenario::Projections, faults)
+}
+
+/// The scenario decides what the nodes run; the faults are the given ones.
+fn pinned_in(scenario: Scenario, faults: Vec<(Duration, Fault)>) -> (Params, Outcome) {
+    let mut params = Params::from_seed_with(7, 30, scenario, Some(2));
     params.faults = faults;
     let outcome = run(&params);
     assert!(
@@ -136,20 +146,6 @@ fn a_frozen_leader_holding_the_row_lock_does_not_block_failover() {
             .any(|(at, g)| g.ends_with("to n2") && *at <= ms(8_200)),
         "{takeovers:?}"
     );
-}
-
-/// Like [`pinned`], with the nodes projecting while the writer appends.
-fn pinned_projection(faults: Vec<(Duration, Fault)>) -> (Params, Outcome) {
-    let mut params = Params::from_seed_with(7, 30, Scenario::Projections, Some(2));
-    params.faults = faults;
-    let outcome = run(&params);
-    assert!(
-        outcome.violation.is_none(),
-        "{:?}\n{}",
-        outcome.violation,
-        params.describe()
-    );
-    (params, outcome)
 }
 
 /// The trap: a batch's reply is lost while the node keeps renewing its

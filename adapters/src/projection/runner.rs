@@ -83,49 +83,74 @@ impl ProjectionRunner {
     /// Runs one batch through `fence`.
     pub async fn run_batch(&self, fence: &WriteFence) -> Result<BatchOutcome, BatchError> {
         let owner = self.owner_under(fence);
+        let opened = match self.open(fence).await? {
+            Ok(opened) => opened,
+            Err(outcome) => return Ok(outcome),
+        };
+        if !opened.requeued.is_empty() || opened.checkpoint.retry_position.is_some() {
+            // Work that is expected to fail goes straight to the slow path.
+            return self.careful_in(opened, &owner).await;
+        }
+        let Opened { mut tx, events, .. } = opened;
+        let handled: Vec<&RecordedEvent> = events
+            .iter()
+            .filter(|e| self.projection.handles(&e.event_type))
+            .collect();
+        if self
+            .projection
+            .apply_batch(&mut tx, &handled)
+            .await
+            .is_err()
+        {
+            tx.rollback().await?;
+            return match self.open(fence).await? {
+                Ok(opened) => self.careful_in(opened, &owner).await,
+                Err(outcome) => Ok(outcome),
+            };
+        }
+        let last = events.last().expect("an opened batch has events");
+        let progress = Progress {
+            processed: handled.len() as i64,
+            ..Progress::default()
+        };
+        sql::advance(
+            &mut tx,
+            self.projection.name(),
+            self.key(),
+            last.cursor(),
+            progress,
+            &owner,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(BatchOutcome::Applied {
+            read: events.len(),
+            applied: handled.len(),
+        })
+    }
+
+    /// Opens a batch: the transaction, the locked checkpoint and what there
+    /// is to apply; or the outcome when there is nothing to do (the
+    /// transaction is then rolled back).
+    async fn open(&self, fence: &WriteFence) -> Result<Result<Opened, BatchOutcome>, BatchError> {
         let mut tx = fence.begin().await?;
         let checkpoint = self.lock(&mut tx).await?;
         if let Some(outcome) = blocked(&checkpoint) {
             tx.rollback().await?;
-            return Ok(outcome);
+            return Ok(Err(outcome));
         }
         let requeued = sql::requeued(&mut tx, self.projection.name(), self.key()).await?;
         let events = self.read(&mut tx, checkpoint.cursor).await?;
         if events.is_empty() && requeued.is_empty() {
             tx.rollback().await?;
-            return Ok(BatchOutcome::Idle);
+            return Ok(Err(BatchOutcome::Idle));
         }
-        if requeued.is_empty() && checkpoint.retry_position.is_none() {
-            let handled: Vec<&RecordedEvent> = events
-                .iter()
-                .filter(|e| self.projection.handles(&e.event_type))
-                .collect();
-            if self.projection.apply_batch(&mut tx, &handled).await.is_ok() {
-                let last = events.last().expect("a non-empty batch has a last event");
-                let progress = Progress {
-                    processed: handled.len() as i64,
-                    ..Progress::default()
-                };
-                sql::advance(
-                    &mut tx,
-                    self.projection.name(),
-                    self.key(),
-                    last.cursor(),
-                    progress,
-                    &owner,
-                )
-                .await?;
-                tx.commit().await?;
-                return Ok(BatchOutcome::Applied {
-                    read: events.len(),
-                    applied: handled.len(),
-                });
-            }
-            tx.rollback().await?;
-            return self.run_careful(fence, &owner).await;
-        }
-        self.careful_in(tx, checkpoint, requeued, events, &owner)
-            .await
+        Ok(Ok(Opened {
+            tx,
+            checkpoint,
+            requeued,
+            events,
+        }))
     }
 
     fn owner_under(&self, fence: &WriteFence) -> BatchOwner {
@@ -150,33 +175,18 @@ impl ProjectionRunner {
         Ok(EventStore::read_all_in(conn, after, limit, self.partition).await?)
     }
 
-    /// The slow path in a fresh transaction, after the fast path failed.
-    async fn run_careful(
-        &self,
-        fence: &WriteFence,
-        owner: &BatchOwner,
-    ) -> Result<BatchOutcome, BatchError> {
-        let mut tx = fence.begin().await?;
-        let checkpoint = self.lock(&mut tx).await?;
-        if let Some(outcome) = blocked(&checkpoint) {
-            tx.rollback().await?;
-            return Ok(outcome);
-        }
-        let requeued = sql::requeued(&mut tx, self.projection.name(), self.key()).await?;
-        let events = self.read(&mut tx, checkpoint.cursor).await?;
-        self.careful_in(tx, checkpoint, requeued, events, owner)
-            .await
-    }
-
     /// Applies requeued dead letters, then `events`, each in a savepoint.
     async fn careful_in(
         &self,
-        mut tx: Transaction<'static, Postgres>,
-        checkpoint: LockedCheckpoint,
-        requeued: Vec<(i64, RecordedEvent)>,
-        events: Vec<RecordedEvent>,
+        opened: Opened,
         owner: &BatchOwner,
     ) -> Result<BatchOutcome, BatchError> {
+        let Opened {
+            mut tx,
+            checkpoint,
+            requeued,
+            events,
+        } = opened;
         let name = self.projection.name();
         let key = self.key();
         let mut progress = Progress::default();
@@ -280,6 +290,14 @@ impl ProjectionRunner {
             }
         }
     }
+}
+
+/// An open batch transaction with its locked checkpoint and its work.
+struct Opened {
+    tx: Transaction<'static, Postgres>,
+    checkpoint: LockedCheckpoint,
+    requeued: Vec<(i64, RecordedEvent)>,
+    events: Vec<RecordedEvent>,
 }
 
 /// Why a locked checkpoint allows no batch right now.
