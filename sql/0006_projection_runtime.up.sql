@@ -15,11 +15,19 @@ CREATE TABLE rf_projections (
     -- operator paused it or it runs.
     stopped_reason   text,
     total_partitions integer     NOT NULL DEFAULT 1 CHECK (total_partitions >= 1),
+    -- Versioned read models: readers use views over `<table>_v<active>`;
+    -- a rebuild fills `<table>_v<building>` beside them, then switches.
+    active_version   integer     NOT NULL DEFAULT 1 CHECK (active_version >= 1),
+    building_version integer     CHECK (building_version > active_version),
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
 
+-- Checkpoints per read-model version, so a rebuild's version has its own.
 ALTER TABLE rf_checkpoints
+    ADD COLUMN model_version       integer     NOT NULL DEFAULT 1,
+    DROP CONSTRAINT rf_checkpoints_pkey,
+    ADD PRIMARY KEY (projection, model_version, partition_key),
     ADD COLUMN processed_total     bigint      NOT NULL DEFAULT 0,
     ADD COLUMN errors_total        bigint      NOT NULL DEFAULT 0,
     ADD COLUMN dead_lettered_total bigint      NOT NULL DEFAULT 0,
@@ -42,6 +50,7 @@ ALTER TABLE rf_checkpoints
 CREATE TABLE rf_projection_dlq (
     id             bigserial   PRIMARY KEY,
     projection     text        NOT NULL,
+    model_version  integer     NOT NULL DEFAULT 1,
     partition_key  integer     NOT NULL,
     tx_id          bigint      NOT NULL,
     position       bigint      NOT NULL,
@@ -54,10 +63,10 @@ CREATE TABLE rf_projection_dlq (
     status         text        NOT NULL DEFAULT 'dead' CHECK (status IN ('dead', 'requeued')),
     failed_at      timestamptz NOT NULL DEFAULT now(),
     requeued_at    timestamptz,
-    UNIQUE (projection, position)
+    UNIQUE (projection, model_version, position)
 );
 CREATE INDEX rf_projection_dlq_requeued_idx
-    ON rf_projection_dlq (projection, partition_key) WHERE status = 'requeued';
+    ON rf_projection_dlq (projection, model_version, partition_key) WHERE status = 'requeued';
 
 -- Wake-up: one notification per appending statement, delivered at commit.
 -- Identical payloads within a transaction collapse into one. Workers also

@@ -193,7 +193,7 @@ async fn concurrent_writers_never_open_a_gap() {
                             let mut tx = conn.begin().await.unwrap();
                             if other_work_first {
                                 sqlx::query("INSERT INTO rf_checkpoints (projection, partition_key) VALUES ($1, $2)
-                                             ON CONFLICT (projection, partition_key) DO UPDATE SET updated_at = now()")
+                                             ON CONFLICT (projection, model_version, partition_key) DO UPDATE SET updated_at = now()")
                                     .bind(format!("writer-{w}"))
                                     .bind(i as i32)
                                     .execute(&mut *tx)

@@ -453,3 +453,126 @@ async fn bad_input_is_refused_with_one_line_and_changes_nothing() {
         "nothing was registered by the refused commands"
     );
 }
+
+fn versioned_file(name: &str, owner_sql: &str) -> PathBuf {
+    temp_file(
+        name,
+        &format!(
+            r#"
+[[projections]]
+name = "owners"
+versioned_tables = ["owners"]
+setup = "CREATE TABLE IF NOT EXISTS owners_v{{version}} (account uuid PRIMARY KEY, owner text NOT NULL, moves bigint NOT NULL DEFAULT 0)"
+[projections.handlers]
+AccountOpened = "INSERT INTO owners_v{{version}} (account, owner) VALUES (:stream_id, {owner_sql})"
+FundsDeposited = "UPDATE owners_v{{version}} SET moves = moves + 1 WHERE account = :stream_id"
+FundsWithdrawn = "UPDATE owners_v{{version}} SET moves = moves + 1 WHERE account = :stream_id"
+"#
+        ),
+    )
+}
+
+async fn owners(db: &mut TestDb) -> Vec<(String, i64)> {
+    sqlx::query_as("SELECT owner, moves FROM owners ORDER BY owner")
+        .fetch_all(&db.pool().await)
+        .await
+        .unwrap()
+}
+
+/// A versioned projection is rebuilt beside the live version: readers keep
+/// the old read model, through the view, until the new one has caught up;
+/// then the view switches and the old tables go.
+#[tokio::test]
+async fn a_versioned_rebuild_switches_readers_only_once_caught_up() {
+    let mut db = TestDb::migrated().await;
+    bank_events(&mut db).await;
+    let v1 = versioned_file("owners-v1", ":data.owner");
+    let v2 = versioned_file("owners-v2", "upper(:data.owner)");
+    let (v1, v2) = (v1.to_str().unwrap(), v2.to_str().unwrap());
+    catch_up(&db, v1, "owners");
+    assert_eq!(
+        owners(&mut db).await,
+        vec![("alice".into(), 3), ("bob".into(), 1)]
+    );
+
+    let out = ok(
+        &db,
+        &["projections", "rebuild", "owners", "--projections", v2],
+    );
+    assert!(
+        out.contains("building owners version 2 beside version 1"),
+        "{out}"
+    );
+    let s = json_of(
+        &db,
+        &["projections", "status", "owners", "--output", "json"],
+    );
+    assert_eq!(
+        (s["active_version"].as_i64(), s["building_version"].as_i64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(s["building"][0]["lag"], 6);
+    // Readers still see version 1 while version 2 is empty.
+    assert_eq!(
+        owners(&mut db).await,
+        vec![("alice".into(), 3), ("bob".into(), 1)]
+    );
+    let err = one_line_failure(&rillflow(
+        &db,
+        &["projections", "rebuild", "owners", "--projections", v2],
+    ));
+    assert!(err.contains("already rebuilding version 2"), "{err}");
+
+    let start = Instant::now();
+    loop {
+        ok(
+            &db,
+            &[
+                "projections",
+                "run-until-idle",
+                "--projections",
+                v2,
+                "--name",
+                "owners",
+            ],
+        );
+        let s = json_of(
+            &db,
+            &["projections", "status", "owners", "--output", "json"],
+        );
+        if s["active_version"] == 2 {
+            assert!(s["building_version"].is_null());
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never switched: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        owners(&mut db).await,
+        vec![("ALICE".into(), 3), ("BOB".into(), 1)]
+    );
+    let old: Option<String> = sqlx::query_scalar("SELECT to_regclass('owners_v1')::text")
+        .fetch_one(&db.pool().await)
+        .await
+        .unwrap();
+    assert_eq!(old, None, "the old version's table is dropped");
+    // New events go to the live version 2.
+    let store = EventStore::new(db.pool().await);
+    store
+        .append(
+            Uuid::from_u128(0xB0B),
+            ExpectedVersion::Any,
+            &[NewEvent::new("FundsDeposited", json!({ "amount": 1 }))],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    catch_up(&db, v2, "owners");
+    assert_eq!(
+        owners(&mut db).await,
+        vec![("ALICE".into(), 3), ("BOB".into(), 2)]
+    );
+}

@@ -194,6 +194,42 @@ fn errors_name_the_line() {
     }
 }
 
+#[test]
+fn versioned_projections_render_their_version() {
+    let text = r#"
+[[projections]]
+name = "balances"
+versioned_tables = ["balances"]
+setup = "CREATE TABLE IF NOT EXISTS balances_v{version} (id uuid PRIMARY KEY)"
+[projections.handlers]
+Opened = "INSERT INTO balances_v{version} VALUES (:stream_id)"
+"#;
+    let spec = ProjectionFile::parse(text).unwrap().projections.remove(0);
+    assert!(spec.is_versioned());
+    assert_eq!(spec.versioned_tables[0].as_str(), "balances");
+    let v3 = spec.at_version(3);
+    assert_eq!(
+        v3.setup[0],
+        "CREATE TABLE IF NOT EXISTS balances_v3 (id uuid PRIMARY KEY)"
+    );
+    assert_eq!(
+        v3.handlers["Opened"][0].sql,
+        "INSERT INTO balances_v3 VALUES ($1)"
+    );
+    assert_eq!(v3.handlers["Opened"][0].params, vec![ParamSource::StreamId]);
+    assert_eq!(v3.name, spec.name);
+
+    for (text, line, needle) in [
+        ("[[projections]]\nname = \"a\"\n[projections.handlers]\nX = \"SELECT 1 FROM t_v{version}\"\n", 2, "declares no versioned_tables"),
+        ("[[projections]]\nname = \"a\"\nversioned_tables = [\"t\"]\n[projections.handlers]\nX = \"SELECT 1\"\n", 2, "never uses {version}"),
+        ("[[projections]]\nname = \"a\"\nversioned_tables = [\"T-1\"]\n[projections.handlers]\nX = \"SELECT {version}\"\n", 3, "invalid versioned table"),
+    ] {
+        let e = ProjectionFile::parse(text).unwrap_err();
+        assert_eq!(e.line, line, "{text:?}: {e}");
+        assert!(e.message.contains(needle), "{text:?}: {e}");
+    }
+}
+
 /// Fragments that are never placeholders, with a marker between them.
 fn fragment() -> impl Strategy<Value = String> {
     prop_oneof![

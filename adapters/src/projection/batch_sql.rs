@@ -30,6 +30,14 @@ pub struct BatchOwner {
     pub epoch: Option<u64>,
 }
 
+/// Which checkpoint row: a projection's read-model version and partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot<'a> {
+    pub projection: &'a str,
+    pub version: i32,
+    pub key: i32,
+}
+
 /// What a batch adds to its checkpoint row when it commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Progress {
@@ -42,19 +50,18 @@ const LOCK: &str = "
 SELECT c.tx_id, c.position, p.paused, c.retry_position, c.retry_attempts,
        extract(epoch FROM (c.retry_not_before - clock_timestamp()))::float8 AS retry_wait
 FROM rf_checkpoints c JOIN rf_projections p ON p.name = c.projection
-WHERE c.projection = $1 AND c.partition_key = $2
+WHERE c.projection = $1 AND c.partition_key = $2 AND c.model_version = $3
 FOR UPDATE OF c";
 
-/// Locks the checkpoint row of `projection`'s partition `key`; None when the
-/// projection was never registered.
+/// Locks the checkpoint row of `slot`; None when it does not exist.
 pub(crate) async fn lock_checkpoint(
     conn: &mut PgConnection,
-    projection: &str,
-    key: i32,
+    slot: &Slot<'_>,
 ) -> Result<Option<LockedCheckpoint>, sqlx::Error> {
     let Some(row) = sqlx::query(LOCK)
-        .bind(projection)
-        .bind(key)
+        .bind(slot.projection)
+        .bind(slot.key)
+        .bind(slot.version)
         .fetch_optional(&mut *conn)
         .await?
     else {
@@ -82,20 +89,19 @@ SET tx_id = $3, position = $4,
     owner_node = coalesce($8, owner_node), owner_epoch = coalesce($9, owner_epoch),
     retry_position = NULL, retry_attempts = 0, retry_not_before = NULL,
     updated_at = clock_timestamp()
-WHERE projection = $1 AND partition_key = $2";
+WHERE projection = $1 AND partition_key = $2 AND model_version = $10";
 
 /// Moves the checkpoint to `cursor`, adds `progress` and clears retry state.
 pub(crate) async fn advance(
     conn: &mut PgConnection,
-    projection: &str,
-    key: i32,
+    slot: &Slot<'_>,
     cursor: GlobalCursor,
     progress: Progress,
     owner: &BatchOwner,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(ADVANCE)
-        .bind(projection)
-        .bind(key)
+        .bind(slot.projection)
+        .bind(slot.key)
         .bind(cursor.tx_id)
         .bind(cursor.position)
         .bind(progress.processed)
@@ -103,6 +109,7 @@ pub(crate) async fn advance(
         .bind(progress.dead_lettered)
         .bind(owner.node.as_deref())
         .bind(owner.epoch.map(|e| e as i64))
+        .bind(slot.version)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -112,25 +119,25 @@ const SCHEDULE_RETRY: &str = "
 UPDATE rf_checkpoints
 SET retry_position = $3, retry_attempts = $4,
     retry_not_before = clock_timestamp() + make_interval(secs => $5)
-WHERE projection = $1 AND partition_key = $2";
+WHERE projection = $1 AND partition_key = $2 AND model_version = $6";
 
 /// Records that the event at `position` failed `failures` times and may be
 /// tried again after `delay`. Runs after [`advance`] moved the checkpoint to
 /// just before it.
 pub(crate) async fn schedule_retry(
     conn: &mut PgConnection,
-    projection: &str,
-    key: i32,
+    slot: &Slot<'_>,
     position: i64,
     failures: u32,
     delay: Duration,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(SCHEDULE_RETRY)
-        .bind(projection)
-        .bind(key)
+        .bind(slot.projection)
+        .bind(slot.key)
         .bind(position)
         .bind(failures as i32)
         .bind(delay.as_secs_f64())
+        .bind(slot.version)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -138,19 +145,19 @@ pub(crate) async fn schedule_retry(
 
 const RECORD_ERROR: &str = "
 UPDATE rf_checkpoints SET last_error = $3, last_error_at = clock_timestamp()
-WHERE projection = $1 AND partition_key = $2";
+WHERE projection = $1 AND partition_key = $2 AND model_version = $4";
 
 /// Keeps the latest handler error on the partition's row.
 pub(crate) async fn record_error(
     conn: &mut PgConnection,
-    projection: &str,
-    key: i32,
+    slot: &Slot<'_>,
     error: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(RECORD_ERROR)
-        .bind(projection)
-        .bind(key)
+        .bind(slot.projection)
+        .bind(slot.key)
         .bind(error)
+        .bind(slot.version)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -176,24 +183,23 @@ pub(crate) async fn stop_projection(
 
 const DEAD_LETTER: &str = "
 INSERT INTO rf_projection_dlq (projection, partition_key, tx_id, position, stream_id, version,
-                               event_id, event_type, error, attempts)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-ON CONFLICT (projection, position) DO UPDATE
+                               event_id, event_type, error, attempts, model_version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (projection, model_version, position) DO UPDATE
 SET error = EXCLUDED.error, attempts = rf_projection_dlq.attempts + EXCLUDED.attempts,
     status = 'dead', failed_at = clock_timestamp(), requeued_at = NULL";
 
 /// Records `event` as dead-lettered with its last error.
 pub(crate) async fn dead_letter(
     conn: &mut PgConnection,
-    projection: &str,
-    key: i32,
+    slot: &Slot<'_>,
     event: &RecordedEvent,
     error: &str,
     attempts: u32,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(DEAD_LETTER)
-        .bind(projection)
-        .bind(key)
+        .bind(slot.projection)
+        .bind(slot.key)
         .bind(event.tx_id)
         .bind(event.position)
         .bind(event.stream_id)
@@ -202,6 +208,7 @@ pub(crate) async fn dead_letter(
         .bind(&event.event_type)
         .bind(error)
         .bind(attempts as i32)
+        .bind(slot.version)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -210,8 +217,7 @@ pub(crate) async fn dead_letter(
 /// Requeued dead letters of a partition with their events, oldest first.
 pub(crate) async fn requeued(
     conn: &mut PgConnection,
-    projection: &str,
-    key: i32,
+    slot: &Slot<'_>,
 ) -> Result<Vec<(i64, RecordedEvent)>, sqlx::Error> {
     let sql = format!(
         "SELECT d.id AS dlq_id, e.* FROM rf_projection_dlq d
@@ -221,14 +227,16 @@ pub(crate) async fn requeued(
              (SELECT {cols} FROM events_archive WHERE position = d.position AND tx_id = d.tx_id)
              LIMIT 1
          ) e
-         WHERE d.projection = $1 AND d.partition_key = $2 AND d.status = 'requeued'
+         WHERE d.projection = $1 AND d.partition_key = $2 AND d.model_version = $3
+           AND d.status = 'requeued'
          ORDER BY d.tx_id, d.position
          FOR UPDATE OF d",
         cols = crate::store::EVENT_COLUMNS
     );
     let rows = sqlx::query(&sql)
-        .bind(projection)
-        .bind(key)
+        .bind(slot.projection)
+        .bind(slot.key)
+        .bind(slot.version)
         .fetch_all(&mut *conn)
         .await?;
     rows.iter()

@@ -1,6 +1,9 @@
 //! What the projection worker runs: batches of one projection partition,
 //! whatever the store.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use rillflow_core::PartitionSpec;
 use sqlx::PgPool;
@@ -8,6 +11,7 @@ use sqlx::PgPool;
 use super::batch_error::BatchError;
 use super::fence::WriteFence;
 use super::runner::{BatchOutcome, ProjectionRunner};
+use super::versions::{switch_if_caught_up, versions};
 use crate::daemon::PgLeaseStore;
 
 /// One projection partition's batches. Postgres implements it with
@@ -25,11 +29,15 @@ pub trait Batches: Send + Sync {
 }
 
 /// [`ProjectionRunner`] batches on Postgres, fenced by the cluster's lease
-/// when an epoch is given.
+/// when an epoch is given. For a versioned projection each call runs a
+/// batch of the live version and, while a rebuild is under way, one of the
+/// version being built, and switches readers over once it caught up.
 pub struct PgBatches {
     runner: ProjectionRunner,
     pool: PgPool,
     lease: Option<(PgLeaseStore, String)>,
+    /// Runners of other read-model versions, made on first use.
+    at_versions: Mutex<BTreeMap<u32, Arc<ProjectionRunner>>>,
 }
 
 impl PgBatches {
@@ -44,7 +52,89 @@ impl PgBatches {
             runner,
             pool,
             lease,
+            at_versions: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    fn fence(&self, epoch: Option<u64>) -> Result<WriteFence, BatchError> {
+        match (epoch, &self.lease) {
+            (None, _) => Ok(WriteFence::Unfenced(self.pool.clone())),
+            (Some(epoch), Some((store, cluster))) => Ok(WriteFence::Epoch {
+                store: store.clone(),
+                cluster: cluster.clone(),
+                epoch,
+            }),
+            (Some(epoch), None) => Err(BatchError::Store(format!(
+                "asked to write under epoch {epoch} without a lease store to fence it"
+            ))),
+        }
+    }
+
+    fn runner_at(&self, version: u32) -> Result<Arc<ProjectionRunner>, BatchError> {
+        let mut cache = self.at_versions.lock().expect("runner cache lock");
+        if let Some(r) = cache.get(&version) {
+            return Ok(r.clone());
+        }
+        let projection = self
+            .runner
+            .projection()
+            .at_version(version)
+            .ok_or_else(|| {
+                BatchError::Store(format!(
+                    "{} is not versioned",
+                    self.runner.projection().name()
+                ))
+            })?;
+        let runner = Arc::new(self.runner.at_version(projection, version));
+        cache.insert(version, runner.clone());
+        Ok(runner)
+    }
+
+    async fn run_versioned(&self, fence: &WriteFence) -> Result<BatchOutcome, BatchError> {
+        let mut conn = self.pool.acquire().await?;
+        let at = versions(&mut conn, self.runner.projection().name()).await?;
+        drop(conn);
+        let live = self.runner_at(at.active)?.run_batch(fence).await?;
+        let Some(version) = at.building else {
+            return Ok(live);
+        };
+        let building = self.runner_at(version)?;
+        let outcome = building.run_batch(fence).await?;
+        if outcome == BatchOutcome::Idle {
+            let mut tx = fence.begin().await?;
+            match switch_if_caught_up(&mut tx, building.projection().as_ref(), version).await {
+                Ok(true) => tx.commit().await?,
+                Ok(false) => tx.rollback().await?,
+                Err(e) => {
+                    tx.rollback().await?;
+                    return Err(BatchError::Store(format!(
+                        "switching to version {version}: {e}"
+                    )));
+                }
+            }
+        }
+        Ok(combine(live, outcome))
+    }
+}
+
+/// One outcome for the worker: work done on either version counts, then
+/// the soonest retry, then the live version's state.
+fn combine(live: BatchOutcome, building: BatchOutcome) -> BatchOutcome {
+    match (live, building) {
+        (
+            BatchOutcome::Applied { read, applied },
+            BatchOutcome::Applied {
+                read: r,
+                applied: a,
+            },
+        ) => BatchOutcome::Applied {
+            read: read + r,
+            applied: applied + a,
+        },
+        (a @ BatchOutcome::Applied { .. }, _) | (_, a @ BatchOutcome::Applied { .. }) => a,
+        (BatchOutcome::RetryIn(x), BatchOutcome::RetryIn(y)) => BatchOutcome::RetryIn(x.min(y)),
+        (_, r @ BatchOutcome::RetryIn(_)) => r,
+        (live, _) => live,
     }
 }
 
@@ -59,19 +149,10 @@ impl Batches for PgBatches {
     }
 
     async fn run_batch(&self, epoch: Option<u64>) -> Result<BatchOutcome, BatchError> {
-        let fence = match (epoch, &self.lease) {
-            (None, _) => WriteFence::Unfenced(self.pool.clone()),
-            (Some(epoch), Some((store, cluster))) => WriteFence::Epoch {
-                store: store.clone(),
-                cluster: cluster.clone(),
-                epoch,
-            },
-            (Some(epoch), None) => {
-                return Err(BatchError::Store(format!(
-                    "asked to write under epoch {epoch} without a lease store to fence it"
-                )))
-            }
-        };
-        self.runner.run_batch(&fence).await
+        let fence = self.fence(epoch)?;
+        if self.runner.projection().versioned_tables().is_empty() {
+            return self.runner.run_batch(&fence).await;
+        }
+        self.run_versioned(&fence).await
     }
 }

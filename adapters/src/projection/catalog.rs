@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::handler::{HandlerError, Projection};
 use super::status::{PartitionStatus, ProjectionStatus, EXACT_LAG_LIMIT};
+use super::versions::{point_views, versions};
 use super::wakeup::CONTROL_CHANNEL;
 use crate::store::EventStore;
 use crate::StoreError;
@@ -38,6 +39,14 @@ pub enum CatalogError {
         /// Id asked for.
         id: i64,
     },
+    /// A side-by-side rebuild is already under way.
+    #[error("projection {name:?} is already rebuilding version {version}; wait for it to switch")]
+    RebuildRunning {
+        /// Projection.
+        name: String,
+        /// The version being built.
+        version: u32,
+    },
     /// The projection declares no reset, so it cannot be rebuilt.
     #[error("projection {0:?} declares no reset; it cannot be rebuilt")]
     NotRebuildable(String),
@@ -59,6 +68,18 @@ pub enum CatalogError {
 
 /// Advisory lock key serialising projection setups ("rfsetup" in ASCII).
 const SETUP_LOCK: i64 = 0x0072_6673_6574_7570;
+
+/// How a rebuild goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebuild {
+    /// The read model was emptied; workers refill it.
+    InPlace,
+    /// This version is being built beside the live one.
+    Beside {
+        /// The version being built.
+        version: u32,
+    },
+}
 
 /// A dead-lettered event.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -127,7 +148,10 @@ impl ProjectionCatalog {
             });
         }
         sqlx::query(
-            "INSERT INTO rf_checkpoints (projection, partition_key) VALUES ($1, $2)
+            "INSERT INTO rf_checkpoints (projection, partition_key, model_version)
+             SELECT $1, $2, v FROM rf_projections p,
+                    unnest(ARRAY[p.active_version, p.building_version]) AS v
+             WHERE p.name = $1 AND v IS NOT NULL
              ON CONFLICT DO NOTHING",
         )
         .bind(name)
@@ -148,13 +172,25 @@ impl ProjectionCatalog {
             .bind(SETUP_LOCK)
             .execute(&mut *tx)
             .await?;
-        projection
-            .setup(&mut tx)
-            .await
-            .map_err(|error| CatalogError::Handler {
-                name: projection.name().to_owned(),
-                error,
-            })?;
+        let handler = |error| CatalogError::Handler {
+            name: projection.name().to_owned(),
+            error,
+        };
+        let at = versions(&mut tx, projection.name()).await?;
+        match projection.at_version(at.active) {
+            // Versioned: the live version's tables and the views over them,
+            // and a rebuild's tables if one is under way.
+            Some(live) => {
+                live.setup(&mut tx).await.map_err(handler)?;
+                point_views(&mut tx, live.as_ref(), at.active)
+                    .await
+                    .map_err(handler)?;
+                if let Some(building) = at.building.and_then(|v| projection.at_version(v)) {
+                    building.setup(&mut tx).await.map_err(handler)?;
+                }
+            }
+            None => projection.setup(&mut tx).await.map_err(handler)?,
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -174,7 +210,8 @@ impl ProjectionCatalog {
 
     async fn load(&self, name: Option<&str>) -> Result<Vec<ProjectionStatus>, CatalogError> {
         let heads = sqlx::query(
-            "SELECT p.name, p.paused, p.stopped_reason, p.total_partitions,
+            "SELECT p.name, p.paused, p.stopped_reason, p.total_partitions, p.active_version,
+                    p.building_version,
                     (SELECT count(*) FROM rf_projection_dlq d WHERE d.projection = p.name) AS dead_letters
              FROM rf_projections p WHERE $1::text IS NULL OR p.name = $1 ORDER BY p.name",
         )
@@ -189,18 +226,32 @@ impl ProjectionCatalog {
         let mut out = Vec::with_capacity(heads.len());
         for head in heads {
             let name: String = head.try_get("name")?;
-            let partitions = parts
+            let active: i32 = head.try_get("active_version")?;
+            let building_version: Option<i32> = head.try_get("building_version")?;
+            let mut partitions = Vec::new();
+            let mut building = Vec::new();
+            for row in parts
                 .iter()
                 .filter(|r| r.try_get::<String, _>("projection").ok().as_deref() == Some(&name))
-                .map(partition_status)
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            {
+                let version: i32 = row.try_get("model_version")?;
+                let status = partition_status(row)?;
+                if version == active {
+                    partitions.push(status);
+                } else {
+                    building.push(status);
+                }
+            }
             out.push(ProjectionStatus {
                 name,
                 paused: head.try_get("paused")?,
                 stopped_reason: head.try_get("stopped_reason")?,
                 total_partitions: head.try_get("total_partitions")?,
                 dead_letters: head.try_get("dead_letters")?,
+                active_version: active,
+                building_version,
                 partitions,
+                building,
             });
         }
         Ok(out)
@@ -263,7 +314,8 @@ impl ProjectionCatalog {
             "UPDATE rf_checkpoints
              SET tx_id = $2, position = $3, retry_position = NULL, retry_attempts = 0,
                  retry_not_before = NULL, updated_at = clock_timestamp()
-             WHERE projection = $1",
+             WHERE projection = $1
+               AND model_version = (SELECT active_version FROM rf_projections WHERE name = $1)",
         )
         .bind(name)
         .bind(cursor.tx_id)
@@ -275,11 +327,17 @@ impl ProjectionCatalog {
         Ok(cursor)
     }
 
-    /// Empties the read model with the projection's reset and moves every
-    /// checkpoint to the start, in one transaction; running workers then
-    /// rebuild it from the first event. Dead letters and counters go too:
-    /// they describe the read model that was thrown away.
-    pub async fn rebuild(&self, projection: &dyn Projection) -> Result<(), CatalogError> {
+    /// Rebuilds a projection's read model from the first event.
+    ///
+    /// Versioned projections are rebuilt beside the live version: one
+    /// transaction creates the next version's tables and checkpoints at the
+    /// start and records it as building; running workers fill it while
+    /// readers keep the live version, and switch the views once it caught up
+    /// (see `versions.rs`). Others are rebuilt in place: one transaction runs
+    /// the reset and setup SQL and moves every checkpoint to the start;
+    /// dead letters and counters go too, as they describe the read model
+    /// that was thrown away.
+    pub async fn rebuild(&self, projection: &dyn Projection) -> Result<Rebuild, CatalogError> {
         let name = projection.name();
         let mut tx = self.pool.begin().await?;
         lock_all(&mut tx, name).await?;
@@ -287,6 +345,38 @@ impl ProjectionCatalog {
             name: name.to_owned(),
             error,
         };
+        let at = versions(&mut tx, name).await?;
+        if let Some(next) = projection.at_version(at.active + 1) {
+            if let Some(building) = at.building {
+                return Err(CatalogError::RebuildRunning {
+                    name: name.to_owned(),
+                    version: building,
+                });
+            }
+            let version = at.active + 1;
+            next.setup(&mut tx).await.map_err(handler)?;
+            sqlx::query(
+                "UPDATE rf_projections SET building_version = $2, updated_at = clock_timestamp()
+                 WHERE name = $1",
+            )
+            .bind(name)
+            .bind(version as i32)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO rf_checkpoints (projection, partition_key, model_version)
+                 SELECT projection, partition_key, $2 FROM rf_checkpoints
+                 WHERE projection = $1 AND model_version = $3",
+            )
+            .bind(name)
+            .bind(version as i32)
+            .bind(at.active as i32)
+            .execute(&mut *tx)
+            .await?;
+            notify_control(&mut tx).await?;
+            tx.commit().await?;
+            return Ok(Rebuild::Beside { version });
+        }
         if !projection.reset(&mut tx).await.map_err(handler)? {
             return Err(CatalogError::NotRebuildable(name.to_owned()));
         }
@@ -308,7 +398,7 @@ impl ProjectionCatalog {
             .await?;
         notify_control(&mut tx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Rebuild::InPlace)
     }
 
     /// Up to `limit` dead letters of `name`, oldest first.
@@ -399,7 +489,7 @@ async fn notify_control(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
 /// Checkpoints with their lag: events of the partition after the
 /// checkpoint, counted exactly up to $2, estimated from positions beyond.
 const LOAD_PARTITIONS: &str = "
-SELECT c.projection, c.partition_key, c.tx_id, c.position, c.processed_total, c.errors_total,
+SELECT c.projection, c.model_version, c.partition_key, c.tx_id, c.position, c.processed_total, c.errors_total,
        c.dead_lettered_total, c.last_processed_at, c.last_error, c.last_error_at, c.owner_node,
        c.owner_epoch, c.retry_position, c.retry_attempts,
        CASE WHEN behind.n < $2 THEN behind.n
@@ -420,8 +510,9 @@ CROSS JOIN LATERAL (
           LIMIT $2)
     ) x
 ) behind
-WHERE $1::text IS NULL OR c.projection = $1
-ORDER BY c.projection, c.partition_key";
+WHERE ($1::text IS NULL OR c.projection = $1)
+  AND c.model_version IN (p.active_version, p.building_version)
+ORDER BY c.projection, c.model_version, c.partition_key";
 
 fn partition_status(row: &sqlx::postgres::PgRow) -> Result<PartitionStatus, sqlx::Error> {
     Ok(PartitionStatus {

@@ -1,5 +1,7 @@
 //! The API a read model implements.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use rillflow_core::RetryPolicy;
 use sqlx::PgConnection;
@@ -79,6 +81,20 @@ pub trait Projection: Send + Sync {
     /// Batch size and error policy.
     fn options(&self) -> ProjectionOptions {
         ProjectionOptions::default()
+    }
+
+    /// Tables a rebuild builds beside the current ones: the handler writes
+    /// `<table>_v<N>` for its read-model version N, and readers use the view
+    /// `<table>`, switched to the new version once it has caught up. Empty
+    /// (the default) means rebuilds happen in place.
+    fn versioned_tables(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// This projection writing read-model version `version`; None when it
+    /// is not versioned.
+    fn at_version(&self, _version: u32) -> Option<Arc<dyn Projection>> {
+        None
     }
 
     /// Creates the read model's tables if missing. Runs before the first

@@ -11,13 +11,14 @@ pub mod processor;
 pub mod runner;
 pub mod sql_projection;
 pub mod status;
+pub mod versions;
 pub mod wakeup;
 pub mod worker;
 
 pub use batch_error::BatchError;
 pub use batch_sql::BatchOwner;
 pub use batches::{Batches, PgBatches};
-pub use catalog::{CatalogError, DeadLetter, ProjectionCatalog};
+pub use catalog::{CatalogError, DeadLetter, ProjectionCatalog, Rebuild};
 pub use fence::WriteFence;
 pub use handler::{BatchFailure, HandlerError, Projection, ProjectionOptions};
 pub use metrics::RuntimeMetrics;

@@ -7,7 +7,7 @@ use rillflow_core::{FailureDecision, GlobalCursor, PartitionSpec};
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::batch_error::BatchError;
-use super::batch_sql::{self as sql, BatchOwner, LockedCheckpoint, Progress};
+use super::batch_sql::{self as sql, BatchOwner, LockedCheckpoint, Progress, Slot};
 use super::fence::WriteFence;
 use super::handler::Projection;
 use crate::event::RecordedEvent;
@@ -50,6 +50,7 @@ pub struct ProjectionRunner {
     projection: Arc<dyn Projection>,
     partition: PartitionSpec,
     owner: BatchOwner,
+    version: u32,
 }
 
 impl ProjectionRunner {
@@ -63,6 +64,7 @@ impl ProjectionRunner {
             projection,
             partition,
             owner,
+            version: 1,
         }
     }
 
@@ -76,8 +78,28 @@ impl ProjectionRunner {
         self.partition
     }
 
-    fn key(&self) -> i32 {
-        self.partition.key() as i32
+    /// The read-model version this runner writes (1 unless versioned).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// This runner of another read-model version of the same projection
+    /// (`projection` is that version's handler).
+    pub fn at_version(&self, projection: Arc<dyn Projection>, version: u32) -> Self {
+        ProjectionRunner {
+            projection,
+            partition: self.partition,
+            owner: self.owner.clone(),
+            version,
+        }
+    }
+
+    fn slot(&self) -> Slot<'_> {
+        Slot {
+            projection: self.projection.name(),
+            version: self.version as i32,
+            key: self.partition.key() as i32,
+        }
     }
 
     /// Runs one batch through `fence`.
@@ -113,15 +135,7 @@ impl ProjectionRunner {
             processed: handled.len() as i64,
             ..Progress::default()
         };
-        sql::advance(
-            &mut tx,
-            self.projection.name(),
-            self.key(),
-            last.cursor(),
-            progress,
-            &owner,
-        )
-        .await?;
+        sql::advance(&mut tx, &self.slot(), last.cursor(), progress, &owner).await?;
         tx.commit().await?;
         Ok(BatchOutcome::Applied {
             read: events.len(),
@@ -139,7 +153,7 @@ impl ProjectionRunner {
             tx.rollback().await?;
             return Ok(Err(outcome));
         }
-        let requeued = sql::requeued(&mut tx, self.projection.name(), self.key()).await?;
+        let requeued = sql::requeued(&mut tx, &self.slot()).await?;
         let events = self.read(&mut tx, checkpoint.cursor).await?;
         if events.is_empty() && requeued.is_empty() {
             tx.rollback().await?;
@@ -161,7 +175,7 @@ impl ProjectionRunner {
     }
 
     async fn lock(&self, conn: &mut PgConnection) -> Result<LockedCheckpoint, BatchError> {
-        sql::lock_checkpoint(conn, self.projection.name(), self.key())
+        sql::lock_checkpoint(conn, &self.slot())
             .await?
             .ok_or_else(|| BatchError::Unregistered(self.projection.name().to_owned()))
     }
@@ -187,8 +201,8 @@ impl ProjectionRunner {
             requeued,
             events,
         } = opened;
-        let name = self.projection.name();
-        let key = self.key();
+        let slot = self.slot();
+        let name = slot.projection;
         let mut progress = Progress::default();
         let mut applied = 0;
         for (id, event) in &requeued {
@@ -202,7 +216,7 @@ impl ProjectionRunner {
                     // Requeued once by an operator, failed again: back to
                     // the dead letters, where the operator will see it.
                     sql::refail_dead_letter(&mut tx, *id, &error).await?;
-                    sql::record_error(&mut tx, name, key, &error).await?;
+                    sql::record_error(&mut tx, &slot, &error).await?;
                     progress.errors += 1;
                 }
             }
@@ -228,23 +242,22 @@ impl ProjectionRunner {
                 _ => 1,
             };
             progress.errors += 1;
-            sql::record_error(&mut tx, name, key, &error).await?;
-            tracing::warn!(projection = name, partition = key, position = event.position, failures, %error, "handler failed");
+            sql::record_error(&mut tx, &slot, &error).await?;
+            tracing::warn!(projection = name, partition = slot.key, version = slot.version, position = event.position, failures, %error, "handler failed");
             match policy.decide(failures) {
                 FailureDecision::Retry { delay } => {
-                    sql::advance(&mut tx, name, key, cursor, progress, owner).await?;
-                    sql::schedule_retry(&mut tx, name, key, event.position, failures, delay)
-                        .await?;
+                    sql::advance(&mut tx, &slot, cursor, progress, owner).await?;
+                    sql::schedule_retry(&mut tx, &slot, event.position, failures, delay).await?;
                     tx.commit().await?;
                     return Ok(BatchOutcome::RetryIn(delay));
                 }
                 FailureDecision::DeadLetter => {
-                    sql::dead_letter(&mut tx, name, key, event, &error, failures).await?;
+                    sql::dead_letter(&mut tx, &slot, event, &error, failures).await?;
                     progress.dead_lettered += 1;
                     cursor = event.cursor();
                 }
                 FailureDecision::Stop => {
-                    sql::advance(&mut tx, name, key, cursor, progress, owner).await?;
+                    sql::advance(&mut tx, &slot, cursor, progress, owner).await?;
                     let reason = format!(
                         "event at position {} failed {failures} times: {error}",
                         event.position
@@ -255,7 +268,7 @@ impl ProjectionRunner {
                 }
             }
         }
-        sql::advance(&mut tx, name, key, cursor, progress, owner).await?;
+        sql::advance(&mut tx, &slot, cursor, progress, owner).await?;
         tx.commit().await?;
         Ok(BatchOutcome::Applied {
             read: events.len(),

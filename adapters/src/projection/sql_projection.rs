@@ -1,6 +1,8 @@
 //! A projection declared in a TOML file: SQL statements per event type,
 //! with named parameters bound from the event.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use rillflow_core::projection::{json_path_text, OnError, ParamSource, ProjectionSpec, Statement};
 use rillflow_core::{Exhausted, RetryPolicy};
@@ -16,16 +18,22 @@ use crate::event::RecordedEvent;
 /// them (`:data.amount::bigint`).
 #[derive(Debug, Clone)]
 pub struct SqlProjection {
+    /// As declared, `{version}` tokens included.
+    template: ProjectionSpec,
+    /// Rendered for the read-model version this instance writes.
     spec: ProjectionSpec,
 }
 
 impl SqlProjection {
-    /// A projection running `spec`.
+    /// A projection running `spec` (at read-model version 1 if versioned).
     pub fn new(spec: ProjectionSpec) -> Self {
-        SqlProjection { spec }
+        SqlProjection {
+            spec: spec.at_version(1),
+            template: spec,
+        }
     }
 
-    /// The declaration.
+    /// The declaration, rendered for this instance's version.
     pub fn spec(&self) -> &ProjectionSpec {
         &self.spec
     }
@@ -99,6 +107,23 @@ impl Projection for SqlProjection {
                 ..RetryPolicy::default()
             },
         }
+    }
+
+    fn versioned_tables(&self) -> Vec<String> {
+        self.spec
+            .versioned_tables
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect()
+    }
+
+    fn at_version(&self, version: u32) -> Option<Arc<dyn Projection>> {
+        self.template.is_versioned().then(|| {
+            Arc::new(SqlProjection {
+                spec: self.template.at_version(version),
+                template: self.template.clone(),
+            }) as Arc<dyn Projection>
+        })
     }
 
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), HandlerError> {

@@ -54,8 +54,14 @@ pub struct ProjectionStatus {
     pub total_partitions: i32,
     /// Rows in the dead-letter table (dead or requeued).
     pub dead_letters: i64,
-    /// Per partition, by key.
+    /// The read-model version readers see.
+    pub active_version: i32,
+    /// The version a side-by-side rebuild is filling, if any.
+    pub building_version: Option<i32>,
+    /// Per partition of the active version, by key.
     pub partitions: Vec<PartitionStatus>,
+    /// Per partition of the version being built.
+    pub building: Vec<PartitionStatus>,
 }
 
 impl ProjectionStatus {

@@ -71,6 +71,10 @@ pub struct ProjectionSpec {
     pub max_retries: u32,
     /// After the retries.
     pub on_error: OnError,
+    /// Tables rebuilt side by side: the SQL names them `<table>_v{version}`
+    /// and readers use the view `<table>`, which a rebuild switches to the
+    /// new version once it has caught up.
+    pub versioned_tables: Vec<Identifier>,
     /// Per event type, the statements to run in order.
     pub handlers: BTreeMap<String, Vec<Statement>>,
 }
@@ -85,7 +89,40 @@ impl ProjectionSpec {
     pub fn event_types(&self) -> impl Iterator<Item = &str> {
         self.handlers.keys().map(String::as_str)
     }
+
+    /// Whether a rebuild builds a new version beside the current one.
+    pub fn is_versioned(&self) -> bool {
+        !self.versioned_tables.is_empty()
+    }
+
+    /// The declaration with `{version}` replaced by `version` everywhere.
+    pub fn at_version(&self, version: u32) -> ProjectionSpec {
+        let v = version.to_string();
+        let render = |sql: &String| sql.replace(VERSION_TOKEN, &v);
+        ProjectionSpec {
+            setup: self.setup.iter().map(render).collect(),
+            reset: self.reset.iter().map(render).collect(),
+            handlers: self
+                .handlers
+                .iter()
+                .map(|(t, list)| {
+                    let list = list
+                        .iter()
+                        .map(|st| Statement {
+                            sql: render(&st.sql),
+                            params: st.params.clone(),
+                        })
+                        .collect();
+                    (t.clone(), list)
+                })
+                .collect(),
+            ..self.clone()
+        }
+    }
 }
+
+/// Replaced by the version number in the SQL of versioned projections.
+pub const VERSION_TOKEN: &str = "{version}";
 
 /// A parsed projections file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +167,7 @@ struct RawProjection {
     batch_size: Option<Spanned<i64>>,
     max_retries: Option<Spanned<i64>>,
     on_error: Option<Spanned<String>>,
+    versioned_tables: Option<Vec<Spanned<String>>>,
     handlers: Option<Spanned<BTreeMap<String, Spanned<OneOrMany>>>>,
 }
 
@@ -240,6 +278,33 @@ fn plain_sql(
     Ok(list)
 }
 
+/// `{version}` belongs in versioned projections, and they need it: without
+/// it a new version would write into the current one's tables.
+fn check_version_token(
+    spec: &ProjectionSpec,
+    at_offset: usize,
+    at: &Locator,
+) -> Result<(), SpecError> {
+    let label = format!("projection {:?}", spec.name.as_str());
+    let mut all = spec
+        .setup
+        .iter()
+        .chain(&spec.reset)
+        .chain(spec.handlers.values().flatten().map(|st| &st.sql));
+    let uses = all.any(|sql| sql.contains(VERSION_TOKEN));
+    match (spec.is_versioned(), uses) {
+        (false, true) => Err(at.error(
+            at_offset,
+            format!("{label} uses {VERSION_TOKEN} but declares no versioned_tables"),
+        )),
+        (true, false) => Err(at.error(
+            at_offset,
+            format!("{label} declares versioned_tables but its SQL never uses {VERSION_TOKEN} (name the tables <table>_v{VERSION_TOKEN})"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl ProjectionFile {
     /// Parses and checks a projections file.
     pub fn parse(text: &str) -> Result<ProjectionFile, SpecError> {
@@ -303,15 +368,34 @@ impl ProjectionFile {
                 }
                 compiled.insert(event_type, list);
             }
-            projections.push(ProjectionSpec {
+            let mut versioned_tables = Vec::new();
+            for t in p.versioned_tables.unwrap_or_default() {
+                let table = Identifier::parse(t.get_ref()).map_err(|e| {
+                    at.error(
+                        t.span().start,
+                        format!("{label}: invalid versioned table: {e}"),
+                    )
+                })?;
+                if table.as_str().len() > 50 {
+                    return Err(at.error(
+                        t.span().start,
+                        format!("{label}: versioned table name {:?} leaves no room for its version suffix (at most 50 characters)", table.as_str()),
+                    ));
+                }
+                versioned_tables.push(table);
+            }
+            let spec = ProjectionSpec {
                 setup: plain_sql(p.setup, &format!("{label}: setup"), &at)?,
                 reset: plain_sql(p.reset, &format!("{label}: reset"), &at)?,
                 batch_size: ranged(p.batch_size, batch_size, 1..10_001, "batch_size", &at)?,
                 max_retries: ranged(p.max_retries, max_retries, 0..101, "max_retries", &at)?,
                 on_error: on_error(p.on_error, policy, &at)?,
+                versioned_tables,
                 handlers: compiled,
                 name,
-            });
+            };
+            check_version_token(&spec, name_span.start, &at)?;
+            projections.push(spec);
         }
         Ok(ProjectionFile { projections })
     }

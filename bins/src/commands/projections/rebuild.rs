@@ -1,7 +1,7 @@
 //! `rillflow projections rebuild NAME --projections FILE`
 
 use anyhow::Result;
-use rillflow_adapters::projection::ProjectionCatalog;
+use rillflow_adapters::projection::{ProjectionCatalog, Rebuild};
 
 use super::{declared, names};
 use crate::cli::RebuildArgs;
@@ -15,12 +15,19 @@ pub async fn run(args: RebuildArgs) -> Result<()> {
         .expect("select returns the named projection or fails");
     let catalog = ProjectionCatalog::new(database::open(&args.db).await?);
     let before = catalog.status(name).await?;
-    catalog.rebuild(projection.as_ref()).await?;
-    let after = catalog.status(name).await?;
-    println!(
-        "rebuilding {name}: read model emptied, checkpoints back at the start ({} events to apply, {} were applied before); running workers catch up",
-        after.lag(),
-        before.processed_total()
-    );
+    match catalog.rebuild(projection.as_ref()).await? {
+        Rebuild::InPlace => {
+            let after = catalog.status(name).await?;
+            println!(
+                "rebuilding {name} in place: read model emptied, checkpoints back at the start ({} events to apply, {} were applied before); running workers catch up",
+                after.lag(),
+                before.processed_total()
+            );
+        }
+        Rebuild::Beside { version } => println!(
+            "building {name} version {version} beside version {}: readers keep the current version until the new one has caught up, then switch",
+            before.active_version
+        ),
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use rillflow_adapters::projection::{
-    BatchOutcome, BatchOwner, ProjectionCatalog, ProjectionRunner, WriteFence,
+    BatchOutcome, BatchOwner, Batches, PgBatches, ProjectionCatalog, ProjectionRunner,
 };
 use rillflow_core::PartitionSpec;
 
@@ -26,12 +26,12 @@ pub async fn run(args: RunOnceArgs, until_idle: bool) -> Result<()> {
         catalog.setup(p.as_ref()).await?;
         catalog.register(p.name(), partition).await?;
     }
-    let fence = WriteFence::Unfenced(pool);
     for p in projections {
         let runner = ProjectionRunner::new(p.clone(), partition, BatchOwner::default());
+        let work = PgBatches::new(runner, pool.clone(), None);
         let (mut read, mut applied, mut batches) = (0usize, 0usize, 0usize);
         let last = loop {
-            let outcome = runner.run_batch(&fence).await?;
+            let outcome = work.run_batch(None).await?;
             batches += 1;
             if let BatchOutcome::Applied {
                 read: r,

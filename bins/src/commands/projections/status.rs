@@ -30,6 +30,13 @@ fn print_table(p: &ProjectionStatus) {
     if let Some(reason) = &p.stopped_reason {
         println!("  stopped: {reason}");
     }
+    if let Some(v) = p.building_version {
+        let lag: i64 = p.building.iter().map(|b| b.lag).sum();
+        println!(
+            "  readers see version {}; rebuilding version {v} beside it ({lag} events to go)",
+            p.active_version
+        );
+    }
     println!(
         "  {:>4} {:>12} {:>8} {:>12} {:>7} {:>5} {:<16} {:>6} {:<20}",
         "PART", "POSITION", "LAG", "PROCESSED", "ERRORS", "DLQ", "OWNER", "EPOCH", "LAST APPLIED"
