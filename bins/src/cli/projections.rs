@@ -28,7 +28,7 @@ pub enum ProjectionsCommand {
     Resume(NameArgs),
     /// Move every checkpoint of a projection to just after a global position.
     ResetCheckpoint(ResetCheckpointArgs),
-    /// Empty a projection's read model and rebuild it from the first event.
+    /// Rebuild a projection from the first event (beside the live version when versioned).
     Rebuild(RebuildArgs),
     /// Run one batch of each declared projection, then exit.
     RunOnce(RunOnceArgs),
