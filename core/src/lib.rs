@@ -4,6 +4,7 @@
 //! result is a function of the arguments. The adapters crate binds these rules
 //! to PostgreSQL; the simulation binds them to a model of it.
 
+pub mod archive;
 pub mod cursor;
 pub mod expected_version;
 pub mod ident;
