@@ -513,7 +513,7 @@ async fn late_commits_are_projected_exactly_once_while_the_worker_runs() {
     );
     let wake = wakeup::listen(pool.clone()).await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(async move { worker.run(None, &wake, stop_rx, false).await });
+    let task = tokio::spawn(async move { worker.run(None, &wake, stop_rx).await });
 
     let streams: Vec<Uuid> = (1..=6).map(Uuid::from_u128).collect();
     let mut writers = Vec::new();

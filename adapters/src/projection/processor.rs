@@ -35,7 +35,7 @@ impl Processor for ProjectionProcessor {
         let wake = self.wake.clone();
         tokio::spawn(async move {
             let lease = LeaseCheck { epoch, gate };
-            let exit = worker.run(Some(&lease), &wake, stop, false).await;
+            let exit = worker.run(Some(&lease), &wake, stop).await;
             if exit == WorkerExit::LeaseLost {
                 tracing::warn!(epoch, "lease lost while projecting; standing by");
             } else {

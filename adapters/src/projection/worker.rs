@@ -44,9 +44,6 @@ pub enum WorkerExit {
     /// The lease ran out on this node's clock, or the fence refused a batch:
     /// another node writes now.
     LeaseLost,
-    /// `until_idle` was set and every projection is caught up, paused or
-    /// waiting to retry.
-    Idle,
 }
 
 /// Runs batches of several projections in turn, one transaction at a time.
@@ -84,14 +81,13 @@ impl ProjectionWorker {
         }
     }
 
-    /// Runs until stopped, until the lease is lost, or (with `until_idle`)
-    /// until nothing is left to do. `wake` is notified when events commit.
+    /// Runs until stopped or until the lease is lost. `wake` is notified
+    /// when events commit.
     pub async fn run(
         &self,
         lease: Option<&LeaseCheck>,
         wake: &Notify,
         mut stop: watch::Receiver<bool>,
-        until_idle: bool,
     ) -> WorkerExit {
         let epoch = lease.map(|l| l.epoch);
         loop {
@@ -143,9 +139,6 @@ impl ProjectionWorker {
                 // Let the runtime's other tasks (heartbeats) in between batches.
                 tokio::task::yield_now().await;
                 continue;
-            }
-            if until_idle {
-                return WorkerExit::Idle;
             }
             // Biased: stop first, so a stop is never starved by wake-ups.
             tokio::select! {

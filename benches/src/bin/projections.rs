@@ -227,7 +227,7 @@ async fn latency(pool: &PgPool, samples: usize) -> Vec<f64> {
     );
     let wake = wakeup::listen(pool.clone()).await.unwrap();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(async move { worker.run(None, &wake, stop_rx, false).await });
+    let task = tokio::spawn(async move { worker.run(None, &wake, stop_rx).await });
     let store = EventStore::new(pool.clone());
     for i in 0..samples {
         store

@@ -163,7 +163,7 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
             // Without coordination the node runs its projections until told
             // to stop, then finishes the current batch.
             let (stop_tx, stop_rx) = watch::channel(false);
-            let task = tokio::spawn(async move { worker.run(None, &wake, stop_rx, false).await });
+            let task = tokio::spawn(async move { worker.run(None, &wake, stop_rx).await });
             shutdown.await;
             tracing::info!("stopping: finishing the current batch");
             let _ = stop_tx.send(true);
