@@ -313,6 +313,8 @@ impl LeaseStore for SimLeaseStore {
     }
 
     async fn release(&self, node: &NodeIdentity, epoch: u64) -> Result<(), LeaseError> {
+        self.trace
+            .record(sim_now(), &node.node, format!("releases epoch {epoch}"));
         match self
             .call(&Request::Release {
                 caller: caller(node),
