@@ -1,7 +1,25 @@
-//! Declarative SQL projections: the file format and its named parameters.
+//! Declarative SQL projections: the projections file, its checks, and the
+//! named parameters of handler SQL.
+//!
+//! Everything here is pure: the file's text goes in, a checked
+//! [`ProjectionFile`] or a [`SpecError`] with a line and column comes out.
+//! The adapters run the statements; [`json_path_text`] is what they bind for
+//! a `:data.<path>` parameter.
 
-pub mod placeholders;
-pub mod spec;
+mod file;
+mod on_error;
+mod param_source;
+mod placeholders;
+mod raw;
+mod source;
+mod spec;
+mod spec_error;
+mod statement;
 
-pub use placeholders::{json_path_text, rewrite, ParamSource, PlaceholderError, Statement};
-pub use spec::{OnError, ProjectionFile, ProjectionSpec, SpecError, VERSION_TOKEN};
+pub use file::ProjectionFile;
+pub use on_error::{OnError, UnknownOnError};
+pub use param_source::{json_path_text, ParamSource};
+pub use placeholders::{scan, Placeholder, PlaceholderError};
+pub use spec::{render_version, ProjectionSpec, VERSION_TOKEN};
+pub use spec_error::SpecError;
+pub use statement::{rewrite, Statement};

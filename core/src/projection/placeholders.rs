@@ -1,316 +1,294 @@
-//! Named parameters in declared SQL: `:stream_id`, `:data.amount`, ... are
-//! rewritten to `$1`, `$2`, ... and remembered as where each value comes
-//! from. The scanner knows enough SQL lexing to leave alone what only looks
-//! like a placeholder: casts (`::int`), string literals, quoted identifiers,
-//! comments, dollar-quoted bodies and array slices (`a[1:2]`).
+//! Finds the named parameters (`:stream_id`, `:data.amount`, ...) in one SQL
+//! statement.
+//!
+//! The scanner lexes just enough SQL to leave alone what only looks like a
+//! placeholder:
+//! - `::type` casts (`:data.amount::bigint` is `:data.amount`, then a cast);
+//! - string literals (`'it''s'`, and `E'\''` with backslash escapes), quoted
+//!   identifiers (`"a:b"`), `-- line` and nested `/* block */` comments,
+//!   dollar-quoted bodies (`$$ ... $$`, `$fn$ ... $fn$`);
+//! - array slices: a `:` followed by a digit (`a[1:2]`), or, inside square
+//!   brackets, a `:` right after a name, digit or closing bracket
+//!   (`a[lo:hi]`). Write a placeholder bound as `a[lo: :data.hi::int]`.
+//!
+//! Refused rather than guessed at: positional `$1` parameters (mixed with
+//! named ones the numbering would be ambiguous), a placeholder glued to a
+//! word (`x:version` would become the identifier `x$1`), and a name that
+//! would be cut short (`:data.1st`, `:données`).
 
-use serde::Serialize;
+use std::ops::Range;
 
-/// Where a parameter's value comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum ParamSource {
-    /// The event's stream (uuid).
-    StreamId,
-    /// The event's version in its stream (bigint).
-    Version,
-    /// The event's global position (bigint).
-    Position,
-    /// The id of the transaction that appended it (bigint).
-    TxId,
-    /// The event's id (uuid).
-    EventId,
-    /// The event's type (text).
-    EventType,
-    /// The body's schema version (int).
-    SchemaVersion,
-    /// When it was appended (timestamptz).
-    CreatedAt,
-    /// Causation id (uuid, nullable).
-    CausationId,
-    /// Correlation id (uuid, nullable).
-    CorrelationId,
-    /// The whole JSON body (jsonb).
-    Data,
-    /// The whole headers object (jsonb).
-    Headers,
-    /// A field of the body, bound as text.
-    DataPath(Vec<String>),
-    /// A field of the headers, bound as text.
-    HeaderPath(Vec<String>),
-}
+use super::param_source::{ParamSource, KNOWN};
 
-/// A statement with positional parameters: `params[i]` is `$i+1`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Statement {
-    /// The SQL with `$n` placeholders.
-    pub sql: String,
-    /// The value of each placeholder.
-    pub params: Vec<ParamSource>,
-}
-
-/// A placeholder problem at a byte offset of the statement.
+/// One placeholder in a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlaceholderError {
+pub struct Placeholder {
+    /// Byte range of `:name` in the statement.
+    pub range: Range<usize>,
+    /// What it stands for.
+    pub source: ParamSource,
+}
+
+/// A statement whose parameters cannot be rewritten. Offsets are bytes into
+/// the statement, for pointing at the mistake.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaceholderError {
+    /// A `:name` that no event field has.
+    #[error("unknown placeholder {token} (known: {KNOWN})")]
+    Unknown {
+        /// Where `token` starts.
+        offset: usize,
+        /// The placeholder as written, `:` included.
+        token: String,
+    },
+    /// A positional `$n` parameter.
+    #[error(
+        "positional parameter {token} is not allowed; use named placeholders such as :stream_id"
+    )]
+    Positional {
+        /// Where `token` starts.
+        offset: usize,
+        /// The parameter as written.
+        token: String,
+    },
+    /// A placeholder right after a word (`x:version`): `x$1` would be one
+    /// identifier to Postgres.
+    #[error("placeholder {token} directly follows a word; put a space or an operator before it")]
+    Glued {
+        /// Where `token` starts.
+        offset: usize,
+        /// The placeholder as written.
+        token: String,
+    },
+    /// A name that would be cut short, such as `:data.1st` or `:données`:
+    /// the rest would reach Postgres glued to `$n`.
+    #[error("malformed placeholder {token}: names and path segments are ASCII letters, digits and '_', not starting with a digit")]
+    Malformed {
+        /// Where `token` starts.
+        offset: usize,
+        /// The placeholder up to and including the offending character.
+        token: String,
+    },
+}
+
+impl PlaceholderError {
     /// Byte offset of the offending text in the statement.
-    pub offset: usize,
-    /// The offending text, as written.
-    pub token: String,
-    /// What is wrong.
-    pub message: String,
-}
+    pub fn offset(&self) -> usize {
+        match self {
+            PlaceholderError::Unknown { offset, .. }
+            | PlaceholderError::Positional { offset, .. }
+            | PlaceholderError::Glued { offset, .. }
+            | PlaceholderError::Malformed { offset, .. } => *offset,
+        }
+    }
 
-/// Names a placeholder may have, for error messages.
-pub const KNOWN: &str = ":stream_id, :version, :position, :tx_id, :event_id, :event_type, \
-     :schema_version, :created_at, :causation_id, :correlation_id, :data, :headers, \
-     :data.<path>, :headers.<path>";
-
-fn source_of(name: &str) -> Option<ParamSource> {
-    let mut parts = name.split('.');
-    let root = parts.next()?;
-    let path: Vec<String> = parts.map(str::to_owned).collect();
-    let plain = |s: ParamSource| path.is_empty().then_some(s);
-    match root {
-        "stream_id" => plain(ParamSource::StreamId),
-        "version" => plain(ParamSource::Version),
-        "position" => plain(ParamSource::Position),
-        "tx_id" => plain(ParamSource::TxId),
-        "event_id" => plain(ParamSource::EventId),
-        "event_type" => plain(ParamSource::EventType),
-        "schema_version" => plain(ParamSource::SchemaVersion),
-        "created_at" => plain(ParamSource::CreatedAt),
-        "causation_id" => plain(ParamSource::CausationId),
-        "correlation_id" => plain(ParamSource::CorrelationId),
-        "data" if path.is_empty() => Some(ParamSource::Data),
-        "data" => Some(ParamSource::DataPath(path)),
-        "headers" if path.is_empty() => Some(ParamSource::Headers),
-        "headers" => Some(ParamSource::HeaderPath(path)),
-        _ => None,
+    /// The offending text as written.
+    pub fn token(&self) -> &str {
+        match self {
+            PlaceholderError::Unknown { token, .. }
+            | PlaceholderError::Positional { token, .. }
+            | PlaceholderError::Glued { token, .. }
+            | PlaceholderError::Malformed { token, .. } => token,
+        }
     }
 }
 
-fn ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_'
-}
-
-fn ident_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-/// Where the lexical element starting at `i` ends, when it is one the
-/// scanner must copy untouched (literal, quoted name, comment, dollar body).
-fn skip_opaque(sql: &[u8], i: usize) -> Option<usize> {
-    let at = |k: usize| sql.get(k).copied();
-    match sql[i] {
-        b'\'' => {
-            // E'...' strings escape with backslashes; others double quotes.
-            let escaped =
-                i > 0 && matches!(sql[i - 1], b'E' | b'e') && (i < 2 || !ident_char(sql[i - 2]));
-            let mut k = i + 1;
-            while k < sql.len() {
-                match sql[k] {
-                    b'\\' if escaped => k += 2,
-                    b'\'' if at(k + 1) == Some(b'\'') => k += 2,
-                    b'\'' => return Some(k + 1),
-                    _ => k += 1,
-                }
-            }
-            Some(sql.len())
-        }
-        b'"' => {
-            let mut k = i + 1;
-            while k < sql.len() {
-                if sql[k] == b'"' {
-                    if at(k + 1) == Some(b'"') {
-                        k += 2;
-                        continue;
-                    }
-                    return Some(k + 1);
-                }
-                k += 1;
-            }
-            Some(sql.len())
-        }
-        b'-' if at(i + 1) == Some(b'-') => {
-            let end = sql[i..]
-                .iter()
-                .position(|b| *b == b'\n')
-                .map_or(sql.len(), |p| i + p);
-            Some(end)
-        }
-        b'/' if at(i + 1) == Some(b'*') => {
-            let (mut depth, mut k) = (1, i + 2);
-            while k < sql.len() && depth > 0 {
-                if sql[k] == b'/' && at(k + 1) == Some(b'*') {
-                    depth += 1;
-                    k += 2;
-                } else if sql[k] == b'*' && at(k + 1) == Some(b'/') {
-                    depth -= 1;
-                    k += 2;
-                } else {
-                    k += 1;
-                }
-            }
-            Some(k)
-        }
-        b'$' => {
-            // $tag$ ... $tag$ or $$ ... $$; a `$` inside an identifier is not one.
-            if i > 0 && ident_char(sql[i - 1]) {
-                return None;
-            }
-            let mut k = i + 1;
-            if at(k).is_some_and(ident_start) {
-                while at(k).is_some_and(ident_char) {
-                    k += 1;
-                }
-            }
-            if at(k) != Some(b'$') {
-                return None;
-            }
-            let tag = &sql[i..=k];
-            let body = k + 1;
-            let end = sql[body..]
-                .windows(tag.len())
-                .position(|w| w == tag)
-                .map_or(sql.len(), |p| body + p + tag.len());
-            Some(end)
-        }
-        _ => None,
-    }
-}
-
-/// Rewrites `:name` placeholders to `$n`.
-pub fn rewrite(sql: &str) -> Result<Statement, PlaceholderError> {
-    let bytes = sql.as_bytes();
-    let mut out = String::with_capacity(sql.len());
-    let mut params: Vec<ParamSource> = Vec::new();
-    let mut names: Vec<String> = Vec::new();
-    let mut copied = 0;
+/// The placeholders of `sql`, in order of appearance (repeats included).
+pub fn scan(sql: &str) -> Result<Vec<Placeholder>, PlaceholderError> {
+    let b = sql.as_bytes();
+    let mut found = Vec::new();
+    // Square-bracket depth, for telling slices from placeholders.
+    let mut brackets = 0usize;
     let mut i = 0;
-    while i < bytes.len() {
-        if let Some(end) = skip_opaque(bytes, i) {
-            i = end;
-            continue;
-        }
-        match bytes[i] {
-            b'$' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
-                && !(i > 0 && ident_char(bytes[i - 1])) =>
-            {
-                let len = bytes[i + 1..]
+    while i < b.len() {
+        let next = b.get(i + 1).copied();
+        let prev = i.checked_sub(1).map(|p| b[p]);
+        let after_word = prev.is_some_and(word_char);
+        match b[i] {
+            b'\'' => {
+                let backslashes =
+                    i > 0 && matches!(b[i - 1], b'E' | b'e') && (i < 2 || !word_char(b[i - 2]));
+                i = end_of_quoted(b, i, backslashes);
+            }
+            b'"' => i = end_of_quoted(b, i, false),
+            b'-' if next == Some(b'-') => {
+                i = b[i..]
                     .iter()
-                    .take_while(|b| b.is_ascii_digit())
-                    .count();
-                return Err(PlaceholderError {
+                    .position(|c| *c == b'\n')
+                    .map_or(b.len(), |p| i + p);
+            }
+            b'/' if next == Some(b'*') => i = end_of_block_comment(b, i),
+            // `price$1` and `a$$` are identifiers: `$` may continue a name.
+            b'$' if after_word => i += 1,
+            b'$' if next.is_some_and(|c| c.is_ascii_digit()) => {
+                let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                return Err(PlaceholderError::Positional {
                     offset: i,
-                    token: sql[i..i + 1 + len].to_owned(),
-                    message:
-                        "positional parameters are not allowed; use named ones such as :stream_id"
-                            .into(),
+                    token: sql[i..i + 1 + digits].to_owned(),
                 });
             }
-            b':' if bytes.get(i + 1) == Some(&b':') => i += 2,
-            // After a name, `a[lo:hi]` is an array slice, not a placeholder.
-            b':' if i > 0 && ident_char(bytes[i - 1]) => i += 1,
-            b':' if bytes.get(i + 1).copied().is_some_and(ident_start) => {
-                let mut k = i + 1;
-                loop {
-                    while bytes.get(k).copied().is_some_and(ident_char) {
-                        k += 1;
-                    }
-                    // A dot continues the path only when a name follows it.
-                    if bytes.get(k) == Some(&b'.')
-                        && bytes.get(k + 1).copied().is_some_and(ident_start)
-                    {
-                        k += 1;
-                        continue;
-                    }
-                    break;
-                }
-                let name = &sql[i + 1..k];
-                let Some(source) = source_of(name) else {
-                    return Err(PlaceholderError {
+            b'$' => i = end_of_dollar_quoted(b, i).unwrap_or(i + 1),
+            b'[' => {
+                brackets += 1;
+                i += 1;
+            }
+            b']' => {
+                brackets = brackets.saturating_sub(1);
+                i += 1;
+            }
+            b':' if next == Some(b':') => i += 2,
+            b':' if brackets > 0 && (after_word || matches!(prev, Some(b')' | b']'))) => i += 1,
+            b':' if next.is_some_and(ident_start) => {
+                let placeholder = placeholder_at(sql, i)?;
+                if after_word {
+                    return Err(PlaceholderError::Glued {
                         offset: i,
-                        token: format!(":{name}"),
-                        message: format!("unknown placeholder :{name} (known: {KNOWN})"),
+                        token: sql[placeholder.range].to_owned(),
                     });
-                };
-                let number = match names.iter().position(|n| n == name) {
-                    Some(p) => p + 1,
-                    None => {
-                        names.push(name.to_owned());
-                        params.push(source);
-                        names.len()
-                    }
-                };
-                out.push_str(&sql[copied..i]);
-                out.push('$');
-                out.push_str(&number.to_string());
-                copied = k;
-                i = k;
+                }
+                i = placeholder.range.end;
+                found.push(placeholder);
             }
             _ => i += 1,
         }
     }
-    out.push_str(&sql[copied..]);
-    Ok(Statement { sql: out, params })
+    Ok(found)
 }
 
-/// Whether `sql` holds a `:name` placeholder (where none is allowed).
-pub fn first_placeholder(sql: &str) -> Option<PlaceholderError> {
-    match rewrite(sql) {
-        Ok(s) if s.params.is_empty() => None,
-        Ok(_) => {
-            let at = rewrite_offset(sql);
-            Some(PlaceholderError {
-                offset: at.0,
-                token: at.1,
-                message: "placeholders are only bound in handlers, not in setup or reset SQL"
-                    .into(),
-            })
-        }
-        Err(e) => Some(e),
-    }
-}
-
-/// Offset and text of the first placeholder (for error messages).
-fn rewrite_offset(sql: &str) -> (usize, String) {
+/// The placeholder whose `:` is at `start`.
+fn placeholder_at(sql: &str, start: usize) -> Result<Placeholder, PlaceholderError> {
     let b = sql.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if let Some(end) = skip_opaque(b, i) {
-            i = end;
+    let mut end = start + 1;
+    loop {
+        while b.get(end).copied().is_some_and(ident_char) {
+            end += 1;
+        }
+        // A dot continues the path only when a segment follows; otherwise
+        // it is left to SQL.
+        if b.get(end) == Some(&b'.') && b.get(end + 1).copied().is_some_and(ident_start) {
+            end += 1;
             continue;
         }
-        if b[i] == b':' && b.get(i + 1) == Some(&b':') {
-            i += 2;
-            continue;
-        }
-        if b[i] == b':' && i > 0 && ident_char(b[i - 1]) {
-            i += 1;
-            continue;
-        }
-        if b[i] == b':' && b.get(i + 1).copied().is_some_and(ident_start) {
-            let len = b[i + 1..]
-                .iter()
-                .take_while(|c| ident_char(**c) || **c == b'.')
-                .count();
-            return (i, sql[i..i + 1 + len].to_owned());
-        }
-        i += 1;
+        break;
     }
-    (0, String::new())
+    let malformed = match b.get(end).copied() {
+        Some(c) if c >= 0x80 => sql[end..].chars().next().map(char::len_utf8),
+        Some(b'.')
+            if b.get(end + 1)
+                .is_some_and(|c| c.is_ascii_digit() || *c == b'"') =>
+        {
+            Some(2)
+        }
+        _ => None,
+    };
+    if let Some(extra) = malformed {
+        return Err(PlaceholderError::Malformed {
+            offset: start,
+            token: sql[start..end + extra].to_owned(),
+        });
+    }
+    match ParamSource::from_name(&sql[start + 1..end]) {
+        Some(source) => Ok(Placeholder {
+            range: start..end,
+            source,
+        }),
+        None => Err(PlaceholderError::Unknown {
+            offset: start,
+            token: sql[start..end].to_owned(),
+        }),
+    }
 }
 
-/// A field of a JSON value as bind text: strings as they are, numbers and
-/// booleans as JSON writes them, objects and arrays as compact JSON; null
-/// or missing as None (SQL NULL).
-pub fn json_path_text(value: &serde_json::Value, path: &[String]) -> Option<String> {
-    let mut v = value;
-    for key in path {
-        v = v.as_object()?.get(key)?;
+fn ident_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_'
+}
+
+fn ident_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// A byte that can be part of an SQL word (Postgres names may hold `$` and
+/// any non-ASCII letter).
+fn word_char(c: u8) -> bool {
+    ident_char(c) || c == b'$' || c >= 0x80
+}
+
+/// The end of the quoted text opened at `open` (`'` or `"`): a doubled
+/// quote escapes itself, and in `E'...'` so does a backslash. Unterminated
+/// text runs to the end; Postgres will report it.
+fn end_of_quoted(b: &[u8], open: usize, backslashes: bool) -> usize {
+    let quote = b[open];
+    let mut k = open + 1;
+    while k < b.len() {
+        let escaped_quote = b[k] == quote && b.get(k + 1) == Some(&quote);
+        if escaped_quote || (backslashes && b[k] == b'\\') {
+            k += 2;
+        } else if b[k] == quote {
+            return k + 1;
+        } else {
+            k += 1;
+        }
     }
-    match v {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
+    b.len()
+}
+
+/// The end of the `/* ... */` opened at `open`; Postgres nests them.
+fn end_of_block_comment(b: &[u8], open: usize) -> usize {
+    let (mut depth, mut k) = (1usize, open + 2);
+    while k < b.len() && depth > 0 {
+        match (b[k], b.get(k + 1)) {
+            (b'/', Some(b'*')) => {
+                depth += 1;
+                k += 2;
+            }
+            (b'*', Some(b'/')) => {
+                depth -= 1;
+                k += 2;
+            }
+            _ => k += 1,
+        }
+    }
+    k.min(b.len())
+}
+
+/// The end of the dollar-quoted body whose opening tag (`$$` or `$tag$`)
+/// starts at `open`, or None when no tag starts there.
+fn end_of_dollar_quoted(b: &[u8], open: usize) -> Option<usize> {
+    let mut k = open + 1;
+    if b.get(k).is_some_and(|c| ident_start(*c) || *c >= 0x80) {
+        while b.get(k).is_some_and(|c| ident_char(*c) || *c >= 0x80) {
+            k += 1;
+        }
+    }
+    if b.get(k) != Some(&b'$') {
+        return None;
+    }
+    let tag = &b[open..=k];
+    let body = k + 1;
+    Some(
+        b[body..]
+            .windows(tag.len())
+            .position(|w| w == tag)
+            .map_or(b.len(), |p| body + p + tag.len()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_the_placeholder_text() {
+        let sql = "x = :data.a.b::int, y = :stream_id";
+        let found = scan(sql).unwrap();
+        let texts: Vec<&str> = found.iter().map(|p| &sql[p.range.clone()]).collect();
+        assert_eq!(texts, [":data.a.b", ":stream_id"]);
+    }
+
+    #[test]
+    fn unterminated_opaque_text_runs_to_the_end() {
+        for sql in ["'a :x", "\"a :x", "/* :x /* */", "$t$ :x $t", "E'\\' :x"] {
+            assert_eq!(scan(sql), Ok(Vec::new()), "{sql:?}");
+        }
     }
 }
