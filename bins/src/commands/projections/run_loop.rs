@@ -17,7 +17,7 @@ use rillflow_core::lease::machine::NodeMachine;
 use rillflow_core::lease::{ClusterTiming, LeaseConfig};
 use rillflow_core::PartitionSpec;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use uuid::Uuid;
 
 use super::declared;
@@ -73,8 +73,13 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
         },
         metrics.clone(),
     ));
-    // Subscribed before the first batch, so no commit after it goes unheard.
-    let wake = wakeup::listen(pool.clone()).await?;
+    // Subscribed before the first batch, so no commit after it goes unheard;
+    // without projections nothing waits for events, so no connection is held.
+    let wake = if projections.is_empty() {
+        Arc::new(Notify::new())
+    } else {
+        wakeup::listen(pool.clone()).await?
+    };
     if !projections.is_empty() {
         tracing::info!(
             count = projections.len(),
