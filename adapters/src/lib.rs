@@ -1,6 +1,7 @@
 //! rillflow on PostgreSQL: the event store, migrations, connection pools and
 //! the local throwaway clusters used by the CLI and the tests.
 
+pub mod archive;
 pub mod cluster_error;
 pub mod cluster_settings;
 pub mod daemon;

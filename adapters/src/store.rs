@@ -1,5 +1,6 @@
 //! The event store API on PostgreSQL.
 
+use rillflow_core::archive::read_plan;
 use rillflow_core::{ExpectedVersion, GlobalCursor, PartitionSpec};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
@@ -37,14 +38,59 @@ static READ_ALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
+/// The global read of hot storage only: events of streams archived now are
+/// left out even before the mover takes them (ARCH-3). The retention class
+/// filter prunes the scan to the hot partitions.
+static READ_HOT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
+         SELECT {EVENT_COLUMNS} FROM events e
+          WHERE e.retention_class = 'hot'
+            AND (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
+            AND NOT EXISTS (SELECT 1 FROM rf_streams s
+                             WHERE s.stream_id = e.stream_id AND s.archived_at IS NOT NULL)
+          ORDER BY tx_id, position LIMIT $3"
+    )
+});
+
+/// One stream from hot storage; nothing while the stream is archived.
+static READ_STREAM_HOT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+          WHERE stream_id = $1 AND version >= $2 AND retention_class = 'hot'
+            AND NOT EXISTS (SELECT 1 FROM rf_streams s
+                             WHERE s.stream_id = $1 AND s.archived_at IS NOT NULL)
+          ORDER BY version LIMIT $3"
+    )
+});
+
+/// One stream from every tier, in version order.
+static READ_STREAM_ALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM (
+             (SELECT {EVENT_COLUMNS} FROM events
+               WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3)
+             UNION ALL
+             (SELECT {EVENT_COLUMNS} FROM events_archive
+               WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3)
+         ) e ORDER BY version LIMIT $3"
+    )
+});
+
 /// Appends and reads events.
 ///
 /// Every append is one call of the `rf_append` function: one statement, one
 /// transaction, one round trip. The stream head row it locks is the authority
 /// for versions and idempotency, whichever table the events live in.
+///
+/// Reads return hot data by default: archived streams are left out and cold
+/// storage is not scanned. [`EventStore::with_archived`] gives a store whose
+/// reads cover every tier in global order. Projections read every tier
+/// whatever this setting (see [`EventStore::read_all_in`]).
 #[derive(Debug, Clone)]
 pub struct EventStore {
     pool: PgPool,
+    include_archived: bool,
 }
 
 /// The arguments of `rf_append`, column by column. Optional columns that no
@@ -92,7 +138,23 @@ impl<'a> AppendArgs<'a> {
 impl EventStore {
     /// A store over `pool`, whose schema `Migrations::apply` has created.
     pub fn new(pool: PgPool) -> Self {
-        EventStore { pool }
+        EventStore {
+            pool,
+            include_archived: false,
+        }
+    }
+
+    /// The same store, reading archived streams and cold storage too.
+    pub fn with_archived(&self) -> Self {
+        EventStore {
+            pool: self.pool.clone(),
+            include_archived: true,
+        }
+    }
+
+    /// Whether reads include archived data.
+    pub fn includes_archived(&self) -> bool {
+        self.include_archived
     }
 
     /// The pool the store uses.
@@ -152,19 +214,22 @@ impl EventStore {
         Ok(v.map(|v| v as u64).unwrap_or(0))
     }
 
-    /// Up to `limit` events of `stream` with version ≥ `from_version`, in order.
+    /// Up to `limit` events of `stream` with version ≥ `from_version`, in
+    /// order. Hot-only reads return nothing for an archived stream, and for
+    /// a reactivated one only the events still hot.
     pub async fn read_stream(
         &self,
         stream: Uuid,
         from_version: u64,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events \
-              WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3"
-        );
+        let sql: &str = if read_plan(self.include_archived).cold {
+            &READ_STREAM_ALL_SQL
+        } else {
+            &READ_STREAM_HOT_SQL
+        };
         let from = i64::try_from(from_version).unwrap_or(i64::MAX);
-        Ok(sqlx::query_as(&sql)
+        Ok(sqlx::query_as(sql)
             .bind(stream)
             .bind(from)
             .bind(limit)
@@ -172,8 +237,9 @@ impl EventStore {
             .await?)
     }
 
-    /// Up to `limit` events after `after` in global order, from hot and cold
-    /// storage alike so that projections never miss an archived event.
+    /// Up to `limit` events after `after` in global order: hot storage
+    /// without archived streams by default, every tier with
+    /// [`EventStore::with_archived`].
     ///
     /// Gap safety (PROJ-2): only transactions below the xmin of this
     /// statement's snapshot are read. Every such transaction has finished, and
@@ -190,14 +256,24 @@ impl EventStore {
         limit: i64,
     ) -> Result<ReadAllBatch, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let events = Self::read_all_in(&mut conn, after, limit, PartitionSpec::WHOLE).await?;
+        let events = if read_plan(self.include_archived).cold {
+            Self::read_all_in(&mut conn, after, limit, PartitionSpec::WHOLE).await?
+        } else {
+            sqlx::query_as(&READ_HOT_SQL)
+                .bind(after.tx_id)
+                .bind(after.position)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?
+        };
         let next = events.last().map(RecordedEvent::cursor).unwrap_or(after);
         Ok(ReadAllBatch { events, next })
     }
 
-    /// [`EventStore::read_all`] on the caller's connection (typically inside
-    /// a projection batch's transaction), limited to the streams of
-    /// `partition`. The partition hash stored on every event lets Postgres
+    /// The global read of every tier on the caller's connection (typically
+    /// inside a projection batch's transaction), limited to the streams of
+    /// `partition`. Projections read this way so that they never silently
+    /// miss an event because its stream was archived or moved (ARCH-3). The partition hash stored on every event lets Postgres
     /// filter rows before they are sent.
     ///
     /// Inside a transaction, each statement still takes a fresh snapshot

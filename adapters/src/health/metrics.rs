@@ -5,11 +5,14 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, GaugeVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use rillflow_core::lease::health::ClusterHealth;
 
+use super::archive_metrics::{add_archive, move_duration_family};
 use super::projection_metrics::add_projections;
+use crate::archive::ArchiveStats;
 use crate::projection::ProjectionStatus;
 
-/// Renders every cluster's and projection's health, plus this process's own
-/// `local` families, in the Prometheus text format.
+/// Renders every cluster's and projection's health, the archive counters
+/// (when known), plus this process's own `local` families, in the
+/// Prometheus text format.
 ///
 /// A fresh registry per scrape: the figures come from the database each time,
 /// so a node that dropped out of the view drops out of the metrics too, and
@@ -18,12 +21,17 @@ use crate::projection::ProjectionStatus;
 pub fn render(
     clusters: &[ClusterHealth],
     projections: &[ProjectionStatus],
+    archive: Option<&ArchiveStats>,
     local: Vec<MetricFamily>,
 ) -> String {
     let registry = Registry::new();
     add_clusters(&registry, clusters);
     add_projections(&registry, projections);
+    if let Some(stats) = archive {
+        add_archive(&registry, stats);
+    }
     let mut families = registry.gather();
+    families.extend(archive.map(move_duration_family));
     // Process-local families have names of their own, so no family is
     // written twice.
     families.extend(local);

@@ -1,5 +1,7 @@
-//! Health and metrics of hot/cold clusters and projections, served over HTTP.
+//! Health and metrics of hot/cold clusters, projections and archiving,
+//! served over HTTP.
 
+pub mod archive_metrics;
 pub mod metrics;
 pub mod projection_metrics;
 pub mod report;

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{metrics, report};
+use crate::archive::ArchiveStats;
 use crate::projection::ProjectionStatus;
 
 /// Where the served figures come from.
@@ -25,6 +26,11 @@ pub trait HealthSource: Send + Sync + 'static {
     /// Every projection's checkpoints and lag, read from the database now.
     async fn projections(&self) -> Result<Vec<ProjectionStatus>, String> {
         Ok(Vec::new())
+    }
+    /// The archive counters, read from the database now (`None` where the
+    /// source has no database to ask).
+    async fn archive(&self) -> Result<Option<ArchiveStats>, String> {
+        Ok(None)
     }
     /// Lag (in events) beyond which a projection makes the report unhealthy.
     fn max_lag(&self) -> i64 {
@@ -45,6 +51,18 @@ async fn views(
     let clusters = source.clusters().await?;
     let projections = source.projections().await?;
     Ok((clusters, projections))
+}
+
+type MetricViews = (
+    Vec<ClusterHealth>,
+    Vec<ProjectionStatus>,
+    Option<ArchiveStats>,
+);
+
+/// The views `/metrics` needs: both health views and the archive counters.
+async fn metric_views(source: &dyn HealthSource) -> Result<MetricViews, String> {
+    let (clusters, projections) = views(source).await?;
+    Ok((clusters, projections, source.archive().await?))
 }
 
 /// Binds `addr` and serves until the task is dropped. Returns the bound
@@ -110,11 +128,16 @@ async fn answer(mut stream: TcpStream, source: Arc<dyn HealthSource>) -> std::io
             };
             (status, "application/json", doc.to_string())
         }
-        ("GET", "/metrics") => match views(source.as_ref()).await {
-            Ok((clusters, projections)) => (
+        ("GET", "/metrics") => match metric_views(source.as_ref()).await {
+            Ok((clusters, projections, archive)) => (
                 "200 OK",
                 "text/plain; version=0.0.4",
-                metrics::render(&clusters, &projections, source.local_metrics()),
+                metrics::render(
+                    &clusters,
+                    &projections,
+                    archive.as_ref(),
+                    source.local_metrics(),
+                ),
             ),
             Err(e) => (
                 "503 Service Unavailable",

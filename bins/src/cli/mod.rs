@@ -1,7 +1,9 @@
 //! The command line, as clap types. Behaviour lives in `commands/`.
 
+mod archive;
 mod projections;
 
+pub use archive::*;
 pub use projections::*;
 
 use std::path::PathBuf;
@@ -42,6 +44,9 @@ pub enum Command {
     /// Run the projection daemon and operate hot/cold clusters.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Archive streams to cold storage and operate the hot and cold tiers.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
 }
 
 /// Where the database is. Without a URL, the local cluster under `.rillflow/`
@@ -133,6 +138,9 @@ pub struct ReadArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// Include events in cold storage (and of archived streams).
+    #[arg(long)]
+    pub with_archived: bool,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +159,9 @@ pub struct TailArgs {
     /// Exit once caught up instead of following new events.
     #[arg(long)]
     pub once: bool,
+    /// Include events in cold storage (and of archived streams).
+    #[arg(long)]
+    pub with_archived: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
 //! One module per subcommand; this file only routes.
 
+mod archive;
 mod database;
 mod db;
 mod events;
@@ -9,7 +10,9 @@ mod signals;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, DbCommand, EventsCommand, LogFormat, ProjectionsCommand};
+use crate::cli::{
+    ArchiveCommand, Cli, Command, DbCommand, EventsCommand, LogFormat, ProjectionsCommand,
+};
 
 /// Logs go to stderr so stdout stays machine-readable. `RUST_LOG` overrides
 /// the default level.
@@ -99,6 +102,17 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Command::Projections(ProjectionsCommand::Metrics(args)) => {
                 projections::metrics::run(args).await
+            }
+            Command::Archive(ArchiveCommand::Status(args)) => archive::status::run(args).await,
+            Command::Archive(ArchiveCommand::Mark(args)) => archive::mark::run(args).await,
+            Command::Archive(ArchiveCommand::Reactivate(args)) => {
+                archive::reactivate::run(args).await
+            }
+            Command::Archive(ArchiveCommand::Move(args)) => archive::move_events::run(args).await,
+            Command::Archive(ArchiveCommand::Redirect(args)) => archive::redirect::run(args).await,
+            Command::Archive(ArchiveCommand::Backend(args)) => archive::backend::run(args).await,
+            Command::Archive(ArchiveCommand::Partition(args)) => {
+                archive::partition::run(args).await
             }
         }
     })

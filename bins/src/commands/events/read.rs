@@ -1,4 +1,4 @@
-//! `rillflow events read --stream UUID [--from V] [--limit N] [--output json|table]`
+//! `rillflow events read --stream UUID [--from V] [--limit N] [--output json|table] [--with-archived]`
 
 use anyhow::Result;
 use rillflow_adapters::{EventStore, RecordedEvent};
@@ -9,7 +9,10 @@ use crate::commands::database;
 const PAGE: u64 = 1000;
 
 pub async fn run(args: ReadArgs) -> Result<()> {
-    let store = EventStore::new(database::open(&args.db).await?);
+    let mut store = EventStore::new(database::open(&args.db).await?);
+    if args.with_archived {
+        store = store.with_archived();
+    }
     let mut events: Vec<RecordedEvent> = Vec::new();
     let mut from = args.from.max(1);
     let limit = args.limit.unwrap_or(u64::MAX);

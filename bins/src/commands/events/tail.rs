@@ -1,4 +1,4 @@
-//! `rillflow events tail [--from POS] [--once]`
+//! `rillflow events tail [--from POS] [--once] [--with-archived]`
 
 use std::io::Write;
 use std::time::Duration;
@@ -12,7 +12,10 @@ use crate::commands::{database, signals};
 pub async fn run(args: TailArgs) -> Result<()> {
     let shutdown = signals::shutdown()?;
     tokio::pin!(shutdown);
-    let store = EventStore::new(database::open(&args.db).await?);
+    let mut store = EventStore::new(database::open(&args.db).await?);
+    if args.with_archived {
+        store = store.with_archived();
+    }
     let mut cursor = store.cursor_at(args.from).await?;
     let mut out = std::io::stdout().lock();
     loop {

@@ -1,10 +1,11 @@
 //! What the daemon's health server reports: the database's view of every
-//! cluster and projection, plus this process's own role and batch timings.
+//! cluster and projection and the archive counters, plus this process's own role and batch timings.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use prometheus::proto::MetricFamily;
+use rillflow_adapters::archive::ArchiveStats;
 use rillflow_adapters::daemon::{PgLeaseStore, WriteGate};
 use rillflow_adapters::health::HealthSource;
 use rillflow_adapters::projection::{ProjectionCatalog, ProjectionStatus, RuntimeMetrics};
@@ -37,6 +38,13 @@ impl HealthSource for DaemonHealth {
 
     async fn projections(&self) -> Result<Vec<ProjectionStatus>, String> {
         self.catalog.list().await.map_err(|e| e.to_string())
+    }
+
+    async fn archive(&self) -> Result<Option<ArchiveStats>, String> {
+        ArchiveStats::load(self.catalog.pool())
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 
     fn max_lag(&self) -> i64 {

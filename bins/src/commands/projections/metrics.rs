@@ -14,6 +14,6 @@ pub async fn run(args: NameArgs) -> Result<()> {
     let status = ProjectionCatalog::new(database::open(&args.db).await?)
         .status(name)
         .await?;
-    print!("{}", metrics::render(&[], &[status], Vec::new()));
+    print!("{}", metrics::render(&[], &[status], None, Vec::new()));
     Ok(())
 }

@@ -1,0 +1,19 @@
+//! Hot/cold archiving on PostgreSQL: settings, stream lifecycle, the mover,
+//! monthly partitions, status and counters. Routing and read rules come
+//! from `rillflow_core::archive`.
+
+mod error;
+mod lifecycle;
+mod mover;
+mod partitions;
+mod settings;
+mod stats;
+mod status;
+
+pub use error::ArchiveError;
+pub use lifecycle::{MarkOutcome, ReactivateOutcome, StreamLifecycle};
+pub use mover::{ArchiveMover, Candidate, MoveFilter, MoveLimits, MoveProgress};
+pub use partitions::{PartitionInfo, PartitionOutcome, Partitions};
+pub use settings::ArchiveSettings;
+pub use stats::ArchiveStats;
+pub use status::ArchiveStatus;
