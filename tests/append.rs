@@ -401,6 +401,7 @@ async fn versions_and_keys_hold_after_events_move_cold() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut cursor = rillflow_core::GlobalCursor::START;
     let mut fed = Vec::new();
+    let store = store.with_archived();
     while fed.len() < 5 {
         assert!(
             std::time::Instant::now() < deadline,

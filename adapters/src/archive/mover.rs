@@ -87,6 +87,10 @@ SELECT e.stream_id, count(*) AS events, min(e.created_at) AS oldest
  GROUP BY e.stream_id
  ORDER BY e.stream_id";
 
+/// Walks the archived streams in id order through their partial index and
+/// probes each one's hot events by index. `OFFSET 0` keeps the probe a
+/// per-stream subplan: pulled up into a join, Postgres would scan all of
+/// hot storage on every batch.
 const LOCK_STREAMS: &str = "
 SELECT s.stream_id FROM rf_streams s
  WHERE s.archived_at IS NOT NULL
@@ -94,7 +98,8 @@ SELECT s.stream_id FROM rf_streams s
    AND ($2::uuid IS NULL OR s.stream_id = $2)
    AND EXISTS (SELECT 1 FROM events e
                 WHERE e.stream_id = s.stream_id AND e.retention_class = 'hot'
-                  AND e.created_at < $3 AND e.position <= $4)
+                  AND e.created_at < $3 AND e.position <= $4
+               OFFSET 0)
  ORDER BY s.stream_id
  LIMIT $5
  FOR UPDATE OF s";
