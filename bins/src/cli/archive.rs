@@ -66,7 +66,7 @@ pub struct MoveArgs {
     #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
     pub before: DateTime<Utc>,
     /// Most events per batch; each batch is one short transaction.
-    #[arg(long, value_name = "N", default_value_t = 500,
+    #[arg(long, value_name = "N", default_value_t = 500, allow_negative_numbers = true,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
     /// Only this stream.
@@ -76,7 +76,7 @@ pub struct MoveArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Limit the pace to R events per second.
-    #[arg(long, value_name = "R", value_parser = parse_rate)]
+    #[arg(long, value_name = "R", allow_negative_numbers = true, value_parser = parse_rate)]
     pub max_events_per_sec: Option<f64>,
     /// Output format of the summary (and of the dry run's list).
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
