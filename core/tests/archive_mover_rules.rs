@@ -105,11 +105,17 @@ proptest! {
         while let Some(req) = pass.next_batch() {
             rounds += 1;
             prop_assert!(rounds <= total + hot.len() as u64 + 2, "the pass must end");
+            // The streams covering the next `max_events` eligible events.
+            let mut covered = 0;
             let locked: Vec<Uuid> = hot
                 .iter()
                 .filter(|(id, n)| **n > 0 && req.from.is_none_or(|f| **id >= f))
+                .take_while(|(_, n)| {
+                    let take = covered < u64::from(req.max_events);
+                    covered += **n;
+                    take
+                })
                 .map(|(id, _)| *id)
-                .take(req.max_streams as usize)
                 .collect();
             let mut budget = u64::from(req.max_events);
             let mut moved = 0;

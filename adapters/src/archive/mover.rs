@@ -55,8 +55,8 @@ pub struct MoveProgress {
 /// Moves events of archived streams to cold storage.
 ///
 /// Each batch is one short transaction that
-/// 1. locks the heads of up to `batch_size` candidate streams in stream id
-///    order (every append locks its stream's head first, so an append and
+/// 1. locks the heads of the archived streams that hold the next
+///    `batch_size` eligible events, in stream id order (every append locks its stream's head first, so an append and
 ///    the mover queue on the same row and cannot deadlock, and two movers
 ///    lock in the same order);
 /// 2. moves up to `batch_size` of their oldest eligible events in a single
@@ -87,21 +87,28 @@ SELECT e.stream_id, count(*) AS events, min(e.created_at) AS oldest
  GROUP BY e.stream_id
  ORDER BY e.stream_id";
 
-/// Walks the archived streams in id order through their partial index and
-/// probes each one's hot events by index. `OFFSET 0` keeps the probe a
-/// per-stream subplan: pulled up into a join, Postgres would scan all of
-/// hot storage on every batch.
+/// The streams holding the next `$5` eligible events, locked in stream id
+/// order. The walk goes through archived streams in id order (their
+/// partial index) and takes each one's eligible events by index, lazily, so
+/// it stops after the streams that cover one batch instead of locking a
+/// batch-size worth of streams. The lock re-checks that each is still
+/// archived.
 const LOCK_STREAMS: &str = "
+WITH covering AS (
+    SELECT s.stream_id FROM rf_streams s
+     CROSS JOIN LATERAL (
+         SELECT 1 FROM events e
+          WHERE e.stream_id = s.stream_id AND e.retention_class = 'hot'
+            AND e.created_at < $3 AND e.position <= $4
+          LIMIT $5) e
+     WHERE s.archived_at IS NOT NULL
+       AND ($1::uuid IS NULL OR s.stream_id >= $1)
+       AND ($2::uuid IS NULL OR s.stream_id = $2)
+     ORDER BY s.stream_id
+     LIMIT $5)
 SELECT s.stream_id FROM rf_streams s
- WHERE s.archived_at IS NOT NULL
-   AND ($1::uuid IS NULL OR s.stream_id >= $1)
-   AND ($2::uuid IS NULL OR s.stream_id = $2)
-   AND EXISTS (SELECT 1 FROM events e
-                WHERE e.stream_id = s.stream_id AND e.retention_class = 'hot'
-                  AND e.created_at < $3 AND e.position <= $4
-               OFFSET 0)
+ WHERE s.stream_id IN (SELECT stream_id FROM covering) AND s.archived_at IS NOT NULL
  ORDER BY s.stream_id
- LIMIT $5
  FOR UPDATE OF s";
 
 /// The rows a batch moves: oldest first within each locked stream.
@@ -284,7 +291,7 @@ impl ArchiveMover {
             .bind(filter.stream)
             .bind(filter.before)
             .bind(upto)
-            .bind(i64::from(request.max_streams))
+            .bind(i64::from(request.max_events))
             .fetch_all(&mut *tx)
             .await?;
         if locked.is_empty() {

@@ -4,9 +4,9 @@ use uuid::Uuid;
 
 /// Where a pass stands: which streams the next batch may take.
 ///
-/// A pass walks archived streams in stream id order. Each batch locks up to
-/// `max_streams` candidate streams from `from` on and moves at most
-/// `batch_size` of their oldest eligible events. Eligible means older than
+/// A pass walks archived streams in stream id order. Each batch locks the
+/// streams from `from` on that hold the next `batch_size` eligible events
+/// and moves those events. Eligible means older than
 /// the cutoff and at or below the last position that existed when the pass
 /// began, so appends racing the pass cannot keep it running: every batch
 /// either moves an event out of a finite set or moves `from` strictly
@@ -29,8 +29,6 @@ pub struct MovePass {
 pub struct BatchRequest {
     /// Lowest stream id to consider (inclusive); `None` is the start.
     pub from: Option<Uuid>,
-    /// At most this many streams are locked.
-    pub max_streams: u32,
     /// At most this many events are moved.
     pub max_events: u32,
 }
@@ -62,7 +60,6 @@ impl MovePass {
     pub fn next_batch(&self) -> Option<BatchRequest> {
         (!self.done).then_some(BatchRequest {
             from: self.from,
-            max_streams: self.batch_size,
             max_events: self.batch_size,
         })
     }
