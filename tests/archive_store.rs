@@ -76,6 +76,23 @@ fn tier_of(rows: &[(String, i64)], version: i64) -> Vec<&str> {
         .collect()
 }
 
+/// Appends `n` events to a new stream `s` and marks it archived.
+async fn archived_stream(store: &EventStore, s: Uuid, n: usize) {
+    store
+        .append(
+            s,
+            ExpectedVersion::NoStream,
+            &batch(n, "a"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    StreamLifecycle::new(store.pool().clone())
+        .mark(s, "closed", "test")
+        .await
+        .unwrap();
+}
+
 async fn move_all(pool: &PgPool, batch_size: u32) -> u64 {
     ArchiveMover::new(pool.clone())
         .run(
@@ -446,19 +463,7 @@ async fn concurrent_exact_appends_and_keys_on_a_cold_partitioned_stream() {
     let (_db, store) = setup(Backend::Partitioned).await;
     let pool = store.pool().clone();
     let s = Uuid::from_u128(0xF1);
-    store
-        .append(
-            s,
-            ExpectedVersion::NoStream,
-            &batch(3, "a"),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-    StreamLifecycle::new(pool.clone())
-        .mark(s, "closed", "test")
-        .await
-        .unwrap();
+    archived_stream(&store, s, 3).await;
     move_all(&pool, 100).await;
     // Eight writers race for each next version; four retry one key.
     for round in 0..5u64 {
@@ -550,19 +555,7 @@ async fn the_rate_limit_paces_the_mover() {
     let (_db, store) = setup(Backend::Partitioned).await;
     let pool = store.pool().clone();
     let s = Uuid::from_u128(0x99);
-    store
-        .append(
-            s,
-            ExpectedVersion::NoStream,
-            &batch(300, "a"),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-    StreamLifecycle::new(pool.clone())
-        .mark(s, "closed", "test")
-        .await
-        .unwrap();
+    archived_stream(&store, s, 300).await;
     let started = std::time::Instant::now();
     let done = ArchiveMover::new(pool.clone())
         .run(

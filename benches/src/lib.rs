@@ -1,1 +1,40 @@
-//! Benchmarks live in `benches/`; this crate has no library code of its own.
+//! What the benchmark commands in `src/bin/` share; the criterion
+//! benchmarks live in `benches/`.
+
+use rillflow_adapters::{EventStore, NewEvent};
+use rillflow_core::ExpectedVersion;
+use serde_json::json;
+use uuid::Uuid;
+
+/// The 1,000 streams the benchmark log is spread over, spaced across the
+/// id range so that partitions and id-ordered walks see them evenly.
+pub fn bench_streams() -> Vec<Uuid> {
+    (0..1_000u128)
+        .map(|i| Uuid::from_u128((i + 1) * 0x9E37_79B9_7F4A_7C15))
+        .collect()
+}
+
+/// Appends `events` events of type `Counted` over [`bench_streams`], 100
+/// per append, round-robin.
+pub async fn fill(store: &EventStore, events: usize) {
+    let streams = bench_streams();
+    let mut appended = 0;
+    let mut i = 0;
+    while appended < events {
+        let n = 100.min(events - appended);
+        let batch: Vec<NewEvent> = (0..n)
+            .map(|k| NewEvent::new("Counted", json!({ "k": k })))
+            .collect();
+        store
+            .append(
+                streams[i % streams.len()],
+                ExpectedVersion::Any,
+                &batch,
+                &Default::default(),
+            )
+            .await
+            .expect("append");
+        appended += n;
+        i += 1;
+    }
+}

@@ -28,6 +28,7 @@ use rillflow_adapters::projection::{
     BatchOutcome, BatchOwner, Projection, ProjectionCatalog, ProjectionRunner, WriteFence,
 };
 use rillflow_adapters::{EventStore, NewEvent};
+use rillflow_benches::{bench_streams, fill};
 use rillflow_core::archive::Backend;
 use rillflow_core::{ExpectedVersion, PartitionSpec};
 use rillflow_testkit::{Counter, TestDb};
@@ -69,35 +70,6 @@ fn options() -> Result<Options, String> {
         return Err("--events must be at least 1000 and --replays at least 1".into());
     }
     Ok(o)
-}
-
-fn streams() -> Vec<Uuid> {
-    (0..1_000u128)
-        .map(|i| Uuid::from_u128((i + 1) * 0x9E37_79B9_7F4A_7C15))
-        .collect()
-}
-
-async fn fill(store: &EventStore, events: usize) {
-    let streams = streams();
-    let mut appended = 0;
-    let mut i = 0;
-    while appended < events {
-        let n = 100.min(events - appended);
-        let batch: Vec<NewEvent> = (0..n)
-            .map(|k| NewEvent::new("Counted", json!({ "k": k })))
-            .collect();
-        store
-            .append(
-                streams[i % streams.len()],
-                ExpectedVersion::Any,
-                &batch,
-                &Default::default(),
-            )
-            .await
-            .expect("append");
-        appended += n;
-        i += 1;
-    }
 }
 
 /// One replay from the start: milliseconds per batch.
@@ -240,7 +212,7 @@ async fn run_backend(backend: Backend, opts: &Options) {
     let (_db, pool) = filled(backend, opts).await;
     let store = EventStore::new(pool.clone());
 
-    let all = streams();
+    let all = bench_streams();
     let (archived, kept) = all.split_at(all.len() / 2);
     let life = StreamLifecycle::new(pool.clone());
     for s in archived {

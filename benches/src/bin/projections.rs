@@ -28,6 +28,7 @@ use rillflow_adapters::projection::{
     WorkerTiming, WriteFence,
 };
 use rillflow_adapters::{EventStore, NewEvent, RecordedEvent};
+use rillflow_benches::fill;
 use rillflow_core::projection::ProjectionFile;
 use rillflow_core::{ExpectedVersion, PartitionSpec};
 use rillflow_testkit::{Counter, TestDb};
@@ -120,32 +121,6 @@ INSERT INTO bench_declared AS c (stream_id, events, last_version) VALUES (:strea
 ON CONFLICT (stream_id) DO UPDATE SET events = c.events + 1, last_version = EXCLUDED.last_version
 """
 "#;
-
-async fn fill(store: &EventStore, events: usize) {
-    let streams: Vec<Uuid> = (0..1_000u128)
-        .map(|i| Uuid::from_u128(i * 0x9E37_79B9_7F4A_7C15))
-        .collect();
-    let per_append = 100;
-    let mut appended = 0;
-    let mut i = 0;
-    while appended < events {
-        let n = per_append.min(events - appended);
-        let batch: Vec<NewEvent> = (0..n)
-            .map(|k| NewEvent::new("Counted", json!({ "k": k })))
-            .collect();
-        store
-            .append(
-                streams[i % streams.len()],
-                ExpectedVersion::Any,
-                &batch,
-                &Default::default(),
-            )
-            .await
-            .expect("append");
-        appended += n;
-        i += 1;
-    }
-}
 
 /// Catches `projection` up from the start; events per second.
 async fn throughput(pool: &PgPool, projection: Arc<dyn Projection>, events: usize) -> f64 {
