@@ -6,11 +6,13 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::sync::mpsc;
-use turmoil::net::tcp::OwnedWriteHalf;
+use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::{TcpListener, TcpStream};
 
+use crate::archive_requests;
+use crate::history::Step;
 use crate::model_db::ModelDb;
 use crate::protocol::{Caller, Reply, Request};
 use crate::trace::{sim_now, Trace};
@@ -125,23 +127,74 @@ impl Session {
     async fn answer(self, stream: TcpStream) -> std::io::Result<()> {
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
-        while let Some(line) = lines.next_line().await? {
+        // An append begun on this connection and not ended yet: its
+        // transaction, which ends with the connection, as a session's does.
+        let mut open = None;
+        let served = self.serve(&mut lines, &mut write, &mut open).await;
+        if let Some(xid) = open {
+            let ended = self.apply(|db, now| db.log.end_append(now, xid, false));
+            if ended {
+                self.trace.record(
+                    sim_now(),
+                    "db",
+                    format!("rolled back append {xid}: its session ended"),
+                );
+            }
+        }
+        served
+    }
+
+    async fn serve(
+        &self,
+        lines: &mut Lines<BufReader<OwnedReadHalf>>,
+        write: &mut OwnedWriteHalf,
+        open: &mut Option<u64>,
+    ) -> std::io::Result<()> {
+        loop {
+            let next = match open {
+                // The server ends a transaction left idle, whatever the
+                // client is doing (frozen, cut off, gone).
+                Some(_) => {
+                    match tokio::time::timeout(self.timeouts.idle_in_transaction, lines.next_line())
+                        .await
+                    {
+                        Ok(next) => next?,
+                        Err(_) => return Ok(()),
+                    }
+                }
+                None => lines.next_line().await?,
+            };
+            let Some(line) = next else {
+                return Ok(());
+            };
             let reply = match serde_json::from_str::<Request>(&line) {
                 Ok(Request::Listen) => {
                     // From here on this connection only carries notices.
                     let mut notices = self.listeners.add();
-                    send(&mut write, &Reply::Done).await?;
+                    send(write, &Reply::Done).await?;
                     while let Some(cluster) = notices.recv().await {
-                        send(&mut write, &Reply::Released { cluster }).await?;
+                        send(write, &Reply::Released { cluster }).await?;
                     }
                     return Ok(());
                 }
-                Ok(request) => self.execute(request).await,
+                Ok(request) => {
+                    let ends = match &request {
+                        Request::AppendEnd { xid, .. } => Some(*xid),
+                        _ => None,
+                    };
+                    let reply = self.execute(request).await;
+                    if let Reply::Appended { xid, .. } = reply {
+                        *open = Some(xid);
+                    }
+                    if ends.is_some() && ends == *open {
+                        *open = None;
+                    }
+                    reply
+                }
                 Err(e) => Reply::Failed(format!("bad request: {e}")),
             };
-            send(&mut write, &reply).await?;
+            send(write, &reply).await?;
         }
-        Ok(())
     }
 
     async fn execute(&self, request: Request) -> Reply {
@@ -181,7 +234,25 @@ impl Session {
                 }
                 reply
             }
+            other if archive_requests::waits_for_locks(&other) => self.apply_waiting(other).await,
             other => self.apply(|db, now| db.apply(now, other)),
+        }
+    }
+
+    /// Applies a request that needs row or table locks: while the model
+    /// answers `Busy` (an open append holds one), waits and asks again, up
+    /// to the lock timeout.
+    async fn apply_waiting(&self, request: Request) -> Reply {
+        let start = tokio::time::Instant::now();
+        loop {
+            let reply = self.apply(|db, now| db.apply(now, request.clone()));
+            if reply != Reply::Busy {
+                return reply;
+            }
+            if start.elapsed() >= self.timeouts.lock {
+                return Reply::Failed("canceling statement due to lock timeout".to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -191,7 +262,13 @@ impl Session {
         let now = sim_now();
         let mut db = self.db.lock().expect("db lock");
         let (grants, writes, refused) = (db.grants.len(), db.writes.len(), db.refused_writes);
+        let steps = db.log.events().history().len();
         let out = f(&mut db, now);
+        for e in &db.log.events().history().entries()[steps..] {
+            if let Some(what) = describe(&e.step) {
+                self.trace.record(now, "db", what);
+            }
+        }
         for g in &db.grants[grants..] {
             self.trace
                 .record(now, "db", format!("grant epoch {} to {}", g.epoch, g.node));
@@ -255,4 +332,37 @@ impl Session {
         self.locks.free(&caller.cluster);
         reply
     }
+}
+
+/// A trace line for an archive decision; None for commits, which are too
+/// many to list (the decisions around them are what a replay needs).
+fn describe(step: &Step) -> Option<String> {
+    Some(match step {
+        Step::Committed { .. } => return None,
+        Step::Conflict {
+            stream,
+            expected,
+            actual,
+        } => format!("conflict on stream {stream}: expected {expected}, head at {actual}"),
+        Step::Replayed {
+            stream,
+            key,
+            first,
+            last,
+        } => format!("replayed key {key} on stream {stream}: versions {first}..={last}"),
+        Step::Marked(s) => format!("marked stream {s} archived"),
+        Step::Reactivated(s) => format!("reactivated stream {s}"),
+        Step::Redirect(on) => format!("redirect {}", if *on { "on" } else { "off" }),
+        Step::Moved { cursors, cold } => {
+            format!(
+                "moved {} events cold, streams now cold {cold:?}",
+                cursors.len()
+            )
+        }
+        Step::Copied(cursors) => format!("copied {} events cold, still hot", cursors.len()),
+        Step::Deleted { cursors, cold } => format!(
+            "deleted {} hot copies, streams now cold {cold:?}",
+            cursors.len()
+        ),
+    })
 }

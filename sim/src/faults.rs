@@ -79,11 +79,16 @@ pub enum Scenario {
     /// order, rollbacks), under every fault but the in-transaction freeze
     /// (batches are atomic in the model).
     Projections,
+    /// Projections while writers append with expected versions and keys,
+    /// an operator marks, reactivates and switches the redirect, and a
+    /// mover moves events cold; the clients crash and lose replies too
+    /// (see `client_faults`).
+    Archive,
 }
 
 impl Scenario {
     /// Every scenario, by name.
-    pub const ALL: [(&'static str, Scenario); 7] = [
+    pub const ALL: [(&'static str, Scenario); 8] = [
         ("chaos", Scenario::Chaos),
         ("crashes", Scenario::Crashes),
         ("network", Scenario::Network),
@@ -91,6 +96,7 @@ impl Scenario {
         ("db-restarts", Scenario::DbRestarts),
         ("locks", Scenario::Locks),
         ("projections", Scenario::Projections),
+        ("archive", Scenario::Archive),
     ];
 
     /// The scenario called `name`.
@@ -106,6 +112,11 @@ impl Scenario {
             .map_or("?", |(n, _)| *n)
     }
 
+    /// Whether the nodes run the projection while writers append.
+    pub fn projects(self) -> bool {
+        matches!(self, Scenario::Projections | Scenario::Archive)
+    }
+
     /// The fault kinds it draws from (see [`schedule`]).
     fn kinds(self) -> &'static [u32] {
         match self {
@@ -115,7 +126,7 @@ impl Scenario {
             Scenario::Pauses => &[5],
             Scenario::DbRestarts => &[6],
             Scenario::Locks => &[7],
-            Scenario::Projections => &[0, 1, 2, 3, 4, 5, 6, 8],
+            Scenario::Projections | Scenario::Archive => &[0, 1, 2, 3, 4, 5, 6, 8],
         }
     }
 }

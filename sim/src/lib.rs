@@ -3,16 +3,31 @@
 //! simulated network to a model of the database, under seeded faults, with
 //! invariant checks after every run (SIM-1, SIM-2).
 
+pub mod append_attempt;
+pub mod archive_requests;
+pub mod archive_run;
+pub mod archive_summary;
+pub mod archive_writer;
+pub mod archivist_host;
+pub mod client_faults;
 pub mod contract_run;
+pub mod db_conn;
 pub mod db_host;
 pub mod faults;
+pub mod history;
 pub mod invariants;
+pub mod ledger;
 pub mod model_db;
+pub mod model_events;
 pub mod model_log;
+pub mod move_scope;
+pub mod mover_host;
 pub mod node_host;
 pub mod protocol;
 pub mod sim_batches;
 pub mod sim_store;
+pub mod stream_heads;
+pub mod tiers;
 pub mod trace;
 pub mod world;
 pub mod writer_host;

@@ -28,12 +28,13 @@ struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
     nodes: Option<u64>,
     /// Fault mix: chaos, crashes, network, pauses, db-restarts, locks,
-    /// projections.
+    /// projections, archive.
     #[arg(long, default_value = "chaos", value_parser = parse_scenario)]
     scenario: Scenario,
-    /// Remove a protection (fence, idle-timeout, or the reader's horizon)
-    /// to watch the checks catch what it prevents.
-    #[arg(long, value_name = "PROTECTION", value_parser = ["fence", "idle-timeout", "horizon"])]
+    /// Remove a protection (fence, idle-timeout, the reader's horizon, or
+    /// the mover's single-transaction move) to watch the checks catch what
+    /// it prevents.
+    #[arg(long, value_name = "PROTECTION", value_parser = ["fence", "idle-timeout", "horizon", "atomic-move"])]
     without: Option<String>,
     /// Run this one seed and print its whole trace.
     #[arg(long, value_name = "SEED")]
@@ -56,6 +57,7 @@ fn params_for(args: &Args, seed: u64) -> Params {
     params.fence_disabled = args.without.as_deref() == Some("fence");
     params.idle_timeout_disabled = args.without.as_deref() == Some("idle-timeout");
     params.horizon_disabled = args.without.as_deref() == Some("horizon");
+    params.atomic_move_disabled = args.without.as_deref() == Some("atomic-move");
     params
 }
 
@@ -105,6 +107,9 @@ fn main() -> ExitCode {
                 outcome.refused_writes,
                 outcome.hash
             );
+            if let Some(archive) = outcome.archive {
+                println!("  {archive}");
+            }
             continue;
         };
         println!("seed {seed}: FAILED");

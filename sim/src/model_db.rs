@@ -11,6 +11,7 @@ use std::time::Duration;
 use rillflow_core::lease::{ClusterTiming, ClusterView, NodeRole, NodeView};
 use uuid::Uuid;
 
+use crate::archive_requests;
 use crate::model_log::ModelLog;
 use crate::protocol::{Caller, Reply, Request};
 
@@ -126,7 +127,7 @@ impl ModelDb {
             }
             Request::FencedWrite { caller, epoch } => self.fenced_write(now, &caller, epoch),
             Request::AppendBegin { stream, events } => {
-                match self.log.begin_append(stream, events) {
+                match self.log.begin_append(now, stream, events) {
                     Some(xid) => Reply::AppendStarted { xid },
                     None => Reply::Busy,
                 }
@@ -143,6 +144,17 @@ impl ModelDb {
                 epoch,
                 limit,
             } => self.project_batch(now, &caller, epoch, limit),
+            request @ (Request::Append { .. }
+            | Request::ReadStream { .. }
+            | Request::Mark { .. }
+            | Request::Reactivate { .. }
+            | Request::SetRedirect { .. }
+            | Request::MoveStart { .. }
+            | Request::MoveBatch { .. }
+            | Request::CopyBatch { .. }
+            | Request::DeleteCopied { .. }) => {
+                archive_requests::apply(&mut self.log, now, &request)
+            }
             // The database host runs these itself: they span time or
             // connections.
             Request::FrozenFencedWrite { .. } | Request::Listen => {

@@ -3,15 +3,21 @@
 //!
 //! Appends take a transaction id and positions when they start and become
 //! visible when they commit, so commits land out of position order. A
-//! batch reads, as `EventStore::read_all_in` does, in (xid, position) order
-//! and only below the horizon (the oldest open append's xid), applies the
-//! events to a per-stream counter and moves the checkpoint, all in one
-//! atomic step: in Postgres the batch is one transaction holding its
-//! checkpoint row and the cluster row's share lock, so nothing interleaves
-//! with it that could change its outcome.
+//! batch reads, as `EventStore::read_all_in` does, every tier (with archived
+//! data, so an event that moved cold is still read, once) in (xid,
+//! position) order and only below the horizon (the oldest open append's
+//! xid), applies the events to a per-stream counter and moves the
+//! checkpoint, all in one atomic step: in Postgres the batch is one
+//! transaction holding its checkpoint row and the cluster row's share lock,
+//! so nothing interleaves with it that could change its outcome.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use rillflow_core::archive::read_plan;
+use rillflow_core::ExpectedVersion;
+
+use crate::model_events::{AppendRequest, ModelEvents, Outcome};
 
 /// One event in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,7 +33,8 @@ pub struct LogEvent {
 }
 
 impl LogEvent {
-    fn cursor(&self) -> (u64, u64) {
+    /// Its place in the global feed.
+    pub fn cursor(&self) -> (u64, u64) {
         (self.xid, self.position)
     }
 }
@@ -46,12 +53,7 @@ pub struct LogViolation {
 /// The log and the projection's state.
 #[derive(Debug, Clone, Default)]
 pub struct ModelLog {
-    next_xid: u64,
-    next_position: u64,
-    committed: Vec<LogEvent>,
-    open: BTreeMap<u64, Vec<LogEvent>>,
-    busy_streams: BTreeSet<u32>,
-    heads: BTreeMap<u32, u64>,
+    events: ModelEvents,
     checkpoint: (u64, u64),
     /// Per stream: events applied and the last version applied.
     read_model: BTreeMap<u32, (u64, u64)>,
@@ -67,64 +69,59 @@ pub struct ModelLog {
 }
 
 impl ModelLog {
-    /// Starts an append of `n` events to `stream`; None while another
-    /// append to it is open (it holds the stream's head row).
-    pub fn begin_append(&mut self, stream: u32, n: u32) -> Option<u64> {
-        if !self.busy_streams.insert(stream) {
-            return None;
+    /// An empty log whose store runs on `events`' backend.
+    pub fn new(events: ModelEvents) -> Self {
+        ModelLog {
+            events,
+            checkpoint: (0, 0),
+            read_model: BTreeMap::new(),
+            applied: BTreeMap::new(),
+            violations: Vec::new(),
+            batches: 0,
+            horizon_disabled: false,
         }
-        self.next_xid += 1;
-        let xid = self.next_xid;
-        let head = self.heads.get(&stream).copied().unwrap_or(0);
-        let events = (0..u64::from(n.max(1)))
-            .map(|i| {
-                self.next_position += 1;
-                LogEvent {
-                    xid,
-                    position: self.next_position,
-                    stream,
-                    version: head + 1 + i,
-                }
-            })
-            .collect();
-        self.open.insert(xid, events);
-        Some(xid)
+    }
+
+    /// Starts an append of `n` events to `stream` at `now`, expecting
+    /// nothing; None while another append to it is open (it holds the
+    /// stream's head row).
+    pub fn begin_append(&mut self, now: Duration, stream: u32, n: u32) -> Option<u64> {
+        let request = AppendRequest {
+            stream,
+            expected: ExpectedVersion::Any,
+            key: None,
+            payloads: vec![0; n.max(1) as usize],
+        };
+        match self.events.begin(now, &request) {
+            Outcome::Started { xid, .. } => Some(xid),
+            _ => None,
+        }
     }
 
     /// Commits or rolls back an open append; false when it is unknown
     /// (ended already, or lost to a database restart).
     pub fn end_append(&mut self, now: Duration, xid: u64, commit: bool) -> bool {
-        let Some(events) = self.open.remove(&xid) else {
+        let Some(events) = self.events.end(now, xid, commit) else {
             return false;
         };
-        let stream = events[0].stream;
-        self.busy_streams.remove(&stream);
-        if commit {
-            // PROJ-2 at its source: a commit that lands at or behind the
-            // checkpoint will never be read.
-            if let Some(behind) = events.iter().find(|e| e.cursor() <= self.checkpoint) {
-                self.violations.push(LogViolation {
-                    invariant: "PROJ-2",
-                    at: now,
-                    detail: format!(
-                        "{behind:?} committed behind checkpoint {:?}: the reader passed an open append",
-                        self.checkpoint
-                    ),
-                });
-            }
-            let last = events.last().expect("an append has events").version;
-            self.heads.insert(stream, last);
-            self.committed.extend(events);
+        // PROJ-2 at its source: a commit that lands at or behind the
+        // checkpoint will never be read.
+        if let Some(behind) = events.iter().find(|e| e.cursor() <= self.checkpoint) {
+            self.violations.push(LogViolation {
+                invariant: "PROJ-2",
+                at: now,
+                detail: format!(
+                    "{behind:?} committed behind checkpoint {:?}: the reader passed an open append",
+                    self.checkpoint
+                ),
+            });
         }
         true
     }
 
     /// A database restart ends every open transaction.
     pub fn abort_open(&mut self) {
-        let open: Vec<u64> = self.open.keys().copied().collect();
-        for xid in open {
-            self.end_append(Duration::ZERO, xid, false);
-        }
+        self.events.abort_open();
     }
 
     /// No transaction at or above this id has finished with certainty.
@@ -132,25 +129,23 @@ impl ModelLog {
         if self.horizon_disabled {
             return u64::MAX;
         }
-        self.open
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(self.next_xid + 1)
+        self.events.horizon()
     }
 
     /// Runs one batch of up to `limit` events at database time `now`;
     /// returns how many it applied.
     pub fn project(&mut self, now: Duration, limit: usize) -> usize {
         let horizon = self.horizon();
-        let mut batch: Vec<LogEvent> = self
-            .committed
+        // In cursor order every event below the horizon comes first.
+        let batch: Vec<LogEvent> = self
+            .events
+            .rows()
+            .feed_after(self.checkpoint, read_plan(true))
             .iter()
-            .filter(|e| e.cursor() > self.checkpoint && e.xid < horizon)
-            .copied()
+            .map(|r| r.event)
+            .take_while(|e| e.xid < horizon)
+            .take(limit)
             .collect();
-        batch.sort();
-        batch.truncate(limit);
         for e in &batch {
             let (count, last) = self.read_model.entry(e.stream).or_insert((0, 0));
             if e.version != *last + 1 {
@@ -176,21 +171,25 @@ impl ModelLog {
             }
         }
         if let Some(last) = batch.last() {
+            let passed = self.checkpoint;
             self.checkpoint = last.cursor();
             self.batches += 1;
             // PROJ-2: nothing committed at or before the checkpoint may be
-            // left unapplied, or no later batch would ever read it.
+            // left unapplied, or no later batch would ever read it. What lay
+            // behind the old checkpoint was checked then, and a commit
+            // landing behind it is caught when it commits.
             if let Some(missed) = self
-                .committed
-                .iter()
-                .find(|e| e.cursor() <= self.checkpoint && !self.applied.contains_key(&e.cursor()))
+                .events
+                .rows()
+                .between(passed, self.checkpoint)
+                .find(|r| !self.applied.contains_key(&r.event.cursor()))
             {
                 self.violations.push(LogViolation {
                     invariant: "PROJ-2",
                     at: now,
                     detail: format!(
                         "checkpoint {:?} passed {:?}, which was not applied",
-                        self.checkpoint, missed
+                        self.checkpoint, missed.event
                     ),
                 });
             }
@@ -198,17 +197,33 @@ impl ModelLog {
         batch.len()
     }
 
-    /// Committed events.
+    /// Committed events (stored rows, both tiers).
     pub fn committed(&self) -> usize {
-        self.committed.len()
+        self.events.rows().len()
     }
 
     /// Committed events no batch has applied yet.
     pub fn unapplied(&self) -> usize {
-        self.committed
-            .iter()
-            .filter(|e| !self.applied.contains_key(&e.cursor()))
+        self.events
+            .rows()
+            .all()
+            .filter(|(_, r)| !self.applied.contains_key(&r.event.cursor()))
             .count()
+    }
+
+    /// The read model: per stream, events applied and the last version.
+    pub fn read_model(&self) -> &BTreeMap<u32, (u64, u64)> {
+        &self.read_model
+    }
+
+    /// The event store the log reads.
+    pub fn events(&self) -> &ModelEvents {
+        &self.events
+    }
+
+    /// The event store, to append to and archive.
+    pub fn events_mut(&mut self) -> &mut ModelEvents {
+        &mut self.events
     }
 }
 
@@ -219,8 +234,8 @@ mod tests {
     #[test]
     fn a_late_commit_below_the_horizon_is_not_passed() {
         let mut log = ModelLog::default();
-        let slow = log.begin_append(1, 1).unwrap();
-        let fast = log.begin_append(2, 2).unwrap();
+        let slow = log.begin_append(Duration::ZERO, 1, 1).unwrap();
+        let fast = log.begin_append(Duration::ZERO, 2, 2).unwrap();
         assert!(log.end_append(Duration::ZERO, fast, true));
         // The slow append is open: its xid is the horizon; nothing reads.
         assert_eq!(log.project(Duration::ZERO, 10), 0);
@@ -236,8 +251,8 @@ mod tests {
             horizon_disabled: true,
             ..ModelLog::default()
         };
-        let slow = log.begin_append(1, 1).unwrap();
-        let fast = log.begin_append(2, 1).unwrap();
+        let slow = log.begin_append(Duration::ZERO, 1, 1).unwrap();
+        let fast = log.begin_append(Duration::ZERO, 2, 1).unwrap();
         log.end_append(Duration::ZERO, fast, true);
         assert_eq!(log.project(Duration::ZERO, 10), 1);
         log.end_append(Duration::ZERO, slow, true);
@@ -253,11 +268,11 @@ mod tests {
     #[test]
     fn a_stream_has_one_open_append_and_a_restart_ends_them() {
         let mut log = ModelLog::default();
-        let a = log.begin_append(1, 1).unwrap();
-        assert_eq!(log.begin_append(1, 1), None);
+        let a = log.begin_append(Duration::ZERO, 1, 1).unwrap();
+        assert_eq!(log.begin_append(Duration::ZERO, 1, 1), None);
         log.abort_open();
         assert!(!log.end_append(Duration::ZERO, a, true));
         assert_eq!(log.committed(), 0);
-        assert!(log.begin_append(1, 1).is_some());
+        assert!(log.begin_append(Duration::ZERO, 1, 1).is_some());
     }
 }

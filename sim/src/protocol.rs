@@ -100,6 +100,76 @@ pub enum Request {
         /// Most events to apply.
         limit: u32,
     },
+    /// An append (`rf_append`) in a transaction bound to this connection:
+    /// it stays open, holding the stream's head, until `AppendEnd` on the
+    /// same connection, and is rolled back if the connection ends or sits
+    /// idle past the idle-in-transaction timeout, as a session's would.
+    Append {
+        /// Stream number.
+        stream: u32,
+        /// Expected version as the CLI spells it (`any`, `no-stream`,
+        /// `exists` or a number).
+        expected: String,
+        /// Idempotency key.
+        idem_key: Option<u64>,
+        /// One payload per event.
+        payloads: Vec<u64>,
+    },
+    /// Read a stream, by version.
+    ReadStream {
+        /// Stream number.
+        stream: u32,
+        /// Include archived data (every tier).
+        include_archived: bool,
+    },
+    /// `archive mark`.
+    Mark {
+        /// Stream number.
+        stream: u32,
+    },
+    /// `archive reactivate`.
+    Reactivate {
+        /// Stream number.
+        stream: u32,
+    },
+    /// `archive redirect --enable`.
+    SetRedirect {
+        /// On or off.
+        on: bool,
+    },
+    /// Start a mover's pass: its cutoff and position bound.
+    MoveStart {
+        /// Only events older than this.
+        older_than_ms: u64,
+    },
+    /// One batch of a mover's pass, in one transaction.
+    MoveBatch {
+        /// Lowest stream to consider.
+        from: Option<u32>,
+        /// Only events created before this database time.
+        before_us: u64,
+        /// Only events at or below this position.
+        upto: u64,
+        /// Most events.
+        limit: u32,
+    },
+    /// The copy half of a move batch done as two transactions (only with
+    /// `--without atomic-move`).
+    CopyBatch {
+        /// Lowest stream to consider.
+        from: Option<u32>,
+        /// Only events created before this database time.
+        before_us: u64,
+        /// Only events at or below this position.
+        upto: u64,
+        /// Most events.
+        limit: u32,
+    },
+    /// The delete half: the hot rows the copy wrote cold.
+    DeleteCopied {
+        /// Their cursors (transaction id, position).
+        cursors: Vec<(u64, u64)>,
+    },
     /// A fenced write whose client freezes inside its transaction, right
     /// after the fence check, for `freeze_us`: it holds the lock on the
     /// cluster row, and the database host cuts the client off the network
@@ -158,9 +228,82 @@ pub enum Reply {
         /// Events it applied (0: nothing to do).
         applied: u32,
     },
+    /// An append is open (on this connection).
+    Appended {
+        /// Its transaction id.
+        xid: u64,
+        /// First version it writes.
+        first: u64,
+        /// Last version it writes.
+        last: u64,
+    },
+    /// The idempotency key was used before: the first result, nothing
+    /// written.
+    Replayed {
+        /// First version.
+        first: u64,
+        /// Last version.
+        last: u64,
+    },
+    /// Wrong expected version.
+    Conflict {
+        /// The head's version.
+        actual: u64,
+    },
+    /// An archive operation ran; `changed` is false when there was nothing
+    /// to do.
+    Changed {
+        /// Whether anything changed.
+        changed: bool,
+    },
+    /// The stream does not exist.
+    NoStream,
+    /// Where a mover's pass starts.
+    MovePlan {
+        /// Its cutoff, database time.
+        before_us: u64,
+        /// The last position given out.
+        upto: u64,
+    },
+    /// A move batch (or its delete half) committed.
+    Moved {
+        /// Streams whose heads it locked (none: the pass is over).
+        locked: Vec<u32>,
+        /// Events moved.
+        events: u32,
+        /// Stream of the last event moved.
+        last_stream: Option<u32>,
+        /// Streams whose retention became cold.
+        cold: u32,
+    },
+    /// The copy half of a two-step move committed.
+    Copied {
+        /// Streams whose heads it locked.
+        locked: Vec<u32>,
+        /// The rows copied.
+        cursors: Vec<(u64, u64)>,
+        /// Stream of the last row copied.
+        last_stream: Option<u32>,
+    },
+    /// A stream read.
+    Stream {
+        /// Its events, by version.
+        events: Vec<StreamRow>,
+    },
     /// A leader of `cluster` released its lease (on a `Listen` connection).
     Released {
         /// The cluster.
         cluster: String,
     },
+}
+
+/// One event of a stream read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRow {
+    /// Version.
+    pub version: u64,
+    /// What the writer sent.
+    pub payload: u64,
+    /// Read from cold storage.
+    pub cold: bool,
 }

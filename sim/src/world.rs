@@ -8,12 +8,19 @@ use std::time::{Duration, UNIX_EPOCH};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rillflow_adapters::daemon::daemon_pool_config;
+use rillflow_core::archive::Backend;
 use rillflow_core::lease::LeaseConfig;
 
+use crate::archive_run;
+use crate::archive_summary::ArchiveSummary;
+use crate::client_faults;
 use crate::db_host::{self, SessionTimeouts};
 use crate::faults::{self, Fault, Scenario, FREEZE_START};
 use crate::invariants::{liveness, one_believer, projections, single_writer, Violation};
+use crate::ledger::Ledger;
 use crate::model_db::ModelDb;
+use crate::model_events::ModelEvents;
+use crate::model_log::ModelLog;
 use crate::node_host::{self, NodeSpec, Stops, CLUSTER};
 use crate::sim_store::Pauses;
 use crate::trace::{Trace, TraceEvent};
@@ -46,6 +53,13 @@ pub struct Params {
     /// Off only to show the checks catch a projection reader that ignores
     /// open appends (`position > checkpoint` style).
     pub horizon_disabled: bool,
+    /// The archive backend (archive scenario).
+    pub backend: Backend,
+    /// Client hosts the schedule may fault (archive scenario).
+    pub clients: Vec<String>,
+    /// Off only to show the checks catch a mover that copies and deletes
+    /// in two transactions.
+    pub atomic_move_disabled: bool,
 }
 
 impl Params {
@@ -72,10 +86,26 @@ impl Params {
             .collect();
         let config = LeaseConfig::from_secs(1, 3, 1);
         let heal_at = Duration::from_secs(sim_secs.max(10) * 2 / 3);
-        let faults = faults::schedule(&mut rng, scenario, &nodes, heal_at);
+        let mut faults = faults::schedule(&mut rng, scenario, &nodes, heal_at);
+        let clients = if scenario == Scenario::Archive {
+            archive_run::clients()
+        } else {
+            Vec::new()
+        };
+        if !clients.is_empty() {
+            faults.extend(client_faults::schedule(&mut rng, &clients, heal_at));
+            // Stable: at equal times node faults keep their order.
+            faults.sort_by_key(|(at, _)| *at);
+        }
+        // Drawn last, so the other scenarios' draws stay as they were.
+        let backend = if rng.random_bool(0.5) {
+            Backend::DualTable
+        } else {
+            Backend::Partitioned
+        };
         // With a projection, the new leader also needs time to catch up
         // on what the writer appended before the heal.
-        let catch_up = if scenario == Scenario::Projections {
+        let catch_up = if scenario.projects() {
             Duration::from_secs(5)
         } else {
             Duration::ZERO
@@ -93,13 +123,16 @@ impl Params {
             fence_disabled: false,
             idle_timeout_disabled: false,
             horizon_disabled: false,
+            backend,
+            clients,
+            atomic_move_disabled: false,
         }
     }
 
     /// The parameters, one per line, for a failure report.
     pub fn describe(&self) -> String {
         let mut out = format!(
-            "seed {}\nscenario {}\nnodes {:?}\nclock rates (ppm) {:?}\nheartbeat {:?}, ttl {:?}, grace {:?}, margin {:?}\nheal at {:?}, end at {:?}\nfaults:\n",
+            "seed {}\nscenario {}\nnodes {:?}\nclock rates (ppm) {:?}\nheartbeat {:?}, ttl {:?}, grace {:?}, margin {:?}\nheal at {:?}, end at {:?}\n",
             self.seed,
             self.scenario.name(),
             self.nodes,
@@ -111,6 +144,18 @@ impl Params {
             self.heal_at,
             self.end_at
         );
+        if self.scenario == Scenario::Archive {
+            out.push_str(&format!(
+                "backend {}, atomic move {}\n",
+                self.backend,
+                if self.atomic_move_disabled {
+                    "off"
+                } else {
+                    "on"
+                }
+            ));
+        }
+        out.push_str("faults:\n");
         for (at, f) in &self.faults {
             out.push_str(&format!("  {:>8.3}s {f:?}\n", at.as_secs_f64()));
         }
@@ -142,6 +187,8 @@ pub struct Outcome {
     pub refused_writes: usize,
     /// Events the writer committed (projections scenario).
     pub events_committed: usize,
+    /// What the archive scenario exercised.
+    pub archive: Option<ArchiveSummary>,
 }
 
 /// Runs `params` to the end and checks every invariant.
@@ -157,6 +204,7 @@ pub fn run(params: &Params) -> Outcome {
     let trace = Trace::default();
     let mut model = ModelDb::default();
     model.fence_disabled = params.fence_disabled;
+    model.log = ModelLog::new(ModelEvents::new(params.backend));
     model.log.horizon_disabled = params.horizon_disabled;
     let db = Arc::new(Mutex::new(model));
     {
@@ -187,7 +235,7 @@ pub fn run(params: &Params) -> Outcome {
             pauses: pauses.clone(),
             stops: stops.clone(),
             boots: Arc::new(AtomicU64::new(0)),
-            projections: params.scenario == Scenario::Projections,
+            projections: params.scenario.projects(),
         };
         let trace = trace.clone();
         sim.host(name.as_str(), move || {
@@ -200,6 +248,10 @@ pub fn run(params: &Params) -> Outcome {
             writer_host::run(seed, stop_at, trace.clone())
         });
     }
+    let ledger = Ledger::default();
+    if params.scenario == Scenario::Archive {
+        archive_run::add_clients(&mut sim, params, &ledger, &trace);
+    }
 
     let mut pending = params.faults.iter().peekable();
     let mut violation = None;
@@ -210,9 +262,9 @@ pub fn run(params: &Params) -> Outcome {
             // to end, a plan not carried out) ends here.
             healed = true;
             pauses.clear();
-            for node in &params.nodes {
-                sim.repair(node.as_str(), "db");
-                sim.release(node.as_str(), "db");
+            for host in params.nodes.iter().chain(&params.clients) {
+                sim.repair(host.as_str(), "db");
+                sim.release(host.as_str(), "db");
             }
             trace.record(sim.elapsed(), "faults", "healed".to_owned());
         }
@@ -253,10 +305,29 @@ pub fn run(params: &Params) -> Outcome {
         })
         .or_else(|| liveness::check(params.heal_at, end, db.valid_leader(end, CLUSTER), &beliefs))
         .or_else(|| {
-            (params.scenario == Scenario::Projections)
+            // The earliest of what the archive and projection checks found:
+            // a mover's fault shows in both, first where it happened.
+            let projected = params
+                .scenario
+                .projects()
                 .then(|| projections::check(&db.log, end))
+                .flatten();
+            let archived = (params.scenario == Scenario::Archive)
+                .then(|| archive_run::check(params, &db.log, &ledger, end))
+                .flatten();
+            [archived, projected]
+                .into_iter()
                 .flatten()
+                .min_by_key(|v| v.at)
         });
+    let archive = (params.scenario == Scenario::Archive).then(|| {
+        ArchiveSummary::of(
+            params.backend,
+            db.log.events().history(),
+            ledger.intents().values(),
+            ledger.counts(),
+        )
+    });
     let events = trace.events();
     let hash = Trace::hash(&events);
     Outcome {
@@ -267,6 +338,7 @@ pub fn run(params: &Params) -> Outcome {
         writes: db.writes.len(),
         refused_writes: db.refused_writes,
         events_committed: db.log.committed(),
+        archive,
     }
 }
 

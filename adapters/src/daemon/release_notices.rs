@@ -26,8 +26,11 @@ pub trait ReleaseNotices: Send + Sync + 'static {
 
 /// Forwards notices for `cluster` to the driver as [`Signal::PeerReleased`],
 /// starting with the subscription `first` (taken before the node joined, so
-/// nothing is missed) and subscribing again `retry` after a failure. Missing
-/// a notice only costs time: the next heartbeat sees the free lease anyway.
+/// nothing is missed). A lost subscription is taken again at once, then
+/// after 50 ms, doubling up to `retry` while the database stays away: a
+/// release right after a database restart should still wake the standbys.
+/// Missing a notice only costs time: the next heartbeat sees the free lease
+/// anyway.
 pub fn forward_releases<N: ReleaseNotices>(
     notices: N,
     first: N::Listener,
@@ -37,6 +40,7 @@ pub fn forward_releases<N: ReleaseNotices>(
 ) {
     tokio::spawn(async move {
         let mut listener = Some(first);
+        let mut backoff = Duration::ZERO;
         loop {
             if let Some(mut l) = listener.take() {
                 loop {
@@ -57,10 +61,19 @@ pub fn forward_releases<N: ReleaseNotices>(
             if signals.is_closed() {
                 return;
             }
-            tokio::time::sleep(retry).await;
+            tokio::time::sleep(backoff).await;
             match notices.listen().await {
-                Ok(l) => listener = Some(l),
-                Err(e) => tracing::warn!(error = %e, "cannot listen for releases"),
+                Ok(l) => {
+                    listener = Some(l);
+                    backoff = Duration::ZERO;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for releases");
+                    backoff = (backoff * 2).clamp(
+                        Duration::from_millis(50),
+                        retry.max(Duration::from_millis(50)),
+                    );
+                }
             }
         }
     });

@@ -1,9 +1,12 @@
 //! The properties a run must keep, one file each (see docs/invariants.md).
 
+pub mod conservation;
 pub mod liveness;
 pub mod one_believer;
 pub mod projections;
+pub mod routing;
 pub mod single_writer;
+pub mod versions;
 
 use std::time::Duration;
 

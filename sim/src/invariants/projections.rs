@@ -36,7 +36,7 @@ mod tests {
     #[test]
     fn a_caught_up_log_passes_and_a_behind_one_does_not() {
         let mut log = ModelLog::default();
-        let xid = log.begin_append(1, 2).unwrap();
+        let xid = log.begin_append(Duration::ZERO, 1, 2).unwrap();
         log.end_append(Duration::ZERO, xid, true);
         let v = check(&log, Duration::from_secs(9)).expect("nothing applied yet");
         assert_eq!((v.invariant, v.at), ("PROJ-1", Duration::from_secs(9)));
