@@ -193,3 +193,30 @@ fn a_node_stopped_after_its_lease_lapsed_hands_over_at_once() {
         "{takeover:?}"
     );
 }
+
+/// A release notice sent just after a database restart must still wake the
+/// standbys: a daemon that waited a full retry interval before listening
+/// again left them to find the free lease at their next heartbeat.
+#[test]
+fn a_release_right_after_a_database_restart_wakes_the_standby() {
+    let probe = pinned(vec![]).1;
+    let leader = first_leader(&probe);
+    let (_, outcome) = pinned(vec![
+        (ms(5_000), Fault::CrashDb),
+        (ms(5_200), Fault::RestartDb),
+        (ms(5_450), Fault::Stop(leader.clone())),
+    ]);
+    let released = outcome
+        .events
+        .iter()
+        .find(|e| e.who == leader && e.what.starts_with("releases epoch") && e.at >= ms(5_450))
+        .map(|e| e.at)
+        .expect("the stopped leader released its lease");
+    let takeover = grants_after(&outcome, released);
+    assert!(
+        takeover
+            .first()
+            .is_some_and(|(at, _)| *at < released + ms(300)),
+        "released at {released:?}, then {takeover:?}"
+    );
+}
