@@ -225,8 +225,10 @@ impl ArchiveMover {
         mut progress: impl FnMut(&MoveProgress),
     ) -> Result<MoveProgress, ArchiveError> {
         self.check_stream(filter.stream).await?;
-        let backend = ArchiveSettings::load(&self.pool).await?.backend;
-        let sql = move_sql(backend);
+        let statements = [
+            (Backend::DualTable, move_sql(Backend::DualTable)),
+            (Backend::Partitioned, move_sql(Backend::Partitioned)),
+        ];
         // Events appended after this point are left for the next run, so
         // appenders cannot keep a pass going forever.
         let upto: i64 = sqlx::query_scalar("SELECT last_value FROM rf_events_position_seq")
@@ -251,7 +253,7 @@ impl ArchiveMover {
             throttled: Duration::ZERO,
         };
         while let Some(request) = pass.next_batch() {
-            let outcome = self.batch(&sql, request, filter, upto).await?;
+            let (backend, outcome) = self.batch(&statements, request, filter, upto).await?;
             pass.handle(&outcome);
             if outcome.locked.is_empty() {
                 break;
@@ -278,14 +280,23 @@ impl ArchiveMover {
         Ok(report)
     }
 
+    /// One batch, on the backend the database names now: the settings row
+    /// is read with a share lock, so a backend switch waits for the batch
+    /// and the next batch follows it.
     async fn batch(
         &self,
-        move_sql: &str,
+        statements: &[(Backend, String); 2],
         request: BatchRequest,
         filter: MoveFilter,
         upto: i64,
-    ) -> Result<BatchOutcome, ArchiveError> {
+    ) -> Result<(Backend, BatchOutcome), ArchiveError> {
         let mut tx = self.pool.begin().await?;
+        let backend = ArchiveSettings::backend_for_batch(&mut tx).await?;
+        let move_sql = &statements
+            .iter()
+            .find(|(b, _)| *b == backend)
+            .expect("a statement for every backend")
+            .1;
         let locked: Vec<Uuid> = sqlx::query_scalar(LOCK_STREAMS)
             .bind(request.from)
             .bind(filter.stream)
@@ -296,11 +307,14 @@ impl ArchiveMover {
             .await?;
         if locked.is_empty() {
             tx.rollback().await?;
-            return Ok(BatchOutcome {
-                locked,
-                moved: 0,
-                last_moved_stream: None,
-            });
+            return Ok((
+                backend,
+                BatchOutcome {
+                    locked,
+                    moved: 0,
+                    last_moved_stream: None,
+                },
+            ));
         }
         let (moved, last): (i64, Option<Uuid>) = sqlx::query_as(move_sql)
             .bind(&locked)
@@ -311,11 +325,14 @@ impl ArchiveMover {
             .await?;
         finish_batch(&mut tx, &locked, moved).await?;
         tx.commit().await?;
-        Ok(BatchOutcome {
-            locked,
-            moved: moved.max(0) as u64,
-            last_moved_stream: last,
-        })
+        Ok((
+            backend,
+            BatchOutcome {
+                locked,
+                moved: moved.max(0) as u64,
+                last_moved_stream: last,
+            },
+        ))
     }
 }
 

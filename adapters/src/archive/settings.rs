@@ -42,10 +42,22 @@ impl ArchiveSettings {
         let redirect: bool = sqlx::query_scalar(REDIRECT_ENABLED)
             .fetch_one(&mut *conn)
             .await?;
-        let backend = backend
-            .parse()
-            .map_err(|e: String| ArchiveError::Database(sqlx::Error::Decode(e.into())))?;
-        Ok(Self { backend, redirect })
+        Ok(Self {
+            backend: parse_backend(&backend)?,
+            redirect,
+        })
+    }
+
+    /// The backend, read inside a mover batch's transaction with a share
+    /// lock that [`ArchiveSettings::set_backend`] waits for.
+    pub(crate) async fn backend_for_batch(
+        conn: &mut PgConnection,
+    ) -> Result<Backend, ArchiveError> {
+        let backend: String =
+            sqlx::query_scalar("SELECT backend FROM rf_archive_settings FOR SHARE")
+                .fetch_one(&mut *conn)
+                .await?;
+        parse_backend(&backend)
     }
 
     /// Turns redirect on or off; returns the settings before the change.
@@ -87,4 +99,11 @@ impl ArchiveSettings {
         tx.commit().await?;
         Ok(before)
     }
+}
+
+/// The stored backend name; the table's check constraint admits only known
+/// names, so a failure here means a newer schema than this binary.
+fn parse_backend(name: &str) -> Result<Backend, ArchiveError> {
+    name.parse()
+        .map_err(|e: String| ArchiveError::Database(sqlx::Error::Decode(e.into())))
 }
