@@ -117,7 +117,9 @@ fn silence(
 /// stopped gracefully, within one second. Faults
 /// come one at a time, so nothing else stands in the way; healing ends a
 /// silence early. "Active" means it
-/// held the latest grant and committed a write in the second before.
+/// held the latest grant and committed a write in the second before, in
+/// its current incarnation: a node restarted after a crash comes back cold,
+/// and stopping it hands nothing over (its old lease runs out instead).
 pub fn check_takeovers(
     faults: &[(Duration, Fault)],
     freezes: &[(String, Duration)],
@@ -154,9 +156,18 @@ pub fn check_takeovers(
             .rev()
             .find(|g| g.at <= start)
             .map(|g| g.node.as_str());
-        let active = writes
+        let booted = faults[..i]
             .iter()
-            .any(|w| w.node == node && w.at <= start && w.at + Duration::from_secs(1) > start);
+            .filter(|(_, f)| matches!(f, Fault::Restart(n) if n == node))
+            .map(|(t, _)| *t)
+            .next_back()
+            .unwrap_or(Duration::ZERO);
+        let active = writes.iter().any(|w| {
+            w.node == node
+                && w.at >= booted
+                && w.at <= start
+                && w.at + Duration::from_secs(1) > start
+        });
         if leader != Some(node) || !active {
             continue;
         }
@@ -300,6 +311,25 @@ mod tests {
                 &crash_b,
                 &[],
                 &[grant(0, "a", 1)],
+                &w,
+                at(6_000),
+                at(20_000)
+            ),
+            None
+        );
+        // Stopping a node restarted after a crash hands nothing over: its
+        // writes before the crash were another incarnation's.
+        let restarted_then_stopped = vec![
+            (at(2_000), Fault::Crash("a".into())),
+            (at(2_300), Fault::Restart("a".into())),
+            (at(2_600), Fault::Stop("a".into())),
+            (at(9_000), Fault::Restart("a".into())),
+        ];
+        assert_eq!(
+            check_takeovers(
+                &restarted_then_stopped,
+                &[],
+                &[grant(0, "a", 1), grant(6_500, "b", 2)],
                 &w,
                 at(6_000),
                 at(20_000)
