@@ -196,11 +196,29 @@ async fn ensure_template(server: &Server) -> String {
             .expect("template pool");
         Migrations::apply(&pool).await.expect("migrate template");
         pool.close().await;
+        // A closed connection's server process can outlive the close for a
+        // moment, and a rename needs the database to itself: end leftovers
+        // and try again for a bounded while.
         let rename = format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"");
-        sqlx::query(&rename)
+        let mut attempts = 0;
+        loop {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                  WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(&building)
             .execute(&mut admin)
             .await
-            .expect("publish template");
+            .expect("end template sessions");
+            match sqlx::query(&rename).execute(&mut admin).await {
+                Ok(_) => break,
+                Err(e) if attempts < 50 && in_use(&e) => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("publish template: {e}"),
+            }
+        }
     }
     sqlx::query("SELECT pg_advisory_unlock(74201)")
         .execute(&mut admin)
@@ -223,4 +241,10 @@ fn migrations_hash() -> u64 {
         std::fs::read(&f).expect("migration file").hash(&mut h);
     }
     h.finish()
+}
+
+/// SQLSTATE 55006: the database is being accessed by other users.
+fn in_use(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.code().as_deref() == Some("55006"))
 }
