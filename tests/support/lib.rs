@@ -7,6 +7,7 @@
 //! The database is dropped when the handle is dropped, so parallel tests never
 //! see each other and leave nothing behind.
 
+pub mod chaos;
 pub mod cluster_watch;
 pub mod counter;
 pub mod http;

@@ -13,6 +13,7 @@ use rillflow_adapters::projection::{
     wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionProcessor,
     ProjectionRunner, ProjectionWorker, RuntimeMetrics, WorkerTiming,
 };
+use rillflow_adapters::PoolConfig;
 use rillflow_core::lease::machine::NodeMachine;
 use rillflow_core::lease::{ClusterTiming, LeaseConfig};
 use rillflow_core::PartitionSpec;
@@ -49,7 +50,13 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
     };
     // Installed before anything slow, so an early signal is not lost.
     let shutdown = signals::shutdown()?;
-    let pool = database::open_configured(&args.db, &daemon_pool_config(&config)).await?;
+    // The node's name in `pg_stat_activity`, so an operator (or a chaos
+    // run) can tell whose session is whose.
+    let pool_config = PoolConfig {
+        application_name: format!("rillflow-daemon {node}"),
+        ..daemon_pool_config(&config)
+    };
+    let pool = database::open_configured(&args.db, &pool_config).await?;
     let store = PgLeaseStore::new(pool.clone());
     let catalog = ProjectionCatalog::new(pool.clone());
     for p in &projections {
