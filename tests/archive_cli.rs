@@ -3,10 +3,10 @@
 //! mover killed mid-run and resumed, and the archive metrics a daemon serves.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use rillflow_testkit::{free_port, http_get, Process, TestDb};
+use rillflow_testkit::{free_port, http_get, one_line_failure, CliRunner, Process, TestDb};
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -14,26 +14,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_rillflow");
 const FUTURE: &str = "2999-01-01T00:00:00Z";
 
 fn rillflow(db: &TestDb, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run rillflow")
+    CliRunner::new(BIN, db).run(args)
 }
 
 fn ok(db: &TestDb, args: &[&str]) -> String {
-    let out = rillflow(db, args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    CliRunner::new(BIN, db).ok(args)
 }
 
 fn json(db: &TestDb, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(db, args)).expect("json output")
+    CliRunner::new(BIN, db).json(args)
 }
 
 fn log_dir(test: &str) -> PathBuf {
@@ -216,7 +205,7 @@ async fn monthly_partitions_take_their_rows_from_the_default() {
             "2030-01-01",
         ],
     );
-    let err = one_line_failure(&out, 1);
+    let err = one_line_failure(&out, Some(1));
     assert!(err.contains("events_cold_2030_01 exists"), "{err}");
     let status = json(&db, &["archive", "status", "--output", "json"]);
     let names: Vec<&str> = status["partitions"]
@@ -229,18 +218,6 @@ async fn monthly_partitions_take_their_rows_from_the_default() {
         names.contains(&table.as_str()) && !names.contains(&"events_cold_2030_01"),
         "{names:?}"
     );
-}
-
-fn one_line_failure(out: &Output, code: i32) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one error line, got: {err:?}"
-    );
-    assert!(err.starts_with("error: "), "{err:?}");
-    err
 }
 
 /// Everything an archive command could change, as text.
@@ -390,7 +367,7 @@ async fn bad_input_is_refused_with_one_line_and_changes_nothing() {
     ];
     for (args, code, needle) in cases {
         let out = rillflow(&db, args);
-        let err = one_line_failure(&out, *code);
+        let err = one_line_failure(&out, Some(*code));
         assert!(err.contains(needle), "{args:?}: {err}");
         assert_eq!(
             fingerprint(&pool).await,
@@ -403,7 +380,7 @@ async fn bad_input_is_refused_with_one_line_and_changes_nothing() {
     let before = fingerprint(&pool).await;
     let err = one_line_failure(
         &rillflow(&db, &["archive", "redirect", "--enable", "true"]),
-        1,
+        Some(1),
     );
     assert!(err.contains("dual-table backend only"), "{err}");
     assert_eq!(fingerprint(&pool).await, before);
@@ -412,7 +389,7 @@ async fn bad_input_is_refused_with_one_line_and_changes_nothing() {
     let before = fingerprint(&pool).await;
     let err = one_line_failure(
         &rillflow(&db, &["archive", "backend", "--set", "partitioned"]),
-        1,
+        Some(1),
     );
     assert!(err.contains("turn redirect off"), "{err}");
     assert_eq!(fingerprint(&pool).await, before);

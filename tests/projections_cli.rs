@@ -3,53 +3,34 @@
 //! rebuild, reset, metrics, and bad input refused with one line.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use rillflow_adapters::{EventStore, NewEvent};
 use rillflow_core::ExpectedVersion;
-use rillflow_testkit::TestDb;
+use rillflow_testkit::{CliRunner, TestDb};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/projections.toml");
 
+const BIN: &str = env!("CARGO_BIN_EXE_rillflow");
+
 fn rillflow(db: &TestDb, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rillflow"))
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env_remove("RUST_LOG")
-        .env_remove("PARTITION_KEY")
-        .env_remove("TOTAL_PARTITIONS")
-        .output()
-        .expect("run rillflow")
+    CliRunner::new(BIN, db).run(args)
 }
 
 fn ok(db: &TestDb, args: &[&str]) -> String {
-    let out = rillflow(db, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    CliRunner::new(BIN, db).ok(args)
 }
 
 fn json_of(db: &TestDb, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(db, args)).expect("json output")
+    CliRunner::new(BIN, db).json(args)
 }
 
 /// Asserts a failure with one line on stderr, nothing on stdout; returns it.
 fn one_line_failure(out: &Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "expected a failure, got: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
-    assert!(
-        out.stdout.is_empty(),
-        "{:?}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    err
+    rillflow_testkit::one_line_failure(out, None)
 }
 
 fn temp_file(name: &str, text: &str) -> PathBuf {

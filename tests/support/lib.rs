@@ -8,6 +8,7 @@
 //! see each other and leave nothing behind.
 
 pub mod chaos;
+pub mod cli_runner;
 pub mod cluster_watch;
 pub mod counter;
 pub mod http;
@@ -15,6 +16,7 @@ pub mod lease_fixtures;
 pub mod process;
 pub mod test_db;
 
+pub use cli_runner::{one_line_failure, CliRunner};
 pub use cluster_watch::wait_for_view;
 pub use counter::Counter;
 pub use http::{free_port, http_get};

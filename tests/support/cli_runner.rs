@@ -1,0 +1,74 @@
+//! Running the `rillflow` binary against a test's database.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::TestDb;
+
+/// The binary, pointed at one test database, with no environment leaking
+/// in from the caller (log level, partition settings).
+pub struct CliRunner {
+    bin: &'static str,
+    url: String,
+}
+
+impl CliRunner {
+    /// `bin` (the test's `env!("CARGO_BIN_EXE_rillflow")`) on `db`.
+    pub fn new(bin: &'static str, db: &TestDb) -> Self {
+        CliRunner {
+            bin,
+            url: db.url.clone(),
+        }
+    }
+
+    /// Runs `args` and returns what happened.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(self.bin)
+            .args(args)
+            .env("DATABASE_URL", &self.url)
+            .env_remove("RUST_LOG")
+            .env_remove("PARTITION_KEY")
+            .env_remove("TOTAL_PARTITIONS")
+            .output()
+            .expect("run rillflow")
+    }
+
+    /// Runs `args`, asserts success and returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `args`, asserts success and parses stdout as JSON.
+    pub fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).expect("json output")
+    }
+}
+
+/// Asserts a failure (with exit status `code` when given) that printed one
+/// line on stderr starting with `error: ` and nothing on stdout; returns it.
+pub fn one_line_failure(out: &Output, code: Option<i32>) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected a failure, got: {err}");
+    if let Some(code) = code {
+        assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    }
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one error line, got: {err:?}"
+    );
+    assert!(err.starts_with("error: "), "{err:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    err
+}
