@@ -10,6 +10,7 @@ pub mod event;
 pub mod health;
 pub mod local_cluster;
 pub mod migrate;
+pub mod ownership;
 pub mod pg_binaries;
 pub mod pool;
 pub mod projection;

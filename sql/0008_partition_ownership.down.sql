@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS rf_partition_leases;
+DROP TABLE IF EXISTS rf_projection_workers;
