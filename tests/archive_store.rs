@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rillflow_adapters::archive::{
     ArchiveMover, ArchiveSettings, ArchiveStats, MoveFilter, MoveLimits, StreamLifecycle,
 };
-use rillflow_adapters::{AppendOptions, EventStore, NewEvent, StoreError};
+use rillflow_adapters::{AppendOptions, AppendResult, EventStore, NewEvent, StoreError};
 use rillflow_core::archive::Backend;
 use rillflow_core::{ExpectedVersion, GlobalCursor, PartitionSpec};
 use rillflow_testkit::TestDb;
@@ -74,6 +74,20 @@ fn tier_of(rows: &[(String, i64)], version: i64) -> Vec<&str> {
         .filter(|(_, v)| *v == version)
         .map(|(t, _)| t.as_str())
         .collect()
+}
+
+/// Appends `n` events tagged `tag` to `stream`, expecting `expected`.
+async fn append(
+    store: &EventStore,
+    stream: Uuid,
+    expected: ExpectedVersion,
+    n: usize,
+    tag: &str,
+) -> AppendResult {
+    store
+        .append(stream, expected, &batch(n, tag), &Default::default())
+        .await
+        .unwrap()
 }
 
 /// Appends `n` events to a new stream `s` and marks it archived.
@@ -147,15 +161,7 @@ async fn versions_keys_and_routing_hold_across_tiers_on_both_backends() {
             .unwrap();
         assert!(replay.replayed, "{backend}");
         assert_eq!(replay.positions, first.positions, "{backend}");
-        let next = store
-            .append(
-                s,
-                ExpectedVersion::Exact(3),
-                &batch(1, "c"),
-                &Default::default(),
-            )
-            .await
-            .unwrap();
+        let next = append(&store, s, ExpectedVersion::Exact(3), 1, "c").await;
         assert_eq!(next.first_version, 4, "{backend}: the sequence continues");
 
         // ARCH-4: partitioned keeps a cold stream growing in the cold
@@ -169,15 +175,7 @@ async fn versions_keys_and_routing_hold_across_tiers_on_both_backends() {
 
         // Reactivation: new events hot, nothing moved back or doubled.
         life.reactivate(s).await.unwrap();
-        store
-            .append(
-                s,
-                ExpectedVersion::Exact(4),
-                &batch(1, "d"),
-                &Default::default(),
-            )
-            .await
-            .unwrap();
+        append(&store, s, ExpectedVersion::Exact(4), 1, "d").await;
         let rows = tiers(&pool, s).await;
         assert_eq!(tier_of(&rows, 5), vec!["hot"], "{backend}: {rows:?}");
         let versions: Vec<i64> = rows.iter().map(|(_, v)| *v).collect();
@@ -199,42 +197,18 @@ async fn redirect_lands_appends_cold_until_reactivation() {
     let (_db, store) = setup(Backend::DualTable).await;
     let pool = store.pool().clone();
     let s = Uuid::from_u128(0xB1);
-    store
-        .append(
-            s,
-            ExpectedVersion::NoStream,
-            &batch(2, "a"),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+    append(&store, s, ExpectedVersion::NoStream, 2, "a").await;
     let life = StreamLifecycle::new(pool.clone());
     life.mark(s, "closed", "test").await.unwrap();
     let before = ArchiveSettings::set_redirect(&pool, true).await.unwrap();
     assert!(!before.redirect, "redirect starts off");
-    store
-        .append(
-            s,
-            ExpectedVersion::Exact(2),
-            &batch(1, "b"),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+    append(&store, s, ExpectedVersion::Exact(2), 1, "b").await;
     // Marked but not moved: old events still hot, the new one redirected.
     let rows = tiers(&pool, s).await;
     assert_eq!(tier_of(&rows, 3), vec!["archive"], "{rows:?}");
     assert_eq!(tier_of(&rows, 1), vec!["hot"], "{rows:?}");
     life.reactivate(s).await.unwrap();
-    store
-        .append(
-            s,
-            ExpectedVersion::Exact(3),
-            &batch(1, "c"),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+    append(&store, s, ExpectedVersion::Exact(3), 1, "c").await;
     let rows = tiers(&pool, s).await;
     assert_eq!(tier_of(&rows, 4), vec!["hot"], "{rows:?}");
     // The switch is the operator's: still on after all of that.
@@ -260,15 +234,7 @@ async fn hot_reads_leave_out_archived_streams_and_projections_see_everything() {
             Uuid::from_u128(0xC3),
         );
         for s in [kept, archived, moved] {
-            store
-                .append(
-                    s,
-                    ExpectedVersion::NoStream,
-                    &batch(2, "a"),
-                    &Default::default(),
-                )
-                .await
-                .unwrap();
+            append(&store, s, ExpectedVersion::NoStream, 2, "a").await;
         }
         let life = StreamLifecycle::new(pool.clone());
         life.mark(moved, "closed", "test").await.unwrap();
@@ -325,15 +291,7 @@ async fn the_mover_races_appenders_and_readers_without_loss() {
         let streams: Vec<Uuid> = (0..12).map(|i| Uuid::from_u128(0xE000 + i)).collect();
         let life = StreamLifecycle::new(pool.clone());
         for s in &streams {
-            store
-                .append(
-                    *s,
-                    ExpectedVersion::NoStream,
-                    &batch(5, "seed"),
-                    &Default::default(),
-                )
-                .await
-                .unwrap();
+            append(&store, *s, ExpectedVersion::NoStream, 5, "seed").await;
             life.mark(*s, "race", "test").await.unwrap();
         }
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -518,15 +476,7 @@ async fn a_dry_run_lists_and_changes_nothing() {
     let pool = store.pool().clone();
     let (a, b) = (Uuid::from_u128(0xD1), Uuid::from_u128(0xD2));
     for s in [a, b] {
-        store
-            .append(
-                s,
-                ExpectedVersion::NoStream,
-                &batch(4, "a"),
-                &Default::default(),
-            )
-            .await
-            .unwrap();
+        append(&store, s, ExpectedVersion::NoStream, 4, "a").await;
     }
     StreamLifecycle::new(pool.clone())
         .mark(a, "closed", "test")

@@ -38,3 +38,9 @@ pub async fn fill(store: &EventStore, events: usize) {
         i += 1;
     }
 }
+
+/// The `p` quantile (0–1) of `sorted`, nearest rank; `sorted` is not empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}

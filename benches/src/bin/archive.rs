@@ -28,7 +28,7 @@ use rillflow_adapters::projection::{
     BatchOutcome, BatchOwner, Projection, ProjectionCatalog, ProjectionRunner, WriteFence,
 };
 use rillflow_adapters::{EventStore, NewEvent};
-use rillflow_benches::{bench_streams, fill};
+use rillflow_benches::{bench_streams, fill, percentile};
 use rillflow_core::archive::Backend;
 use rillflow_core::{ExpectedVersion, PartitionSpec};
 use rillflow_testkit::{Counter, TestDb};
@@ -97,11 +97,6 @@ async fn replay(pool: &PgPool, name: &str, events: usize) -> Vec<f64> {
         }
     }
     times
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
 }
 
 fn mean(v: &[f64]) -> f64 {

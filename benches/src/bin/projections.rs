@@ -28,7 +28,7 @@ use rillflow_adapters::projection::{
     WorkerTiming, WriteFence,
 };
 use rillflow_adapters::{EventStore, NewEvent, RecordedEvent};
-use rillflow_benches::fill;
+use rillflow_benches::{fill, percentile};
 use rillflow_core::projection::ProjectionFile;
 use rillflow_core::{ExpectedVersion, PartitionSpec};
 use rillflow_testkit::{Counter, TestDb};
@@ -240,11 +240,6 @@ async fn latency(pool: &PgPool, samples: usize) -> Vec<f64> {
     let _ = stop_tx.send(true);
     let _ = task.await;
     out
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
 }
 
 #[tokio::main]
