@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A point in the global order: the writing transaction's id, then the
 /// event's position.
 ///
@@ -10,7 +12,9 @@ use std::fmt;
 /// ordering by (tx_id, position) and reading only below that horizon never
 /// passes an event that is still being committed (PROJ-2). The derived `Ord`
 /// compares `tx_id` first, which is the order readers rely on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct GlobalCursor {
     /// `xid8` of the transaction that wrote the event.
     pub tx_id: i64,

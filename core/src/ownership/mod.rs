@@ -2,6 +2,10 @@
 //! group should own which partitions. Pure rules; the adapters bind them to
 //! per-partition fenced leases in Postgres.
 
+pub mod carry;
 pub mod fair_share;
+pub mod owner;
 
+pub use carry::{carry_over, Carry, Layer, PartitionState};
 pub use fair_share::{decide, quotas, Move};
+pub use owner::{Action, Holder, Input, OwnerTiming, OwnerTimingError, PartitionOwner};

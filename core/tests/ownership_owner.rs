@@ -1,0 +1,292 @@
+//! The partition owner machine: the exact actions of joins, leaves,
+//! restarts, lost renewals and repartitions.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rillflow_core::lease::MonoTime;
+use rillflow_core::ownership::{Action, Holder, Input, OwnerTiming, PartitionOwner};
+
+const TIMING: OwnerTiming = OwnerTiming {
+    heartbeat: Duration::from_secs(1),
+    ttl: Duration::from_secs(3),
+};
+
+fn t(ms: u64) -> MonoTime {
+    MonoTime::from_origin(Duration::from_millis(ms))
+}
+
+fn drain(m: &mut PartitionOwner) -> Vec<Action> {
+    std::iter::from_fn(|| m.poll_action()).collect()
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn holders(list: &[(u32, &str, u64)]) -> BTreeMap<u32, Holder> {
+    list.iter()
+        .map(|(p, w, e)| {
+            (
+                *p,
+                Holder {
+                    worker: w.to_string(),
+                    epoch: *e,
+                },
+            )
+        })
+        .collect()
+}
+
+fn viewed(partitions: u32, workers: &[&str], held: &[(u32, &str, u64)]) -> Input {
+    Input::Viewed {
+        partitions,
+        workers: names(workers),
+        holders: holders(held),
+    }
+}
+
+fn claim(p: u32) -> Action {
+    Action::Claim { partition: p }
+}
+
+fn renew(p: u32, epoch: u64) -> Action {
+    Action::Renew {
+        partition: p,
+        epoch,
+    }
+}
+
+fn release(p: u32, epoch: u64) -> Action {
+    Action::Release {
+        partition: p,
+        epoch,
+    }
+}
+
+/// A worker "a" that owns partitions 0..4 under epochs 10..14 after its
+/// first round at time 0.
+fn owning_four() -> PartitionOwner {
+    let mut m = PartitionOwner::new("a", TIMING, t(0));
+    m.handle(t(0), Input::Tick);
+    assert_eq!(drain(&mut m), vec![Action::Sync]);
+    m.handle(t(5), viewed(4, &["a"], &[]));
+    assert_eq!(drain(&mut m), vec![claim(0), claim(1), claim(2), claim(3)]);
+    for p in 0..4 {
+        m.handle(
+            t(10),
+            Input::Claimed {
+                partition: p,
+                epoch: Some(10 + u64::from(p)),
+            },
+        );
+    }
+    assert_eq!(m.owned(t(10)), vec![(0, 10), (1, 11), (2, 12), (3, 13)]);
+    m
+}
+
+#[test]
+fn a_lone_worker_claims_everything_and_renews_every_round() {
+    let mut m = owning_four();
+    assert_eq!(m.poll_timeout(), Some(t(1000)));
+    m.handle(t(999), Input::Tick);
+    assert!(drain(&mut m).is_empty(), "a spurious tick does nothing");
+    m.handle(t(1000), Input::Tick);
+    assert_eq!(drain(&mut m), vec![Action::Sync]);
+    m.handle(
+        t(1010),
+        viewed(
+            4,
+            &["a"],
+            &[(0, "a", 10), (1, "a", 11), (2, "a", 12), (3, "a", 13)],
+        ),
+    );
+    assert_eq!(
+        drain(&mut m),
+        vec![renew(0, 10), renew(1, 11), renew(2, 12), renew(3, 13)]
+    );
+}
+
+#[test]
+fn a_worker_gives_up_what_a_newcomer_should_have_and_keeps_running_the_rest() {
+    let mut m = owning_four();
+    m.handle(t(1000), Input::Tick);
+    assert_eq!(drain(&mut m), vec![Action::Sync]);
+    m.handle(
+        t(1010),
+        viewed(
+            4,
+            &["a", "b"],
+            &[(0, "a", 10), (1, "a", 11), (2, "a", 12), (3, "a", 13)],
+        ),
+    );
+    assert_eq!(
+        drain(&mut m),
+        vec![release(3, 13), release(2, 12), renew(0, 10), renew(1, 11)]
+    );
+    assert_eq!(m.owned(t(1010)), vec![(0, 10), (1, 11)]);
+}
+
+#[test]
+fn a_newcomer_claims_only_free_partitions() {
+    let mut b = PartitionOwner::new("b", TIMING, t(0));
+    b.handle(t(0), Input::Tick);
+    assert_eq!(drain(&mut b), vec![Action::Sync]);
+    b.handle(
+        t(1),
+        viewed(4, &["a", "b"], &[(0, "a", 1), (1, "a", 1), (2, "a", 1)]),
+    );
+    assert_eq!(drain(&mut b), vec![claim(3)]);
+    b.handle(
+        t(2),
+        Input::Claimed {
+            partition: 3,
+            epoch: None,
+        },
+    );
+    assert!(b.owned(t(2)).is_empty(), "someone else got it first");
+}
+
+#[test]
+fn a_restarted_worker_frees_its_earlier_incarnations_leases_then_claims() {
+    let mut m = PartitionOwner::new("a", TIMING, t(0));
+    m.handle(t(0), Input::Tick);
+    assert_eq!(drain(&mut m), vec![Action::Sync]);
+    m.handle(t(1), viewed(2, &["a"], &[(0, "a", 7), (1, "a", 8)]));
+    assert_eq!(
+        drain(&mut m),
+        vec![release(0, 7), release(1, 8), claim(0), claim(1)]
+    );
+}
+
+#[test]
+fn a_lease_not_renewed_in_time_is_no_longer_run() {
+    let mut m = owning_four();
+    // Round 2 starts at 1000 but the database never answers.
+    m.handle(t(1000), Input::Tick);
+    assert_eq!(drain(&mut m), vec![Action::Sync]);
+    // Claims were judged from the first round's start (0): belief ends at 3000.
+    assert_eq!(m.may_run(t(2999), 0), Some(10));
+    m.handle(t(3000), Input::Tick);
+    assert_eq!(m.may_run(t(3000), 0), None);
+    assert!(m.owned(t(3000)).is_empty());
+    assert!(drain(&mut m).is_empty(), "the round is still waiting");
+    // A ttl after it began, the stalled round is given up and a new one starts.
+    assert_eq!(m.poll_timeout(), Some(t(4000)));
+    m.handle(t(4000), Input::Tick);
+    assert_eq!(drain(&mut m), vec![Action::Sync]);
+}
+
+#[test]
+fn a_refused_renewal_or_batch_drops_the_partition() {
+    let mut m = owning_four();
+    m.handle(t(1000), Input::Tick);
+    let _ = drain(&mut m);
+    m.handle(
+        t(1010),
+        viewed(
+            4,
+            &["a"],
+            &[(0, "a", 10), (1, "a", 11), (2, "a", 12), (3, "a", 13)],
+        ),
+    );
+    let _ = drain(&mut m);
+    m.handle(
+        t(1020),
+        Input::Renewed {
+            partition: 0,
+            epoch: 10,
+            held: false,
+        },
+    );
+    m.handle(
+        t(1020),
+        Input::Renewed {
+            partition: 1,
+            epoch: 11,
+            held: true,
+        },
+    );
+    m.handle(
+        t(1030),
+        Input::Fenced {
+            partition: 2,
+            epoch: 12,
+        },
+    );
+    // A fence report for an epoch no longer held changes nothing.
+    m.handle(
+        t(1030),
+        Input::Fenced {
+            partition: 3,
+            epoch: 99,
+        },
+    );
+    assert_eq!(m.owned(t(1030)), vec![(1, 11), (3, 13)]);
+    // Partition 1 was renewed in the round that began at 1000.
+    assert_eq!(m.may_run(t(3999), 1), Some(11));
+    assert_eq!(m.may_run(t(3999), 3), None, "3's renewal never answered");
+}
+
+#[test]
+fn fewer_partitions_after_a_repartition_releases_the_ones_beyond() {
+    let mut m = owning_four();
+    m.handle(t(1000), Input::Tick);
+    let _ = drain(&mut m);
+    m.handle(t(1010), viewed(2, &["a"], &[]));
+    assert_eq!(
+        drain(&mut m),
+        vec![release(2, 12), release(3, 13), renew(0, 10), renew(1, 11)]
+    );
+}
+
+#[test]
+fn a_failed_call_ends_the_round_but_releases_still_go_out() {
+    let mut m = owning_four();
+    m.handle(t(1000), Input::Tick);
+    let _ = drain(&mut m);
+    m.handle(
+        t(1010),
+        viewed(
+            4,
+            &["a", "b"],
+            &[(0, "a", 10), (1, "a", 11), (2, "a", 12), (3, "a", 13)],
+        ),
+    );
+    // The adapter performed the first release, then a call failed.
+    assert_eq!(m.poll_action(), Some(release(3, 13)));
+    m.handle(t(1020), Input::Failed);
+    assert_eq!(drain(&mut m), vec![release(2, 12)]);
+    m.handle(t(2000), Input::Tick);
+    assert_eq!(drain(&mut m), vec![Action::Sync]);
+}
+
+#[test]
+fn shutdown_releases_everything_then_leaves() {
+    let mut m = owning_four();
+    m.handle(t(50), Input::Shutdown);
+    assert_eq!(
+        drain(&mut m),
+        vec![
+            release(0, 10),
+            release(1, 11),
+            release(2, 12),
+            release(3, 13),
+            Action::Leave
+        ]
+    );
+    assert!(m.is_stopped());
+    assert_eq!(m.poll_timeout(), None);
+    m.handle(t(60), Input::Tick);
+    assert!(drain(&mut m).is_empty());
+}
+
+#[test]
+fn bad_timings_are_refused() {
+    assert!(TIMING.validate().is_ok());
+    let tight = OwnerTiming {
+        heartbeat: Duration::from_secs(2),
+        ttl: Duration::from_secs(3),
+    };
+    assert!(tight.validate().is_err());
+}
