@@ -27,7 +27,7 @@ async fn one_of_many_concurrent_claims_wins() {
     }
     assert_eq!(won, vec![1], "exactly one claim, epoch 1");
     let view = store.view("p", TTL).await.unwrap();
-    assert_eq!(view.owners.len(), 1);
+    assert_eq!(view.owners().len(), 1);
 }
 
 #[tokio::test]
@@ -48,7 +48,7 @@ async fn epochs_grow_and_a_released_or_expired_lease_moves_on() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Expired by the database clock: renewing fails, another may claim.
     assert!(!store.renew("p", 0, e2, TTL).await.unwrap());
-    assert!(store.view("p", TTL).await.unwrap().owners.is_empty());
+    assert!(store.view("p", TTL).await.unwrap().owners().is_empty());
     let e3 = store.claim("p", 0, "a", TTL).await.unwrap().unwrap();
     assert_eq!(e3, e2 + 1);
     // The old epoch's release changes nothing.
@@ -58,7 +58,7 @@ async fn epochs_grow_and_a_released_or_expired_lease_moves_on() {
             .view("p", TTL)
             .await
             .unwrap()
-            .owners
+            .owners()
             .get(&0)
             .map(String::as_str),
         Some("a")
@@ -107,12 +107,12 @@ async fn the_fence_admits_only_the_current_epoch_and_a_claim_waits_for_it() {
 async fn the_view_shows_live_workers_by_the_database_clock() {
     let mut db = TestDb::migrated().await;
     let store = PgOwnershipStore::new(db.pool().await);
-    store.heartbeat("p", "b").await.unwrap();
-    store.heartbeat("p", "a").await.unwrap();
-    store.heartbeat("q", "c").await.unwrap();
+    store.heartbeat("p", "b", TTL).await.unwrap();
+    store.heartbeat("p", "a", TTL).await.unwrap();
+    store.heartbeat("q", "c", TTL).await.unwrap();
     assert_eq!(store.view("p", TTL).await.unwrap().workers, vec!["a", "b"]);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    store.heartbeat("p", "a").await.unwrap();
+    store.heartbeat("p", "a", TTL).await.unwrap();
     let short = Duration::from_millis(200);
     assert_eq!(
         store.view("p", short).await.unwrap().workers,

@@ -14,6 +14,7 @@ pub mod counter;
 pub mod http;
 pub mod lease_fixtures;
 pub mod process;
+pub mod stream_counts;
 pub mod test_db;
 
 pub use cli_runner::{one_line_failure, CliRunner};

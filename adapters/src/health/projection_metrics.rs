@@ -1,6 +1,6 @@
 //! The `rillflow_projection_*` metrics, from the database's checkpoint rows.
 
-use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{CounterVec, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::projection::ProjectionStatus;
 
@@ -97,5 +97,78 @@ pub fn add_projections(registry: &Registry, projections: &[ProjectionStatus]) {
                     .set(at.timestamp_millis() as f64 / 1000.0);
             }
         }
+    }
+    add_ownership(registry, projections);
+}
+
+/// The dynamic-ownership families, for projections that use it only: a
+/// static deployment has no leases, and would otherwise show every
+/// partition as unowned.
+fn add_ownership(registry: &Registry, projections: &[ProjectionStatus]) {
+    let dynamic: Vec<&ProjectionStatus> =
+        projections.iter().filter(|p| p.ownership.dynamic).collect();
+    if dynamic.is_empty() {
+        return;
+    }
+    let owned = register(
+        registry,
+        IntGaugeVec::new(
+            Opts::new(
+                "rillflow_projection_partitions_owned",
+                "Partitions each live worker holds a lease on now",
+            ),
+            &["projection", "worker"],
+        )
+        .expect("valid metric definition"),
+    );
+    let rebalances = register(
+        registry,
+        IntCounterVec::new(
+            Opts::new(
+                "rillflow_projection_rebalances_total",
+                "Partition leases granted: every move of a partition to a worker",
+            ),
+            &["projection"],
+        )
+        .expect("valid metric definition"),
+    );
+    let unowned = register(
+        registry,
+        IntGaugeVec::new(
+            Opts::new(
+                "rillflow_projection_unowned_partitions",
+                "Partitions with no live lease now",
+            ),
+            &["projection"],
+        )
+        .expect("valid metric definition"),
+    );
+    let unowned_secs = register(
+        registry,
+        CounterVec::new(
+            Opts::new(
+                "rillflow_projection_unowned_partition_seconds_total",
+                "Seconds partitions spent without an owner, summed (database clock)",
+            ),
+            &["projection"],
+        )
+        .expect("valid metric definition"),
+    );
+    for p in dynamic {
+        let name = [p.name.as_str()];
+        for w in &p.ownership.workers {
+            owned
+                .with_label_values(&[p.name.as_str(), w.worker.as_str()])
+                .set(w.partitions_owned);
+        }
+        rebalances
+            .with_label_values(&name)
+            .inc_by(p.ownership.rebalances_total.max(0) as u64);
+        unowned
+            .with_label_values(&name)
+            .set(p.ownership.unowned_partitions);
+        unowned_secs
+            .with_label_values(&name)
+            .inc_by(p.ownership.unowned_seconds_total.max(0.0));
     }
 }

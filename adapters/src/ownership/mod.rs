@@ -1,7 +1,17 @@
-//! Dynamic partition ownership on PostgreSQL: worker registration and
-//! per-partition fenced leases. The fair-share rule is
-//! `rillflow_core::ownership`.
+//! Dynamic partition ownership on PostgreSQL: worker registration,
+//! per-partition fenced leases, the driver that runs core's
+//! [`rillflow_core::ownership::PartitionOwner`], the worker that runs the
+//! partitions it owns, and live repartitioning. The fair-share and
+//! carry-over rules are `rillflow_core::ownership`.
 
+mod contract;
+mod driver;
+mod owned_worker;
+mod repartition;
 mod store;
 
+pub use contract::OwnershipStore;
+pub use driver::{OwnedPartition, OwnerDriver, OwnerSignal, Ownership};
+pub use owned_worker::{OwnedWorker, PartitionBatches};
+pub use repartition::{RepartitionError, RepartitionReport, Repartitioner};
 pub use store::{OwnershipError, OwnershipView, PgOwnershipStore};

@@ -4,7 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use rillflow_core::ownership::Holder;
 use sqlx::{PgPool, Postgres, Transaction};
+
+use super::contract::OwnershipStore;
 
 /// What can go wrong with partition ownership.
 #[derive(Debug, thiserror::Error)]
@@ -29,10 +33,22 @@ pub enum OwnershipError {
 /// database clock.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OwnershipView {
+    /// The projection's partition count (0 when it is not registered).
+    pub partitions: u32,
     /// Workers whose last heartbeat is younger than the ttl, by name.
     pub workers: Vec<String>,
-    /// Partition → owner, for unexpired leases only.
-    pub owners: BTreeMap<u32, String>,
+    /// Partition → holder, for unexpired leases only.
+    pub holders: BTreeMap<u32, Holder>,
+}
+
+impl OwnershipView {
+    /// Partition → owner name.
+    pub fn owners(&self) -> BTreeMap<u32, String> {
+        self.holders
+            .iter()
+            .map(|(p, h)| (*p, h.worker.clone()))
+            .collect()
+    }
 }
 
 /// Registration, leases and fences of partition ownership.
@@ -51,14 +67,22 @@ impl PgOwnershipStore {
         Self { pool }
     }
 
-    /// Records that `worker` of `projection` is alive now.
-    pub async fn heartbeat(&self, projection: &str, worker: &str) -> Result<(), OwnershipError> {
+    /// Records that `worker` of `projection` is alive now and counts as
+    /// live for `ttl` (what status and metrics judge it by).
+    pub async fn heartbeat(
+        &self,
+        projection: &str,
+        worker: &str,
+        ttl: Duration,
+    ) -> Result<(), OwnershipError> {
         sqlx::query(
-            "INSERT INTO rf_projection_workers (projection, worker) VALUES ($1, $2)
-             ON CONFLICT (projection, worker) DO UPDATE SET heartbeat_at = clock_timestamp()",
+            "INSERT INTO rf_projection_workers (projection, worker, ttl_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (projection, worker)
+             DO UPDATE SET heartbeat_at = clock_timestamp(), ttl_ms = EXCLUDED.ttl_ms",
         )
         .bind(projection)
         .bind(worker)
+        .bind(millis(ttl).max(1))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -90,19 +114,31 @@ impl PgOwnershipStore {
         .bind(millis(ttl))
         .fetch_all(&self.pool)
         .await?;
-        let owners: Vec<(i32, String)> = sqlx::query_as(
-            "SELECT partition_key, owner FROM rf_partition_leases
+        let holders: Vec<(i32, String, i64)> = sqlx::query_as(
+            "SELECT partition_key, owner, epoch FROM rf_partition_leases
               WHERE projection = $1 AND owner IS NOT NULL AND expires_at > clock_timestamp()
               ORDER BY partition_key",
         )
         .bind(projection)
         .fetch_all(&self.pool)
         .await?;
+        let partitions: Option<i32> =
+            sqlx::query_scalar("SELECT total_partitions FROM rf_projections WHERE name = $1")
+                .bind(projection)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(OwnershipView {
+            partitions: partitions.unwrap_or(0).max(0) as u32,
             workers,
-            owners: owners
+            holders: holders
                 .into_iter()
-                .map(|(p, o)| (p.max(0) as u32, o))
+                .map(|(p, worker, epoch)| {
+                    let holder = Holder {
+                        worker,
+                        epoch: epoch.max(0) as u64,
+                    };
+                    (p.max(0) as u32, holder)
+                })
                 .collect(),
         })
     }
@@ -120,7 +156,10 @@ impl PgOwnershipStore {
             "INSERT INTO rf_partition_leases AS l (projection, partition_key, owner, epoch, expires_at)
              VALUES ($1, $2, $3, 1, clock_timestamp() + make_interval(secs => $4::float8 / 1000))
              ON CONFLICT (projection, partition_key) DO UPDATE
-                SET owner = EXCLUDED.owner, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at
+                SET owner = EXCLUDED.owner, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at,
+                    released_at = NULL,
+                    unowned_secs = l.unowned_secs + greatest(0, extract(epoch FROM
+                        clock_timestamp() - coalesce(l.released_at, l.expires_at, clock_timestamp())))
               WHERE l.owner IS NULL OR l.expires_at <= clock_timestamp()
              RETURNING epoch",
         )
@@ -165,8 +204,10 @@ impl PgOwnershipStore {
         epoch: u64,
     ) -> Result<(), OwnershipError> {
         sqlx::query(
-            "UPDATE rf_partition_leases SET owner = NULL, expires_at = NULL
-              WHERE projection = $1 AND partition_key = $2 AND epoch = $3",
+            "UPDATE rf_partition_leases
+                SET owner = NULL, expires_at = NULL,
+                    released_at = least(clock_timestamp(), expires_at)
+              WHERE projection = $1 AND partition_key = $2 AND epoch = $3 AND owner IS NOT NULL",
         )
         .bind(projection)
         .bind(partition as i32)
@@ -206,5 +247,51 @@ impl PgOwnershipStore {
                 epoch,
             }),
         }
+    }
+}
+
+#[async_trait]
+impl OwnershipStore for PgOwnershipStore {
+    async fn sync(
+        &self,
+        projection: &str,
+        worker: &str,
+        ttl: Duration,
+    ) -> Result<OwnershipView, OwnershipError> {
+        self.heartbeat(projection, worker, ttl).await?;
+        self.view(projection, ttl).await
+    }
+
+    async fn claim(
+        &self,
+        projection: &str,
+        partition: u32,
+        worker: &str,
+        ttl: Duration,
+    ) -> Result<Option<u64>, OwnershipError> {
+        PgOwnershipStore::claim(self, projection, partition, worker, ttl).await
+    }
+
+    async fn renew(
+        &self,
+        projection: &str,
+        partition: u32,
+        epoch: u64,
+        ttl: Duration,
+    ) -> Result<bool, OwnershipError> {
+        PgOwnershipStore::renew(self, projection, partition, epoch, ttl).await
+    }
+
+    async fn release(
+        &self,
+        projection: &str,
+        partition: u32,
+        epoch: u64,
+    ) -> Result<(), OwnershipError> {
+        PgOwnershipStore::release(self, projection, partition, epoch).await
+    }
+
+    async fn leave(&self, projection: &str, worker: &str) -> Result<(), OwnershipError> {
+        PgOwnershipStore::leave(self, projection, worker).await
     }
 }

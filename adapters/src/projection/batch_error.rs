@@ -10,6 +10,16 @@ pub enum BatchError {
         /// The epoch the batch tried to write under.
         epoch: u64,
     },
+    /// The projection's partition count changed under this runner.
+    #[error("{projection} now has {recorded} partitions; this worker runs {running} (restart it with --total-partitions {recorded}, or use --partitions auto)")]
+    Repartitioned {
+        /// The projection.
+        projection: String,
+        /// The count this runner was made for.
+        running: u32,
+        /// The count recorded now.
+        recorded: u32,
+    },
     /// The projection has no checkpoint row for this partition.
     #[error("projection {0} is not registered; start it with the runtime first")]
     Unregistered(String),

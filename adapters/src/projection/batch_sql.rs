@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use rillflow_core::ownership::Carry;
 use rillflow_core::GlobalCursor;
 use sqlx::{PgConnection, Row};
 
@@ -19,6 +20,10 @@ pub(crate) struct LockedCheckpoint {
     pub retry_attempts: u32,
     /// Time left until the next attempt of that event (database clock).
     pub retry_wait: Option<Duration>,
+    /// The projection's partition count now.
+    pub total_partitions: u32,
+    /// What earlier partitionings applied beyond the cursor.
+    pub carry: Carry,
 }
 
 /// Who commits a batch: node name and lease epoch (hot/cold mode).
@@ -48,7 +53,8 @@ pub(crate) struct Progress {
 
 const LOCK: &str = "
 SELECT c.tx_id, c.position, p.paused, c.retry_position, c.retry_attempts,
-       extract(epoch FROM (c.retry_not_before - clock_timestamp()))::float8 AS retry_wait
+       extract(epoch FROM (c.retry_not_before - clock_timestamp()))::float8 AS retry_wait,
+       p.total_partitions, c.carry
 FROM rf_checkpoints c JOIN rf_projections p ON p.name = c.projection
 WHERE c.projection = $1 AND c.partition_key = $2 AND c.model_version = $3
 FOR UPDATE OF c";
@@ -68,6 +74,7 @@ pub(crate) async fn lock_checkpoint(
         return Ok(None);
     };
     let wait: Option<f64> = row.try_get("retry_wait")?;
+    let carry: sqlx::types::Json<Carry> = row.try_get("carry")?;
     Ok(Some(LockedCheckpoint {
         cursor: GlobalCursor::new(row.try_get("tx_id")?, row.try_get("position")?),
         paused: row.try_get("paused")?,
@@ -76,6 +83,8 @@ pub(crate) async fn lock_checkpoint(
         retry_wait: wait
             .filter(|w| *w > 0.0 && w.is_finite())
             .map(Duration::from_secs_f64),
+        total_partitions: row.try_get::<i32, _>("total_partitions")?.max(1) as u32,
+        carry: carry.0,
     }))
 }
 
@@ -88,16 +97,20 @@ SET tx_id = $3, position = $4,
     last_processed_at = CASE WHEN $5 > 0 THEN clock_timestamp() ELSE last_processed_at END,
     owner_node = coalesce($8, owner_node), owner_epoch = coalesce($9, owner_epoch),
     retry_position = NULL, retry_attempts = 0, retry_not_before = NULL,
+    carry = coalesce($11, carry),
     updated_at = clock_timestamp()
 WHERE projection = $1 AND partition_key = $2 AND model_version = $10";
 
-/// Moves the checkpoint to `cursor`, adds `progress` and clears retry state.
+/// Moves the checkpoint to `cursor`, adds `progress` and clears retry state;
+/// `carry` replaces the carried layers when given (pruned as the checkpoint
+/// moved past them).
 pub(crate) async fn advance(
     conn: &mut PgConnection,
     slot: &Slot<'_>,
     cursor: GlobalCursor,
     progress: Progress,
     owner: &BatchOwner,
+    carry: Option<&Carry>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(ADVANCE)
         .bind(slot.projection)
@@ -110,6 +123,7 @@ pub(crate) async fn advance(
         .bind(owner.node.as_deref())
         .bind(owner.epoch.map(|e| e as i64))
         .bind(slot.version)
+        .bind(carry.map(sqlx::types::Json))
         .execute(&mut *conn)
         .await?;
     Ok(())

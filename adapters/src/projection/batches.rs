@@ -13,6 +13,18 @@ use super::fence::WriteFence;
 use super::runner::{BatchOutcome, ProjectionRunner};
 use super::versions::{switch_if_caught_up, versions};
 use crate::daemon::PgLeaseStore;
+use crate::ownership::PgOwnershipStore;
+
+/// Where the epochs that fence a [`PgBatches`] come from.
+#[derive(Debug, Clone)]
+enum Fences {
+    /// None: batches run unfenced.
+    Unfenced,
+    /// The cluster lease of hot/cold mode.
+    Cluster(PgLeaseStore, String),
+    /// The partition's own lease under dynamic ownership.
+    Partition(PgOwnershipStore),
+}
 
 /// One projection partition's batches. Postgres implements it with
 /// [`PgBatches`]; the simulation with batches against its model database,
@@ -35,7 +47,7 @@ pub trait Batches: Send + Sync {
 pub struct PgBatches {
     runner: ProjectionRunner,
     pool: PgPool,
-    lease: Option<(PgLeaseStore, String)>,
+    fences: Fences,
     /// Runners of other read-model versions, made on first use.
     at_versions: Mutex<BTreeMap<u32, Arc<ProjectionRunner>>>,
 }
@@ -48,23 +60,48 @@ impl PgBatches {
         pool: PgPool,
         lease: Option<(PgLeaseStore, String)>,
     ) -> Self {
+        let fences = match lease {
+            Some((store, cluster)) => Fences::Cluster(store, cluster),
+            None => Fences::Unfenced,
+        };
         PgBatches {
             runner,
             pool,
-            lease,
+            fences,
+            at_versions: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Batches of `runner` on `pool` fenced by the partition's own lease in
+    /// `store` (dynamic ownership): the epoch given to `run_batch` is the
+    /// one this worker holds the partition under.
+    pub fn partitioned(runner: ProjectionRunner, pool: PgPool, store: PgOwnershipStore) -> Self {
+        PgBatches {
+            runner,
+            pool,
+            fences: Fences::Partition(store),
             at_versions: Mutex::new(BTreeMap::new()),
         }
     }
 
     fn fence(&self, epoch: Option<u64>) -> Result<WriteFence, BatchError> {
-        match (epoch, &self.lease) {
+        match (epoch, &self.fences) {
+            (None, Fences::Partition(_)) => Err(BatchError::Store(
+                "a partition lease is needed to run an owned partition".into(),
+            )),
             (None, _) => Ok(WriteFence::Unfenced(self.pool.clone())),
-            (Some(epoch), Some((store, cluster))) => Ok(WriteFence::Epoch {
+            (Some(epoch), Fences::Cluster(store, cluster)) => Ok(WriteFence::Epoch {
                 store: store.clone(),
                 cluster: cluster.clone(),
                 epoch,
             }),
-            (Some(epoch), None) => Err(BatchError::Store(format!(
+            (Some(epoch), Fences::Partition(store)) => Ok(WriteFence::Partition {
+                store: store.clone(),
+                projection: self.runner.projection().name().to_owned(),
+                partition: self.runner.partition().key(),
+                epoch,
+            }),
+            (Some(epoch), Fences::Unfenced) => Err(BatchError::Store(format!(
                 "asked to write under epoch {epoch} without a lease store to fence it"
             ))),
         }

@@ -9,7 +9,9 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::handler::{HandlerError, Projection};
-use super::status::{PartitionStatus, ProjectionStatus, EXACT_LAG_LIMIT};
+use super::status::{
+    OwnershipStatus, PartitionStatus, ProjectionStatus, WorkerOwnership, EXACT_LAG_LIMIT,
+};
 use super::versions::{point_views, versions};
 use super::wakeup::CONTROL_CHANNEL;
 use crate::store::EventStore;
@@ -162,6 +164,42 @@ impl ProjectionCatalog {
         Ok(())
     }
 
+    /// Records `name` for dynamic ownership: with `initial` partitions if it
+    /// is new, else with the count already recorded (which wins, since a
+    /// repartition may have changed it). Creates a checkpoint row for every
+    /// partition and returns the count. The projection row is locked, so
+    /// this never interleaves with a repartition.
+    pub async fn register_all(&self, name: &str, initial: u32) -> Result<u32, CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO rf_projections (name, total_partitions) VALUES ($1, $2)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(initial as i32)
+        .execute(&mut *tx)
+        .await?;
+        let recorded: i32 = sqlx::query_scalar(
+            "SELECT total_partitions FROM rf_projections WHERE name = $1 FOR SHARE",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO rf_checkpoints (projection, partition_key, model_version)
+             SELECT $1, k, v FROM rf_projections p,
+                    unnest(ARRAY[p.active_version, p.building_version]) AS v,
+                    generate_series(0, p.total_partitions - 1) AS k
+             WHERE p.name = $1 AND v IS NOT NULL
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(recorded.max(1) as u32)
+    }
+
     /// Runs a projection's setup SQL (idempotent by contract) in one
     /// transaction. Workers starting together would race on `CREATE TABLE
     /// IF NOT EXISTS` (Postgres checks the catalog before it locks it), so
@@ -223,6 +261,14 @@ impl ProjectionCatalog {
             .bind(EXACT_LAG_LIMIT)
             .fetch_all(&self.pool)
             .await?;
+        let owned = sqlx::query(LOAD_OWNERSHIP)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?;
+        let workers = sqlx::query(LOAD_WORKERS)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = Vec::with_capacity(heads.len());
         for head in heads {
             let name: String = head.try_get("name")?;
@@ -242,7 +288,9 @@ impl ProjectionCatalog {
                     building.push(status);
                 }
             }
+            let ownership = ownership_status(&name, &owned, &workers)?;
             out.push(ProjectionStatus {
+                ownership,
                 name,
                 paused: head.try_get("paused")?,
                 stopped_reason: head.try_get("stopped_reason")?,
@@ -313,7 +361,7 @@ impl ProjectionCatalog {
         sqlx::query(
             "UPDATE rf_checkpoints
              SET tx_id = $2, position = $3, retry_position = NULL, retry_attempts = 0,
-                 retry_not_before = NULL, updated_at = clock_timestamp()
+                 retry_not_before = NULL, carry = '[]', updated_at = clock_timestamp()
              WHERE projection = $1
                AND model_version = (SELECT active_version FROM rf_projections WHERE name = $1)",
         )
@@ -386,7 +434,7 @@ impl ProjectionCatalog {
              SET tx_id = 0, position = 0, processed_total = 0, errors_total = 0,
                  dead_lettered_total = 0, last_processed_at = NULL, last_error = NULL,
                  last_error_at = NULL, retry_position = NULL, retry_attempts = 0,
-                 retry_not_before = NULL, updated_at = clock_timestamp()
+                 retry_not_before = NULL, carry = '[]', updated_at = clock_timestamp()
              WHERE projection = $1",
         )
         .bind(name)
@@ -462,6 +510,71 @@ impl ProjectionCatalog {
             },
         }
     }
+}
+
+/// Lease figures per projection: grants, partitions without a live lease,
+/// and the time partitions spent unowned (closed gaps plus open ones).
+const LOAD_OWNERSHIP: &str = "
+SELECT p.name,
+       (SELECT count(*) FROM rf_partition_leases l WHERE l.projection = p.name) AS lease_rows,
+       (SELECT coalesce(sum(l.epoch), 0)::bigint FROM rf_partition_leases l
+         WHERE l.projection = p.name) AS grants,
+       (SELECT count(*) FROM generate_series(0, p.total_partitions - 1) AS k
+         WHERE NOT EXISTS (SELECT 1 FROM rf_partition_leases l
+                            WHERE l.projection = p.name AND l.partition_key = k
+                              AND l.owner IS NOT NULL AND l.expires_at > clock_timestamp()))
+         AS unowned,
+       (SELECT coalesce(sum(l.unowned_secs + CASE
+                  WHEN l.owner IS NULL OR l.expires_at <= clock_timestamp()
+                  THEN coalesce(greatest(0, extract(epoch FROM clock_timestamp()
+                                - coalesce(l.released_at, l.expires_at)))::float8, 0)
+                  ELSE 0 END), 0)::float8
+          FROM rf_partition_leases l WHERE l.projection = p.name) AS unowned_secs
+FROM rf_projections p WHERE $1::text IS NULL OR p.name = $1";
+
+/// Live workers (heartbeat younger than their ttl) and what they hold.
+const LOAD_WORKERS: &str = "
+SELECT w.projection, w.worker,
+       (SELECT count(*) FROM rf_partition_leases l
+         WHERE l.projection = w.projection AND l.owner = w.worker
+           AND l.expires_at > clock_timestamp()) AS owned
+FROM rf_projection_workers w
+WHERE ($1::text IS NULL OR w.projection = $1)
+  AND w.heartbeat_at + make_interval(secs => w.ttl_ms / 1000.0) > clock_timestamp()
+ORDER BY w.projection, w.worker";
+
+fn ownership_status(
+    name: &str,
+    owned: &[sqlx::postgres::PgRow],
+    workers: &[sqlx::postgres::PgRow],
+) -> Result<OwnershipStatus, sqlx::Error> {
+    let mine = |row: &&sqlx::postgres::PgRow, column: &str| {
+        row.try_get::<String, _>(column).ok().as_deref() == Some(name)
+    };
+    let workers: Vec<WorkerOwnership> = workers
+        .iter()
+        .filter(|r| mine(r, "projection"))
+        .map(|r| {
+            Ok(WorkerOwnership {
+                worker: r.try_get("worker")?,
+                partitions_owned: r.try_get("owned")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    let Some(row) = owned.iter().find(|r| mine(r, "name")) else {
+        return Ok(OwnershipStatus::default());
+    };
+    let lease_rows: i64 = row.try_get("lease_rows")?;
+    if lease_rows == 0 && workers.is_empty() {
+        return Ok(OwnershipStatus::default());
+    }
+    Ok(OwnershipStatus {
+        dynamic: true,
+        workers,
+        rebalances_total: row.try_get("grants")?,
+        unowned_partitions: row.try_get("unowned")?,
+        unowned_seconds_total: row.try_get("unowned_secs")?,
+    })
 }
 
 /// Locks every checkpoint row of `name`; fails if it has none.

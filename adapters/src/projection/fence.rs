@@ -4,6 +4,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::batch_error::BatchError;
 use crate::daemon::{FenceError, PgLeaseStore};
+use crate::ownership::{OwnershipError, PgOwnershipStore};
 
 /// Opens every batch transaction.
 #[derive(Debug, Clone)]
@@ -21,6 +22,18 @@ pub enum WriteFence {
         /// The epoch this node writes under.
         epoch: u64,
     },
+    /// Dynamic ownership: the transaction commits only while `epoch` is the
+    /// partition's current, unexpired lease (PROJ-4).
+    Partition {
+        /// The ownership store whose fence is checked.
+        store: PgOwnershipStore,
+        /// The projection.
+        projection: String,
+        /// The partition.
+        partition: u32,
+        /// The epoch this worker holds the partition under.
+        epoch: u64,
+    },
 }
 
 impl WriteFence {
@@ -28,7 +41,7 @@ impl WriteFence {
     pub fn epoch(&self) -> Option<u64> {
         match self {
             WriteFence::Unfenced(_) => None,
-            WriteFence::Epoch { epoch, .. } => Some(*epoch),
+            WriteFence::Epoch { epoch, .. } | WriteFence::Partition { epoch, .. } => Some(*epoch),
         }
     }
 
@@ -47,6 +60,18 @@ impl WriteFence {
                     FenceError::Fenced { epoch } => BatchError::Fenced { epoch },
                     FenceError::Timeout(msg) => BatchError::Timeout(msg),
                     FenceError::Database(err) => BatchError::Database(err),
+                }),
+            WriteFence::Partition {
+                store,
+                projection,
+                partition,
+                epoch,
+            } => store
+                .begin_fenced(projection, *partition, *epoch)
+                .await
+                .map_err(|e| match e {
+                    OwnershipError::Fenced { epoch, .. } => BatchError::Fenced { epoch },
+                    OwnershipError::Database(err) => BatchError::from(err),
                 }),
         }
     }

@@ -25,5 +25,5 @@ pub use metrics::RuntimeMetrics;
 pub use processor::ProjectionProcessor;
 pub use runner::{BatchOutcome, ProjectionRunner};
 pub use sql_projection::SqlProjection;
-pub use status::{PartitionStatus, ProjectionStatus};
+pub use status::{OwnershipStatus, PartitionStatus, ProjectionStatus, WorkerOwnership};
 pub use worker::{LeaseCheck, ProjectionWorker, WorkerExit, WorkerTiming};

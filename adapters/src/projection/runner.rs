@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rillflow_core::ownership::Carry;
 use rillflow_core::{FailureDecision, GlobalCursor, PartitionSpec};
 use sqlx::{PgConnection, Postgres, Transaction};
 
@@ -113,10 +114,15 @@ impl ProjectionRunner {
             // Work that is expected to fail goes straight to the slow path.
             return self.careful_in(opened, &owner).await;
         }
-        let Opened { mut tx, events, .. } = opened;
+        let Opened {
+            mut tx,
+            events,
+            checkpoint,
+            ..
+        } = opened;
         let handled: Vec<&RecordedEvent> = events
             .iter()
-            .filter(|e| self.projection.handles(&e.event_type))
+            .filter(|e| self.projection.handles(&e.event_type) && !carried(&checkpoint, e))
             .collect();
         if self
             .projection
@@ -135,7 +141,16 @@ impl ProjectionRunner {
             processed: handled.len() as i64,
             ..Progress::default()
         };
-        sql::advance(&mut tx, &self.slot(), last.cursor(), progress, &owner).await?;
+        let carry = pruned_carry(&checkpoint, last.cursor());
+        sql::advance(
+            &mut tx,
+            &self.slot(),
+            last.cursor(),
+            progress,
+            &owner,
+            carry.as_ref(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(BatchOutcome::Applied {
             read: events.len(),
@@ -149,6 +164,16 @@ impl ProjectionRunner {
     async fn open(&self, fence: &WriteFence) -> Result<Result<Opened, BatchOutcome>, BatchError> {
         let mut tx = fence.begin().await?;
         let checkpoint = self.lock(&mut tx).await?;
+        if checkpoint.total_partitions != self.partition.total() {
+            // The projection was repartitioned: this runner's slice of the
+            // log is no longer a partition. Nothing is written.
+            tx.rollback().await?;
+            return Err(BatchError::Repartitioned {
+                projection: self.projection.name().to_owned(),
+                running: self.partition.total(),
+                recorded: checkpoint.total_partitions,
+            });
+        }
         if let Some(outcome) = blocked(&checkpoint) {
             tx.rollback().await?;
             return Ok(Err(outcome));
@@ -224,7 +249,7 @@ impl ProjectionRunner {
         let mut cursor = checkpoint.cursor;
         let policy = self.projection.options().retry;
         for event in &events {
-            if !self.projection.handles(&event.event_type) {
+            if !self.projection.handles(&event.event_type) || carried(&checkpoint, event) {
                 cursor = event.cursor();
                 continue;
             }
@@ -246,7 +271,8 @@ impl ProjectionRunner {
             tracing::warn!(projection = name, partition = slot.key, version = slot.version, position = event.position, failures, %error, "handler failed");
             match policy.decide(failures) {
                 FailureDecision::Retry { delay } => {
-                    sql::advance(&mut tx, &slot, cursor, progress, owner).await?;
+                    let carry = pruned_carry(&checkpoint, cursor);
+                    sql::advance(&mut tx, &slot, cursor, progress, owner, carry.as_ref()).await?;
                     sql::schedule_retry(&mut tx, &slot, event.position, failures, delay).await?;
                     tx.commit().await?;
                     return Ok(BatchOutcome::RetryIn(delay));
@@ -257,7 +283,8 @@ impl ProjectionRunner {
                     cursor = event.cursor();
                 }
                 FailureDecision::Stop => {
-                    sql::advance(&mut tx, &slot, cursor, progress, owner).await?;
+                    let carry = pruned_carry(&checkpoint, cursor);
+                    sql::advance(&mut tx, &slot, cursor, progress, owner, carry.as_ref()).await?;
                     let reason = format!(
                         "event at position {} failed {failures} times: {error}",
                         event.position
@@ -268,7 +295,8 @@ impl ProjectionRunner {
                 }
             }
         }
-        sql::advance(&mut tx, &slot, cursor, progress, owner).await?;
+        let carry = pruned_carry(&checkpoint, cursor);
+        sql::advance(&mut tx, &slot, cursor, progress, owner, carry.as_ref()).await?;
         tx.commit().await?;
         Ok(BatchOutcome::Applied {
             read: events.len(),
@@ -311,6 +339,23 @@ struct Opened {
     checkpoint: LockedCheckpoint,
     requeued: Vec<(i64, RecordedEvent)>,
     events: Vec<RecordedEvent>,
+}
+
+/// True when an earlier partitioning applied `event` already (it is read
+/// again because a repartition started this partition at the lowest of the
+/// old checkpoints).
+fn carried(checkpoint: &LockedCheckpoint, event: &RecordedEvent) -> bool {
+    checkpoint
+        .carry
+        .already_applied(event.partition_hash, event.cursor())
+}
+
+/// The carry to store once the checkpoint is at `cursor`, when it changes.
+fn pruned_carry(checkpoint: &LockedCheckpoint, cursor: GlobalCursor) -> Option<Carry> {
+    if checkpoint.carry.is_empty() {
+        return None;
+    }
+    Some(checkpoint.carry.clone().pruned(cursor))
 }
 
 /// Why a locked checkpoint allows no batch right now.

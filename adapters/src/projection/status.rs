@@ -41,6 +41,31 @@ pub struct PartitionStatus {
     pub retry_attempts: i32,
 }
 
+/// Dynamic partition ownership of one projection (all zero and empty for
+/// static partitions).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct OwnershipStatus {
+    /// True when workers own partitions through leases (`--partitions auto`).
+    pub dynamic: bool,
+    /// Live workers and how many partitions each holds now.
+    pub workers: Vec<WorkerOwnership>,
+    /// Partition leases ever granted: every move of a partition counts one.
+    pub rebalances_total: i64,
+    /// Partitions with no live lease now.
+    pub unowned_partitions: i64,
+    /// Time partitions spent without an owner, summed (database clock).
+    pub unowned_seconds_total: f64,
+}
+
+/// One live worker of a projection under dynamic ownership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerOwnership {
+    /// The worker's name.
+    pub worker: String,
+    /// Partitions it holds now.
+    pub partitions_owned: i64,
+}
+
 /// One projection.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProjectionStatus {
@@ -62,6 +87,8 @@ pub struct ProjectionStatus {
     pub partitions: Vec<PartitionStatus>,
     /// Per partition of the version being built.
     pub building: Vec<PartitionStatus>,
+    /// Who owns which partitions, under dynamic ownership.
+    pub ownership: OwnershipStatus,
 }
 
 impl ProjectionStatus {

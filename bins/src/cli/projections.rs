@@ -42,6 +42,37 @@ pub enum ProjectionsCommand {
     DlqDelete(DlqIdArgs),
     /// Print a projection's metrics in the Prometheus text format.
     Metrics(NameArgs),
+    /// Change a projection's partition count while its workers run.
+    Repartition(RepartitionArgs),
+    /// Show which live worker owns which partition (--partitions auto).
+    Owners(NameOutputArgs),
+}
+
+/// How a worker finds its partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PartitionMode {
+    /// This worker runs --partition-key of --total-partitions, fixed.
+    Static,
+    /// Workers share the partitions through leases and rebalance as they
+    /// come and go; safe to autoscale.
+    Auto,
+}
+
+#[derive(Debug, Args)]
+pub struct RepartitionArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// The projection.
+    pub name: String,
+    /// The new partition count.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub partitions: i64,
+    /// Seconds to wait for running batches before giving up.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wait_secs: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
 /// Which projections to run and which partition of the log.
@@ -50,16 +81,21 @@ pub struct ProjectionSourceArgs {
     /// TOML file declaring SQL projections (see examples/projections.toml).
     #[arg(long, value_name = "FILE")]
     pub projections: Option<PathBuf>,
-    /// This worker's partition, 0..total-partitions.
+    /// static: run one fixed partition; auto: own partitions through
+    /// leases shared with the projection's other workers.
+    #[arg(long, env = "PARTITIONS", value_enum, default_value_t = PartitionMode::Static)]
+    pub partitions: PartitionMode,
+    /// This worker's partition, 0..total-partitions (static mode only)
+    /// [default: 0].
     #[arg(
         long,
         env = "PARTITION_KEY",
         value_name = "K",
-        default_value_t = 0,
         allow_negative_numbers = true
     )]
-    pub partition_key: i64,
-    /// Number of static partitions the projections are split into.
+    pub partition_key: Option<i64>,
+    /// Number of partitions the projections are split into (in auto mode:
+    /// the count a projection starts with; the recorded count wins after).
     #[arg(
         long,
         env = "TOTAL_PARTITIONS",

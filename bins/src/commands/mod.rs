@@ -100,6 +100,12 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Projections(ProjectionsCommand::DlqDelete(args)) => {
                 projections::dlq_delete::run(args).await
             }
+            Command::Projections(ProjectionsCommand::Repartition(args)) => {
+                projections::repartition::run(args).await
+            }
+            Command::Projections(ProjectionsCommand::Owners(args)) => {
+                projections::owners::run(args).await
+            }
             Command::Projections(ProjectionsCommand::Metrics(args)) => {
                 projections::metrics::run(args).await
             }

@@ -200,6 +200,15 @@ impl PartitionOwner {
             .collect()
     }
 
+    /// [`Self::owned`] with the local time each belief ends.
+    pub fn owned_until(&self, now: MonoTime) -> Vec<(u32, u64, MonoTime)> {
+        self.held
+            .iter()
+            .filter(|(_, h)| now < h.until)
+            .map(|(p, h)| (*p, h.epoch, h.until))
+            .collect()
+    }
+
     /// The epoch under which `partition` may be run at `now`.
     pub fn may_run(&self, now: MonoTime, partition: u32) -> Option<u64> {
         self.held

@@ -21,9 +21,9 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, watch, Notify};
 use uuid::Uuid;
 
-use super::declared;
 use super::health_source::DaemonHealth;
-use crate::cli::{ClusterMode, RunLoopArgs};
+use super::{declared, run_auto};
+use crate::cli::{ClusterMode, PartitionMode, RunLoopArgs};
 use crate::commands::{database, signals};
 
 pub async fn run(args: RunLoopArgs) -> Result<()> {
@@ -38,12 +38,18 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
         (_, name) => name.clone(),
     };
     let node = args.node_name.clone().unwrap_or_else(host_name);
+    if args.source.partitions == PartitionMode::Auto {
+        return run_auto::run(args, node).await;
+    }
     if let Some(cluster) = &cluster {
         // Refused before anything is started or written.
         check_names(cluster, &node)?;
     }
-    let partition = PartitionSpec::new(args.source.partition_key, args.source.total_partitions)
-        .context("invalid partitioning")?;
+    let partition = PartitionSpec::new(
+        args.source.partition_key.unwrap_or(0),
+        args.source.total_partitions,
+    )
+    .context("invalid partitioning")?;
     let projections = match &args.source.projections {
         Some(path) => declared::load(path)?,
         None => Vec::new(),

@@ -10,12 +10,18 @@ use rillflow_adapters::projection::{
 use rillflow_core::PartitionSpec;
 
 use super::declared;
-use crate::cli::RunOnceArgs;
+use crate::cli::{PartitionMode, RunOnceArgs};
 use crate::commands::database;
 
 pub async fn run(args: RunOnceArgs, until_idle: bool) -> Result<()> {
-    let partition = PartitionSpec::new(args.source.partition_key, args.source.total_partitions)
-        .context("invalid partitioning")?;
+    if args.source.partitions == PartitionMode::Auto {
+        bail!("--partitions auto needs the daemon (projections run-loop): partitions are owned through leases that a one-shot run does not hold");
+    }
+    let partition = PartitionSpec::new(
+        args.source.partition_key.unwrap_or(0),
+        args.source.total_partitions,
+    )
+    .context("invalid partitioning")?;
     let Some(path) = &args.source.projections else {
         bail!("--projections FILE is required: it declares what to run");
     };

@@ -1,0 +1,154 @@
+//! `rillflow projections run-loop --partitions auto`: this worker and the
+//! projection's other workers share its partitions through leases.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rillflow_adapters::daemon::{daemon_pool_config, PgLeaseStore, TokioClock};
+use rillflow_adapters::health;
+use rillflow_adapters::ownership::{
+    OwnedWorker, OwnerDriver, OwnerSignal, Ownership, PartitionBatches, PgOwnershipStore,
+};
+use rillflow_adapters::projection::{
+    wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionRunner,
+    RuntimeMetrics, WorkerTiming,
+};
+use rillflow_adapters::PoolConfig;
+use rillflow_core::lease::LeaseConfig;
+use rillflow_core::ownership::{OwnerTiming, PartitionOwner};
+use rillflow_core::PartitionSpec;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, watch};
+
+use super::declared;
+use super::health_source::DaemonHealth;
+use crate::cli::{ClusterMode, RunLoopArgs};
+use crate::commands::{database, signals};
+
+pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
+    if args.cluster_mode == ClusterMode::Hotcold {
+        bail!("--partitions auto cannot be combined with --cluster-mode hotcold: hot/cold has one writer, auto mode spreads partitions over many");
+    }
+    if args.source.partition_key.is_some() {
+        bail!("--partition-key is chosen by the workers in --partitions auto mode; leave it out");
+    }
+    let initial = PartitionSpec::new(0, args.source.total_partitions)
+        .context("invalid --total-partitions")?
+        .total();
+    let timing = OwnerTiming {
+        heartbeat: Duration::from_secs(args.heartbeat_secs),
+        ttl: Duration::from_secs(args.lease_ttl_secs),
+    };
+    timing.validate().context("invalid lease timing")?;
+    let Some(path) = &args.source.projections else {
+        bail!("--partitions auto needs --projections FILE: it declares what to run");
+    };
+    let projections = declared::load(path)?;
+    let shutdown = signals::shutdown()?;
+    let lease = LeaseConfig::from_secs(
+        args.heartbeat_secs,
+        args.lease_ttl_secs,
+        args.lease_grace_secs,
+    );
+    let pool_config = PoolConfig {
+        application_name: format!("rillflow-daemon {node}"),
+        ..daemon_pool_config(&lease)
+    };
+    let pool = database::open_configured(&args.db, &pool_config).await?;
+    let catalog = ProjectionCatalog::new(pool.clone());
+    for p in &projections {
+        catalog.setup(p.as_ref()).await?;
+        let total = catalog.register_all(p.name(), initial).await?;
+        tracing::info!(projection = p.name(), partitions = total, worker = %node, "joining the projection's workers");
+    }
+    let metrics = Arc::new(RuntimeMetrics::new());
+    if let Some(addr) = args.health_bind {
+        let source = DaemonHealth {
+            store: PgLeaseStore::new(pool.clone()),
+            cluster: None,
+            node: node.clone(),
+            gate: None,
+            catalog: catalog.clone(),
+            max_lag: args.max_lag,
+            metrics: metrics.clone(),
+        };
+        let (bound, _server) = health::serve(addr, Arc::new(source))
+            .await
+            .with_context(|| format!("cannot serve health on {addr}"))?;
+        tracing::info!(%bound, "health and metrics served");
+    }
+    let wake = wakeup::listen(pool.clone()).await?;
+    let store = Arc::new(PgOwnershipStore::new(pool.clone()));
+    let clock = TokioClock::start();
+    let worker_timing = WorkerTiming {
+        poll_interval: Duration::from_millis(args.poll_interval_ms),
+        // A batch cannot outlast its partition's lease and still matter.
+        batch_timeout: timing.ttl,
+        ..WorkerTiming::default()
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut owners = Vec::new();
+    let mut workers = Vec::new();
+    for p in projections {
+        let (signal_tx, signal_rx) = mpsc::channel(64);
+        let (publish, ownership) = watch::channel(Ownership::default());
+        let driver = OwnerDriver::new(store.clone(), p.name().to_owned(), timing, clock);
+        let machine = PartitionOwner::new(node.clone(), timing, clock.now());
+        owners.push((
+            signal_tx.clone(),
+            tokio::spawn(async move { driver.run(machine, signal_rx, publish).await }),
+        ));
+        let factory = Arc::new(Factory {
+            projection: p,
+            node: node.clone(),
+            pool: pool.clone(),
+            store: (*store).clone(),
+        });
+        let worker = OwnedWorker::new(factory, worker_timing, metrics.clone(), clock);
+        let (wake, stop) = (wake.clone(), stop_rx.clone());
+        workers.push(tokio::spawn(async move {
+            worker.run(ownership, signal_tx, &wake, stop).await
+        }));
+    }
+    shutdown.await;
+    tracing::info!("stopping: finishing the current batches, then releasing partitions");
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    // Only once no batch runs: the releases then never wait on our own work.
+    for (signals, owner) in owners {
+        let _ = signals.send(OwnerSignal::Shutdown).await;
+        let _ = owner.await;
+    }
+    tracing::info!("partitions released; left the projection's workers");
+    Ok(())
+}
+
+/// Batches of one partition of one projection, fenced by its lease.
+struct Factory {
+    projection: Arc<dyn Projection>,
+    node: String,
+    pool: PgPool,
+    store: PgOwnershipStore,
+}
+
+impl PartitionBatches for Factory {
+    fn name(&self) -> &str {
+        self.projection.name()
+    }
+
+    fn batches(&self, partition: PartitionSpec) -> Arc<dyn Batches> {
+        let owner = BatchOwner {
+            node: Some(self.node.clone()),
+            epoch: None,
+        };
+        let runner = ProjectionRunner::new(self.projection.clone(), partition, owner);
+        Arc::new(PgBatches::partitioned(
+            runner,
+            self.pool.clone(),
+            self.store.clone(),
+        ))
+    }
+}

@@ -1,0 +1,239 @@
+//! Dynamic partition ownership with real daemons on real Postgres: workers
+//! join, leave gracefully, are killed and come back while a writer keeps
+//! appending; the projection is repartitioned live. The read model must end
+//! equal to the fold of every event, each applied once and in order (PROJ-1,
+//! PROJ-4), and shares must settle fair after every change.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rillflow_adapters::projection::ProjectionCatalog;
+use rillflow_adapters::EventStore;
+use rillflow_testkit::stream_counts::{assert_fold, fixture, wait_caught_up, writer};
+use rillflow_testkit::{CliRunner, Process, TestDb};
+use serde_json::Value;
+use uuid::Uuid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rillflow");
+
+fn log_dir(test: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("ownership-logs")
+        .join(test)
+}
+
+/// An auto-mode worker at the fast timing (heartbeat 1 s, ttl 3 s).
+fn worker(db: &TestDb, test: &str, name: &str, partitions: &str) -> Process {
+    Process::spawn(
+        BIN.as_ref(),
+        name,
+        &db.url,
+        &[
+            "projections",
+            "run-loop",
+            "--projections",
+            &fixture(),
+            "--partitions",
+            "auto",
+            "--total-partitions",
+            partitions,
+            "--node-name",
+            name,
+            "--heartbeat-secs",
+            "1",
+            "--lease-ttl-secs",
+            "3",
+            "--lease-grace-secs",
+            "1",
+            "--poll-interval-ms",
+            "200",
+        ],
+        &log_dir(test),
+    )
+}
+
+/// Partitions owned per live worker, from `projections owners --output
+/// json`; None until a worker registered the projection.
+fn shares(cli: &CliRunner) -> Option<BTreeMap<String, u64>> {
+    let out = cli.run(&["projections", "owners", "stream_counts", "--output", "json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json output");
+    let mut by_worker = BTreeMap::new();
+    for p in v["owners"].as_array().expect("owners") {
+        if let Some(owner) = p["owner"].as_str() {
+            *by_worker.entry(owner.to_owned()).or_insert(0) += 1;
+        }
+    }
+    Some(by_worker)
+}
+
+/// Waits until exactly `expected` owns partitions, with these counts.
+fn wait_shares(cli: &CliRunner, expected: &[(&str, u64)], limit: Duration) {
+    let want: BTreeMap<String, u64> = expected.iter().map(|(w, n)| (w.to_string(), *n)).collect();
+    let start = Instant::now();
+    loop {
+        let got = shares(cli);
+        if got.as_ref() == Some(&want) {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "shares did not settle to {want:?} within {limit:?}: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+struct Load {
+    streams: Vec<Uuid>,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start_writer(store: EventStore) -> Load {
+    let streams: Vec<Uuid> = (1..=64u128)
+        .map(|i| Uuid::from_u128(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)))
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let task = writer(store, streams.clone(), stop.clone(), sent.clone());
+    Load {
+        streams,
+        stop,
+        sent,
+        task,
+    }
+}
+
+impl Load {
+    async fn finish(self) -> (Vec<Uuid>, i64) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.expect("writer");
+        (self.streams, self.sent.load(Ordering::SeqCst) as i64)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_1_4_2_3_workers_while_appending_applies_each_event_once() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let cli = CliRunner::new(BIN, &db);
+    let test = "scale";
+    let settle = Duration::from_secs(20);
+    let load = start_writer(EventStore::new(pool.clone()));
+
+    let mut w = BTreeMap::new();
+    w.insert("w1", worker(&db, test, "w1", "8"));
+    wait_shares(&cli, &[("w1", 8)], settle);
+
+    // 1 -> 4: the newcomers take only what w1 gives up.
+    for name in ["w2", "w3", "w4"] {
+        w.insert(name, worker(&db, test, name, "8"));
+    }
+    wait_shares(&cli, &[("w1", 2), ("w2", 2), ("w3", 2), ("w4", 2)], settle);
+
+    // 4 -> 2: w3 leaves gracefully, w4 is killed; its leases run out.
+    let mut w3 = w.remove("w3").expect("w3");
+    w3.signal("TERM");
+    assert!(
+        w3.wait_exit(Duration::from_secs(10)).is_some(),
+        "w3 stopped"
+    );
+    let mut w4 = w.remove("w4").expect("w4");
+    w4.signal("KILL");
+    w4.wait_exit(Duration::from_secs(5)).expect("w4 killed");
+    wait_shares(&cli, &[("w1", 4), ("w2", 4)], settle);
+
+    // 2 -> 3: a new worker joins.
+    w.insert("w5", worker(&db, test, "w5", "8"));
+    wait_shares(&cli, &[("w1", 3), ("w2", 3), ("w5", 2)], settle);
+
+    let (streams, total) = load.finish().await;
+    assert!(total > 300, "the writer kept appending: {total}");
+    wait_caught_up(&pool, total, Duration::from_secs(30)).await;
+    assert_fold(&pool, &streams).await;
+    let status = ProjectionCatalog::new(pool.clone())
+        .status("stream_counts")
+        .await
+        .unwrap();
+    assert_eq!(status.processed_total(), total);
+    assert_eq!(status.errors_total(), 0, "{status:?}");
+    assert!(status.ownership.dynamic);
+    assert!(
+        status.ownership.rebalances_total >= 8 + 6 + 4 + 2,
+        "every move is a grant: {:?}",
+        status.ownership
+    );
+    drop(w);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repartitioning_4_8_3_live_applies_each_event_once() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let cli = CliRunner::new(BIN, &db);
+    let test = "repartition";
+    let settle = Duration::from_secs(20);
+    let load = start_writer(EventStore::new(pool.clone()));
+    let workers: Vec<Process> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|n| worker(&db, test, n, "4"))
+        .collect();
+    wait_shares(&cli, &[("r1", 2), ("r2", 1), ("r3", 1)], settle);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let out = cli.json(&[
+        "projections",
+        "repartition",
+        "stream_counts",
+        "--partitions",
+        "8",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        (out["from"].as_u64(), out["to"].as_u64()),
+        (Some(4), Some(8))
+    );
+    assert_eq!(out["changed"], Value::Bool(true));
+    wait_shares(&cli, &[("r1", 3), ("r2", 3), ("r3", 2)], settle);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let text = cli.ok(&[
+        "projections",
+        "repartition",
+        "stream_counts",
+        "--partitions",
+        "3",
+    ]);
+    assert!(text.contains("8 -> 3 partitions"), "{text}");
+    wait_shares(&cli, &[("r1", 1), ("r2", 1), ("r3", 1)], settle);
+    let again = cli.ok(&[
+        "projections",
+        "repartition",
+        "stream_counts",
+        "--partitions",
+        "3",
+    ]);
+    assert!(again.contains("nothing changed"), "{again}");
+
+    let (streams, total) = load.finish().await;
+    assert!(total > 300, "the writer kept appending: {total}");
+    wait_caught_up(&pool, total, Duration::from_secs(30)).await;
+    assert_fold(&pool, &streams).await;
+    let status = ProjectionCatalog::new(pool.clone())
+        .status("stream_counts")
+        .await
+        .unwrap();
+    assert_eq!(status.total_partitions, 3);
+    assert_eq!(status.partitions.len(), 3);
+    assert_eq!(status.processed_total(), total);
+    assert_eq!(status.errors_total(), 0, "{status:?}");
+    drop(workers);
+}
