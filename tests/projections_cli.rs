@@ -427,6 +427,82 @@ async fn bad_input_is_refused_with_one_line_and_changes_nothing() {
     let err = one_line_failure(&rillflow(&db, &["projections", "pause", "ghost"]));
     assert!(err.contains("no projection named"), "{err}");
 
+    // Dynamic ownership.
+    let auto = |extra: &[&str]| {
+        let mut args = vec![
+            "projections",
+            "run-loop",
+            "--projections",
+            EXAMPLE,
+            "--partitions",
+            "auto",
+        ];
+        args.extend_from_slice(extra);
+        one_line_failure(&rillflow(&db, &args))
+    };
+    let err = auto(&["--partition-key", "0"]);
+    assert!(
+        err.contains("--partition-key is chosen by the workers"),
+        "{err}"
+    );
+    let err = auto(&["--cluster-mode", "hotcold", "--cluster-name", "c"]);
+    assert!(
+        err.contains("cannot be combined with --cluster-mode hotcold"),
+        "{err}"
+    );
+    let err = auto(&["--heartbeat-secs", "5", "--lease-ttl-secs", "6"]);
+    assert!(err.contains("invalid lease timing"), "{err}");
+    let err = auto(&["--total-partitions", "0"]);
+    assert!(err.contains("at least 1"), "{err}");
+    let err = one_line_failure(&rillflow(
+        &db,
+        &[
+            "projections",
+            "run-once",
+            "--projections",
+            EXAMPLE,
+            "--partitions",
+            "auto",
+        ],
+    ));
+    assert!(err.contains("needs the daemon"), "{err}");
+    for (partitions, expected) in [
+        ("0", "at least 1"),
+        ("-2", "at least 1"),
+        ("1025", "too large"),
+        ("x", "invalid value"),
+    ] {
+        let err = one_line_failure(&rillflow(
+            &db,
+            &[
+                "projections",
+                "repartition",
+                "ghost",
+                "--partitions",
+                partitions,
+            ],
+        ));
+        assert!(err.contains(expected), "{partitions}: {err}");
+    }
+    let err = one_line_failure(&rillflow(
+        &db,
+        &["projections", "repartition", "ghost", "--partitions", "4"],
+    ));
+    assert!(err.contains("unknown projection"), "{err}");
+    let err = one_line_failure(&rillflow(&db, &["projections", "owners", "ghost"]));
+    assert!(err.contains("no projection named"), "{err}");
+    let err = one_line_failure(&rillflow(
+        &db,
+        &[
+            "projections",
+            "repartition",
+            "x\"; drop table events; --",
+            "--partitions",
+            "2",
+        ],
+    ));
+    assert!(err.contains("invalid projection name"), "{err}");
+
     let list = json_of(&db, &["projections", "list", "--output", "json"]);
     assert_eq!(
         list,
