@@ -237,3 +237,90 @@ async fn repartitioning_4_8_3_live_applies_each_event_once() {
     assert_eq!(status.errors_total(), 0, "{status:?}");
     drop(workers);
 }
+
+/// A worker frozen (SIGSTOP) while holding partitions loses them when its
+/// leases run out; woken up, it must not write under the old epochs, and the
+/// read model stays exact. Its /metrics, served from the database, show the
+/// new owners with one header per family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_worker_is_fenced_after_its_partitions_move() {
+    use rillflow_testkit::{free_port, http_get};
+
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let cli = CliRunner::new(BIN, &db);
+    let test = "freeze";
+    let settle = Duration::from_secs(20);
+    let load = start_writer(EventStore::new(pool.clone()));
+    let mut f1 = worker(&db, test, "f1", "4");
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let f2 = Process::spawn(
+        BIN.as_ref(),
+        "f2",
+        &db.url,
+        &[
+            "projections",
+            "run-loop",
+            "--projections",
+            &fixture(),
+            "--partitions",
+            "auto",
+            "--total-partitions",
+            "4",
+            "--node-name",
+            "f2",
+            "--heartbeat-secs",
+            "1",
+            "--lease-ttl-secs",
+            "3",
+            "--lease-grace-secs",
+            "1",
+            "--poll-interval-ms",
+            "200",
+            "--health-bind",
+            &bind,
+        ],
+        &log_dir(test),
+    );
+    wait_shares(&cli, &[("f1", 2), ("f2", 2)], settle);
+
+    f1.signal("STOP");
+    let frozen_at = Instant::now();
+    wait_shares(&cli, &[("f2", 4)], settle);
+    let takeover = frozen_at.elapsed();
+    assert!(
+        takeover < Duration::from_secs(3 + 1 + 2),
+        "partitions moved within ttl + heartbeat (+ slack): {takeover:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    f1.signal("CONT");
+    // Back, it claims its share again through new grants.
+    wait_shares(&cli, &[("f1", 2), ("f2", 2)], settle);
+
+    let (_, metrics) = http_get(port, "/metrics").expect("metrics answered");
+    for family in [
+        "rillflow_projection_partitions_owned",
+        "rillflow_projection_rebalances_total",
+        "rillflow_projection_unowned_partitions",
+        "rillflow_projection_unowned_partition_seconds_total",
+    ] {
+        let header = format!("# TYPE {family} ");
+        assert_eq!(metrics.matches(&header).count(), 1, "{family}:\n{metrics}");
+    }
+    assert!(
+        metrics.contains(r#"rillflow_projection_partitions_owned{projection="stream_counts",worker="f2"} 2"#),
+        "{metrics}"
+    );
+
+    let (streams, total) = load.finish().await;
+    wait_caught_up(&pool, total, Duration::from_secs(30)).await;
+    assert_fold(&pool, &streams).await;
+    let status = ProjectionCatalog::new(pool.clone())
+        .status("stream_counts")
+        .await
+        .unwrap();
+    assert_eq!(status.processed_total(), total);
+    assert_eq!(status.errors_total(), 0, "{status:?}");
+    drop((f1, f2));
+}

@@ -53,6 +53,12 @@ impl PoolConfig {
                     "idle_in_transaction_session_timeout",
                     ms(self.idle_in_transaction_timeout),
                 ),
+                // Every statement here is short and indexed. The planner's
+                // row guesses for status queries (generate_series, lateral
+                // counts) can cross the JIT threshold, and compiling then
+                // costs half a second, longer than a daemon's statement
+                // timeout at a one-second heartbeat.
+                ("jit", "off".to_owned()),
             ]))
     }
 }
