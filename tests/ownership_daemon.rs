@@ -309,7 +309,9 @@ async fn a_frozen_worker_is_fenced_after_its_partitions_move() {
         assert_eq!(metrics.matches(&header).count(), 1, "{family}:\n{metrics}");
     }
     assert!(
-        metrics.contains(r#"rillflow_projection_partitions_owned{projection="stream_counts",worker="f2"} 2"#),
+        metrics.contains(
+            r#"rillflow_projection_partitions_owned{projection="stream_counts",worker="f2"} 2"#
+        ),
         "{metrics}"
     );
 

@@ -1,6 +1,8 @@
 //! What the benchmark commands in `src/bin/` share; the criterion
 //! benchmarks live in `benches/`.
 
+use std::time::Duration;
+
 use rillflow_adapters::{EventStore, NewEvent};
 use rillflow_core::ExpectedVersion;
 use serde_json::json;
@@ -43,4 +45,23 @@ pub async fn fill(store: &EventStore, events: usize) {
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
+}
+
+/// Prints median, best, worst and every figure of `times`, in ms.
+pub fn summary(label: &str, mut times: Vec<Duration>) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let median = if times.len() % 2 == 1 {
+        ms(times[times.len() / 2])
+    } else {
+        (ms(times[times.len() / 2 - 1]) + ms(times[times.len() / 2])) / 2.0
+    };
+    let all: Vec<String> = times.iter().map(|d| format!("{:.0}", ms(*d))).collect();
+    println!(
+        "{label}: runs {}, median {median:.0} ms, best {:.0} ms, worst {:.0} ms (all, ms: {})",
+        times.len(),
+        ms(times[0]),
+        ms(*times.last().unwrap()),
+        all.join(" ")
+    );
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rillflow_adapters::daemon::PgLeaseStore;
+use rillflow_benches::summary;
 use rillflow_testkit::{fast_hotcold_args, wait_for_view, Process, TestDb};
 
 const CLUSTER: &str = "bench";
@@ -99,24 +100,6 @@ impl Bench {
         })
         .await;
     }
-}
-
-fn summary(label: &str, mut times: Vec<Duration>) {
-    times.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let median = if times.len() % 2 == 1 {
-        ms(times[times.len() / 2])
-    } else {
-        (ms(times[times.len() / 2 - 1]) + ms(times[times.len() / 2])) / 2.0
-    };
-    let all: Vec<String> = times.iter().map(|d| format!("{:.0}", ms(*d))).collect();
-    println!(
-        "{label}: runs {}, median {median:.0} ms, best {:.0} ms, worst {:.0} ms (all, ms: {})",
-        times.len(),
-        ms(times[0]),
-        ms(*times.last().unwrap()),
-        all.join(" ")
-    );
 }
 
 #[tokio::main]
