@@ -247,3 +247,95 @@ async fn grants_and_unowned_time_are_counted_by_the_database() {
     assert_eq!(o.workers.len(), 1);
     assert_eq!(o.workers[0].partitions_owned, 1);
 }
+
+/// An idle partition moves its checkpoint past the other partitions' events
+/// (so its reads stay short as the log grows), but never past a transaction
+/// still open: the late commit of its own event is applied (PROJ-2).
+#[tokio::test]
+async fn an_idle_partition_moves_past_others_but_not_past_an_open_transaction() {
+    use rillflow_core::partition_of;
+    use sqlx::Acquire;
+
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool_of(4).await;
+    let store = EventStore::new(pool.clone());
+    let fence = WriteFence::Unfenced(pool.clone());
+    let p = counter("idle");
+    setup(&pool, &p, 2).await;
+    let in_partition = |key: u32| {
+        (1..=u128::MAX)
+            .map(|i| Uuid::from_u128(i.wrapping_mul(0x2545_f491_4f6c_dd1d_9e37_79b9_7f4a_7c15)))
+            .filter(move |s| partition_of(rillflow_core::partition_hash(*s), 2) == key)
+    };
+    let late = in_partition(0).next().unwrap();
+    let busy: Vec<Uuid> = in_partition(1).take(10).collect();
+    let zero = &runners(&p, 2)[0];
+    let checkpoint = |pool: PgPool| async move {
+        let c: (i64, i64) = sqlx::query_as(
+            "SELECT tx_id, position FROM rf_checkpoints WHERE projection = 'idle' AND partition_key = 0",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        c
+    };
+
+    let mut conn = pool.acquire().await.unwrap();
+    let mut open = conn.begin().await.unwrap();
+    let slow = EventStore::append_in(
+        &mut open,
+        late,
+        ExpectedVersion::Any,
+        &[NewEvent::new("Counted", json!({}))],
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let slow_tx: i64 = sqlx::query_scalar("SELECT tx_id FROM events WHERE position = $1")
+        .bind(slow.positions[0])
+        .fetch_one(&mut *open)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        append_round(&store, &busy, 0).await;
+    }
+    assert_eq!(
+        zero.run_batch(&fence).await.unwrap(),
+        BatchOutcome::Idle,
+        "nothing of partition 0 is visible yet"
+    );
+    let (tx, _) = checkpoint(pool.clone()).await;
+    assert!(
+        tx < slow_tx,
+        "the checkpoint stays below the open transaction"
+    );
+    open.commit().await.unwrap();
+    for _ in 0..3 {
+        append_round(&store, &busy, 1).await;
+    }
+    let head: i64 = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        zero.run_batch(&fence).await.unwrap();
+        let mut c = pool.acquire().await.unwrap();
+        let applied = p.counts(&mut c).await.get(&late).copied();
+        let (_, position) = checkpoint(pool.clone()).await;
+        if applied == Some((1, 1)) && position >= head {
+            break;
+        }
+        // Other tests' open transactions hold the cluster-wide horizon back.
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "applied {applied:?}, checkpoint at {position} of {head}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = ProjectionCatalog::new(pool.clone())
+        .status("idle")
+        .await
+        .unwrap();
+    assert_eq!(status.partitions[0].processed_total, 1);
+}

@@ -24,4 +24,4 @@ pub use event::{AppendOptions, AppendResult, NewEvent, ReadAllBatch, RecordedEve
 pub use local_cluster::LocalCluster;
 pub use migrate::{MigrateError, Migrations};
 pub use pool::{connect, PoolConfig};
-pub use store::EventStore;
+pub use store::{EventStore, PartitionRead};

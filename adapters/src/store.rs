@@ -38,6 +38,51 @@ static READ_ALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
+/// [`READ_ALL_SQL`] plus, in the same statement and so the same snapshot,
+/// the furthest cursor below the horizon over every partition: the read
+/// has passed everything up to it. One row with NULL event columns when
+/// nothing of the partition is there.
+static READ_PARTITION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin),
+         tail AS (
+             SELECT tx_id AS tail_tx, position AS tail_position FROM (
+                 (SELECT tx_id, position FROM events WHERE tx_id < (SELECT xmin FROM horizon)
+                   ORDER BY tx_id DESC, position DESC LIMIT 1)
+                 UNION ALL
+                 (SELECT tx_id, position FROM events_archive WHERE tx_id < (SELECT xmin FROM horizon)
+                   ORDER BY tx_id DESC, position DESC LIMIT 1)
+             ) t ORDER BY tx_id DESC, position DESC LIMIT 1),
+         ev AS (
+             SELECT {EVENT_COLUMNS} FROM (
+                 (SELECT {EVENT_COLUMNS} FROM events
+                   WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
+                     AND ($4 = 1 OR partition_hash % $4 = $5)
+                   ORDER BY tx_id, position LIMIT $3)
+                 UNION ALL
+                 (SELECT {EVENT_COLUMNS} FROM events_archive
+                   WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
+                     AND ($4 = 1 OR partition_hash % $4 = $5)
+                   ORDER BY tx_id, position LIMIT $3)
+             ) e ORDER BY tx_id, position LIMIT $3)
+         SELECT ev.*, tail.tail_tx, tail.tail_position
+           FROM (SELECT 1) one LEFT JOIN tail ON true LEFT JOIN ev ON true
+          ORDER BY ev.tx_id, ev.position"
+    )
+});
+
+/// What a partition read returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionRead {
+    /// The partition's next events, in global order.
+    pub events: Vec<RecordedEvent>,
+    /// The furthest event below the read's horizon, of any partition. When
+    /// fewer events than asked came back, nothing of this partition lies
+    /// between the last of them and this cursor: the checkpoint may move
+    /// here, so the next read does not walk the same stretch again.
+    pub passed: Option<GlobalCursor>,
+}
+
 /// The global read of hot storage only: events of streams archived now are
 /// left out even before the mover takes them (ARCH-3). The retention class
 /// filter prunes the scan to the hot partitions.
@@ -293,6 +338,40 @@ impl EventStore {
             .bind(partition.key() as i32)
             .fetch_all(&mut *conn)
             .await?)
+    }
+
+    /// [`Self::read_all_in`], plus how far the read looked (see
+    /// [`PartitionRead::passed`]), from the same snapshot.
+    pub async fn read_partition_in(
+        conn: &mut PgConnection,
+        after: GlobalCursor,
+        limit: i64,
+        partition: PartitionSpec,
+    ) -> Result<PartitionRead, StoreError> {
+        use sqlx::{FromRow, Row};
+        let rows = sqlx::query(&READ_PARTITION_SQL)
+            .bind(after.tx_id)
+            .bind(after.position)
+            .bind(limit)
+            .bind(partition.total() as i32)
+            .bind(partition.key() as i32)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut read = PartitionRead {
+            events: Vec::with_capacity(rows.len()),
+            passed: None,
+        };
+        for row in &rows {
+            let tail: (Option<i64>, Option<i64>) =
+                (row.try_get("tail_tx")?, row.try_get("tail_position")?);
+            if let (Some(tx), Some(position)) = tail {
+                read.passed = Some(GlobalCursor::new(tx, position));
+            }
+            if row.try_get::<Option<i64>, _>("position")?.is_some() {
+                read.events.push(RecordedEvent::from_row(row)?);
+            }
+        }
+        Ok(read)
     }
 
     /// The cursor of the event at `position`, to continue reading after it.

@@ -8,11 +8,12 @@ use rillflow_core::ExpectedVersion;
 use serde_json::json;
 use uuid::Uuid;
 
-/// The 1,000 streams the benchmark log is spread over, spaced across the
-/// id range so that partitions and id-ordered walks see them evenly.
+/// The 1,000 streams the benchmark log is spread over, scattered over the
+/// whole id range (a 128-bit multiplicative hash), so that the partition
+/// hash (the id's first 32 bits) and id-ordered walks see them evenly.
 pub fn bench_streams() -> Vec<Uuid> {
     (0..1_000u128)
-        .map(|i| Uuid::from_u128((i + 1) * 0x9E37_79B9_7F4A_7C15))
+        .map(|i| Uuid::from_u128((i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)))
         .collect()
 }
 

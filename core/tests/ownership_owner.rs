@@ -229,14 +229,46 @@ fn a_refused_renewal_or_batch_drops_the_partition() {
 }
 
 #[test]
-fn fewer_partitions_after_a_repartition_releases_the_ones_beyond() {
+fn fewer_partitions_releases_the_ones_beyond() {
     let mut m = owning_four();
     m.handle(t(1000), Input::Tick);
     let _ = drain(&mut m);
-    m.handle(t(1010), viewed(2, &["a"], &[]));
+    m.handle(
+        t(1010),
+        viewed(
+            2,
+            &["a"],
+            &[(0, "a", 10), (1, "a", 11), (2, "a", 12), (3, "a", 13)],
+        ),
+    );
     assert_eq!(
         drain(&mut m),
         vec![release(2, 12), release(3, 13), renew(0, 10), renew(1, 11)]
+    );
+}
+
+#[test]
+fn leases_the_database_freed_are_claimed_again_in_the_same_round() {
+    // A repartition freed every lease: the view shows none of them.
+    let mut m = owning_four();
+    m.handle(t(1000), Input::Tick);
+    let _ = drain(&mut m);
+    m.handle(t(1010), viewed(6, &["a"], &[(1, "a", 11)]));
+    assert_eq!(
+        drain(&mut m),
+        vec![
+            claim(0),
+            claim(2),
+            claim(3),
+            claim(4),
+            claim(5),
+            renew(1, 11)
+        ]
+    );
+    assert_eq!(
+        m.owned(t(1010)),
+        vec![(1, 11)],
+        "beliefs the view denies are gone"
     );
 }
 
@@ -289,4 +321,62 @@ fn bad_timings_are_refused() {
         ttl: Duration::from_secs(3),
     };
     assert!(tight.validate().is_err());
+}
+
+#[test]
+fn a_peer_change_starts_a_round_now_or_right_after_the_current_one() {
+    let mut m = owning_four();
+    // Idle between rounds: sync at once instead of at 1000.
+    m.handle(t(200), Input::PeerChanged);
+    assert_eq!(drain(&mut m), vec![Action::Sync]);
+    // During a round: once every answer is in, another round follows.
+    m.handle(t(210), Input::PeerChanged);
+    assert!(drain(&mut m).is_empty(), "one round at a time");
+    m.handle(
+        t(220),
+        viewed(
+            4,
+            &["a"],
+            &[(0, "a", 10), (1, "a", 11), (2, "a", 12), (3, "a", 13)],
+        ),
+    );
+    let renewals = drain(&mut m);
+    assert_eq!(renewals.len(), 4);
+    for p in 0..3 {
+        let epoch = 10 + u64::from(p);
+        m.handle(
+            t(230),
+            Input::Renewed {
+                partition: p,
+                epoch,
+                held: true,
+            },
+        );
+    }
+    assert!(drain(&mut m).is_empty(), "one answer still out");
+    m.handle(
+        t(240),
+        Input::Renewed {
+            partition: 3,
+            epoch: 13,
+            held: true,
+        },
+    );
+    assert_eq!(drain(&mut m), vec![Action::Sync]);
+    // Without another change, the next round waits for the heartbeat.
+    m.handle(t(250), viewed(4, &["a"], &[]));
+    let _ = drain(&mut m);
+    for p in 0..4 {
+        let epoch = 10 + u64::from(p);
+        m.handle(
+            t(260),
+            Input::Renewed {
+                partition: p,
+                epoch,
+                held: true,
+            },
+        );
+    }
+    assert!(drain(&mut m).is_empty());
+    assert_eq!(m.poll_timeout(), Some(t(1240)));
 }

@@ -41,6 +41,8 @@ pub enum OwnerSignal {
         /// The epoch refused.
         epoch: u64,
     },
+    /// Another worker released, joined or left: sync now.
+    PeerChanged,
     /// Release everything and leave (the batches have stopped).
     Shutdown,
 }
@@ -92,6 +94,7 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
                         Some(OwnerSignal::Fenced { partition, epoch }) => {
                             Input::Fenced { partition, epoch }
                         }
+                        Some(OwnerSignal::PeerChanged) => Input::PeerChanged,
                         Some(OwnerSignal::Shutdown) | None => Input::Shutdown,
                     };
                     machine.handle(self.clock.now(), input);

@@ -6,12 +6,14 @@
 
 mod contract;
 mod driver;
+mod notices;
 mod owned_worker;
 mod repartition;
 mod store;
 
 pub use contract::OwnershipStore;
 pub use driver::{OwnedPartition, OwnerDriver, OwnerSignal, Ownership};
+pub use notices::forward_changes;
 pub use owned_worker::{OwnedWorker, PartitionBatches};
 pub use repartition::{RepartitionError, RepartitionReport, Repartitioner};
-pub use store::{OwnershipError, OwnershipView, PgOwnershipStore};
+pub use store::{OwnershipError, OwnershipView, PgOwnershipStore, CHANGES_CHANNEL};

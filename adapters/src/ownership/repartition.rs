@@ -245,6 +245,12 @@ async fn repartition_in(
     .bind(to as i32)
     .execute(&mut *conn)
     .await?;
+    // Workers re-claim at once rather than at their next heartbeat.
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(super::store::CHANGES_CHANNEL)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
     Ok(report)
 }
 

@@ -10,6 +10,10 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::contract::OwnershipStore;
 
+/// Channel of ownership changes (a release, a join, a leave, a
+/// repartition); the payload is the projection's name.
+pub const CHANGES_CHANNEL: &str = "rf_partition_changes";
+
 /// What can go wrong with partition ownership.
 #[derive(Debug, thiserror::Error)]
 pub enum OwnershipError {
@@ -75,26 +79,38 @@ impl PgOwnershipStore {
         worker: &str,
         ttl: Duration,
     ) -> Result<(), OwnershipError> {
+        // A worker that was not registered (or had left) wakes the others:
+        // their quotas just fell.
         sqlx::query(
-            "INSERT INTO rf_projection_workers (projection, worker, ttl_ms) VALUES ($1, $2, $3)
-             ON CONFLICT (projection, worker)
-             DO UPDATE SET heartbeat_at = clock_timestamp(), ttl_ms = EXCLUDED.ttl_ms",
+            "WITH w AS (
+                INSERT INTO rf_projection_workers (projection, worker, ttl_ms) VALUES ($1, $2, $3)
+                ON CONFLICT (projection, worker)
+                DO UPDATE SET heartbeat_at = clock_timestamp(), ttl_ms = EXCLUDED.ttl_ms
+                RETURNING (xmax = 0) AS joined)
+             SELECT pg_notify($4, $1) FROM w WHERE joined",
         )
         .bind(projection)
         .bind(worker)
         .bind(millis(ttl).max(1))
+        .bind(CHANGES_CHANNEL)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Removes `worker`'s registration (a graceful leave).
+    /// Removes `worker`'s registration (a graceful leave) and wakes the
+    /// others: their quotas just grew.
     pub async fn leave(&self, projection: &str, worker: &str) -> Result<(), OwnershipError> {
-        sqlx::query("DELETE FROM rf_projection_workers WHERE projection = $1 AND worker = $2")
-            .bind(projection)
-            .bind(worker)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "WITH w AS (DELETE FROM rf_projection_workers WHERE projection = $1 AND worker = $2
+                        RETURNING projection)
+             SELECT pg_notify($3, projection) FROM w",
+        )
+        .bind(projection)
+        .bind(worker)
+        .bind(CHANGES_CHANNEL)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -203,15 +219,20 @@ impl PgOwnershipStore {
         partition: u32,
         epoch: u64,
     ) -> Result<(), OwnershipError> {
+        // The notice goes out at commit, so a woken worker finds it free.
         sqlx::query(
-            "UPDATE rf_partition_leases
-                SET owner = NULL, expires_at = NULL,
-                    released_at = least(clock_timestamp(), expires_at)
-              WHERE projection = $1 AND partition_key = $2 AND epoch = $3 AND owner IS NOT NULL",
+            "WITH r AS (
+                UPDATE rf_partition_leases
+                   SET owner = NULL, expires_at = NULL,
+                       released_at = least(clock_timestamp(), expires_at)
+                 WHERE projection = $1 AND partition_key = $2 AND epoch = $3 AND owner IS NOT NULL
+                RETURNING projection)
+             SELECT pg_notify($4, projection) FROM r",
         )
         .bind(projection)
         .bind(partition as i32)
         .bind(epoch as i64)
+        .bind(CHANGES_CHANNEL)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -12,7 +12,7 @@ use super::batch_sql::{self as sql, BatchOwner, LockedCheckpoint, Progress, Slot
 use super::fence::WriteFence;
 use super::handler::Projection;
 use crate::event::RecordedEvent;
-use crate::store::EventStore;
+use crate::store::{EventStore, PartitionRead};
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +118,7 @@ impl ProjectionRunner {
             mut tx,
             events,
             checkpoint,
+            passed,
             ..
         } = opened;
         let handled: Vec<&RecordedEvent> = events
@@ -141,16 +142,9 @@ impl ProjectionRunner {
             processed: handled.len() as i64,
             ..Progress::default()
         };
-        let carry = pruned_carry(&checkpoint, last.cursor());
-        sql::advance(
-            &mut tx,
-            &self.slot(),
-            last.cursor(),
-            progress,
-            &owner,
-            carry.as_ref(),
-        )
-        .await?;
+        let end = self.reach(events.len(), last.cursor(), passed);
+        let carry = pruned_carry(&checkpoint, end);
+        sql::advance(&mut tx, &self.slot(), end, progress, &owner, carry.as_ref()).await?;
         tx.commit().await?;
         Ok(BatchOutcome::Applied {
             read: events.len(),
@@ -179,9 +173,22 @@ impl ProjectionRunner {
             return Ok(Err(outcome));
         }
         let requeued = sql::requeued(&mut tx, &self.slot()).await?;
-        let events = self.read(&mut tx, checkpoint.cursor).await?;
+        let PartitionRead { events, passed } = self.read(&mut tx, checkpoint.cursor).await?;
         if events.is_empty() && requeued.is_empty() {
-            tx.rollback().await?;
+            // Nothing of this partition, but other partitions' events went
+            // by: move past them once they add up to a batch, so an idle
+            // partition's reads stay short however long the log grows.
+            match passed.filter(|p| self.far_behind(checkpoint.cursor, *p)) {
+                Some(end) => {
+                    let owner = self.owner_under(fence);
+                    let carry = pruned_carry(&checkpoint, end);
+                    let progress = Progress::default();
+                    sql::advance(&mut tx, &self.slot(), end, progress, &owner, carry.as_ref())
+                        .await?;
+                    tx.commit().await?;
+                }
+                None => tx.rollback().await?,
+            }
             return Ok(Err(BatchOutcome::Idle));
         }
         Ok(Ok(Opened {
@@ -189,6 +196,7 @@ impl ProjectionRunner {
             checkpoint,
             requeued,
             events,
+            passed,
         }))
     }
 
@@ -205,13 +213,31 @@ impl ProjectionRunner {
             .ok_or_else(|| BatchError::Unregistered(self.projection.name().to_owned()))
     }
 
+    fn limit(&self) -> i64 {
+        i64::from(self.projection.options().batch_size.max(1))
+    }
+
     async fn read(
         &self,
         conn: &mut PgConnection,
         after: GlobalCursor,
-    ) -> Result<Vec<RecordedEvent>, BatchError> {
-        let limit = i64::from(self.projection.options().batch_size.max(1));
-        Ok(EventStore::read_all_in(conn, after, limit, self.partition).await?)
+    ) -> Result<PartitionRead, BatchError> {
+        Ok(EventStore::read_partition_in(conn, after, self.limit(), self.partition).await?)
+    }
+
+    /// Where the checkpoint may go after applying `read` events up to
+    /// `last`: past other partitions' events too when the read came back
+    /// short, since then nothing of this partition lies before `passed`.
+    fn reach(&self, read: usize, last: GlobalCursor, passed: Option<GlobalCursor>) -> GlobalCursor {
+        match passed {
+            Some(p) if (read as i64) < self.limit() && p > last => p,
+            _ => last,
+        }
+    }
+
+    /// True when `passed` is a batch's worth of positions beyond `at`.
+    fn far_behind(&self, at: GlobalCursor, passed: GlobalCursor) -> bool {
+        passed > at && passed.position.saturating_sub(at.position) >= self.limit()
     }
 
     /// Applies requeued dead letters, then `events`, each in a savepoint.
@@ -225,6 +251,7 @@ impl ProjectionRunner {
             checkpoint,
             requeued,
             events,
+            passed,
         } = opened;
         let slot = self.slot();
         let name = slot.projection;
@@ -295,6 +322,11 @@ impl ProjectionRunner {
                 }
             }
         }
+        // Every event read was handled: the stretch the read passed is done.
+        let cursor = match events.last() {
+            Some(last) if last.cursor() == cursor => self.reach(events.len(), cursor, passed),
+            _ => cursor,
+        };
         let carry = pruned_carry(&checkpoint, cursor);
         sql::advance(&mut tx, &slot, cursor, progress, owner, carry.as_ref()).await?;
         tx.commit().await?;
@@ -339,6 +371,8 @@ struct Opened {
     checkpoint: LockedCheckpoint,
     requeued: Vec<(i64, RecordedEvent)>,
     events: Vec<RecordedEvent>,
+    /// How far the read looked (see [`PartitionRead::passed`]).
+    passed: Option<GlobalCursor>,
 }
 
 /// True when an earlier partitioning applied `event` already (it is read

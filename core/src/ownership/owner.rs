@@ -90,6 +90,9 @@ pub enum Input {
         /// The epoch refused.
         epoch: u64,
     },
+    /// Another worker of the projection released a partition, joined or
+    /// left: sync now rather than at the next heartbeat.
+    PeerChanged,
     /// A store call failed; its outcome is unknown.
     Failed,
     /// Stop: give everything up and leave.
@@ -159,6 +162,8 @@ pub struct PartitionOwner {
     /// whose start it is judged from.
     in_round: bool,
     outstanding: usize,
+    /// A peer changed during the round: start the next one right after.
+    again: bool,
     stopped: bool,
     partitions: u32,
     actions: VecDeque<Action>,
@@ -175,6 +180,7 @@ impl PartitionOwner {
             round_started: now,
             in_round: false,
             outstanding: 0,
+            again: false,
             stopped: false,
             partitions: 0,
             actions: VecDeque::new(),
@@ -272,6 +278,15 @@ impl PartitionOwner {
                     self.held.remove(&partition);
                 }
             }
+            Input::PeerChanged => {
+                if self.in_round {
+                    // The round under way may have read the view before the
+                    // change: run another as soon as it ends.
+                    self.again = true;
+                } else {
+                    self.next_round = self.next_round.min(now);
+                }
+            }
             Input::Failed => self.end_round(),
             Input::Shutdown => return self.shut_down(),
         }
@@ -299,6 +314,9 @@ impl PartitionOwner {
         self.outstanding = self.outstanding.saturating_sub(1);
         if self.outstanding == 0 {
             self.in_round = false;
+            if std::mem::take(&mut self.again) {
+                self.next_round = self.round_started;
+            }
         }
     }
 
@@ -318,6 +336,16 @@ impl PartitionOwner {
 
     fn on_viewed(&mut self, partitions: u32, workers: &[String], holders: &BTreeMap<u32, Holder>) {
         self.partitions = partitions;
+        // The database is the authority: a lease it no longer shows under
+        // this worker's epoch was freed (a repartition) or ran out. Dropping
+        // the belief is always safe, and lets the rule below claim it again
+        // in this round instead of the next.
+        let me = self.me.clone();
+        self.held.retain(|p, h| {
+            holders
+                .get(p)
+                .is_some_and(|x| x.worker == me && x.epoch == h.epoch)
+        });
         // Leases under this name that this worker does not hold belong to an
         // earlier incarnation (or to a claim whose answer was lost): free
         // them now instead of leaving them to expire.

@@ -1,6 +1,7 @@
 //! `rillflow projections run-loop --partitions auto`: this worker and the
 //! projection's other workers share its partitions through leases.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,8 @@ use anyhow::{bail, Context, Result};
 use rillflow_adapters::daemon::{daemon_pool_config, PgLeaseStore, TokioClock};
 use rillflow_adapters::health;
 use rillflow_adapters::ownership::{
-    OwnedWorker, OwnerDriver, OwnerSignal, Ownership, PartitionBatches, PgOwnershipStore,
+    forward_changes, OwnedWorker, OwnerDriver, OwnerSignal, Ownership, PartitionBatches,
+    PgOwnershipStore,
 };
 use rillflow_adapters::projection::{
     wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionRunner,
@@ -90,8 +92,17 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut owners = Vec::new();
     let mut workers = Vec::new();
+    let mut notices = BTreeMap::new();
+    let mut starts = Vec::new();
     for p in projections {
         let (signal_tx, signal_rx) = mpsc::channel(64);
+        notices.insert(p.name().to_owned(), signal_tx.clone());
+        starts.push((p, signal_tx, signal_rx));
+    }
+    // Subscribed before any worker syncs, so no change after its first view
+    // goes unheard.
+    forward_changes(pool.clone(), notices, timing.heartbeat).await?;
+    for (p, signal_tx, signal_rx) in starts {
         let (publish, ownership) = watch::channel(Ownership::default());
         let driver = OwnerDriver::new(store.clone(), p.name().to_owned(), timing, clock);
         let machine = PartitionOwner::new(node.clone(), timing, clock.now());
