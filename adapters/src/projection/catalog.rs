@@ -9,9 +9,8 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::handler::{HandlerError, Projection};
-use super::status::{
-    OwnershipStatus, PartitionStatus, ProjectionStatus, WorkerOwnership, EXACT_LAG_LIMIT,
-};
+use super::ownership_status::OwnershipRows;
+use super::status::{PartitionStatus, ProjectionStatus, EXACT_LAG_LIMIT};
 use super::versions::{point_views, versions};
 use super::wakeup::CONTROL_CHANNEL;
 use crate::store::EventStore;
@@ -261,14 +260,7 @@ impl ProjectionCatalog {
             .bind(EXACT_LAG_LIMIT)
             .fetch_all(&self.pool)
             .await?;
-        let owned = sqlx::query(LOAD_OWNERSHIP)
-            .bind(name)
-            .fetch_all(&self.pool)
-            .await?;
-        let workers = sqlx::query(LOAD_WORKERS)
-            .bind(name)
-            .fetch_all(&self.pool)
-            .await?;
+        let ownership = OwnershipRows::load(&self.pool, name).await?;
         let mut out = Vec::with_capacity(heads.len());
         for head in heads {
             let name: String = head.try_get("name")?;
@@ -288,7 +280,7 @@ impl ProjectionCatalog {
                     building.push(status);
                 }
             }
-            let ownership = ownership_status(&name, &owned, &workers)?;
+            let ownership = ownership.status(&name)?;
             out.push(ProjectionStatus {
                 ownership,
                 name,
@@ -510,71 +502,6 @@ impl ProjectionCatalog {
             },
         }
     }
-}
-
-/// Lease figures per projection: grants, partitions without a live lease,
-/// and the time partitions spent unowned (closed gaps plus open ones).
-const LOAD_OWNERSHIP: &str = "
-SELECT p.name,
-       (SELECT count(*) FROM rf_partition_leases l WHERE l.projection = p.name) AS lease_rows,
-       (SELECT coalesce(sum(l.epoch), 0)::bigint FROM rf_partition_leases l
-         WHERE l.projection = p.name) AS grants,
-       (SELECT count(*) FROM generate_series(0, p.total_partitions - 1) AS k
-         WHERE NOT EXISTS (SELECT 1 FROM rf_partition_leases l
-                            WHERE l.projection = p.name AND l.partition_key = k
-                              AND l.owner IS NOT NULL AND l.expires_at > clock_timestamp()))
-         AS unowned,
-       (SELECT coalesce(sum(l.unowned_secs + CASE
-                  WHEN l.owner IS NULL OR l.expires_at <= clock_timestamp()
-                  THEN coalesce(greatest(0, extract(epoch FROM clock_timestamp()
-                                - coalesce(l.released_at, l.expires_at)))::float8, 0)
-                  ELSE 0 END), 0)::float8
-          FROM rf_partition_leases l WHERE l.projection = p.name) AS unowned_secs
-FROM rf_projections p WHERE $1::text IS NULL OR p.name = $1";
-
-/// Live workers (heartbeat younger than their ttl) and what they hold.
-const LOAD_WORKERS: &str = "
-SELECT w.projection, w.worker,
-       (SELECT count(*) FROM rf_partition_leases l
-         WHERE l.projection = w.projection AND l.owner = w.worker
-           AND l.expires_at > clock_timestamp()) AS owned
-FROM rf_projection_workers w
-WHERE ($1::text IS NULL OR w.projection = $1)
-  AND w.heartbeat_at + make_interval(secs => w.ttl_ms / 1000.0) > clock_timestamp()
-ORDER BY w.projection, w.worker";
-
-fn ownership_status(
-    name: &str,
-    owned: &[sqlx::postgres::PgRow],
-    workers: &[sqlx::postgres::PgRow],
-) -> Result<OwnershipStatus, sqlx::Error> {
-    let mine = |row: &&sqlx::postgres::PgRow, column: &str| {
-        row.try_get::<String, _>(column).ok().as_deref() == Some(name)
-    };
-    let workers: Vec<WorkerOwnership> = workers
-        .iter()
-        .filter(|r| mine(r, "projection"))
-        .map(|r| {
-            Ok(WorkerOwnership {
-                worker: r.try_get("worker")?,
-                partitions_owned: r.try_get("owned")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
-    let Some(row) = owned.iter().find(|r| mine(r, "name")) else {
-        return Ok(OwnershipStatus::default());
-    };
-    let lease_rows: i64 = row.try_get("lease_rows")?;
-    if lease_rows == 0 && workers.is_empty() {
-        return Ok(OwnershipStatus::default());
-    }
-    Ok(OwnershipStatus {
-        dynamic: true,
-        workers,
-        rebalances_total: row.try_get("grants")?,
-        unowned_partitions: row.try_get("unowned")?,
-        unowned_seconds_total: row.try_get("unowned_secs")?,
-    })
 }
 
 /// Locks every checkpoint row of `name`; fails if it has none.

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod fence;
 pub mod handler;
 pub mod metrics;
+mod ownership_status;
 pub mod processor;
 pub mod runner;
 pub mod sql_projection;
