@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rillflow_adapters::projection::ProjectionCatalog;
 use rillflow_adapters::EventStore;
 use rillflow_testkit::stream_counts::{assert_fold, fixture, wait_caught_up, writer};
-use rillflow_testkit::{CliRunner, Process, TestDb};
+use rillflow_testkit::{fast_auto_args, CliRunner, Process, TestDb};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -27,32 +27,9 @@ fn log_dir(test: &str) -> PathBuf {
 
 /// An auto-mode worker at the fast timing (heartbeat 1 s, ttl 3 s).
 fn worker(db: &TestDb, test: &str, name: &str, partitions: &str) -> Process {
-    Process::spawn(
-        BIN.as_ref(),
-        name,
-        &db.url,
-        &[
-            "projections",
-            "run-loop",
-            "--projections",
-            &fixture(),
-            "--partitions",
-            "auto",
-            "--total-partitions",
-            partitions,
-            "--node-name",
-            name,
-            "--heartbeat-secs",
-            "1",
-            "--lease-ttl-secs",
-            "3",
-            "--lease-grace-secs",
-            "1",
-            "--poll-interval-ms",
-            "200",
-        ],
-        &log_dir(test),
-    )
+    let file = fixture();
+    let args = fast_auto_args(&file, name, partitions);
+    Process::spawn(BIN.as_ref(), name, &db.url, &args, &log_dir(test))
 }
 
 /// Partitions owned per live worker, from `projections owners --output
@@ -252,37 +229,13 @@ async fn a_frozen_worker_is_fenced_after_its_partitions_move() {
     let test = "freeze";
     let settle = Duration::from_secs(20);
     let load = start_writer(EventStore::new(pool.clone()));
-    let mut f1 = worker(&db, test, "f1", "4");
+    let f1 = worker(&db, test, "f1", "4");
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
-    let f2 = Process::spawn(
-        BIN.as_ref(),
-        "f2",
-        &db.url,
-        &[
-            "projections",
-            "run-loop",
-            "--projections",
-            &fixture(),
-            "--partitions",
-            "auto",
-            "--total-partitions",
-            "4",
-            "--node-name",
-            "f2",
-            "--heartbeat-secs",
-            "1",
-            "--lease-ttl-secs",
-            "3",
-            "--lease-grace-secs",
-            "1",
-            "--poll-interval-ms",
-            "200",
-            "--health-bind",
-            &bind,
-        ],
-        &log_dir(test),
-    );
+    let file = fixture();
+    let mut args = fast_auto_args(&file, "f2", "4");
+    args.extend_from_slice(&["--health-bind", &bind]);
+    let f2 = Process::spawn(BIN.as_ref(), "f2", &db.url, &args, &log_dir(test));
     wait_shares(&cli, &[("f1", 2), ("f2", 2)], settle);
 
     f1.signal("STOP");

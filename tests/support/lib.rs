@@ -21,5 +21,5 @@ pub use cli_runner::{one_line_failure, CliRunner};
 pub use cluster_watch::wait_for_view;
 pub use counter::Counter;
 pub use http::{free_port, http_get};
-pub use process::{fast_hotcold_args, Process};
+pub use process::{fast_auto_args, fast_hotcold_args, Process};
 pub use test_db::TestDb;

@@ -100,3 +100,30 @@ pub fn fast_hotcold_args<'a>(cluster: &'a str, node: &'a str) -> Vec<&'a str> {
         "1",
     ]
 }
+
+/// The arguments of `rillflow projections run-loop --partitions auto` for
+/// worker `name` of the projections in `file`, starting them with
+/// `partitions` partitions, at the fast timing: heartbeat 1 s, partition
+/// lease ttl 3 s, polling every 200 ms.
+pub fn fast_auto_args<'a>(file: &'a str, name: &'a str, partitions: &'a str) -> Vec<&'a str> {
+    vec![
+        "projections",
+        "run-loop",
+        "--projections",
+        file,
+        "--partitions",
+        "auto",
+        "--total-partitions",
+        partitions,
+        "--node-name",
+        name,
+        "--heartbeat-secs",
+        "1",
+        "--lease-ttl-secs",
+        "3",
+        "--lease-grace-secs",
+        "1",
+        "--poll-interval-ms",
+        "200",
+    ]
+}

@@ -22,7 +22,7 @@ use rillflow_adapters::projection::ProjectionCatalog;
 use rillflow_adapters::EventStore;
 use rillflow_benches::{fill, summary};
 use rillflow_testkit::stream_counts::fixture;
-use rillflow_testkit::{Process, TestDb};
+use rillflow_testkit::{fast_auto_args, Process, TestDb};
 use sqlx::PgPool;
 
 const PROJECTION: &str = "stream_counts";
@@ -80,26 +80,8 @@ struct Bench {
 
 impl Bench {
     fn worker(&self, name: &str, partitions: &str) -> Process {
-        let args = [
-            "projections",
-            "run-loop",
-            "--projections",
-            &fixture(),
-            "--partitions",
-            "auto",
-            "--total-partitions",
-            partitions,
-            "--node-name",
-            name,
-            "--heartbeat-secs",
-            "1",
-            "--lease-ttl-secs",
-            "3",
-            "--lease-grace-secs",
-            "1",
-            "--poll-interval-ms",
-            "200",
-        ];
+        let file = fixture();
+        let args = fast_auto_args(&file, name, partitions);
         Process::spawn(&self.bin, name, &self.url, &args, &self.logs)
     }
 
