@@ -389,3 +389,47 @@ async fn tail_follows_until_interrupted() {
     };
     assert!(status.success(), "tail exits cleanly on SIGINT: {status}");
 }
+
+/// Completion scripts come from the clap definitions, so every subcommand
+/// is in them; the bash one is valid bash. An unknown shell is one line.
+#[test]
+fn completions_cover_every_subcommand() {
+    let bin = env!("CARGO_BIN_EXE_rillflow");
+    let script = |shell: &str| {
+        let out = Command::new(bin)
+            .args(["completions", shell])
+            .output()
+            .expect("run rillflow");
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        stdout(&out)
+    };
+    for shell in ["bash", "zsh", "fish"] {
+        let text = script(shell);
+        for word in [
+            "run-loop",
+            "repartition",
+            "owners",
+            "archive",
+            "migrate",
+            "completions",
+        ] {
+            assert!(text.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("rillflow-completion-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rillflow.bash");
+    std::fs::write(&file, script("bash")).unwrap();
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .output()
+        .expect("run bash");
+    assert!(syntax.status.success(), "{}", stderr(&syntax));
+    let out = Command::new(bin)
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("run rillflow");
+    let err = one_line_failure(&out, 2);
+    assert!(err.contains("invalid value 'tcsh'"), "{err}");
+}

@@ -47,6 +47,15 @@ pub enum Command {
     /// Archive streams to cold storage and operate the hot and cold tiers.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Where the database is. Without a URL, the local cluster under `.rillflow/`

@@ -1,6 +1,7 @@
 //! One module per subcommand; this file only routes.
 
 mod archive;
+mod completions;
 mod database;
 mod db;
 mod events;
@@ -109,6 +110,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Projections(ProjectionsCommand::Metrics(args)) => {
                 projections::metrics::run(args).await
             }
+            Command::Completions(args) => completions::run(args),
             Command::Archive(ArchiveCommand::Status(args)) => archive::status::run(args).await,
             Command::Archive(ArchiveCommand::Mark(args)) => archive::mark::run(args).await,
             Command::Archive(ArchiveCommand::Reactivate(args)) => {
