@@ -433,3 +433,47 @@ fn completions_cover_every_subcommand() {
     let err = one_line_failure(&out, 2);
     assert!(err.contains("invalid value 'tcsh'"), "{err}");
 }
+
+/// `health score` judges each cluster from the database and names what
+/// lowers its score; `--fail-below` turns a low score into exit status 3.
+#[tokio::test]
+async fn health_score_names_what_lowers_it() {
+    use rillflow_testkit::lease_fixtures::{join, setup, C};
+
+    let (db, store) = setup().await;
+    join(&store, ["a", "b"]).await;
+    let out = rillflow(&db, &["health", "score", "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let cluster = &v["clusters"][0];
+    assert_eq!(cluster["cluster"], C);
+    // Two cold nodes, one standby required, nobody hot: the hot half of the
+    // score is lost, nothing else.
+    assert_eq!(cluster["score"], 50, "{v}");
+    assert_eq!(cluster["healthy"], false);
+    let reasons = cluster["deductions"].as_array().unwrap();
+    assert_eq!(reasons.len(), 1, "{v}");
+    assert_eq!(reasons[0]["points"], 50.0);
+    assert!(reasons[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("no hot node"));
+
+    let table = rillflow(&db, &["health", "score", "--cluster", C]);
+    assert!(
+        stdout(&table).contains("50/100, unhealthy"),
+        "{}",
+        stdout(&table)
+    );
+    let below = rillflow(&db, &["health", "score", "--fail-below", "80"]);
+    let err = one_line_failure(&below, 3);
+    assert!(err.contains("below 80"), "{err}");
+    assert!(stdout(&below).contains("50/100"));
+    let ok = rillflow(&db, &["health", "score", "--fail-below", "50"]);
+    assert!(ok.status.success());
+    let unknown = rillflow(&db, &["health", "score", "--cluster", "nope"]);
+    let err = one_line_failure(&unknown, 1);
+    assert!(err.contains("no cluster named"), "{err}");
+    let bad = rillflow(&db, &["health", "score", "--fail-below", "101"]);
+    one_line_failure(&bad, 2);
+}

@@ -17,7 +17,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", commands::one_line(&e));
-            ExitCode::FAILURE
+            match e.downcast_ref::<commands::Status>() {
+                Some(status) => ExitCode::from(status.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -604,3 +604,43 @@ proptest! {
         prop_assert_eq!(&evaluate(&reversed, &rules), &h);
     }
 }
+
+proptest! {
+    /// The reasons account for exactly what the score lost: the score is
+    /// 100 minus their points, rounded down once.
+    #[test]
+    fn deductions_account_for_the_score(v in arb_view()) {
+        let h = evaluate(&v, &HealthRules::for_timing(&v.timing));
+        let lost: f64 = deductions(&h).iter().map(|d| d.points).sum();
+        let expected = (100.0 - lost + 1e-9).floor().max(0.0);
+        prop_assert_eq!(f64::from(h.score), expected, "{:?}", deductions(&h));
+        prop_assert_eq!(h.score == 100, deductions(&h).is_empty());
+    }
+}
+
+#[test]
+fn deductions_name_what_is_missing() {
+    let v = view(
+        Some("a"),
+        Some(-2_000),
+        2,
+        vec![
+            node("a", Hot, 31_000),
+            node("b", Cold, 12_000),
+            node("c", Cold, 1_000),
+        ],
+    );
+    let h = evaluate(&v, &rules());
+    let d = deductions(&h);
+    let reasons: Vec<&str> = d.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "no hot node: the lease of a expired and nobody took it over yet",
+            "heartbeats older than two intervals (10000 ms) from: b",
+        ],
+        "b and c are the two standbys; b is live but late"
+    );
+    assert_eq!(d[1].points, 10.0);
+    assert_eq!(h.score, 40);
+}

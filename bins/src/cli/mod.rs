@@ -1,9 +1,11 @@
 //! The command line, as clap types. Behaviour lives in `commands/`.
 
 mod archive;
+mod health;
 mod projections;
 
 pub use archive::*;
+pub use health::*;
 pub use projections::*;
 
 use std::path::PathBuf;
@@ -47,6 +49,9 @@ pub enum Command {
     /// Archive streams to cold storage and operate the hot and cold tiers.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Judge the health of hot/cold clusters from the database.
+    #[command(subcommand)]
+    Health(HealthCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
 }

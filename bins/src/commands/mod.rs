@@ -5,6 +5,7 @@ mod completions;
 mod database;
 mod db;
 mod events;
+mod health;
 mod migrate;
 mod projections;
 mod signals;
@@ -12,8 +13,32 @@ mod signals;
 use anyhow::Result;
 
 use crate::cli::{
-    ArchiveCommand, Cli, Command, DbCommand, EventsCommand, LogFormat, ProjectionsCommand,
+    ArchiveCommand, Cli, Command, DbCommand, EventsCommand, HealthCommand, LogFormat,
+    ProjectionsCommand,
 };
+
+/// A command that ran but wants a particular exit status (not 1, which
+/// means it failed), with the line to print.
+#[derive(Debug)]
+pub struct Status {
+    /// The exit status.
+    pub code: u8,
+    message: String,
+}
+
+impl Status {
+    fn new(code: u8, message: String) -> Self {
+        Status { code, message }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Status {}
 
 /// Logs go to stderr so stdout stays machine-readable. `RUST_LOG` overrides
 /// the default level.
@@ -111,6 +136,18 @@ pub fn run(cli: Cli) -> Result<()> {
                 projections::metrics::run(args).await
             }
             Command::Completions(args) => completions::run(args),
+            Command::Health(HealthCommand::Score(args)) => {
+                let limit = args.fail_below;
+                if health::score::run(args).await? {
+                    let limit = limit.unwrap_or_default();
+                    return Err(Status::new(
+                        health::score::BELOW_THRESHOLD,
+                        format!("a cluster scores below {limit}"),
+                    )
+                    .into());
+                }
+                Ok(())
+            }
             Command::Archive(ArchiveCommand::Status(args)) => archive::status::run(args).await,
             Command::Archive(ArchiveCommand::Mark(args)) => archive::mark::run(args).await,
             Command::Archive(ArchiveCommand::Reactivate(args)) => {

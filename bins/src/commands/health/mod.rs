@@ -1,0 +1,3 @@
+//! `rillflow health ...`
+
+pub mod score;
