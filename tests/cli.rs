@@ -477,3 +477,56 @@ async fn health_score_names_what_lowers_it() {
     let bad = rillflow(&db, &["health", "score", "--fail-below", "101"]);
     one_line_failure(&bad, 2);
 }
+
+/// `diag bundle` writes every section from the database and no secret.
+#[tokio::test]
+async fn diag_bundle_collects_every_section_without_secrets() {
+    use rillflow_testkit::lease_fixtures::{join, setup, C};
+
+    let (db, store) = setup().await;
+    join(&store, ["a", "b"]).await;
+    let dir = std::env::temp_dir().join(format!("rillflow-diag-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bundle.json");
+    let out = rillflow(&db, &["diag", "bundle", "--output", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let password = db
+        .url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('@').next())
+        .and_then(|auth| auth.split(':').nth(1))
+        .expect("the test URL carries a password");
+    assert!(!text.contains(password), "the password leaked");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    for section in [
+        "database",
+        "migrations",
+        "clusters",
+        "projections",
+        "dead_letters",
+        "archive",
+        "recent_errors",
+    ] {
+        assert!(
+            v[section].get("error").is_none(),
+            "{section}: {}",
+            v[section]
+        );
+    }
+    assert_eq!(v["migrations"]["pending"], serde_json::json!([]));
+    assert!(v["config"]["database_url"]
+        .as_str()
+        .unwrap()
+        .contains("[redacted]"));
+    assert_eq!(v["clusters"]["scores"][0]["cluster"], C);
+    assert_eq!(v["archive"]["status"]["backend"], "dual-table");
+
+    let bad = rillflow(
+        &db,
+        &["diag", "bundle", "--output", "/nonexistent/dir/b.json"],
+    );
+    let err = one_line_failure(&bad, 1);
+    assert!(err.contains("is not a directory"), "{err}");
+}

@@ -268,6 +268,13 @@ async fn a_frozen_worker_is_fenced_after_its_partitions_move() {
         "{metrics}"
     );
 
+    // The diagnostics bundle is served too, from the database.
+    let (_, bundle) = http_get(port, "/diag/bundle").expect("bundle answered");
+    let bundle: Value = serde_json::from_str(&bundle).expect("bundle is JSON");
+    assert_eq!(bundle["config"]["partitions"], "auto");
+    assert_eq!(bundle["process"]["name"], "f2");
+    assert_eq!(bundle["projections"][0]["ownership"]["dynamic"], true);
+
     let (streams, total) = load.finish().await;
     wait_caught_up(&pool, total, Duration::from_secs(30)).await;
     assert_fold(&pool, &streams).await;

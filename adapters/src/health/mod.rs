@@ -2,6 +2,7 @@
 //! served over HTTP.
 
 pub mod archive_metrics;
+pub mod diag;
 pub mod metrics;
 pub mod projection_metrics;
 pub mod report;

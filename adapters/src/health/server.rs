@@ -42,6 +42,11 @@ pub trait HealthSource: Send + Sync + 'static {
     fn local_metrics(&self) -> Vec<MetricFamily> {
         Vec::new()
     }
+    /// The diagnostics bundle (see [`super::diag`]), when the source has a
+    /// database to build it from.
+    async fn diag(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// Both database views, or the first error.
@@ -143,6 +148,14 @@ async fn answer(mut stream: TcpStream, source: Arc<dyn HealthSource>) -> std::io
                 "503 Service Unavailable",
                 "text/plain",
                 format!("database unavailable: {e}\n"),
+            ),
+        },
+        ("GET", "/diag/bundle") => match source.diag().await {
+            Some(doc) => ("200 OK", "application/json", doc.to_string()),
+            None => (
+                "404 Not Found",
+                "text/plain",
+                "no diagnostics here\n".to_owned(),
             ),
         },
         ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_owned()),

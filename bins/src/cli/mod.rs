@@ -1,10 +1,12 @@
 //! The command line, as clap types. Behaviour lives in `commands/`.
 
 mod archive;
+mod diag;
 mod health;
 mod projections;
 
 pub use archive::*;
+pub use diag::*;
 pub use health::*;
 pub use projections::*;
 
@@ -49,6 +51,9 @@ pub enum Command {
     /// Archive streams to cold storage and operate the hot and cold tiers.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Collect diagnostics for support.
+    #[command(subcommand)]
+    Diag(DiagCommand),
     /// Judge the health of hot/cold clusters from the database.
     #[command(subcommand)]
     Health(HealthCommand),

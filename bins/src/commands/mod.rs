@@ -4,6 +4,7 @@ mod archive;
 mod completions;
 mod database;
 mod db;
+mod diag;
 mod events;
 mod health;
 mod migrate;
@@ -13,7 +14,7 @@ mod signals;
 use anyhow::Result;
 
 use crate::cli::{
-    ArchiveCommand, Cli, Command, DbCommand, EventsCommand, HealthCommand, LogFormat,
+    ArchiveCommand, Cli, Command, DbCommand, DiagCommand, EventsCommand, HealthCommand, LogFormat,
     ProjectionsCommand,
 };
 
@@ -136,6 +137,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 projections::metrics::run(args).await
             }
             Command::Completions(args) => completions::run(args),
+            Command::Diag(DiagCommand::Bundle(args)) => diag::bundle::run(args).await,
             Command::Health(HealthCommand::Score(args)) => {
                 let limit = args.fail_below;
                 if health::score::run(args).await? {

@@ -7,10 +7,12 @@ use async_trait::async_trait;
 use prometheus::proto::MetricFamily;
 use rillflow_adapters::archive::ArchiveStats;
 use rillflow_adapters::daemon::{PgLeaseStore, WriteGate};
-use rillflow_adapters::health::HealthSource;
+use rillflow_adapters::health::{diag, HealthSource};
 use rillflow_adapters::projection::{ProjectionCatalog, ProjectionStatus, RuntimeMetrics};
 use rillflow_core::lease::health::{evaluate, ClusterHealth, HealthRules};
 use serde_json::{json, Value};
+
+use crate::cli::RunLoopArgs;
 
 pub struct DaemonHealth {
     pub store: PgLeaseStore,
@@ -20,6 +22,29 @@ pub struct DaemonHealth {
     pub catalog: ProjectionCatalog,
     pub max_lag: i64,
     pub metrics: Arc<RuntimeMetrics>,
+    /// This daemon's settings, secrets redacted, for the diagnostics bundle.
+    pub config: Value,
+}
+
+/// The daemon's settings as the diagnostics bundle shows them.
+pub fn daemon_config(args: &RunLoopArgs, node: &str) -> Value {
+    diag::redact(json!({
+        "database_url": args.db.database_url,
+        "cluster_mode": format!("{:?}", args.cluster_mode).to_lowercase(),
+        "cluster_name": args.cluster_name,
+        "node_name": node,
+        "heartbeat_secs": args.heartbeat_secs,
+        "lease_ttl_secs": args.lease_ttl_secs,
+        "lease_grace_secs": args.lease_grace_secs,
+        "min_cold_standbys": args.min_cold_standbys,
+        "health_bind": args.health_bind.map(|a| a.to_string()),
+        "projections": args.source.projections.as_ref().map(|p| p.display().to_string()),
+        "partitions": format!("{:?}", args.source.partitions).to_lowercase(),
+        "partition_key": args.source.partition_key,
+        "total_partitions": args.source.total_partitions,
+        "poll_interval_ms": args.poll_interval_ms,
+        "max_lag": args.max_lag,
+    }))
 }
 
 #[async_trait]
@@ -63,5 +88,9 @@ impl HealthSource for DaemonHealth {
             (Some(_), None) => "cold",
         };
         json!({ "name": self.node, "cluster": self.cluster, "role": role, "epoch": epoch })
+    }
+
+    async fn diag(&self) -> Option<Value> {
+        Some(diag::bundle(self.catalog.pool(), self.local(), self.config.clone()).await)
     }
 }

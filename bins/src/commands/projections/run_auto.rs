@@ -24,7 +24,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 
 use super::declared;
-use super::health_source::DaemonHealth;
+use super::health_source::{daemon_config, DaemonHealth};
 use crate::cli::{ClusterMode, RunLoopArgs};
 use crate::commands::{database, signals};
 
@@ -74,6 +74,7 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
             catalog: catalog.clone(),
             max_lag: args.max_lag,
             metrics: metrics.clone(),
+            config: daemon_config(&args, &node),
         };
         let (bound, _server) = health::serve(addr, Arc::new(source))
             .await

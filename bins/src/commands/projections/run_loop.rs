@@ -21,7 +21,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, watch, Notify};
 use uuid::Uuid;
 
-use super::health_source::DaemonHealth;
+use super::health_source::{daemon_config, DaemonHealth};
 use super::{declared, run_auto};
 use crate::cli::{ClusterMode, PartitionMode, RunLoopArgs};
 use crate::commands::{database, signals};
@@ -119,6 +119,7 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
             catalog: catalog.clone(),
             max_lag: args.max_lag,
             metrics: metrics.clone(),
+            config: daemon_config(&args, &node),
         };
         let (bound, _server) = health::serve(addr, Arc::new(source))
             .await

@@ -1,0 +1,239 @@
+//! The diagnostics bundle: one JSON document with what support needs to
+//! understand a deployment (versions, configuration without secrets,
+//! cluster topology and epochs, projection checkpoints, lag and ownership,
+//! dead letters, archive state, recent errors, long transactions).
+//!
+//! Every section is gathered on its own: a bundle is most needed when
+//! something is broken, so a section that fails records its error and the
+//! others are still filled.
+
+use rillflow_core::lease::deductions;
+use rillflow_core::lease::health::{evaluate, HealthRules};
+use serde_json::{json, Map, Value};
+use sqlx::PgPool;
+
+use super::report;
+use crate::archive::{ArchiveStats, ArchiveStatus};
+use crate::daemon::PgLeaseStore;
+use crate::migrate::Migrations;
+use crate::projection::ProjectionCatalog;
+
+/// Builds the bundle from the database behind `pool`. `local` is what the
+/// calling process knows of itself, `config` its settings (already
+/// redacted with [`redact`]).
+pub async fn bundle(pool: &PgPool, local: Value, config: Value) -> Value {
+    let mut doc = Map::new();
+    doc.insert("rillflow_version".into(), env!("CARGO_PKG_VERSION").into());
+    doc.insert("process".into(), local);
+    doc.insert("config".into(), config);
+    doc.insert("database".into(), section(database(pool).await));
+    doc.insert("migrations".into(), section(migrations(pool).await));
+    doc.insert("clusters".into(), section(clusters(pool).await));
+    doc.insert("projections".into(), section(projections(pool).await));
+    doc.insert("dead_letters".into(), section(dead_letters(pool).await));
+    doc.insert("archive".into(), section(archive(pool).await));
+    doc.insert("recent_errors".into(), section(recent_errors(pool).await));
+    Value::Object(doc)
+}
+
+/// Removes secrets from `value`: a URL's password, and every string under a
+/// key that names a secret.
+pub fn redact(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let lower = k.to_ascii_lowercase();
+                    let secret = ["password", "secret", "token", "key"]
+                        .iter()
+                        .any(|s| lower.contains(s));
+                    let v = match v {
+                        Value::String(_) if secret => Value::String("[redacted]".into()),
+                        other => redact(other),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(redact).collect()),
+        Value::String(s) => Value::String(redact_url(&s)),
+        other => other,
+    }
+}
+
+/// `scheme://user:password@host/...` without the password.
+pub fn redact_url(text: &str) -> String {
+    let Some(scheme_end) = text.find("://") else {
+        return text.to_owned();
+    };
+    let rest = &text[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return text.to_owned();
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return text.to_owned();
+    };
+    format!(
+        "{}{}:[redacted]{}",
+        &text[..scheme_end + 3],
+        &authority[..colon],
+        &rest[at..]
+    )
+}
+
+fn section(result: Result<Value, String>) -> Value {
+    result.unwrap_or_else(|error| json!({ "error": error }))
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+async fn database(pool: &PgPool) -> Result<Value, String> {
+    let (version, now, recovery): (String, String, bool) = sqlx::query_as(
+        "SELECT current_setting('server_version'), clock_timestamp()::text, pg_is_in_recovery()",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(err)?;
+    // The oldest open transactions hold every reader's horizon back (see
+    // the README); their statements are left out, they may carry data.
+    let oldest: Vec<(i32, Option<String>, Option<String>, Option<f64>)> = sqlx::query_as(
+        "SELECT pid, application_name, state,
+                extract(epoch FROM clock_timestamp() - xact_start)::float8
+           FROM pg_stat_activity
+          WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
+          ORDER BY xact_start LIMIT 5",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(err)?;
+    Ok(json!({
+        "server_version": version,
+        "time": now,
+        "in_recovery": recovery,
+        "oldest_transactions": oldest.into_iter().map(|(pid, app, state, age)| json!({
+            "pid": pid, "application_name": app, "state": state, "age_seconds": age,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+async fn migrations(pool: &PgPool) -> Result<Value, String> {
+    let states = Migrations::status(pool).await.map_err(err)?;
+    let applied: Vec<i64> = states
+        .iter()
+        .filter(|m| m.applied)
+        .map(|m| m.version)
+        .collect();
+    let pending: Vec<i64> = states
+        .iter()
+        .filter(|m| !m.applied)
+        .map(|m| m.version)
+        .collect();
+    Ok(json!({ "applied": applied, "pending": pending }))
+}
+
+async fn clusters(pool: &PgPool) -> Result<Value, String> {
+    let views = PgLeaseStore::new(pool.clone())
+        .cluster_views()
+        .await
+        .map_err(err)?;
+    let healths: Vec<_> = views
+        .iter()
+        .map(|v| evaluate(v, &HealthRules::for_timing(&v.timing)))
+        .collect();
+    let scores: Vec<Value> = healths
+        .iter()
+        .map(|h| json!({ "cluster": h.cluster, "score": h.score, "deductions": deductions(h) }))
+        .collect();
+    Ok(json!({ "topology": report::hotcold(&healths), "scores": scores }))
+}
+
+async fn projections(pool: &PgPool) -> Result<Value, String> {
+    let list = ProjectionCatalog::new(pool.clone())
+        .list()
+        .await
+        .map_err(err)?;
+    serde_json::to_value(list).map_err(err)
+}
+
+async fn dead_letters(pool: &PgPool) -> Result<Value, String> {
+    let counts: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT projection, status, count(*) FROM rf_projection_dlq
+          GROUP BY projection, status ORDER BY projection, status",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(err)?;
+    Ok(Value::Array(
+        counts
+            .into_iter()
+            .map(|(p, s, n)| json!({ "projection": p, "status": s, "count": n }))
+            .collect(),
+    ))
+}
+
+async fn archive(pool: &PgPool) -> Result<Value, String> {
+    let status = ArchiveStatus::load(pool).await.map_err(err)?;
+    let stats = ArchiveStats::load(pool).await.map_err(err)?;
+    Ok(json!({
+        "status": status,
+        "streams_marked_total": stats.streams_marked,
+        "streams_reactivated_total": stats.streams_reactivated,
+        "events_moved_total": stats.events_moved,
+        "move_batches_total": stats.move_batches,
+    }))
+}
+
+async fn recent_errors(pool: &PgPool) -> Result<Value, String> {
+    let rows: Vec<(String, String, i32, String, String)> = sqlx::query_as(
+        "(SELECT 'handler' AS kind, projection, partition_key, last_error,
+                 last_error_at::text AS at
+            FROM rf_checkpoints WHERE last_error IS NOT NULL)
+         UNION ALL
+         (SELECT 'dead_letter', projection, partition_key, error, failed_at::text
+            FROM rf_projection_dlq)
+         ORDER BY at DESC LIMIT 20",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(err)?;
+    Ok(Value::Array(
+        rows.into_iter()
+            .map(|(kind, projection, partition, error, at)| {
+                json!({ "kind": kind, "projection": projection, "partition": partition,
+                        "error": error, "at": at })
+            })
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_leave_urls_and_secret_keys() {
+        assert_eq!(
+            redact_url("postgres://app:s3cr@t:x@db:5432/rf?sslmode=require"),
+            "postgres://app:[redacted]@db:5432/rf?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://app@db/rf"), "postgres://app@db/rf");
+        assert_eq!(redact_url("not a url"), "not a url");
+        let v = redact(json!({
+            "database_url": "postgres://u:pw@h/d",
+            "nested": [{ "api_token": "abc", "name": "n" }],
+            "password": "x",
+        }));
+        assert_eq!(
+            v,
+            json!({
+                "database_url": "postgres://u:[redacted]@h/d",
+                "nested": [{ "api_token": "[redacted]", "name": "n" }],
+                "password": "[redacted]",
+            })
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! `rillflow diag ...`
+
+pub mod bundle;
