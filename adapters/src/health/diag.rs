@@ -91,6 +91,9 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// pid, application name, state, seconds open.
+type OpenTransaction = (i32, Option<String>, Option<String>, Option<f64>);
+
 async fn database(pool: &PgPool) -> Result<Value, String> {
     let (version, now, recovery): (String, String, bool) = sqlx::query_as(
         "SELECT current_setting('server_version'), clock_timestamp()::text, pg_is_in_recovery()",
@@ -100,7 +103,7 @@ async fn database(pool: &PgPool) -> Result<Value, String> {
     .map_err(err)?;
     // The oldest open transactions hold every reader's horizon back (see
     // the README); their statements are left out, they may carry data.
-    let oldest: Vec<(i32, Option<String>, Option<String>, Option<f64>)> = sqlx::query_as(
+    let oldest: Vec<OpenTransaction> = sqlx::query_as(
         "SELECT pid, application_name, state,
                 extract(epoch FROM clock_timestamp() - xact_start)::float8
            FROM pg_stat_activity
