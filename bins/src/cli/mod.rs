@@ -51,6 +51,10 @@ pub enum Command {
     /// Archive streams to cold storage and operate the hot and cold tiers.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Run the main job end to end on a throwaway database: a three-node
+    /// hot/cold cluster, appends, a crash failover, archiving, and a check
+    /// that every event was projected exactly once.
+    Demo(DemoArgs),
     /// Collect diagnostics for support.
     #[command(subcommand)]
     Diag(DiagCommand),
@@ -59,6 +63,20 @@ pub enum Command {
     Health(HealthCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// A server to run on (a scratch database is created and dropped; the
+    /// role needs CREATEDB). Without it, a local PostgreSQL is started.
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Events to append.
+    #[arg(long, default_value_t = 3000)]
+    pub events: usize,
+    /// Streams to spread them over.
+    #[arg(long, default_value_t = 40)]
+    pub streams: usize,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ mod archive;
 mod completions;
 mod database;
 mod db;
+mod demo;
 mod diag;
 mod events;
 mod health;
@@ -137,6 +138,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 projections::metrics::run(args).await
             }
             Command::Completions(args) => completions::run(args),
+            Command::Demo(args) => demo::run(args).await,
             Command::Diag(DiagCommand::Bundle(args)) => diag::bundle::run(args).await,
             Command::Health(HealthCommand::Score(args)) => {
                 let limit = args.fail_below;
