@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return cli::exit_on_parse_error(e),
     };
-    commands::init_tracing(cli.log_format);
+    commands::init_tracing(&cli);
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -43,10 +43,16 @@ impl std::fmt::Display for Status {
 impl std::error::Error for Status {}
 
 /// Logs go to stderr so stdout stays machine-readable. `RUST_LOG` overrides
-/// the default level.
-pub fn init_tracing(format: LogFormat) {
+/// the default level: `info` for the daemon, whose joins, takeovers and
+/// handovers operators need to see, `warn` for the one-shot commands.
+pub fn init_tracing(cli: &Cli) {
+    let format = cli.log_format;
+    let default = match cli.command {
+        Command::Projections(ProjectionsCommand::RunLoop(_)) => "info",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
