@@ -178,7 +178,7 @@ fn every_manifest_parses_and_names_its_objects() {
             "projections-autoscaled.yaml",
             "projections-static.yaml"
         ],
-        "a new manifest needs checks here or in tests/deploy_artifacts.rs"
+        "a new manifest needs checks here or in tests/deploy_artifacts/"
     );
     for file in files.iter().filter(|f| f.starts_with("projections-")) {
         let docs = documents(file);
