@@ -45,7 +45,6 @@ async fn frozen_writer(
     let (a, b) = (node("a", 1), node("b", 2));
     a_store.register(&a, 1, &timing).await.unwrap();
     b_store.register(&b, 1, &timing).await.unwrap();
-    let granted_at = Instant::now();
     let AcquireOutcome::Granted(grant) = a_store
         .try_acquire(&a, lease().lease_ttl, lease().lease_grace)
         .await
@@ -53,6 +52,10 @@ async fn frozen_writer(
     else {
         panic!("a is granted the free lease");
     };
+    // Taken once the grant returned: the database granted it no later, so
+    // the lease is free (by its clock) by this + ttl + grace, however slow
+    // the statement was on a loaded machine.
+    let granted_at = Instant::now();
     let frozen = a_store
         .begin_fenced(CLUSTER, grant.epoch)
         .await
