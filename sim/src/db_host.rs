@@ -14,6 +14,7 @@ use turmoil::net::{TcpListener, TcpStream};
 use crate::archive_requests;
 use crate::history::Step;
 use crate::model_db::ModelDb;
+use crate::ownership_requests::ModelOwnership;
 use crate::protocol::{Caller, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
@@ -75,11 +76,16 @@ pub async fn serve(
     timeouts: SessionTimeouts,
 ) -> turmoil::Result {
     let listener = TcpListener::bind(("0.0.0.0", DB_PORT)).await?;
-    // A restart ended every open transaction, appends included.
-    db.lock().expect("db lock").log.abort_open();
+    // A restart ended every open transaction, appends and batches included.
+    {
+        let mut db = db.lock().expect("db lock");
+        db.log.abort_open();
+        db.ownership.abort_open();
+    }
     trace.record(sim_now(), "db", "up".to_owned());
     let locks = Locks::default();
     let listeners = Listeners::default();
+    let changes = Listeners::default();
     loop {
         let (stream, _) = listener.accept().await?;
         let session = Session {
@@ -87,6 +93,7 @@ pub async fn serve(
             trace: trace.clone(),
             locks: locks.clone(),
             listeners: listeners.clone(),
+            changes: changes.clone(),
             timeouts,
         };
         tokio::spawn(async move {
@@ -95,24 +102,35 @@ pub async fn serve(
     }
 }
 
-/// The connections subscribed to release notices (LISTEN), per incarnation.
+/// The connections subscribed to one channel of notices (LISTEN), per
+/// incarnation: release notices, or ownership changes.
 #[derive(Debug, Clone, Default)]
-struct Listeners(Arc<Mutex<Vec<mpsc::UnboundedSender<String>>>>);
+struct Listeners(Arc<Mutex<Vec<mpsc::UnboundedSender<Reply>>>>);
 
 impl Listeners {
-    fn add(&self) -> mpsc::UnboundedReceiver<String> {
+    fn add(&self) -> mpsc::UnboundedReceiver<Reply> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.0.lock().expect("listeners").push(tx);
         rx
     }
 
     /// Delivers a notice to every live subscription (NOTIFY).
-    fn notify(&self, cluster: &str) {
+    fn notify(&self, notice: &Reply) {
         self.0
             .lock()
             .expect("listeners")
-            .retain(|tx| tx.send(cluster.to_owned()).is_ok());
+            .retain(|tx| tx.send(notice.clone()).is_ok());
     }
+}
+
+/// A transaction bound to a connection: it ends with the connection, or
+/// when the server ends it for sitting idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenTx {
+    /// An append, by transaction id.
+    Append(u64),
+    /// A partition batch, by transaction.
+    Batch(u64),
 }
 
 struct Session {
@@ -120,6 +138,7 @@ struct Session {
     trace: Trace,
     locks: Locks,
     listeners: Listeners,
+    changes: Listeners,
     timeouts: SessionTimeouts,
 }
 
@@ -127,19 +146,21 @@ impl Session {
     async fn answer(self, stream: TcpStream) -> std::io::Result<()> {
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
-        // An append begun on this connection and not ended yet: its
-        // transaction, which ends with the connection, as a session's does.
+        // A transaction begun on this connection and not ended yet, which
+        // ends with the connection, as a session's does.
         let mut open = None;
         let served = self.serve(&mut lines, &mut write, &mut open).await;
-        if let Some(xid) = open {
-            let ended = self.apply(|db, now| db.log.end_append(now, xid, false));
-            if ended {
-                self.trace.record(
-                    sim_now(),
-                    "db",
-                    format!("rolled back append {xid}: its session ended"),
-                );
-            }
+        let ended = match open {
+            Some(OpenTx::Append(xid)) => self
+                .apply(|db, now| db.log.end_append(now, xid, false))
+                .then(|| format!("rolled back append {xid}: its session ended")),
+            Some(OpenTx::Batch(txn)) => self
+                .apply(|db, _| db.ownership.abort(txn))
+                .then(|| format!("rolled back batch {txn}: its session ended")),
+            None => None,
+        };
+        if let Some(what) = ended {
+            self.trace.record(sim_now(), "db", what);
         }
         served
     }
@@ -148,7 +169,7 @@ impl Session {
         &self,
         lines: &mut Lines<BufReader<OwnedReadHalf>>,
         write: &mut OwnedWriteHalf,
-        open: &mut Option<u64>,
+        open: &mut Option<OpenTx>,
     ) -> std::io::Result<()> {
         loop {
             let next = match open {
@@ -168,23 +189,30 @@ impl Session {
                 return Ok(());
             };
             let reply = match serde_json::from_str::<Request>(&line) {
-                Ok(Request::Listen) => {
+                Ok(request @ (Request::Listen | Request::ListenChanges)) => {
                     // From here on this connection only carries notices.
-                    let mut notices = self.listeners.add();
+                    let channel = match request {
+                        Request::Listen => &self.listeners,
+                        _ => &self.changes,
+                    };
+                    let mut notices = channel.add();
                     send(write, &Reply::Done).await?;
-                    while let Some(cluster) = notices.recv().await {
-                        send(write, &Reply::Released { cluster }).await?;
+                    while let Some(notice) = notices.recv().await {
+                        send(write, &notice).await?;
                     }
                     return Ok(());
                 }
                 Ok(request) => {
                     let ends = match &request {
-                        Request::AppendEnd { xid, .. } => Some(*xid),
+                        Request::AppendEnd { xid, .. } => Some(OpenTx::Append(*xid)),
+                        Request::PartitionCommit { txn } => Some(OpenTx::Batch(*txn)),
                         _ => None,
                     };
                     let reply = self.execute(request).await;
-                    if let Reply::Appended { xid, .. } = reply {
-                        *open = Some(xid);
+                    match reply {
+                        Reply::Appended { xid, .. } => *open = Some(OpenTx::Append(xid)),
+                        Reply::BatchOpened { txn, .. } => *open = Some(OpenTx::Batch(txn)),
+                        _ => {}
                     }
                     if ends.is_some() && ends == *open {
                         *open = None;
@@ -213,7 +241,7 @@ impl Session {
             | Request::Renew { ref caller, .. }
             | Request::Release { ref caller, .. } => {
                 if !self.locks.wait(&caller.cluster, self.timeouts.lock).await {
-                    return Reply::Failed("canceling statement due to lock timeout".to_owned());
+                    return lock_timeout();
                 }
                 let released = match &request {
                     Request::Release { caller, .. } => Some(caller.clone()),
@@ -230,11 +258,43 @@ impl Session {
                 });
                 // Delivered after the change is applied, as NOTIFY is on commit.
                 if let Some(c) = notify {
-                    self.listeners.notify(&c.cluster);
+                    self.listeners
+                        .notify(&Reply::Released { cluster: c.cluster });
                 }
                 reply
             }
             other if archive_requests::waits_for_locks(&other) => self.apply_waiting(other).await,
+            other if ModelOwnership::handles(&other) => {
+                let limit = ModelOwnership::wait_limit(&other, self.timeouts.lock);
+                let start = tokio::time::Instant::now();
+                let reply = self.wait_for_locks(&other, limit).await;
+                let waited = start.elapsed();
+                // Claims and repartitions that waited, and anything held
+                // up longer than a round trip (a frozen or cut-off batch):
+                // the fence's lock at work. Renewals waiting a moment for
+                // the owner's own batch are the common case.
+                let contended = matches!(
+                    other,
+                    Request::OwnerClaim { .. } | Request::Repartition { .. }
+                );
+                if !waited.is_zero() && (contended || waited >= Duration::from_millis(50)) {
+                    let what = ModelOwnership::describe(&other);
+                    let outcome = if reply.is_some() {
+                        "then ran"
+                    } else {
+                        "then timed out"
+                    };
+                    self.trace.record(
+                        sim_now(),
+                        "db",
+                        format!("{what} waited {waited:?} for a running batch, {outcome}"),
+                    );
+                }
+                reply.unwrap_or_else(|| {
+                    self.apply(|db, _| db.ownership.gave_up(&other));
+                    lock_timeout()
+                })
+            }
             other => self.apply(|db, now| db.apply(now, other)),
         }
     }
@@ -243,14 +303,22 @@ impl Session {
     /// answers `Busy` (an open append holds one), waits and asks again, up
     /// to the lock timeout.
     async fn apply_waiting(&self, request: Request) -> Reply {
+        self.wait_for_locks(&request, self.timeouts.lock)
+            .await
+            .unwrap_or_else(lock_timeout)
+    }
+
+    /// Applies `request`, asking again every millisecond while the model
+    /// answers `Busy`, for up to `limit`; None when the limit ran out.
+    async fn wait_for_locks(&self, request: &Request, limit: Duration) -> Option<Reply> {
         let start = tokio::time::Instant::now();
         loop {
             let reply = self.apply(|db, now| db.apply(now, request.clone()));
             if reply != Reply::Busy {
-                return reply;
+                return Some(reply);
             }
-            if start.elapsed() >= self.timeouts.lock {
-                return Reply::Failed("canceling statement due to lock timeout".to_owned());
+            if start.elapsed() >= limit {
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -264,6 +332,13 @@ impl Session {
         let (grants, writes, refused) = (db.grants.len(), db.writes.len(), db.refused_writes);
         let steps = db.log.events().history().len();
         let out = f(&mut db, now);
+        for note in db.ownership.take_notes() {
+            self.trace.record(now, "db", note);
+        }
+        // Delivered once the change is applied, as NOTIFY is on commit.
+        for projection in db.ownership.take_changes() {
+            self.changes.notify(&Reply::OwnershipChanged { projection });
+        }
         for e in &db.log.events().history().entries()[steps..] {
             if let Some(what) = describe(&e.step) {
                 self.trace.record(now, "db", what);
@@ -332,6 +407,10 @@ impl Session {
         self.locks.free(&caller.cluster);
         reply
     }
+}
+
+fn lock_timeout() -> Reply {
+    Reply::Failed("canceling statement due to lock timeout".to_owned())
 }
 
 /// A trace line for an archive decision; None for commits, which are too

@@ -84,11 +84,17 @@ pub enum Scenario {
     /// mover moves events cold; the clients crash and lose replies too
     /// (see `client_faults`).
     Archive,
+    /// Workers share a partitioned projection through per-partition
+    /// leases (the production `OwnerDriver` and `OwnedWorker`) while a
+    /// writer appends and an operator repartitions; workers join late,
+    /// leave, crash, freeze (also inside a batch, holding its locks) and
+    /// lose their links, and the database restarts.
+    Ownership,
 }
 
 impl Scenario {
     /// Every scenario, by name.
-    pub const ALL: [(&'static str, Scenario); 8] = [
+    pub const ALL: [(&'static str, Scenario); 9] = [
         ("chaos", Scenario::Chaos),
         ("crashes", Scenario::Crashes),
         ("network", Scenario::Network),
@@ -97,6 +103,7 @@ impl Scenario {
         ("locks", Scenario::Locks),
         ("projections", Scenario::Projections),
         ("archive", Scenario::Archive),
+        ("ownership", Scenario::Ownership),
     ];
 
     /// The scenario called `name`.
@@ -120,7 +127,7 @@ impl Scenario {
     /// The fault kinds it draws from (see [`schedule`]).
     fn kinds(self) -> &'static [u32] {
         match self {
-            Scenario::Chaos => &[0, 1, 2, 3, 4, 5, 6, 7, 8],
+            Scenario::Chaos | Scenario::Ownership => &[0, 1, 2, 3, 4, 5, 6, 7, 8],
             Scenario::Crashes => &[0, 8],
             Scenario::Network => &[1, 2, 3, 4],
             Scenario::Pauses => &[5],

@@ -1,7 +1,8 @@
-//! Deterministic simulation of rillflow: the production driver loop
-//! (`rillflow_adapters::daemon::Driver`) on turmoil hosts, talking over a
-//! simulated network to a model of the database, under seeded faults, with
-//! invariant checks after every run (SIM-1, SIM-2).
+//! Deterministic simulation of rillflow: the production driver loops
+//! (`rillflow_adapters::daemon::Driver`, and `ownership::OwnerDriver` with
+//! `OwnedWorker`) on turmoil hosts, talking over a simulated network to a
+//! model of the database, under seeded faults, with invariant checks after
+//! every run (SIM-1, SIM-2).
 
 pub mod append_attempt;
 pub mod archive_requests;
@@ -9,6 +10,7 @@ pub mod archive_run;
 pub mod archive_summary;
 pub mod archive_writer;
 pub mod archivist_host;
+pub mod change_notices;
 pub mod client_faults;
 pub mod contract_run;
 pub mod db_conn;
@@ -23,12 +25,24 @@ pub mod model_log;
 pub mod move_scope;
 pub mod mover_host;
 pub mod node_host;
+pub mod operator_host;
+pub mod ownership_history;
+pub mod ownership_plan;
+pub mod ownership_requests;
+pub mod ownership_run;
+pub mod ownership_summary;
+pub mod partition_leases;
+pub mod partition_read;
+pub mod partitioned_projection;
 pub mod protocol;
 pub mod sim_batches;
+pub mod sim_ownership_store;
+pub mod sim_partition_batches;
 pub mod sim_store;
 pub mod stream_heads;
 pub mod tiers;
 pub mod trace;
+pub mod worker_host;
 pub mod world;
 pub mod writer_host;
 

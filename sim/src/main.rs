@@ -28,13 +28,14 @@ struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
     nodes: Option<u64>,
     /// Fault mix: chaos, crashes, network, pauses, db-restarts, locks,
-    /// projections, archive.
+    /// projections, archive, ownership.
     #[arg(long, default_value = "chaos", value_parser = parse_scenario)]
     scenario: Scenario,
-    /// Remove a protection (fence, idle-timeout, the reader's horizon, or
-    /// the mover's single-transaction move) to watch the checks catch what
+    /// Remove a protection (fence, idle-timeout, the reader's horizon, the
+    /// mover's single-transaction move, the partition lease fence, or the
+    /// checkpoints a repartition carries) to watch the checks catch what
     /// it prevents.
-    #[arg(long, value_name = "PROTECTION", value_parser = ["fence", "idle-timeout", "horizon", "atomic-move"])]
+    #[arg(long, value_name = "PROTECTION", value_parser = ["fence", "idle-timeout", "horizon", "atomic-move", "partition-fence", "carry"])]
     without: Option<String>,
     /// Run this one seed and print its whole trace.
     #[arg(long, value_name = "SEED")]
@@ -58,6 +59,8 @@ fn params_for(args: &Args, seed: u64) -> Params {
     params.idle_timeout_disabled = args.without.as_deref() == Some("idle-timeout");
     params.horizon_disabled = args.without.as_deref() == Some("horizon");
     params.atomic_move_disabled = args.without.as_deref() == Some("atomic-move");
+    params.partition_fence_disabled = args.without.as_deref() == Some("partition-fence");
+    params.carry_disabled = args.without.as_deref() == Some("carry");
     params
 }
 
@@ -109,6 +112,9 @@ fn main() -> ExitCode {
             );
             if let Some(archive) = outcome.archive {
                 println!("  {archive}");
+            }
+            if let Some(ownership) = outcome.ownership {
+                println!("  {ownership}");
             }
             continue;
         };

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::archive_requests;
 use crate::model_log::ModelLog;
+use crate::ownership_requests::ModelOwnership;
 use crate::protocol::{Caller, Reply, Request};
 
 #[derive(Debug, Clone)]
@@ -75,6 +76,9 @@ pub struct ModelDb {
     pub fence_disabled: bool,
     /// The event log and the projection run over it.
     pub log: ModelLog,
+    /// Partition ownership and the partitioned projection (ownership
+    /// scenario), reading `log`'s events.
+    pub ownership: ModelOwnership,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -155,9 +159,19 @@ impl ModelDb {
             | Request::DeleteCopied { .. }) => {
                 archive_requests::apply(&mut self.log, now, &request)
             }
+            request @ (Request::OwnerSync { .. }
+            | Request::OwnerClaim { .. }
+            | Request::OwnerRenew { .. }
+            | Request::OwnerRelease { .. }
+            | Request::OwnerLeave { .. }
+            | Request::PartitionBegin { .. }
+            | Request::PartitionCommit { .. }
+            | Request::Repartition { .. }) => {
+                self.ownership.apply(self.log.events(), now, &request)
+            }
             // The database host runs these itself: they span time or
             // connections.
-            Request::FrozenFencedWrite { .. } | Request::Listen => {
+            Request::FrozenFencedWrite { .. } | Request::Listen | Request::ListenChanges => {
                 Reply::Failed("handled by the database host".to_owned())
             }
         }

@@ -77,6 +77,10 @@ pub enum Request {
     /// Subscribe to release notices: after a `Done`, the connection
     /// carries one `Released` line per release, as LISTEN does.
     Listen,
+    /// Subscribe to ownership change notices (`rf_partition_changes`): after
+    /// a `Done`, the connection carries one `OwnershipChanged` line per
+    /// join, leave, release or repartition.
+    ListenChanges,
     /// Start an append of `events` events to `stream` (the writer host).
     AppendBegin {
         /// Stream number.
@@ -169,6 +173,92 @@ pub enum Request {
     DeleteCopied {
         /// Their cursors (transaction id, position).
         cursors: Vec<(u64, u64)>,
+    },
+    /// Dynamic ownership (`OwnershipStore::sync`): record `worker` as
+    /// alive, then read the partition count, the live workers and the
+    /// unexpired leases.
+    OwnerSync {
+        /// Projection.
+        projection: String,
+        /// Worker.
+        worker: String,
+        /// How long a heartbeat counts as live.
+        ttl_us: u64,
+    },
+    /// Take a partition nobody holds (`OwnershipStore::claim`).
+    OwnerClaim {
+        /// Projection.
+        projection: String,
+        /// Partition.
+        partition: u32,
+        /// Worker.
+        worker: String,
+        /// Lease length.
+        ttl_us: u64,
+    },
+    /// Extend a partition lease (`OwnershipStore::renew`).
+    OwnerRenew {
+        /// Projection.
+        projection: String,
+        /// Partition.
+        partition: u32,
+        /// Epoch held.
+        epoch: u64,
+        /// Lease length.
+        ttl_us: u64,
+    },
+    /// Give a partition lease up (`OwnershipStore::release`).
+    OwnerRelease {
+        /// Projection.
+        projection: String,
+        /// Partition.
+        partition: u32,
+        /// Epoch held.
+        epoch: u64,
+    },
+    /// Remove a worker's registration (`OwnershipStore::leave`).
+    OwnerLeave {
+        /// Projection.
+        projection: String,
+        /// Worker.
+        worker: String,
+    },
+    /// Open a batch of one partition in a transaction bound to this
+    /// connection, as `ProjectionRunner::open` does through
+    /// `WriteFence::Partition`: the fence (the lease row read `FOR SHARE`,
+    /// held until the transaction ends), the checkpoint row locked, the
+    /// partition count compared, the events read. `PartitionCommit` on the
+    /// same connection applies them; the transaction rolls back if the
+    /// connection ends or sits idle past the idle-in-transaction timeout.
+    PartitionBegin {
+        /// Projection.
+        projection: String,
+        /// Worker (recorded with the commit, for the checks).
+        worker: String,
+        /// Partition key.
+        partition: u32,
+        /// The partition count the runner was made for.
+        total: u32,
+        /// Epoch the partition is held under.
+        epoch: u64,
+        /// Most events to read.
+        limit: u32,
+    },
+    /// Apply what `PartitionBegin` read, move the checkpoint, prune the
+    /// carry, commit.
+    PartitionCommit {
+        /// The batch's transaction.
+        txn: u64,
+    },
+    /// `projections repartition`: one transaction that waits up to
+    /// `wait_us` for running batches (`Repartitioner`).
+    Repartition {
+        /// Projection.
+        projection: String,
+        /// The new partition count.
+        to: u32,
+        /// How long to wait for running batches.
+        wait_us: u64,
     },
     /// A fenced write whose client freezes inside its transaction, right
     /// after the fence check, for `freeze_us`: it holds the lock on the
@@ -289,6 +379,56 @@ pub enum Reply {
     Stream {
         /// Its events, by version.
         events: Vec<StreamRow>,
+    },
+    /// What a worker of a projection sees (`OwnershipView`).
+    OwnershipView {
+        /// The partition count (0: not registered).
+        partitions: u32,
+        /// Live workers, by name.
+        workers: Vec<String>,
+        /// (partition, worker, epoch) of every unexpired lease.
+        holders: Vec<(u32, String, u64)>,
+    },
+    /// A claim's answer: the new epoch, or None when the lease is held.
+    Claimed {
+        /// The epoch granted.
+        epoch: Option<u64>,
+    },
+    /// A renewal's answer.
+    Held {
+        /// False when the lease is not held under that epoch any more.
+        held: bool,
+    },
+    /// A partition batch is open on this connection.
+    BatchOpened {
+        /// Its transaction.
+        txn: u64,
+        /// Events read (some may be skipped as carried).
+        read: u32,
+    },
+    /// Nothing to read below the horizon; no transaction stays open.
+    BatchIdle,
+    /// The projection's partition count is not the runner's.
+    CountChanged {
+        /// The count recorded now.
+        recorded: u32,
+    },
+    /// The projection has no checkpoint row for this partition.
+    Unregistered,
+    /// A repartition ran.
+    Resized {
+        /// The count before.
+        from: u32,
+        /// The count now.
+        to: u32,
+        /// False when the count was already `to`.
+        changed: bool,
+    },
+    /// A worker of `projection` joined or left, a partition was released, or
+    /// the projection was repartitioned (on a `ListenChanges` connection).
+    OwnershipChanged {
+        /// The projection.
+        projection: String,
     },
     /// A leader of `cluster` released its lease (on a `Listen` connection).
     Released {

@@ -68,7 +68,19 @@ impl Pauses {
         take_plan(&self.before_write, node)
     }
 
-    fn take_freeze(&self, node: &str) -> Option<Duration> {
+    /// Like [`take`](Self::take), but the simulated time the stall ends
+    /// (the plan's expiry, its thaw), for a stall that lasts as long as
+    /// the freeze whenever it began.
+    pub(crate) fn take_until(&self, node: &str) -> Option<Duration> {
+        let (_, expires) = self
+            .before_write
+            .lock()
+            .expect("pauses lock")
+            .remove(node)?;
+        (sim_now() <= expires).then_some(expires)
+    }
+
+    pub(crate) fn take_freeze(&self, node: &str) -> Option<Duration> {
         take_plan(&self.in_transaction, node)
     }
 

@@ -142,6 +142,31 @@ impl Tiers {
         rows
     }
 
+    /// [`feed_after`](Self::feed_after) over both tiers, lazily: a reader
+    /// that stops after a few rows does not pay for the whole log.
+    pub fn iter_after(&self, after: Cursor) -> impl Iterator<Item = &Row> {
+        let range = (Bound::Excluded(after), Bound::Unbounded);
+        let mut hot = self.hot.range(range).peekable();
+        let mut cold = self.cold.range(range).peekable();
+        std::iter::from_fn(move || {
+            let next = match (hot.peek(), cold.peek()) {
+                (Some((h, _)), Some((c, _))) if c < h => cold.next(),
+                (Some(_), _) => hot.next(),
+                (None, _) => cold.next(),
+            };
+            next.map(|(_, row)| row)
+        })
+    }
+
+    /// The furthest row of either tier written by a transaction below
+    /// `xid`.
+    pub fn last_below(&self, xid: u64) -> Option<Cursor> {
+        let below = ..(xid, 0);
+        let hot = self.hot.range(below).next_back().map(|(c, _)| *c);
+        let cold = self.cold.range(below).next_back().map(|(c, _)| *c);
+        hot.max(cold)
+    }
+
     /// Every row of both tiers after `after` and at or before `upto`.
     pub fn between(&self, after: Cursor, upto: Cursor) -> impl Iterator<Item = &Row> {
         let range = (Bound::Excluded(after), Bound::Included(upto));
@@ -230,6 +255,11 @@ mod tests {
             .map(|r| r.event.cursor())
             .collect();
         assert_eq!(feed, [(1, 1), (2, 2), (3, 3)]);
+        let lazy: Vec<Cursor> = t.iter_after((1, 1)).map(|r| r.event.cursor()).collect();
+        assert_eq!(lazy, [(2, 2), (3, 3)], "both tiers, in feed order");
+        assert_eq!(t.last_below(3), Some((2, 2)));
+        assert_eq!(t.last_below(9), Some((3, 3)), "the cold tier counts");
+        assert_eq!(t.last_below(1), None);
         let hot_only = t.feed_after((0, 0), read_plan(false));
         assert_eq!(hot_only.len(), 1, "a hot read scans no cold storage");
         let versions: Vec<(Tier, u64)> = t

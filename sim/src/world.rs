@@ -22,6 +22,9 @@ use crate::model_db::ModelDb;
 use crate::model_events::ModelEvents;
 use crate::model_log::ModelLog;
 use crate::node_host::{self, NodeSpec, Stops, CLUSTER};
+use crate::ownership_plan::OwnershipPlan;
+use crate::ownership_run;
+use crate::ownership_summary::OwnershipSummary;
 use crate::sim_store::Pauses;
 use crate::trace::{Trace, TraceEvent};
 use crate::writer_host;
@@ -60,6 +63,14 @@ pub struct Params {
     /// Off only to show the checks catch a mover that copies and deletes
     /// in two transactions.
     pub atomic_move_disabled: bool,
+    /// Partition count, joins and repartitions (ownership scenario).
+    pub ownership: OwnershipPlan,
+    /// Off only to show the checks catch partition batches that commit
+    /// without checking their lease's epoch.
+    pub partition_fence_disabled: bool,
+    /// Off only to show the checks catch a repartition that drops the
+    /// carried checkpoints.
+    pub carry_disabled: bool,
 }
 
 impl Params {
@@ -78,6 +89,8 @@ impl Params {
         let mut rng = StdRng::seed_from_u64(seed);
         let drawn = rng.random_range(2..=4);
         // Drawn either way, so an override changes nothing else's draws.
+        // Ownership needs a crowd: 3 to 5 workers.
+        let drawn = drawn + usize::from(scenario == Scenario::Ownership);
         let count = nodes.unwrap_or(drawn);
         let nodes: Vec<String> = (0..count).map(|i| format!("n{}", i + 1)).collect();
         let rates_ppm = nodes
@@ -110,7 +123,16 @@ impl Params {
         } else {
             Duration::ZERO
         };
-        let end_at = heal_at + liveness_bound(&config) + catch_up;
+        let ownership = if scenario == Scenario::Ownership {
+            OwnershipPlan::draw(&mut rng, nodes.len(), heal_at)
+        } else {
+            OwnershipPlan::default()
+        };
+        let end_at = if scenario == Scenario::Ownership {
+            heal_at + ownership_run::settle(&ownership.timing) + ownership_run::CATCH_UP
+        } else {
+            heal_at + liveness_bound(&config) + catch_up
+        };
         Params {
             seed,
             nodes,
@@ -126,6 +148,9 @@ impl Params {
             backend,
             clients,
             atomic_move_disabled: false,
+            ownership,
+            partition_fence_disabled: false,
+            carry_disabled: false,
         }
     }
 
@@ -154,6 +179,19 @@ impl Params {
                     "on"
                 }
             ));
+        }
+        if self.scenario == Scenario::Ownership {
+            out.push_str(&self.ownership.describe());
+            let off: Vec<&str> = [
+                (self.partition_fence_disabled, "partition fence"),
+                (self.carry_disabled, "carry"),
+            ]
+            .into_iter()
+            .filter_map(|(off, name)| off.then_some(name))
+            .collect();
+            if !off.is_empty() {
+                out.push_str(&format!("without: {}\n", off.join(", ")));
+            }
         }
         out.push_str("faults:\n");
         for (at, f) in &self.faults {
@@ -189,40 +227,23 @@ pub struct Outcome {
     pub events_committed: usize,
     /// What the archive scenario exercised.
     pub archive: Option<ArchiveSummary>,
+    /// What the ownership scenario exercised.
+    pub ownership: Option<OwnershipSummary>,
 }
 
 /// Runs `params` to the end and checks every invariant.
 pub fn run(params: &Params) -> Outcome {
-    let mut sim = turmoil::Builder::new()
-        .simulation_duration(params.end_at + Duration::from_secs(60))
-        .tick_duration(Duration::from_millis(10))
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(20))
-        .rng_seed(params.seed)
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_800_000_000))
-        .build();
+    if params.scenario == Scenario::Ownership {
+        return ownership_run::run(params);
+    }
+    let mut sim = simulation(params);
     let trace = Trace::default();
     let mut model = ModelDb::default();
     model.fence_disabled = params.fence_disabled;
     model.log = ModelLog::new(ModelEvents::new(params.backend));
     model.log.horizon_disabled = params.horizon_disabled;
     let db = Arc::new(Mutex::new(model));
-    {
-        let (db, trace) = (db.clone(), trace.clone());
-        let pool = daemon_pool_config(&params.config);
-        let idle = if params.idle_timeout_disabled {
-            Duration::from_secs(86_400)
-        } else {
-            pool.idle_in_transaction_timeout
-        };
-        let timeouts = SessionTimeouts {
-            lock: pool.lock_timeout,
-            idle_in_transaction: idle,
-        };
-        sim.host("db", move || {
-            db_host::serve(db.clone(), trace.clone(), timeouts)
-        });
-    }
+    serve_db(&mut sim, params, &db, &trace);
     let pauses = Pauses::default();
     let stops = Stops::default();
     for (i, name) in params.nodes.iter().enumerate() {
@@ -256,24 +277,21 @@ pub fn run(params: &Params) -> Outcome {
     let mut pending = params.faults.iter().peekable();
     let mut violation = None;
     let mut healed = false;
+    let stop = |node: &str| {
+        stops.stop(node);
+    };
     while sim.elapsed() < params.end_at {
         if !healed && sim.elapsed() >= params.heal_at {
-            // Whatever a fault left behind (a freeze the database host was
-            // to end, a plan not carried out) ends here.
             healed = true;
-            pauses.clear();
-            for host in params.nodes.iter().chain(&params.clients) {
-                sim.repair(host.as_str(), "db");
-                sim.release(host.as_str(), "db");
-            }
-            trace.record(sim.elapsed(), "faults", "healed".to_owned());
+            let hosts: Vec<&String> = params.nodes.iter().chain(&params.clients).collect();
+            heal(&mut sim, &pauses, &hosts, &trace);
         }
         while let Some((at, fault)) = pending.peek() {
             if *at > sim.elapsed() {
                 break;
             }
             trace.record(*at, "faults", format!("{fault:?}"));
-            apply(&mut sim, &pauses, &stops, fault);
+            apply(&mut sim, &pauses, &stop, fault);
             pending.next();
         }
         if let Err(e) = sim.step() {
@@ -339,10 +357,64 @@ pub fn run(params: &Params) -> Outcome {
         refused_writes: db.refused_writes,
         events_committed: db.log.committed(),
         archive,
+        ownership: None,
     }
 }
 
-fn apply(sim: &mut turmoil::Sim<'_>, pauses: &Pauses, stops: &Stops, fault: &Fault) {
+/// The simulation of `params`: 10 ms ticks, messages taking 1–20 ms, its
+/// randomness from the seed.
+pub(crate) fn simulation<'a>(params: &Params) -> turmoil::Sim<'a> {
+    turmoil::Builder::new()
+        .simulation_duration(params.end_at + Duration::from_secs(60))
+        .tick_duration(Duration::from_millis(10))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(20))
+        .rng_seed(params.seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+        .build()
+}
+
+/// Adds the `db` host serving `db`, with the daemon's session timeouts.
+pub(crate) fn serve_db(
+    sim: &mut turmoil::Sim<'_>,
+    params: &Params,
+    db: &Arc<Mutex<ModelDb>>,
+    trace: &Trace,
+) {
+    let (db, trace) = (db.clone(), trace.clone());
+    let pool = daemon_pool_config(&params.config);
+    let idle = if params.idle_timeout_disabled {
+        Duration::from_secs(86_400)
+    } else {
+        pool.idle_in_transaction_timeout
+    };
+    let timeouts = SessionTimeouts {
+        lock: pool.lock_timeout,
+        idle_in_transaction: idle,
+    };
+    sim.host("db", move || {
+        db_host::serve(db.clone(), trace.clone(), timeouts)
+    });
+}
+
+/// The end of the safety phase: whatever a fault left behind (a freeze the
+/// database host was to end, a plan not carried out) ends here.
+pub(crate) fn heal(sim: &mut turmoil::Sim<'_>, pauses: &Pauses, hosts: &[&String], trace: &Trace) {
+    pauses.clear();
+    for host in hosts {
+        sim.repair(host.as_str(), "db");
+        sim.release(host.as_str(), "db");
+    }
+    trace.record(sim.elapsed(), "faults", "healed".to_owned());
+}
+
+/// Applies one fault; `stop` asks a host to stop gracefully.
+pub(crate) fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    pauses: &Pauses,
+    stop: &dyn Fn(&str),
+    fault: &Fault,
+) {
     match fault {
         Fault::Crash(n) => sim.crash(n.as_str()),
         Fault::Restart(n) => sim.bounce(n.as_str()),
@@ -365,9 +437,7 @@ fn apply(sim: &mut turmoil::Sim<'_>, pauses: &Pauses, stops: &Stops, fault: &Fau
             Duration::from_millis(*length_ms),
             sim.elapsed() + FREEZE_START,
         ),
-        Fault::Stop(n) => {
-            stops.stop(n);
-        }
+        Fault::Stop(n) => stop(n),
         Fault::CrashDb => sim.crash("db"),
         Fault::RestartDb => sim.bounce("db"),
     }

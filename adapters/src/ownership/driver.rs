@@ -106,8 +106,21 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
         }
     }
 
-    /// Performs one action; the answer to feed back, if any.
+    /// Performs one action; the answer to feed back, if any. A call that
+    /// does not answer within a heartbeat counts as failed: on a dead
+    /// connection the machine must still tick and see a shutdown.
     async fn perform(&self, me: &str, action: Action) -> Option<Input> {
+        let limit = self.timing.heartbeat;
+        match tokio::time::timeout(limit, self.call(me, action)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                tracing::warn!(projection = %self.projection, ?limit, "partition ownership call timed out; retrying next round");
+                Some(Input::Failed)
+            }
+        }
+    }
+
+    async fn call(&self, me: &str, action: Action) -> Option<Input> {
         let store = &self.store;
         let projection = self.projection.as_str();
         let ttl = self.timing.ttl;

@@ -120,7 +120,9 @@ impl OwnedWorker {
             tokio::select! {
                 biased;
                 changed = stop.changed() => {
-                    if changed.is_err() {
+                    // A worker that owns nothing waits here: the stop must
+                    // end it too, or its owner keeps claiming (sim seed 68).
+                    if changed.is_err() || *stop.borrow() {
                         return;
                     }
                 }

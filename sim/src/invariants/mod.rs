@@ -1,10 +1,14 @@
 //! The properties a run must keep, one file each (see docs/invariants.md).
 
 pub mod conservation;
+pub mod exactly_once;
+pub mod fair_ownership;
+pub mod graceful_stop;
 pub mod liveness;
 pub mod one_believer;
 pub mod projections;
 pub mod routing;
+pub mod single_owner;
 pub mod single_writer;
 pub mod versions;
 
