@@ -1,17 +1,12 @@
 //! Ownership change notices in the simulation. The `db` host pushes them
 //! over a connection of their own, as LISTEN on `rf_partition_changes`
-//! delivers them; [`forward_changes`] hands each to the driver of the
-//! projection it names, as `rillflow_adapters::ownership::forward_changes`
-//! does on Postgres. That one takes a `PgPool`, so it cannot run here: this
-//! is the same loop over the simulated connection (see the README's note
-//! on the adapter change that would let the simulation run the original).
+//! delivers them; the production loop,
+//! `rillflow_adapters::ownership::forward_changes`, hands each to the
+//! driver of the projection it names.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use rillflow_adapters::ownership::OwnerSignal;
+use async_trait::async_trait;
+use rillflow_adapters::ownership::ChangeNotices;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::sync::mpsc;
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::TcpStream;
 
@@ -24,6 +19,22 @@ pub struct ChangeListener {
     lines: Lines<BufReader<OwnedReadHalf>>,
     // Kept so the connection stays open.
     _write: OwnedWriteHalf,
+}
+
+/// Notices from the simulated database host.
+pub struct SimChangeNotices;
+
+#[async_trait]
+impl ChangeNotices for SimChangeNotices {
+    type Listener = ChangeListener;
+
+    async fn listen(&self) -> Result<ChangeListener, String> {
+        ChangeListener::listen().await
+    }
+
+    async fn next(&self, listener: &mut ChangeListener) -> Result<String, String> {
+        listener.next().await
+    }
 }
 
 impl ChangeListener {
@@ -70,44 +81,4 @@ impl ChangeListener {
             other => Err(format!("unexpected notice {other:?}")),
         }
     }
-}
-
-/// Forwards notices from `first` on to the driver of the projection each
-/// names as [`OwnerSignal::PeerChanged`]. A lost subscription is taken again,
-/// after 50 ms doubling up to `retry`. Ends when every driver is gone.
-pub fn forward_changes(
-    first: ChangeListener,
-    drivers: BTreeMap<String, mpsc::Sender<OwnerSignal>>,
-    retry: Duration,
-) {
-    tokio::spawn(async move {
-        let mut listener = Some(first);
-        let mut backoff = Duration::ZERO;
-        loop {
-            if let Some(mut l) = listener.take() {
-                while let Ok(projection) = l.next().await {
-                    if let Some(driver) = drivers.get(&projection) {
-                        // Full means a sync is coming anyway.
-                        let _ = driver.try_send(OwnerSignal::PeerChanged);
-                    }
-                }
-            }
-            if drivers.values().all(|d| d.is_closed()) {
-                return;
-            }
-            tokio::time::sleep(backoff).await;
-            match ChangeListener::listen().await {
-                Ok(l) => {
-                    listener = Some(l);
-                    backoff = Duration::ZERO;
-                }
-                Err(_) => {
-                    backoff = (backoff * 2).clamp(
-                        Duration::from_millis(50),
-                        retry.max(Duration::from_millis(50)),
-                    );
-                }
-            }
-        }
-    });
 }

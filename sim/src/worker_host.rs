@@ -10,12 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rillflow_adapters::daemon::TokioClock;
-use rillflow_adapters::ownership::{OwnedWorker, OwnerDriver, OwnerSignal, Ownership};
+use rillflow_adapters::ownership::{
+    forward_changes, OwnedWorker, OwnerDriver, OwnerSignal, Ownership,
+};
 use rillflow_adapters::projection::{RuntimeMetrics, WorkerTiming};
 use rillflow_core::ownership::{OwnerTiming, PartitionOwner};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
-use crate::change_notices::{forward_changes, ChangeListener};
+use crate::change_notices::{ChangeListener, SimChangeNotices};
 use crate::sim_batches::PROJECTION;
 use crate::sim_ownership_store::SimOwnershipStore;
 use crate::sim_partition_batches::SimPartitionBatches;
@@ -132,7 +134,7 @@ pub async fn run(spec: WorkerSpec, trace: Trace) -> turmoil::Result {
         }
     };
     let drivers = BTreeMap::from([(PROJECTION.to_owned(), signals_tx.clone())]);
-    forward_changes(listener, drivers, spec.timing.heartbeat);
+    forward_changes(SimChangeNotices, listener, drivers, spec.timing.heartbeat);
     let (publish, ownership) = watch::channel(Ownership::default());
     watch_ownership(ownership.clone(), name.clone(), trace.clone());
     let owner = tokio::spawn(async move { driver.run(machine, signals, publish).await });

@@ -13,7 +13,7 @@ mod store;
 
 pub use contract::OwnershipStore;
 pub use driver::{OwnedPartition, OwnerDriver, OwnerSignal, Ownership};
-pub use notices::forward_changes;
+pub use notices::{forward_changes, ChangeNotices, PgChangeNotices};
 pub use owned_worker::{OwnedWorker, PartitionBatches};
 pub use repartition::{RepartitionError, RepartitionReport, Repartitioner};
 pub use store::{OwnershipError, OwnershipView, PgOwnershipStore, CHANGES_CHANNEL};

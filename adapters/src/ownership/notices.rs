@@ -1,10 +1,13 @@
 //! Ownership change notices: a release, join, leave or repartition wakes
 //! the projection's other workers at once instead of at their next
 //! heartbeat. Missing one only costs time: every round reads the database.
+//! Postgres delivers them with LISTEN/NOTIFY; the simulation's database host
+//! pushes them over a connection of its own. The forwarding loop is shared.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
@@ -12,25 +15,73 @@ use tokio::sync::mpsc;
 use super::driver::OwnerSignal;
 use super::store::CHANGES_CHANNEL;
 
-/// Subscribes now (so nothing sent after this returns is missed), then
-/// forwards each notice to the driver of the projection it names as
-/// [`OwnerSignal::PeerChanged`]. A lost subscription is taken again, after
-/// 50 ms doubling up to `retry`. Ends when every driver is gone.
-pub async fn forward_changes(
+/// A source of "this projection's ownership changed" notices.
+#[async_trait]
+pub trait ChangeNotices: Send + Sync + 'static {
+    /// A subscription.
+    type Listener: Send + 'static;
+
+    /// Subscribes; notices sent once this returns are delivered.
+    async fn listen(&self) -> Result<Self::Listener, String>;
+
+    /// The next notice: the name of the projection that changed.
+    async fn next(&self, listener: &mut Self::Listener) -> Result<String, String>;
+}
+
+/// Change notices by LISTEN on `rf_partition_changes`.
+#[derive(Debug, Clone)]
+pub struct PgChangeNotices {
     pool: PgPool,
+}
+
+impl PgChangeNotices {
+    /// Notices through a connection of `pool`'s settings.
+    pub fn new(pool: PgPool) -> Self {
+        PgChangeNotices { pool }
+    }
+}
+
+#[async_trait]
+impl ChangeNotices for PgChangeNotices {
+    type Listener = PgListener;
+
+    async fn listen(&self) -> Result<PgListener, String> {
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        listener
+            .listen(CHANGES_CHANNEL)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(listener)
+    }
+
+    async fn next(&self, listener: &mut PgListener) -> Result<String, String> {
+        let notice = listener.recv().await.map_err(|e| e.to_string())?;
+        Ok(notice.payload().to_owned())
+    }
+}
+
+/// Forwards notices, starting with the subscription `first` (taken before
+/// any worker synced, so nothing after its first view is missed), to the
+/// driver of the projection each names as [`OwnerSignal::PeerChanged`]. A
+/// lost subscription is taken again at once, then after 50 ms doubling up
+/// to `retry`. Ends when every driver is gone.
+pub fn forward_changes<N: ChangeNotices>(
+    notices: N,
+    first: N::Listener,
     drivers: BTreeMap<String, mpsc::Sender<OwnerSignal>>,
     retry: Duration,
-) -> Result<(), sqlx::Error> {
-    let first = listen(&pool).await?;
+) {
     tokio::spawn(async move {
         let mut listener = Some(first);
         let mut backoff = Duration::ZERO;
         loop {
             if let Some(mut l) = listener.take() {
                 loop {
-                    match l.recv().await {
-                        Ok(notice) => {
-                            if let Some(driver) = drivers.get(notice.payload()) {
+                    match notices.next(&mut l).await {
+                        Ok(projection) => {
+                            if let Some(driver) = drivers.get(&projection) {
                                 // Full means a sync is coming anyway.
                                 let _ = driver.try_send(OwnerSignal::PeerChanged);
                             }
@@ -46,7 +97,7 @@ pub async fn forward_changes(
                 return;
             }
             tokio::time::sleep(backoff).await;
-            match listen(&pool).await {
+            match notices.listen().await {
                 Ok(l) => {
                     listener = Some(l);
                     backoff = Duration::ZERO;
@@ -61,11 +112,4 @@ pub async fn forward_changes(
             }
         }
     });
-    Ok(())
-}
-
-async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANGES_CHANNEL).await?;
-    Ok(listener)
 }

@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 use rillflow_adapters::daemon::{daemon_pool_config, PgLeaseStore, TokioClock};
 use rillflow_adapters::health;
 use rillflow_adapters::ownership::{
-    forward_changes, OwnedWorker, OwnerDriver, OwnerSignal, Ownership, PartitionBatches,
-    PgOwnershipStore,
+    forward_changes, ChangeNotices, OwnedWorker, OwnerDriver, OwnerSignal, Ownership,
+    PartitionBatches, PgChangeNotices, PgOwnershipStore,
 };
 use rillflow_adapters::projection::{
     wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionRunner,
@@ -102,7 +102,9 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
     }
     // Subscribed before any worker syncs, so no change after its first view
     // goes unheard.
-    forward_changes(pool.clone(), notices, timing.heartbeat).await?;
+    let changes = PgChangeNotices::new(pool.clone());
+    let first = changes.listen().await.map_err(anyhow::Error::msg)?;
+    forward_changes(changes, first, notices, timing.heartbeat);
     for (p, signal_tx, signal_rx) in starts {
         let (publish, ownership) = watch::channel(Ownership::default());
         let driver = OwnerDriver::new(store.clone(), p.name().to_owned(), timing, clock);
