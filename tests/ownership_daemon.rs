@@ -286,3 +286,60 @@ async fn a_frozen_worker_is_fenced_after_its_partitions_move() {
     assert_eq!(status.errors_total(), 0, "{status:?}");
     drop((f1, f2));
 }
+
+/// Every projection of an auto-mode worker hears of new events: with
+/// polling all but off, both projections of one file still catch up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_projection_of_a_worker_is_woken_by_new_events() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let test = "two-projections";
+    let fixture_text = std::fs::read_to_string(fixture()).expect("fixture");
+    let twin = fixture_text.replace("stream_counts", "stream_counts_twin");
+    let dir = log_dir(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("two.toml");
+    std::fs::write(&file, format!("{fixture_text}\n{twin}")).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let mut args = fast_auto_args(&file, "solo", "2");
+    // Polling every ten minutes and a round every ten seconds (each round
+    // also wakes the worker): only the wake-ups bring the events in soon.
+    for (flag, value) in [
+        ("--poll-interval-ms", "600000"),
+        ("--heartbeat-secs", "10"),
+        ("--lease-ttl-secs", "30"),
+    ] {
+        let at = args.iter().position(|a| *a == flag).unwrap();
+        args[at + 1] = value;
+    }
+    let _solo = Process::spawn(BIN.as_ref(), "solo", &db.url, &args, &log_dir(test));
+    let catalog = ProjectionCatalog::new(pool.clone());
+    let registered = Instant::now();
+    while catalog.status("stream_counts_twin").await.is_err() {
+        assert!(
+            registered.elapsed() < Duration::from_secs(20),
+            "never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the worker claim its partitions and go idle first.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let load = start_writer(EventStore::new(pool.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, total) = load.finish().await;
+    let start = Instant::now();
+    for name in ["stream_counts", "stream_counts_twin"] {
+        loop {
+            let s = catalog.status(name).await.unwrap();
+            if s.processed_total() == total && s.lag() == 0 {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(6),
+                "{name} was not woken: {} of {total}",
+                s.processed_total()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

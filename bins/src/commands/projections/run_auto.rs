@@ -21,7 +21,7 @@ use rillflow_core::lease::LeaseConfig;
 use rillflow_core::ownership::{OwnerTiming, PartitionOwner};
 use rillflow_core::PartitionSpec;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::declared;
 use super::health_source::{daemon_config, DaemonHealth};
@@ -82,6 +82,21 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
         tracing::info!(%bound, "health and metrics served");
     }
     let wake = wakeup::listen(pool.clone()).await?;
+    // One wake-up per projection's worker: the listener wakes one waiter
+    // per notice, and every projection must hear of new events.
+    let wakes: Vec<Arc<Notify>> = projections
+        .iter()
+        .map(|_| Arc::new(Notify::new()))
+        .collect();
+    let fan_out = wakes.clone();
+    tokio::spawn(async move {
+        loop {
+            wake.notified().await;
+            for w in &fan_out {
+                w.notify_one();
+            }
+        }
+    });
     let store = Arc::new(PgOwnershipStore::new(pool.clone()));
     let clock = TokioClock::start();
     let worker_timing = WorkerTiming {
@@ -105,7 +120,7 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
     let changes = PgChangeNotices::new(pool.clone());
     let first = changes.listen().await.map_err(anyhow::Error::msg)?;
     forward_changes(changes, first, notices, timing.heartbeat);
-    for (p, signal_tx, signal_rx) in starts {
+    for ((p, signal_tx, signal_rx), wake) in starts.into_iter().zip(wakes) {
         let (publish, ownership) = watch::channel(Ownership::default());
         let driver = OwnerDriver::new(store.clone(), p.name().to_owned(), timing, clock);
         let machine = PartitionOwner::new(node.clone(), timing, clock.now());
@@ -120,7 +135,7 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
             store: (*store).clone(),
         });
         let worker = OwnedWorker::new(factory, worker_timing, metrics.clone(), clock);
-        let (wake, stop) = (wake.clone(), stop_rx.clone());
+        let stop = stop_rx.clone();
         workers.push(tokio::spawn(async move {
             worker.run(ownership, signal_tx, &wake, stop).await
         }));
