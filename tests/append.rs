@@ -14,6 +14,7 @@ fn one(kind: &str) -> Vec<NewEvent> {
 fn keyed(key: &str) -> AppendOptions {
     AppendOptions {
         idempotency_key: Some(key.to_owned()),
+        ..AppendOptions::default()
     }
 }
 

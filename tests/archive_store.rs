@@ -27,6 +27,7 @@ fn future() -> DateTime<Utc> {
 
 fn all_before(stream: Option<Uuid>) -> MoveFilter {
     MoveFilter {
+        tenant: None,
         before: future(),
         stream,
     }
@@ -41,6 +42,7 @@ fn batch(n: usize, tag: &str) -> Vec<NewEvent> {
 fn keyed(key: &str) -> AppendOptions {
     AppendOptions {
         idempotency_key: Some(key.to_owned()),
+        ..AppendOptions::default()
     }
 }
 
@@ -507,6 +509,7 @@ async fn a_dry_run_lists_and_changes_nothing() {
     let past: DateTime<Utc> = "2000-01-01T00:00:00Z".parse().unwrap();
     let none = mover
         .candidates(MoveFilter {
+            tenant: None,
             before: past,
             stream: None,
         })

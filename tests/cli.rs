@@ -253,19 +253,19 @@ async fn migrate_down_and_up() {
     let out = rillflow(&db, &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("applied 8 migration(s)"),
+        stdout(&out).contains("applied 9 migration(s)"),
         "{}",
         stdout(&out)
     );
 
-    let too_far = rillflow(&db, &["migrate", "--down", "9"]);
-    assert!(one_line_failure(&too_far, 1).contains("only 8 applied"));
+    let too_far = rillflow(&db, &["migrate", "--down", "10"]);
+    assert!(one_line_failure(&too_far, 1).contains("only 9 applied"));
     let status = stdout(&rillflow(&db, &["migrate", "--status"]));
-    assert_eq!(status.matches("\tapplied").count(), 8, "{status}");
+    assert_eq!(status.matches("\tapplied").count(), 9, "{status}");
 
-    let down = rillflow(&db, &["migrate", "--down", "4"]);
+    let down = rillflow(&db, &["migrate", "--down", "5"]);
     assert!(
-        stdout(&down).contains("reverted 4 migration(s): 0008, 0007, 0006, 0005"),
+        stdout(&down).contains("reverted 5 migration(s): 0009, 0008, 0007, 0006, 0005"),
         "{}",
         stdout(&down)
     );

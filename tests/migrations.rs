@@ -24,7 +24,7 @@ async fn apply_all_revert_all_apply_again() {
     let mut db = TestDb::empty().await;
     let pool = db.pool().await;
 
-    assert_eq!(Migrations::apply(&pool).await.unwrap(), 8);
+    assert_eq!(Migrations::apply(&pool).await.unwrap(), 9);
     let full = tables(&pool).await;
     for t in [
         "events",
@@ -48,14 +48,14 @@ async fn apply_all_revert_all_apply_again() {
         "second apply is a no-op"
     );
 
-    let reverted = Migrations::revert(&pool, 8).await.unwrap();
-    assert_eq!(reverted, vec![8, 7, 6, 5, 4, 3, 2, 1]);
+    let reverted = Migrations::revert(&pool, 9).await.unwrap();
+    assert_eq!(reverted, vec![9, 8, 7, 6, 5, 4, 3, 2, 1]);
     assert!(
         tables(&pool).await.is_empty(),
         "revert all leaves no tables"
     );
 
-    assert_eq!(Migrations::apply(&pool).await.unwrap(), 8);
+    assert_eq!(Migrations::apply(&pool).await.unwrap(), 9);
     assert_eq!(tables(&pool).await, full);
 }
 
@@ -64,10 +64,10 @@ async fn reverting_more_than_applied_changes_nothing() {
     let mut db = TestDb::migrated().await;
     let pool = db.pool().await;
     let before = tables(&pool).await;
-    let err = Migrations::revert(&pool, 9).await.unwrap_err();
+    let err = Migrations::revert(&pool, 10).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "cannot revert 9 migrations: only 8 applied"
+        "cannot revert 10 migrations: only 9 applied"
     );
     assert_eq!(tables(&pool).await, before);
     assert!(Migrations::status(&pool)
@@ -96,11 +96,12 @@ async fn partitioning_down_and_up_keeps_events_and_versions() {
         .await
         .unwrap();
 
-    // Partition ownership (0008), archive operations (0007) and the
-    // projection runtime (0006) go first, then the partitioning.
+    // Tenancy (0009), partition ownership (0008), archive operations
+    // (0007) and the projection runtime (0006) go first, then the
+    // partitioning.
     assert_eq!(
-        Migrations::revert(&pool, 4).await.unwrap(),
-        vec![8, 7, 6, 5]
+        Migrations::revert(&pool, 5).await.unwrap(),
+        vec![9, 8, 7, 6, 5]
     );
     let partitioned: bool =
         sqlx::query_scalar("SELECT relkind = 'p' FROM pg_class WHERE relname = 'events'")
@@ -118,7 +119,7 @@ async fn partitioning_down_and_up_keeps_events_and_versions() {
         .await
         .unwrap();
 
-    assert_eq!(Migrations::apply(&pool).await.unwrap(), 4);
+    assert_eq!(Migrations::apply(&pool).await.unwrap(), 5);
     let r = store
         .append(
             stream,
@@ -147,7 +148,7 @@ async fn redirect_switch_survives_repartitioning() {
         .execute(&pool)
         .await
         .unwrap();
-    Migrations::revert(&pool, 4).await.unwrap();
+    Migrations::revert(&pool, 5).await.unwrap();
     Migrations::apply(&pool).await.unwrap();
     let enabled: bool = sqlx::query_scalar(
         "SELECT tgenabled <> 'D' FROM pg_trigger

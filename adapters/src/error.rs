@@ -22,6 +22,14 @@ pub enum StoreError {
         /// The stream appended to.
         stream: Uuid,
     },
+    /// The stream belongs to another tenant (or to none); nothing was written.
+    #[error("stream {stream} does not belong to tenant {tenant}")]
+    WrongTenant {
+        /// The stream appended to.
+        stream: Uuid,
+        /// The tenant that tried.
+        tenant: String,
+    },
     /// The request itself is malformed (for example, no events).
     #[error("invalid append: {0}")]
     InvalidRequest(String),
@@ -41,7 +49,12 @@ pub enum StoreError {
 
 impl StoreError {
     /// Maps a database error raised by an append on `stream`.
-    pub(crate) fn from_append(stream: Uuid, expected: ExpectedVersion, err: sqlx::Error) -> Self {
+    pub(crate) fn from_append(
+        stream: Uuid,
+        expected: ExpectedVersion,
+        tenant: Option<&str>,
+        err: sqlx::Error,
+    ) -> Self {
         if let Some(db) = err.as_database_error() {
             match db.code().as_deref() {
                 Some("RF001") => {
@@ -57,6 +70,12 @@ impl StoreError {
                 }
                 Some("RF002") => return StoreError::InvalidRequest(db.message().to_owned()),
                 Some("RF003") => return StoreError::StaleTransaction { stream },
+                Some("RF004") => {
+                    return StoreError::WrongTenant {
+                        stream,
+                        tenant: tenant.unwrap_or_default().to_owned(),
+                    }
+                }
                 _ => {}
             }
         }

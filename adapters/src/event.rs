@@ -76,6 +76,9 @@ pub struct AppendOptions {
     /// A retried append with the same key on the same stream returns the first
     /// append's result and writes nothing.
     pub idempotency_key: Option<String>,
+    /// The conjoined tenant appending: a new stream becomes the tenant's,
+    /// and a stream of anyone else is refused ([`crate::StoreError::WrongTenant`]).
+    pub tenant: Option<rillflow_core::tenant::TenantName>,
 }
 
 /// What an append wrote (or, for a replayed idempotent append, had written).

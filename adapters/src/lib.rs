@@ -16,6 +16,7 @@ pub mod pool;
 pub mod projection;
 mod server_user;
 pub mod store;
+pub mod tenant;
 
 pub use cluster_error::ClusterError;
 pub use cluster_settings::ClusterSettings;

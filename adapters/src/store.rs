@@ -407,6 +407,11 @@ fn validate(events: &[NewEvent]) -> Result<(), StoreError> {
     Ok(())
 }
 
+const APPEND_SQL: &str = "SELECT first_version, last_version, positions, replayed \
+    FROM rf_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+const APPEND_TENANT_SQL: &str = "SELECT first_version, last_version, positions, replayed \
+    FROM rf_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
 async fn call_append(
     conn: &mut PgConnection,
     stream: Uuid,
@@ -420,24 +425,32 @@ async fn call_append(
         })?),
         None => None,
     };
-    let row: (i64, i64, Vec<i64>, bool) = sqlx::query_as(
-        "SELECT first_version, last_version, positions, replayed \
-           FROM rf_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(stream)
-    .bind(expected.sql_kind())
-    .bind(expected_version)
-    .bind(options.idempotency_key.as_deref())
-    .bind(&args.ids)
-    .bind(&args.types)
-    .bind(&args.schema_versions)
-    .bind(&args.data)
-    .bind(&args.headers)
-    .bind(&args.causation)
-    .bind(&args.correlation)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| StoreError::from_append(stream, expected, e))?;
+    // Untenanted appends call the eleven-argument function, which has no
+    // tenant check to pay for.
+    let tenant = options.tenant.as_ref().map(|t| t.as_str());
+    let sql = match tenant {
+        None => APPEND_SQL,
+        Some(_) => APPEND_TENANT_SQL,
+    };
+    let mut query = sqlx::query_as::<_, (i64, i64, Vec<i64>, bool)>(sql)
+        .bind(stream)
+        .bind(expected.sql_kind())
+        .bind(expected_version)
+        .bind(options.idempotency_key.as_deref())
+        .bind(&args.ids)
+        .bind(&args.types)
+        .bind(&args.schema_versions)
+        .bind(&args.data)
+        .bind(&args.headers)
+        .bind(&args.causation)
+        .bind(&args.correlation);
+    if let Some(tenant) = tenant {
+        query = query.bind(tenant);
+    }
+    let row = query
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| StoreError::from_append(stream, expected, tenant, e))?;
     Ok(AppendResult {
         stream_id: stream,
         first_version: row.0 as u64,

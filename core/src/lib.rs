@@ -13,6 +13,7 @@ pub mod ownership;
 pub mod partition;
 pub mod projection;
 pub mod retry_policy;
+pub mod tenant;
 
 pub use cursor::GlobalCursor;
 pub use expected_version::{ExpectedVersion, ParseExpectedVersionError, VersionConflict};

@@ -30,6 +30,7 @@ impl CliRunner {
             .env_remove("RUST_LOG")
             .env_remove("PARTITION_KEY")
             .env_remove("TOTAL_PARTITIONS")
+            .env_remove("RILLFLOW_TENANT")
             .output()
             .expect("run rillflow")
     }

@@ -8,6 +8,14 @@ pub enum ArchiveError {
     /// No stream has this id.
     #[error("no stream {0}")]
     UnknownStream(Uuid),
+    /// The stream is not the scoped conjoined tenant's.
+    #[error("stream {stream} does not belong to tenant {tenant}")]
+    OtherTenant {
+        /// The stream.
+        stream: Uuid,
+        /// The tenant in scope.
+        tenant: String,
+    },
     /// `archive move --stream` named a stream that is not archived.
     #[error("stream {0} is not archived; `rillflow archive mark` it first")]
     NotArchived(Uuid),

@@ -1,9 +1,11 @@
 //! Marking streams archived and reactivating them.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use rillflow_core::tenant::TenantName;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::mover::owned_by;
 use super::ArchiveError;
 
 /// What `mark` did.
@@ -39,12 +41,49 @@ pub enum ReactivateOutcome {
 #[derive(Debug, Clone)]
 pub struct StreamLifecycle {
     pool: PgPool,
+    tenant: Option<TenantName>,
 }
 
 impl StreamLifecycle {
     /// Lifecycle operations on `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, tenant: None }
+    }
+
+    /// The same operations limited to a conjoined tenant's streams: a
+    /// stream of anyone else is refused and left as it was.
+    pub fn for_tenant(self, tenant: Option<TenantName>) -> Self {
+        Self { tenant, ..self }
+    }
+
+    /// Locks the stream's head and checks it is in scope; `None` when no
+    /// such stream exists.
+    async fn lock_head(
+        &self,
+        conn: &mut PgConnection,
+        stream: Uuid,
+    ) -> Result<Option<(Option<DateTime<Utc>>, String)>, ArchiveError> {
+        let row: Option<(Option<DateTime<Utc>>, String, Option<String>)> = sqlx::query_as(
+            "SELECT archived_at, retention_class, tenant_id
+               FROM rf_streams WHERE stream_id = $1 FOR UPDATE",
+        )
+        .bind(stream)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some((_, _, owner)) if !owned_by(owner.as_deref(), self.tenant.as_ref()) => {
+                Err(ArchiveError::OtherTenant {
+                    stream,
+                    tenant: self
+                        .tenant
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                })
+            }
+            Some((archived_at, class, _)) => Ok(Some((archived_at, class))),
+        }
     }
 
     /// Marks `stream` archived with a reason and an author.
@@ -55,12 +94,7 @@ impl StreamLifecycle {
         by: &str,
     ) -> Result<MarkOutcome, ArchiveError> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-            "SELECT archived_at FROM rf_streams WHERE stream_id = $1 FOR UPDATE",
-        )
-        .bind(stream)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row = self.lock_head(&mut tx, stream).await?.map(|(at, _)| at);
         match row {
             None => Err(ArchiveError::UnknownStream(stream)),
             Some(Some(since)) => Ok(MarkOutcome::AlreadyArchived { since }),
@@ -80,7 +114,7 @@ impl StreamLifecycle {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                tracing::info!(%stream, reason, by, "stream marked archived");
+                tracing::info!(%stream, reason, by, tenant = self.tenant.as_ref().map(TenantName::as_str), "stream marked archived");
                 Ok(MarkOutcome::Marked { at })
             }
         }
@@ -92,12 +126,7 @@ impl StreamLifecycle {
     /// data; nothing is copied back, so nothing can be duplicated.
     pub async fn reactivate(&self, stream: Uuid) -> Result<ReactivateOutcome, ArchiveError> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(Option<DateTime<Utc>>, String)> = sqlx::query_as(
-            "SELECT archived_at, retention_class FROM rf_streams WHERE stream_id = $1 FOR UPDATE",
-        )
-        .bind(stream)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row = self.lock_head(&mut tx, stream).await?;
         match row {
             None => Err(ArchiveError::UnknownStream(stream)),
             Some((None, class)) if class == "hot" => Ok(ReactivateOutcome::NotArchived),
@@ -117,7 +146,7 @@ impl StreamLifecycle {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                tracing::info!(%stream, "stream reactivated");
+                tracing::info!(%stream, tenant = self.tenant.as_ref().map(TenantName::as_str), "stream reactivated");
                 Ok(ReactivateOutcome::Reactivated)
             }
         }

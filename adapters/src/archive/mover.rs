@@ -5,18 +5,21 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rillflow_core::archive::{Backend, BatchOutcome, BatchRequest, MovePass, TokenBucket};
+use rillflow_core::tenant::TenantName;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{ArchiveError, ArchiveSettings};
 
 /// Which events a run moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MoveFilter {
     /// Only events created before this instant (database clock).
     pub before: DateTime<Utc>,
     /// Only this stream.
     pub stream: Option<Uuid>,
+    /// Only streams of this conjoined tenant.
+    pub tenant: Option<TenantName>,
 }
 
 /// How a run paces itself.
@@ -84,6 +87,7 @@ SELECT e.stream_id, count(*) AS events, min(e.created_at) AS oldest
   JOIN rf_streams s ON s.stream_id = e.stream_id AND s.archived_at IS NOT NULL
  WHERE e.retention_class = 'hot' AND e.created_at < $1
    AND ($2::uuid IS NULL OR e.stream_id = $2)
+   AND ($3::text IS NULL OR s.tenant_id = $3)
  GROUP BY e.stream_id
  ORDER BY e.stream_id";
 
@@ -104,6 +108,7 @@ WITH covering AS (
      WHERE s.archived_at IS NOT NULL
        AND ($1::uuid IS NULL OR s.stream_id >= $1)
        AND ($2::uuid IS NULL OR s.stream_id = $2)
+       AND ($6::text IS NULL OR s.tenant_id = $6)
      ORDER BY s.stream_id
      LIMIT $5)
 SELECT s.stream_id FROM rf_streams s
@@ -181,10 +186,11 @@ impl ArchiveMover {
     /// The streams a run with `filter` would move, with their event counts.
     /// One query: a dry run always ends.
     pub async fn candidates(&self, filter: MoveFilter) -> Result<Vec<Candidate>, ArchiveError> {
-        self.check_stream(filter.stream).await?;
+        self.check_stream(&filter).await?;
         let rows: Vec<(Uuid, i64, DateTime<Utc>)> = sqlx::query_as(CANDIDATES)
             .bind(filter.before)
             .bind(filter.stream)
+            .bind(filter.tenant.as_ref().map(TenantName::as_str))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
@@ -197,21 +203,32 @@ impl ArchiveMover {
             .collect())
     }
 
-    /// A named stream must exist and be archived.
-    async fn check_stream(&self, stream: Option<Uuid>) -> Result<(), ArchiveError> {
-        let Some(stream) = stream else {
+    /// A named stream must exist, be archived, and belong to the tenant
+    /// the run is scoped to.
+    async fn check_stream(&self, filter: &MoveFilter) -> Result<(), ArchiveError> {
+        let Some(stream) = filter.stream else {
             return Ok(());
         };
-        let archived: Option<bool> = sqlx::query_scalar(
-            "SELECT archived_at IS NOT NULL FROM rf_streams WHERE stream_id = $1",
+        let row: Option<(bool, Option<String>)> = sqlx::query_as(
+            "SELECT archived_at IS NOT NULL, tenant_id FROM rf_streams WHERE stream_id = $1",
         )
         .bind(stream)
         .fetch_optional(&self.pool)
         .await?;
-        match archived {
+        match row {
             None => Err(ArchiveError::UnknownStream(stream)),
-            Some(false) => Err(ArchiveError::NotArchived(stream)),
-            Some(true) => Ok(()),
+            Some((_, owner)) if !owned_by(owner.as_deref(), filter.tenant.as_ref()) => {
+                Err(ArchiveError::OtherTenant {
+                    stream,
+                    tenant: filter
+                        .tenant
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                })
+            }
+            Some((false, _)) => Err(ArchiveError::NotArchived(stream)),
+            Some((true, _)) => Ok(()),
         }
     }
 
@@ -224,7 +241,7 @@ impl ArchiveMover {
         limits: MoveLimits,
         mut progress: impl FnMut(&MoveProgress),
     ) -> Result<MoveProgress, ArchiveError> {
-        self.check_stream(filter.stream).await?;
+        self.check_stream(&filter).await?;
         let statements = [
             (Backend::DualTable, move_sql(Backend::DualTable)),
             (Backend::Partitioned, move_sql(Backend::Partitioned)),
@@ -253,7 +270,7 @@ impl ArchiveMover {
             throttled: Duration::ZERO,
         };
         while let Some(request) = pass.next_batch() {
-            let (backend, outcome) = self.batch(&statements, request, filter, upto).await?;
+            let (backend, outcome) = self.batch(&statements, request, &filter, upto).await?;
             pass.handle(&outcome);
             if outcome.locked.is_empty() {
                 break;
@@ -266,6 +283,7 @@ impl ArchiveMover {
                 moved = outcome.moved,
                 total = report.moved,
                 %backend,
+                tenant = filter.tenant.as_ref().map(TenantName::as_str),
                 "archive move batch"
             );
             progress(&report);
@@ -287,7 +305,7 @@ impl ArchiveMover {
         &self,
         statements: &[(Backend, String); 2],
         request: BatchRequest,
-        filter: MoveFilter,
+        filter: &MoveFilter,
         upto: i64,
     ) -> Result<(Backend, BatchOutcome), ArchiveError> {
         let mut tx = self.pool.begin().await?;
@@ -303,6 +321,7 @@ impl ArchiveMover {
             .bind(filter.before)
             .bind(upto)
             .bind(i64::from(request.max_events))
+            .bind(filter.tenant.as_ref().map(TenantName::as_str))
             .fetch_all(&mut *tx)
             .await?;
         if locked.is_empty() {
@@ -350,4 +369,10 @@ async fn finish_batch(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// Whether a stream tagged `owner` is in the scope of `tenant`: without a
+/// tenant every stream is; with one, only that tenant's.
+pub(crate) fn owned_by(owner: Option<&str>, tenant: Option<&TenantName>) -> bool {
+    tenant.is_none_or(|t| owner == Some(t.as_str()))
 }

@@ -1,7 +1,7 @@
 //! Prometheus exposition of cluster and projection health, built from the
 //! database's view.
 
-use prometheus::proto::MetricFamily;
+use prometheus::proto::{LabelPair, MetricFamily};
 use prometheus::{Encoder, GaugeVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use rillflow_core::lease::health::ClusterHealth;
 
@@ -23,6 +23,7 @@ pub fn render(
     projections: &[ProjectionStatus],
     archive: Option<&ArchiveStats>,
     local: Vec<MetricFamily>,
+    tenant: Option<&str>,
 ) -> String {
     let registry = Registry::new();
     add_clusters(&registry, clusters);
@@ -36,11 +37,30 @@ pub fn render(
     // written twice.
     families.extend(local);
     families.sort_by(|a, b| a.name().cmp(b.name()));
+    if let Some(tenant) = tenant {
+        label_all(&mut families, "tenant", tenant);
+    }
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&families, &mut out)
         .expect("text encoding into memory cannot fail");
     String::from_utf8(out).expect("the text format is UTF-8")
+}
+
+/// Adds the label `name="value"` to every series: a process scoped to one
+/// tenant reports everything it sees as that tenant's, so the series of
+/// several tenants' daemons scraped into one Prometheus stay apart.
+fn label_all(families: &mut [MetricFamily], name: &str, value: &str) {
+    for family in families {
+        for metric in family.mut_metric().iter_mut() {
+            let mut pair = LabelPair::default();
+            pair.set_name(name.to_owned());
+            pair.set_value(value.to_owned());
+            let mut labels = metric.take_label();
+            labels.push(pair);
+            metric.set_label(labels);
+        }
+    }
 }
 
 /// Adds the `daemon_*` families of every cluster to `registry`.

@@ -42,6 +42,11 @@ pub trait HealthSource: Send + Sync + 'static {
     fn local_metrics(&self) -> Vec<MetricFamily> {
         Vec::new()
     }
+    /// The tenant this process serves, if scoped to one: every metric then
+    /// carries it as the `tenant` label.
+    fn tenant(&self) -> Option<String> {
+        None
+    }
     /// The diagnostics bundle (see [`super::diag`]), when the source has a
     /// database to build it from.
     async fn diag(&self) -> Option<Value> {
@@ -142,6 +147,7 @@ async fn answer(mut stream: TcpStream, source: Arc<dyn HealthSource>) -> std::io
                     &projections,
                     archive.as_ref(),
                     source.local_metrics(),
+                    source.tenant().as_deref(),
                 ),
             ),
             Err(e) => (

@@ -240,6 +240,7 @@ async fn run_backend(backend: Backend, opts: &Options) {
     let moved = ArchiveMover::new(pool.clone())
         .run(
             MoveFilter {
+                tenant: None,
                 before,
                 stream: None,
             },

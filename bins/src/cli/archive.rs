@@ -29,6 +29,9 @@ pub enum ArchiveCommand {
 pub struct ArchiveStatusArgs {
     #[command(flatten)]
     pub db: DatabaseArgs,
+    /// The whole base schema, then every tenant on its own.
+    #[arg(long, conflicts_with = "tenant")]
+    pub all_tenants: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -72,6 +75,9 @@ pub struct MoveArgs {
     /// Only this stream.
     #[arg(long, value_name = "UUID")]
     pub stream: Option<Uuid>,
+    /// The base schema (every conjoined tenant), then every schema tenant.
+    #[arg(long, conflicts_with_all = ["tenant", "stream"])]
+    pub all_tenants: bool,
     /// List candidate streams and event counts; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -99,6 +105,9 @@ pub struct BackendArgs {
     /// dual-table or partitioned.
     #[arg(long, value_name = "BACKEND")]
     pub set: Option<Backend>,
+    /// Output format of the current settings (without --set).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table, conflicts_with = "set")]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]

@@ -4,16 +4,19 @@ mod archive;
 mod diag;
 mod health;
 mod projections;
+mod tenants;
 
 pub use archive::*;
 pub use diag::*;
 pub use health::*;
 pub use projections::*;
+pub use tenants::*;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use rillflow_core::tenant::TenantName;
 use rillflow_core::ExpectedVersion;
 use uuid::Uuid;
 
@@ -61,6 +64,9 @@ pub enum Command {
     /// Judge the health of hot/cold clusters from the database.
     #[command(subcommand)]
     Health(HealthCommand),
+    /// Register and list tenants (conjoined or schema-per-tenant).
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
 }
@@ -69,8 +75,8 @@ pub enum Command {
 pub struct DemoArgs {
     /// A server to run on (a scratch database is created and dropped; the
     /// role needs CREATEDB). Without it, a local PostgreSQL is started.
-    #[command(flatten)]
-    pub db: DatabaseArgs,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Events to append.
     #[arg(long, default_value_t = 3000)]
     pub events: usize,
@@ -93,6 +99,10 @@ pub struct DatabaseArgs {
     /// PostgreSQL URL; defaults to the local database under .rillflow/.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Act for this registered tenant (`rillflow tenants`): a schema tenant's
+    /// own schema, or a conjoined tenant's streams.
+    #[arg(long, value_name = "T", env = "RILLFLOW_TENANT")]
+    pub tenant: Option<TenantName>,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +115,12 @@ pub struct MigrateArgs {
     /// Only list migrations and whether each is applied.
     #[arg(long, conflicts_with = "down")]
     pub status: bool,
+    /// The base schema and then every schema tenant's schema.
+    #[arg(long, conflicts_with_all = ["down", "tenant"])]
+    pub all_tenants: bool,
+    /// Output format of --status and of the summary.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,7 +169,7 @@ pub struct AppendArgs {
     pub correlation_id: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Json,
     Table,

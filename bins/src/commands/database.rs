@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use rillflow_adapters::tenant::TenantScope;
 use rillflow_adapters::{connect, ClusterSettings, LocalCluster, Migrations, PoolConfig};
+use rillflow_core::tenant::{TenancyMode, TenantName, TenantOperation};
 use sqlx::PgPool;
 
 use crate::cli::DatabaseArgs;
@@ -13,22 +15,69 @@ pub const LOCAL_DIR: &str = ".rillflow";
 /// Database created in the local cluster.
 pub const LOCAL_DATABASE: &str = "rillflow";
 
+/// A pool for a command, scoped to the tenant it was given.
+pub struct Scoped {
+    /// The tenant's schema for a schema tenant, else the base schema.
+    pub pool: PgPool,
+    /// The tenant, when `--tenant` was given.
+    pub tenant: Option<TenantScope>,
+}
+
+impl Scoped {
+    /// The conjoined tenant whose streams the command must keep to.
+    pub fn conjoined(&self) -> Option<&TenantName> {
+        self.tenant.as_ref().and_then(TenantScope::conjoined)
+    }
+
+    /// The tenant's name, for labels and messages.
+    pub fn tenant_name(&self) -> Option<&TenantName> {
+        self.tenant.as_ref().map(|t| &t.name)
+    }
+}
+
 /// Connects to the given URL as is, or to the local database, which is
 /// started and brought to the latest schema first: it is rillflow's own, so
-/// nobody else's migration policy applies to it.
-pub async fn open(args: &DatabaseArgs) -> Result<PgPool> {
-    open_with(args, true, &PoolConfig::default()).await
+/// nobody else's migration policy applies to it. With `--tenant`, the
+/// tenant is looked up and `operation` checked against its mode before the
+/// command touches anything.
+pub async fn open(args: &DatabaseArgs, operation: TenantOperation) -> Result<Scoped> {
+    open_configured(args, &PoolConfig::default(), operation).await
 }
 
 /// Like [`open`], with the session timeouts of `config` (the daemon's are
 /// derived from its lease timing).
-pub async fn open_configured(args: &DatabaseArgs, config: &PoolConfig) -> Result<PgPool> {
-    open_with(args, true, config).await
+pub async fn open_configured(
+    args: &DatabaseArgs,
+    config: &PoolConfig,
+    operation: TenantOperation,
+) -> Result<Scoped> {
+    let base = open_with(args, true, config).await?;
+    let Some(name) = &args.tenant else {
+        return Ok(Scoped {
+            pool: base,
+            tenant: None,
+        });
+    };
+    let scope = TenantScope::resolve(&base, name, operation).await?;
+    if args.database_url.is_none() && scope.mode == TenancyMode::Schema {
+        // The local database follows this binary's schema, tenants too.
+        Migrations::apply(&scope.pool).await?;
+    }
+    Ok(Scoped {
+        pool: scope.pool.clone(),
+        tenant: Some(scope),
+    })
 }
 
-/// Like [`open`], but never migrates: for `rillflow migrate` itself.
+/// The base schema, never migrated and never scoped: for `rillflow
+/// migrate` and `rillflow tenants`, which handle tenants themselves.
 pub async fn open_unmigrated(args: &DatabaseArgs) -> Result<PgPool> {
     open_with(args, false, &PoolConfig::default()).await
+}
+
+/// The base schema, migrated when local, whatever `--tenant` says.
+pub async fn open_base(args: &DatabaseArgs) -> Result<PgPool> {
+    open_with(args, true, &PoolConfig::default()).await
 }
 
 async fn open_with(

@@ -1,43 +1,116 @@
-//! `rillflow migrate [--down N] [--status]`
+//! `rillflow migrate [--down N] [--status] [--tenant T | --all-tenants] [--output table|json]`
 
 use anyhow::Result;
+use rillflow_adapters::tenant::TenantScope;
 use rillflow_adapters::Migrations;
+use rillflow_core::tenant::TenantOperation;
+use serde_json::json;
+use sqlx::PgPool;
 
 use super::database;
-use crate::cli::MigrateArgs;
+use super::tenants::targets::{every_target, heading};
+use crate::cli::{MigrateArgs, OutputFormat};
 
 pub async fn run(args: MigrateArgs) -> Result<()> {
-    let pool = database::open_unmigrated(&args.db).await?;
-    if args.status {
-        for m in Migrations::status(&pool).await? {
-            let state = if m.applied { "applied" } else { "pending" };
-            println!(
-                "{:04}_{}\t{state}",
-                m.version,
-                m.description.replace(' ', "_")
-            );
-        }
-        return Ok(());
+    let base = database::open_unmigrated(&args.db).await?;
+    // Where to work, with a heading each: the base schema, one schema
+    // tenant, or (after migrating the base, which holds the registry)
+    // every schema tenant too.
+    let mut places: Vec<(String, PgPool)> = Vec::new();
+    if let Some(name) = &args.db.tenant {
+        let scope = TenantScope::resolve(&base, name, TenantOperation::Migrate).await?;
+        places.push((format!("tenant {name} (schema)"), scope.pool));
+    } else {
+        places.push(("base schema".to_owned(), base.clone()));
     }
-    match args.down {
-        Some(steps) => {
-            let reverted = Migrations::revert(&pool, steps).await?;
-            match reverted.as_slice() {
-                [] => println!("nothing to revert"),
-                versions => {
-                    let list: Vec<String> = versions.iter().map(|v| format!("{v:04}")).collect();
-                    println!(
-                        "reverted {} migration(s): {}",
-                        versions.len(),
-                        list.join(", ")
-                    );
-                }
-            }
+    if args.all_tenants && !args.status {
+        Migrations::apply(&base).await?;
+    }
+    if args.all_tenants {
+        for target in every_target(&base, false).await?.into_iter().skip(1) {
+            places.push((heading(&target), target.pool));
         }
-        None => {
-            let applied = Migrations::apply(&pool).await?;
-            println!("applied {applied} migration(s); schema is up to date");
+    }
+    let mut report = Vec::new();
+    for (label, pool) in &places {
+        report.push(migrate_one(&args, label, pool).await?);
+    }
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Table => {
+            for (i, entry) in report.iter().enumerate() {
+                if places.len() > 1 {
+                    if i > 0 {
+                        println!();
+                    }
+                    println!("== {}", places[i].0);
+                }
+                print_entry(entry);
+            }
         }
     }
     Ok(())
+}
+
+async fn migrate_one(args: &MigrateArgs, label: &str, pool: &PgPool) -> Result<serde_json::Value> {
+    if args.status {
+        let list: Vec<_> = Migrations::status(pool)
+            .await?
+            .into_iter()
+            .map(|m| {
+                json!({
+                    "version": m.version,
+                    "name": m.description.replace(' ', "_"),
+                    "applied": m.applied,
+                })
+            })
+            .collect();
+        return Ok(json!({ "scope": label, "migrations": list }));
+    }
+    match args.down {
+        Some(steps) => {
+            let reverted = Migrations::revert(pool, steps).await?;
+            Ok(json!({ "scope": label, "reverted": reverted }))
+        }
+        None => {
+            let applied = Migrations::apply(pool).await?;
+            Ok(json!({ "scope": label, "applied": applied }))
+        }
+    }
+}
+
+fn print_entry(entry: &serde_json::Value) {
+    if let Some(list) = entry["migrations"].as_array() {
+        for m in list {
+            let state = if m["applied"] == true {
+                "applied"
+            } else {
+                "pending"
+            };
+            println!(
+                "{:04}_{}\t{state}",
+                m["version"].as_i64().unwrap_or_default(),
+                m["name"].as_str().unwrap_or_default()
+            );
+        }
+    } else if let Some(reverted) = entry["reverted"].as_array() {
+        if reverted.is_empty() {
+            println!("nothing to revert");
+        } else {
+            let list: Vec<String> = reverted
+                .iter()
+                .map(|v| format!("{:04}", v.as_i64().unwrap_or_default()))
+                .collect();
+            println!(
+                "reverted {} migration(s): {}",
+                reverted.len(),
+                list.join(", ")
+            );
+        }
+    } else {
+        println!(
+            "applied {} migration(s); schema is up to date",
+            entry["applied"]
+        );
+    }
 }

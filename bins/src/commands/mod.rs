@@ -11,12 +11,13 @@ mod health;
 mod migrate;
 mod projections;
 mod signals;
+mod tenants;
 
 use anyhow::Result;
 
 use crate::cli::{
     ArchiveCommand, Cli, Command, DbCommand, DiagCommand, EventsCommand, HealthCommand, LogFormat,
-    ProjectionsCommand,
+    ProjectionsCommand, TenantsCommand,
 };
 
 /// A command that ran but wants a particular exit status (not 1, which
@@ -144,6 +145,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 projections::metrics::run(args).await
             }
             Command::Completions(args) => completions::run(args),
+            Command::Tenants(TenantsCommand::Add(args)) => tenants::add::run(args).await,
+            Command::Tenants(TenantsCommand::List(args)) => tenants::list::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Diag(DiagCommand::Bundle(args)) => diag::bundle::run(args).await,
             Command::Health(HealthCommand::Score(args)) => {

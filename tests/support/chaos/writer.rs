@@ -38,6 +38,7 @@ pub fn spawn(
                 .collect();
             let options = AppendOptions {
                 idempotency_key: Some(format!("chaos-{seq}")),
+                ..AppendOptions::default()
             };
             loop {
                 match store

@@ -2,14 +2,26 @@
 
 use anyhow::Result;
 use rillflow_adapters::archive::ArchiveSettings;
+use rillflow_core::tenant::TenantOperation;
 
-use crate::cli::BackendArgs;
+use serde_json::json;
+
+use crate::cli::{BackendArgs, OutputFormat};
 use crate::commands::database;
 
 pub async fn run(args: BackendArgs) -> Result<()> {
-    let pool = database::open(&args.db).await?;
+    let pool = database::open(&args.db, TenantOperation::ArchiveTables)
+        .await?
+        .pool;
     let Some(backend) = args.set else {
-        println!("{}", ArchiveSettings::load(&pool).await?.backend);
+        let settings = ArchiveSettings::load(&pool).await?;
+        match args.output {
+            OutputFormat::Table => println!("{}", settings.backend),
+            OutputFormat::Json => println!(
+                "{}",
+                json!({ "backend": settings.backend.to_string(), "redirect": settings.redirect })
+            ),
+        }
         return Ok(());
     };
     let before = ArchiveSettings::set_backend(&pool, backend).await?;

@@ -2,14 +2,16 @@
 
 use anyhow::Result;
 use rillflow_adapters::archive::{MarkOutcome, StreamLifecycle};
+use rillflow_core::tenant::TenantOperation;
 
 use crate::cli::MarkArgs;
 use crate::commands::database;
 
 pub async fn run(args: MarkArgs) -> Result<()> {
-    let pool = database::open(&args.db).await?;
+    let scoped = database::open(&args.db, TenantOperation::ArchiveStreams).await?;
     let by = args.by.clone().unwrap_or_else(default_author);
-    match StreamLifecycle::new(pool)
+    match StreamLifecycle::new(scoped.pool.clone())
+        .for_tenant(scoped.conjoined().cloned())
         .mark(args.stream, &args.reason, &by)
         .await?
     {

@@ -1,29 +1,66 @@
 //! `rillflow archive move --before RFC3339 [--batch-size N] [--stream UUID]
 //! [--dry-run] [--max-events-per-sec R]`
 
+use rillflow_core::tenant::TenantOperation;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use rillflow_adapters::archive::{ArchiveMover, Candidate, MoveFilter, MoveLimits, MoveProgress};
+use rillflow_core::tenant::TenantName;
 use serde_json::json;
+use sqlx::PgPool;
 
 use crate::cli::{MoveArgs, OutputFormat};
 use crate::commands::database;
+use crate::commands::tenants::targets::{every_target, heading};
 
 /// Progress lines on stderr at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn run(args: MoveArgs) -> Result<()> {
-    let pool = database::open(&args.db).await?;
+    if !args.all_tenants {
+        let scoped = database::open(&args.db, TenantOperation::ArchiveStreams).await?;
+        let tenant = scoped.conjoined().cloned();
+        let report = move_in(&args, scoped.pool, tenant).await?;
+        if args.output == OutputFormat::Json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        return Ok(());
+    }
+    // The base schema's run covers every conjoined tenant's streams; each
+    // schema tenant's schema has archived streams of its own.
+    let base = database::open_base(&args.db).await?;
+    let mut reports = Vec::new();
+    for target in every_target(&base, false).await? {
+        if args.output == OutputFormat::Table {
+            println!("== {}", heading(&target));
+        }
+        let mut report = move_in(&args, target.pool, None).await?;
+        report["tenant"] = json!(target.tenant.map(|t| t.name));
+        reports.push(report);
+    }
+    if args.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(())
+}
+
+/// One scope's dry run or move; prints the table form as it goes and
+/// returns the JSON form.
+async fn move_in(
+    args: &MoveArgs,
+    pool: PgPool,
+    tenant: Option<TenantName>,
+) -> Result<serde_json::Value> {
     let mover = ArchiveMover::new(pool);
     let filter = MoveFilter {
         before: args.before,
         stream: args.stream,
+        tenant,
     };
     if args.dry_run {
         let candidates = mover.candidates(filter).await?;
-        print_candidates(&candidates, args.output)?;
-        return Ok(());
+        return Ok(print_candidates(&candidates, args.output));
     }
     let started = Instant::now();
     let mut last_print = started;
@@ -46,17 +83,8 @@ pub async fn run(args: MoveArgs) -> Result<()> {
         })
         .await?;
     let secs = started.elapsed().as_secs_f64();
-    match args.output {
-        OutputFormat::Json => println!(
-            "{}",
-            json!({
-                "moved": done.moved,
-                "batches": done.batches,
-                "seconds": secs,
-                "throttled_seconds": done.throttled.as_secs_f64(),
-            })
-        ),
-        OutputFormat::Table => println!(
+    if args.output == OutputFormat::Table {
+        println!(
             "moved {} events in {} batches in {:.2} s{}",
             done.moved,
             done.batches,
@@ -69,34 +97,31 @@ pub async fn run(args: MoveArgs) -> Result<()> {
                     done.throttled.as_secs_f64()
                 )
             }
-        ),
+        );
     }
-    Ok(())
+    Ok(json!({
+        "moved": done.moved,
+        "batches": done.batches,
+        "seconds": secs,
+        "throttled_seconds": done.throttled.as_secs_f64(),
+    }))
 }
 
-fn print_candidates(candidates: &[Candidate], output: OutputFormat) -> Result<()> {
+/// Prints the table form of a dry run; returns its JSON form.
+fn print_candidates(candidates: &[Candidate], output: OutputFormat) -> serde_json::Value {
     let total: i64 = candidates.iter().map(|c| c.events).sum();
+    let list: Vec<_> = candidates
+        .iter()
+        .map(|c| {
+            json!({
+                "stream": c.stream,
+                "events": c.events,
+                "oldest": c.oldest.to_rfc3339(),
+            })
+        })
+        .collect();
     match output {
-        OutputFormat::Json => {
-            let list: Vec<_> = candidates
-                .iter()
-                .map(|c| {
-                    json!({
-                        "stream": c.stream,
-                        "events": c.events,
-                        "oldest": c.oldest.to_rfc3339(),
-                    })
-                })
-                .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({
-                    "dry_run": true,
-                    "streams": list,
-                    "events": total,
-                }))?
-            );
-        }
+        OutputFormat::Json => {}
         OutputFormat::Table => {
             println!("{:<36}  {:>10}  OLDEST", "STREAM", "EVENTS");
             for c in candidates {
@@ -114,5 +139,9 @@ fn print_candidates(candidates: &[Candidate], output: OutputFormat) -> Result<()
             );
         }
     }
-    Ok(())
+    json!({
+        "dry_run": true,
+        "streams": list,
+        "events": total,
+    })
 }

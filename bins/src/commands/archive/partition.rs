@@ -2,12 +2,15 @@
 
 use anyhow::Result;
 use rillflow_adapters::archive::{PartitionOutcome, Partitions};
+use rillflow_core::tenant::TenantOperation;
 
 use crate::cli::PartitionArgs;
 use crate::commands::database;
 
 pub async fn run(args: PartitionArgs) -> Result<()> {
-    let pool = database::open(&args.db).await?;
+    let pool = database::open(&args.db, TenantOperation::ArchiveTables)
+        .await?
+        .pool;
     let name = args.month.table_name(args.retention);
     match Partitions::new(pool)
         .create_month(args.retention, args.month)

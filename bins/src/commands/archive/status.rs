@@ -2,13 +2,18 @@
 
 use anyhow::Result;
 use rillflow_adapters::archive::ArchiveStatus;
+use rillflow_core::tenant::TenantOperation;
 
 use crate::cli::{ArchiveStatusArgs, OutputFormat};
 use crate::commands::database;
+use crate::commands::tenants::targets::{every_target, heading};
 
 pub async fn run(args: ArchiveStatusArgs) -> Result<()> {
-    let pool = database::open(&args.db).await?;
-    let status = ArchiveStatus::load(&pool).await?;
+    if args.all_tenants {
+        return run_all(args).await;
+    }
+    let scoped = database::open(&args.db, TenantOperation::ArchiveStreams).await?;
+    let status = ArchiveStatus::load_for(&scoped.pool, scoped.conjoined()).await?;
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
         OutputFormat::Table => print_table(&status),
@@ -16,7 +21,45 @@ pub async fn run(args: ArchiveStatusArgs) -> Result<()> {
     Ok(())
 }
 
+/// The base schema as a whole, then each tenant's share: a JSON array, or
+/// one table per scope under a heading.
+async fn run_all(args: ArchiveStatusArgs) -> Result<()> {
+    let base = database::open_base(&args.db).await?;
+    let mut all = Vec::new();
+    for target in every_target(&base, true).await? {
+        let mut status = ArchiveStatus::load_for(&target.pool, target.conjoined.as_ref()).await?;
+        if let Some(t) = &target.tenant {
+            status.tenant = Some(t.name.clone());
+        }
+        all.push((heading(&target), status));
+    }
+    match args.output {
+        OutputFormat::Json => {
+            let list: Vec<_> = all.iter().map(|(_, s)| s).collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        OutputFormat::Table => {
+            for (i, (title, status)) in all.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                println!("== {title}");
+                print_table(status);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A byte figure, or "-" where a conjoined tenant shares the table.
+fn bytes(b: Option<i64>) -> String {
+    b.map_or_else(|| "-".to_owned(), |b| b.to_string())
+}
+
 fn print_table(s: &ArchiveStatus) {
+    if let Some(t) = &s.tenant {
+        println!("tenant    {t}");
+    }
     println!("backend   {}", s.backend);
     println!(
         "redirect  {}",
@@ -26,15 +69,21 @@ fn print_table(s: &ArchiveStatus) {
     println!("{:<22} {:>12} {:>14}", "", "EVENTS", "BYTES");
     println!(
         "{:<22} {:>12} {:>14}",
-        "hot (events_hot)", s.events_hot, s.hot_bytes
+        "hot (events_hot)",
+        s.events_hot,
+        bytes(s.hot_bytes)
     );
     println!(
         "{:<22} {:>12} {:>14}",
-        "cold (events_cold)", s.events_cold_partition, s.cold_partition_bytes
+        "cold (events_cold)",
+        s.events_cold_partition,
+        bytes(s.cold_partition_bytes)
     );
     println!(
         "{:<22} {:>12} {:>14}",
-        "cold (events_archive)", s.events_archive_table, s.archive_table_bytes
+        "cold (events_archive)",
+        s.events_archive_table,
+        bytes(s.archive_table_bytes)
     );
     println!();
     println!(

@@ -43,7 +43,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         bail!("--events must be at least 10 and --streams at least 2");
     }
     step(1, "preparing a scratch database");
-    let scratch = Scratch::create(args.db.database_url.as_deref()).await?;
+    let scratch = Scratch::create(args.database_url.as_deref()).await?;
     let outcome = demo(&args, &scratch).await;
     step(7, "stopping everything the demo started");
     scratch.remove().await;
@@ -120,6 +120,7 @@ async fn demo(args: &DemoArgs, scratch: &Scratch) -> Result<Verification> {
     let moved = ArchiveMover::new(pool.clone())
         .run(
             MoveFilter {
+                tenant: None,
                 before: chrono::Utc::now() + chrono::Duration::minutes(1),
                 stream: None,
             },

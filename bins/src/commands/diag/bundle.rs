@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use rillflow_adapters::health::diag;
+use rillflow_core::tenant::TenantOperation;
 use serde_json::json;
 
 use crate::cli::DiagBundleArgs;
@@ -18,7 +19,9 @@ pub async fn run(args: DiagBundleArgs) -> Result<()> {
             );
         }
     }
-    let pool = database::open(&args.db).await?;
+    let pool = database::open(&args.db, TenantOperation::WholeLog)
+        .await?
+        .pool;
     let local = json!({ "command": "diag bundle" });
     let config = diag::redact(json!({ "database_url": args.db.database_url }));
     let doc = diag::bundle(&pool, local, config).await;

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use rillflow_adapters::{AppendOptions, EventStore, NewEvent};
+use rillflow_core::tenant::TenantOperation;
 
 use crate::cli::AppendArgs;
 use crate::commands::database;
@@ -24,10 +25,12 @@ pub async fn run(args: AppendArgs) -> Result<()> {
     if let Some(id) = args.correlation_id {
         event = event.correlated_with(id);
     }
-    let store = EventStore::new(database::open(&args.db).await?);
+    let scoped = database::open(&args.db, TenantOperation::Events).await?;
     let options = AppendOptions {
         idempotency_key: args.idempotency_key,
+        tenant: scoped.conjoined().cloned(),
     };
+    let store = EventStore::new(scoped.pool);
     let result = store
         .append(args.stream, args.expected_version, &[event], &options)
         .await?;

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use rillflow_adapters::{EventStore, RecordedEvent};
+use rillflow_core::tenant::TenantOperation;
 
 use crate::cli::{OutputFormat, ReadArgs};
 use crate::commands::database;
@@ -9,7 +10,22 @@ use crate::commands::database;
 const PAGE: u64 = 1000;
 
 pub async fn run(args: ReadArgs) -> Result<()> {
-    let mut store = EventStore::new(database::open(&args.db).await?);
+    let scoped = database::open(&args.db, TenantOperation::Events).await?;
+    if let Some(tenant) = scoped.conjoined() {
+        // A tenant reads its own streams only; another's reads as absent
+        // would hide a mistake, so it is an error.
+        let owner: Option<Option<String>> =
+            sqlx::query_scalar("SELECT tenant_id FROM rf_streams WHERE stream_id = $1")
+                .bind(args.stream)
+                .fetch_optional(&scoped.pool)
+                .await?;
+        if let Some(owner) = owner {
+            if owner.as_deref() != Some(tenant.as_str()) {
+                anyhow::bail!("stream {} does not belong to tenant {tenant}", args.stream);
+            }
+        }
+    }
+    let mut store = EventStore::new(scoped.pool);
     if args.with_archived {
         store = store.with_archived();
     }

@@ -1,5 +1,6 @@
 //! `rillflow events tail [--from POS] [--once] [--with-archived]`
 
+use rillflow_core::tenant::TenantOperation;
 use std::io::Write;
 use std::time::Duration;
 
@@ -12,7 +13,11 @@ use crate::commands::{database, signals};
 pub async fn run(args: TailArgs) -> Result<()> {
     let shutdown = signals::shutdown()?;
     tokio::pin!(shutdown);
-    let mut store = EventStore::new(database::open(&args.db).await?);
+    let mut store = EventStore::new(
+        database::open(&args.db, TenantOperation::WholeLog)
+            .await?
+            .pool,
+    );
     if args.with_archived {
         store = store.with_archived();
     }

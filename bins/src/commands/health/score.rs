@@ -4,6 +4,7 @@ use anyhow::{bail, Result};
 use rillflow_adapters::daemon::PgLeaseStore;
 use rillflow_core::lease::health::{evaluate, ClusterHealth, HealthRules};
 use rillflow_core::lease::{deductions, Deduction};
+use rillflow_core::tenant::TenantOperation;
 use serde_json::json;
 
 use crate::cli::{HealthScoreArgs, OutputFormat};
@@ -15,7 +16,11 @@ pub const BELOW_THRESHOLD: u8 = 3;
 
 /// The scores, and whether any is below the threshold.
 pub async fn run(args: HealthScoreArgs) -> Result<bool> {
-    let store = PgLeaseStore::new(database::open(&args.db).await?);
+    let store = PgLeaseStore::new(
+        database::open(&args.db, TenantOperation::WholeLog)
+            .await?
+            .pool,
+    );
     let views = match &args.cluster {
         Some(c) => match store.cluster_view(c).await? {
             Some(v) => vec![v],

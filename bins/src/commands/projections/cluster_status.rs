@@ -4,12 +4,17 @@ use anyhow::{bail, Result};
 use rillflow_adapters::daemon::PgLeaseStore;
 use rillflow_adapters::health::report;
 use rillflow_core::lease::health::{evaluate, ClusterHealth, HealthRules};
+use rillflow_core::tenant::TenantOperation;
 
 use crate::cli::{ClusterStatusArgs, OutputFormat};
 use crate::commands::database;
 
 pub async fn run(args: ClusterStatusArgs) -> Result<()> {
-    let store = PgLeaseStore::new(database::open(&args.db).await?);
+    let store = PgLeaseStore::new(
+        database::open(&args.db, TenantOperation::WholeLog)
+            .await?
+            .pool,
+    );
     let views = match &args.cluster {
         Some(c) => match store.cluster_view(c).await? {
             Some(v) => vec![v],

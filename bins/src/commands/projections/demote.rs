@@ -1,5 +1,6 @@
 //! `rillflow projections demote --cluster C [--node N]`
 
+use rillflow_core::tenant::TenantOperation;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -9,7 +10,11 @@ use crate::cli::DemoteArgs;
 use crate::commands::database;
 
 pub async fn run(args: DemoteArgs) -> Result<()> {
-    let store = PgLeaseStore::new(database::open(&args.db).await?);
+    let store = PgLeaseStore::new(
+        database::open(&args.db, TenantOperation::WholeLog)
+            .await?
+            .pool,
+    );
     let Some(view) = store.cluster_view(&args.cluster).await? else {
         bail!("no cluster named {:?}", args.cluster);
     };

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use rillflow_adapters::projection::ProjectionCatalog;
+use rillflow_core::tenant::TenantOperation;
 
 use super::names;
 use crate::cli::{DlqListArgs, OutputFormat};
@@ -9,9 +10,13 @@ use crate::commands::database;
 
 pub async fn run(args: DlqListArgs) -> Result<()> {
     let name = names::check(&args.name)?;
-    let letters = ProjectionCatalog::new(database::open(&args.db).await?)
-        .dead_letters(name, args.limit)
-        .await?;
+    let letters = ProjectionCatalog::new(
+        database::open(&args.db, TenantOperation::WholeLog)
+            .await?
+            .pool,
+    )
+    .dead_letters(name, args.limit)
+    .await?;
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&letters)?),
         OutputFormat::Table if letters.is_empty() => println!("(no dead letters)"),

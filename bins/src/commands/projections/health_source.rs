@@ -24,12 +24,15 @@ pub struct DaemonHealth {
     pub metrics: Arc<RuntimeMetrics>,
     /// This daemon's settings, secrets redacted, for the diagnostics bundle.
     pub config: Value,
+    /// The schema tenant it serves, labelled on every metric.
+    pub tenant: Option<String>,
 }
 
 /// The daemon's settings as the diagnostics bundle shows them.
 pub fn daemon_config(args: &RunLoopArgs, node: &str) -> Value {
     diag::redact(json!({
         "database_url": args.db.database_url,
+        "tenant": args.db.tenant.as_ref().map(ToString::to_string),
         "cluster_mode": format!("{:?}", args.cluster_mode).to_lowercase(),
         "cluster_name": args.cluster_name,
         "node_name": node,
@@ -76,6 +79,10 @@ impl HealthSource for DaemonHealth {
         self.max_lag
     }
 
+    fn tenant(&self) -> Option<String> {
+        self.tenant.clone()
+    }
+
     fn local_metrics(&self) -> Vec<MetricFamily> {
         self.metrics.gather()
     }
@@ -87,7 +94,13 @@ impl HealthSource for DaemonHealth {
             (Some(_), Some(_)) => "hot",
             (Some(_), None) => "cold",
         };
-        json!({ "name": self.node, "cluster": self.cluster, "role": role, "epoch": epoch })
+        json!({
+            "name": self.node,
+            "cluster": self.cluster,
+            "role": role,
+            "epoch": epoch,
+            "tenant": self.tenant,
+        })
     }
 
     async fn diag(&self) -> Option<Value> {

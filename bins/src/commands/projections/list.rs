@@ -2,12 +2,17 @@
 
 use anyhow::Result;
 use rillflow_adapters::projection::{ProjectionCatalog, ProjectionStatus};
+use rillflow_core::tenant::TenantOperation;
 
 use crate::cli::{ListArgs, OutputFormat};
 use crate::commands::database;
 
 pub async fn run(args: ListArgs) -> Result<()> {
-    let catalog = ProjectionCatalog::new(database::open(&args.db).await?);
+    let catalog = ProjectionCatalog::new(
+        database::open(&args.db, TenantOperation::WholeLog)
+            .await?
+            .pool,
+    );
     let list = catalog.list().await?;
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&list)?),

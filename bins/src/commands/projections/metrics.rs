@@ -4,6 +4,7 @@
 use anyhow::Result;
 use rillflow_adapters::health::metrics;
 use rillflow_adapters::projection::ProjectionCatalog;
+use rillflow_core::tenant::TenantOperation;
 
 use super::names;
 use crate::cli::NameArgs;
@@ -11,9 +12,16 @@ use crate::commands::database;
 
 pub async fn run(args: NameArgs) -> Result<()> {
     let name = names::check(&args.name)?;
-    let status = ProjectionCatalog::new(database::open(&args.db).await?)
-        .status(name)
-        .await?;
-    print!("{}", metrics::render(&[], &[status], None, Vec::new()));
+    let status = ProjectionCatalog::new(
+        database::open(&args.db, TenantOperation::WholeLog)
+            .await?
+            .pool,
+    )
+    .status(name)
+    .await?;
+    print!(
+        "{}",
+        metrics::render(&[], &[status], None, Vec::new(), None)
+    );
     Ok(())
 }

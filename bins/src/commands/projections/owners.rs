@@ -1,5 +1,6 @@
 //! `rillflow projections owners NAME [--output table|json]`
 
+use rillflow_core::tenant::TenantOperation;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -13,7 +14,9 @@ use crate::commands::database;
 
 pub async fn run(args: NameOutputArgs) -> Result<()> {
     let name = names::check(&args.name)?;
-    let pool = database::open(&args.db).await?;
+    let pool = database::open(&args.db, TenantOperation::WholeLog)
+        .await?
+        .pool;
     // Fails clearly for an unknown projection.
     let status = ProjectionCatalog::new(pool.clone()).status(name).await?;
     // Live workers are judged by their own ttl (in the status); the view's

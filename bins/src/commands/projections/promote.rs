@@ -1,5 +1,6 @@
 //! `rillflow projections promote --cluster C --node N [--force]`
 
+use rillflow_core::tenant::TenantOperation;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -10,7 +11,11 @@ use crate::cli::PromoteArgs;
 use crate::commands::database;
 
 pub async fn run(args: PromoteArgs) -> Result<()> {
-    let store = PgLeaseStore::new(database::open(&args.db).await?);
+    let store = PgLeaseStore::new(
+        database::open(&args.db, TenantOperation::WholeLog)
+            .await?
+            .pool,
+    );
     let Some(view) = store.cluster_view(&args.cluster).await? else {
         bail!("no cluster named {:?}", args.cluster);
     };

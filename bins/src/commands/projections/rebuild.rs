@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use rillflow_adapters::projection::{ProjectionCatalog, Rebuild};
+use rillflow_core::tenant::TenantOperation;
 
 use super::{declared, names};
 use crate::cli::RebuildArgs;
@@ -13,7 +14,11 @@ pub async fn run(args: RebuildArgs) -> Result<()> {
     let projection = declared::select(&args.projections, Some(name))?
         .pop()
         .expect("select returns the named projection or fails");
-    let catalog = ProjectionCatalog::new(database::open(&args.db).await?);
+    let catalog = ProjectionCatalog::new(
+        database::open(&args.db, TenantOperation::WholeLog)
+            .await?
+            .pool,
+    );
     let before = catalog.status(name).await?;
     match catalog.rebuild(projection.as_ref()).await? {
         Rebuild::InPlace => {

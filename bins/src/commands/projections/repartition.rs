@@ -1,5 +1,6 @@
 //! `rillflow projections repartition NAME --partitions N`
 
+use rillflow_core::tenant::TenantOperation;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -16,7 +17,9 @@ pub async fn run(args: RepartitionArgs) -> Result<()> {
     let to = PartitionSpec::new(0, args.partitions)
         .context("invalid --partitions")?
         .total();
-    let pool = database::open(&args.db).await?;
+    let pool = database::open(&args.db, TenantOperation::WholeLog)
+        .await?
+        .pool;
     let report = Repartitioner::new(pool, Duration::from_secs(args.wait_secs))
         .run(name, to)
         .await?;

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use rillflow_adapters::projection::ProjectionCatalog;
+use rillflow_core::tenant::TenantOperation;
 
 use super::names;
 use crate::cli::NameArgs;
@@ -9,9 +10,13 @@ use crate::commands::database;
 
 pub async fn run(args: NameArgs) -> Result<()> {
     let name = names::check(&args.name)?;
-    ProjectionCatalog::new(database::open(&args.db).await?)
-        .resume(name)
-        .await?;
+    ProjectionCatalog::new(
+        database::open(&args.db, TenantOperation::WholeLog)
+            .await?
+            .pool,
+    )
+    .resume(name)
+    .await?;
     println!("resumed {name}");
     Ok(())
 }

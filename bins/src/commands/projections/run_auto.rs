@@ -1,6 +1,7 @@
 //! `rillflow projections run-loop --partitions auto`: this worker and the
 //! projection's other workers share its partitions through leases.
 
+use rillflow_core::tenant::TenantOperation;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +58,9 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
         application_name: format!("rillflow-daemon {node}"),
         ..daemon_pool_config(&lease)
     };
-    let pool = database::open_configured(&args.db, &pool_config).await?;
+    let scoped =
+        database::open_configured(&args.db, &pool_config, TenantOperation::WholeLog).await?;
+    let pool = scoped.pool.clone();
     let catalog = ProjectionCatalog::new(pool.clone());
     for p in &projections {
         catalog.setup(p.as_ref()).await?;
@@ -67,6 +70,7 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
     let metrics = Arc::new(RuntimeMetrics::new());
     if let Some(addr) = args.health_bind {
         let source = DaemonHealth {
+            tenant: scoped.tenant_name().map(ToString::to_string),
             store: PgLeaseStore::new(pool.clone()),
             cluster: None,
             node: node.clone(),

@@ -1,5 +1,6 @@
 //! `rillflow projections run-loop --cluster-mode single|hotcold ...`
 
+use rillflow_core::tenant::TenantOperation;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +63,9 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
         application_name: format!("rillflow-daemon {node}"),
         ..daemon_pool_config(&config)
     };
-    let pool = database::open_configured(&args.db, &pool_config).await?;
+    let scoped =
+        database::open_configured(&args.db, &pool_config, TenantOperation::WholeLog).await?;
+    let pool = scoped.pool.clone();
     let store = PgLeaseStore::new(pool.clone());
     let catalog = ProjectionCatalog::new(pool.clone());
     for p in &projections {
@@ -112,6 +115,7 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
     };
     if let Some(addr) = args.health_bind {
         let source = DaemonHealth {
+            tenant: scoped.tenant_name().map(ToString::to_string),
             store: store.clone(),
             cluster: cluster.clone(),
             node: node.clone(),

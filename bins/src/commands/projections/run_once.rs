@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use rillflow_adapters::projection::{
     BatchOutcome, BatchOwner, Batches, PgBatches, ProjectionCatalog, ProjectionRunner,
 };
+use rillflow_core::tenant::TenantOperation;
 use rillflow_core::PartitionSpec;
 
 use super::declared;
@@ -26,7 +27,9 @@ pub async fn run(args: RunOnceArgs, until_idle: bool) -> Result<()> {
         bail!("--projections FILE is required: it declares what to run");
     };
     let projections = declared::select(path, args.name.as_deref())?;
-    let pool = database::open(&args.db).await?;
+    let pool = database::open(&args.db, TenantOperation::WholeLog)
+        .await?
+        .pool;
     let catalog = ProjectionCatalog::new(pool.clone());
     for p in &projections {
         catalog.setup(p.as_ref()).await?;

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use rillflow_adapters::projection::{ProjectionCatalog, ProjectionStatus};
+use rillflow_core::tenant::TenantOperation;
 
 use super::{list, names};
 use crate::cli::{NameOutputArgs, OutputFormat};
@@ -9,7 +10,11 @@ use crate::commands::database;
 
 pub async fn run(args: NameOutputArgs) -> Result<()> {
     let name = names::check(&args.name)?;
-    let catalog = ProjectionCatalog::new(database::open(&args.db).await?);
+    let catalog = ProjectionCatalog::new(
+        database::open(&args.db, TenantOperation::WholeLog)
+            .await?
+            .pool,
+    );
     let status = catalog.status(name).await?;
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),

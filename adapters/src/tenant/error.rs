@@ -1,0 +1,59 @@
+//! Errors of tenant registration and scoping.
+
+use rillflow_core::tenant::{ScopeRefusal, TenancyMode};
+
+use crate::MigrateError;
+
+/// What can go wrong when adding or resolving a tenant.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    /// The name is not in the base schema's registry.
+    #[error(
+        "unknown tenant {0}; register it with `rillflow tenants add {0} --mode conjoined|schema`"
+    )]
+    Unknown(String),
+    /// The tenant exists with the other mode; moving data between modes is
+    /// not something a registration can do.
+    #[error("tenant {name} is already registered as {existing}")]
+    ModeConflict {
+        /// The tenant.
+        name: String,
+        /// Its registered mode.
+        existing: TenancyMode,
+    },
+    /// A schema tenant's schema name is taken by a schema that is not a
+    /// rillflow store (it has tables but no migration history).
+    #[error("schema {0} already exists and is not a rillflow store; pick another tenant name")]
+    SchemaTaken(String),
+    /// The operation cannot be scoped to this tenant.
+    #[error(transparent)]
+    Refused(#[from] ScopeRefusal),
+    /// Migrating the tenant's schema failed.
+    #[error("tenant {tenant}: {source}")]
+    Migrate {
+        /// The tenant.
+        tenant: String,
+        /// The failure.
+        #[source]
+        source: MigrateError,
+    },
+    /// The base schema predates tenancy.
+    #[error("the base schema has no tenant registry; run `rillflow migrate` first")]
+    RegistryMissing,
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for TenantError {
+    fn from(err: sqlx::Error) -> Self {
+        let missing = err.as_database_error().is_some_and(|db| {
+            db.code().as_deref() == Some("42P01") && db.message().contains("rf_tenants")
+        });
+        if missing {
+            TenantError::RegistryMissing
+        } else {
+            TenantError::Database(err)
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Tenants: the registry in the base schema, and scoping a command to one.
+
+mod error;
+mod registry;
+mod scope;
+
+pub use error::TenantError;
+pub use registry::{AddOutcome, TenantInfo, TenantRegistry};
+pub use scope::{schema_pool, TenantScope};

@@ -1,0 +1,151 @@
+//! `rf_tenants`: which tenants exist and how each is kept apart.
+
+use chrono::{DateTime, Utc};
+use rillflow_core::tenant::{TenancyMode, TenantName};
+use sqlx::PgPool;
+
+use super::{schema_pool, TenantError};
+use crate::Migrations;
+
+/// One registered tenant.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TenantInfo {
+    /// Its name (and, for a schema tenant, its schema's name).
+    pub name: String,
+    /// How its data is kept apart.
+    pub mode: TenancyMode,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What `add` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// Registered now (and, for a schema tenant, its schema created and migrated).
+    Added,
+    /// Already registered with this mode; a schema tenant's schema was
+    /// brought to the latest migration.
+    AlreadyRegistered,
+}
+
+/// The tenant registry of a base schema.
+#[derive(Debug, Clone)]
+pub struct TenantRegistry {
+    pool: PgPool,
+}
+
+impl TenantRegistry {
+    /// The registry reached through `pool` (connected to the base schema).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Registers `name` with `mode`. A schema tenant's schema is created and
+    /// migrated before the row is written, so a registered schema tenant
+    /// always has a usable store; a failure half way leaves at most an
+    /// unregistered schema that the next `add` finishes.
+    pub async fn add(
+        &self,
+        name: &TenantName,
+        mode: TenancyMode,
+    ) -> Result<AddOutcome, TenantError> {
+        let existing = self.get(name).await?;
+        if let Some(info) = &existing {
+            if info.mode != mode {
+                return Err(TenantError::ModeConflict {
+                    name: name.to_string(),
+                    existing: info.mode,
+                });
+            }
+        }
+        if mode == TenancyMode::Schema {
+            self.prepare_schema(name).await?;
+        }
+        if existing.is_some() {
+            return Ok(AddOutcome::AlreadyRegistered);
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO rf_tenants (name, mode) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name.as_str())
+        .bind(mode.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        tracing::info!(tenant = %name, %mode, "tenant registered");
+        Ok(if inserted == 1 {
+            AddOutcome::Added
+        } else {
+            AddOutcome::AlreadyRegistered
+        })
+    }
+
+    /// Creates the tenant's schema if needed and applies every migration
+    /// in it. A schema that already holds tables but no migration history
+    /// belongs to someone else and is left alone.
+    async fn prepare_schema(&self, name: &TenantName) -> Result<(), TenantError> {
+        let (exists, tables, migrated): (bool, i64, bool) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
+                    (SELECT count(*) FROM pg_tables WHERE schemaname = $1),
+                    EXISTS (SELECT 1 FROM pg_tables
+                             WHERE schemaname = $1 AND tablename = '_sqlx_migrations')",
+        )
+        .bind(name.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        if exists && tables > 0 && !migrated {
+            return Err(TenantError::SchemaTaken(name.to_string()));
+        }
+        // The name is a validated identifier (SEC-1) and quoted; schema
+        // names cannot be bound.
+        sqlx::query(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            name.schema().quoted()
+        ))
+        .execute(&self.pool)
+        .await?;
+        let pool = schema_pool(&self.pool, name).await?;
+        let result = Migrations::apply(&pool).await;
+        pool.close().await;
+        result.map_err(|source| TenantError::Migrate {
+            tenant: name.to_string(),
+            source,
+        })?;
+        Ok(())
+    }
+
+    /// The tenant called `name`, if registered.
+    pub async fn get(&self, name: &TenantName) -> Result<Option<TenantInfo>, TenantError> {
+        let row: Option<(String, String, DateTime<Utc>)> =
+            sqlx::query_as("SELECT name, mode, created_at FROM rf_tenants WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(into_info).transpose()
+    }
+
+    /// Every tenant, by name.
+    pub async fn list(&self) -> Result<Vec<TenantInfo>, TenantError> {
+        let rows: Vec<(String, String, DateTime<Utc>)> =
+            sqlx::query_as("SELECT name, mode, created_at FROM rf_tenants ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(into_info).collect()
+    }
+}
+
+fn into_info(
+    (name, mode, created_at): (String, String, DateTime<Utc>),
+) -> Result<TenantInfo, TenantError> {
+    // The table's CHECK admits only the two modes.
+    let mode = mode
+        .parse()
+        .map_err(|e: rillflow_core::tenant::UnknownTenancyMode| {
+            TenantError::Database(sqlx::Error::Decode(e.into()))
+        })?;
+    Ok(TenantInfo {
+        name,
+        mode,
+        created_at,
+    })
+}

@@ -1,0 +1,53 @@
+//! `rillflow tenants ...`
+
+use clap::{Args, Subcommand, ValueEnum};
+use rillflow_core::tenant::{TenancyMode, TenantName};
+
+use super::{DatabaseArgs, OutputFormat};
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Register a tenant; a schema tenant's schema is created and migrated.
+    /// Running it again brings that schema to the latest migration.
+    Add(TenantAddArgs),
+    /// List registered tenants with their stream counts.
+    List(TenantListArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// Shared tables; the tenant's streams are tagged with its name.
+    Conjoined,
+    /// A schema of its own, named after the tenant.
+    Schema,
+}
+
+impl From<ModeArg> for TenancyMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Conjoined => TenancyMode::Conjoined,
+            ModeArg::Schema => TenancyMode::Schema,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TenantAddArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// The tenant's name: lowercase letters, digits and '_', up to 63 bytes.
+    #[arg(value_name = "NAME")]
+    pub name: TenantName,
+    /// How its data is kept apart.
+    #[arg(long, value_enum)]
+    pub mode: ModeArg,
+}
+
+#[derive(Debug, Args)]
+pub struct TenantListArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
