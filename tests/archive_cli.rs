@@ -492,6 +492,10 @@ async fn a_daemon_serves_the_archive_metrics_from_the_database() {
         &["archive", "move", "--before", FUTURE, "--batch-size", "2"],
     );
     ok(&db, &["archive", "reactivate", stream]);
+    // Marked after the move: the one stream in the mover's backlog.
+    let waiting = "5e6f7a8b-2222-4222-8333-944455556666";
+    append(&db, waiting, 2);
+    ok(&db, &["archive", "mark", waiting, "--reason", "metrics"]);
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
     let _daemon = Process::spawn(
@@ -525,6 +529,7 @@ async fn a_daemon_serves_the_archive_metrics_from_the_database() {
         "archive_move_batches_total",
         "archive_move_duration_seconds",
         "archive_events_hot_bytes",
+        "archive_streams_awaiting_move",
     ] {
         let types = text
             .lines()
@@ -546,7 +551,8 @@ async fn a_daemon_serves_the_archive_metrics_from_the_database() {
             })
             .unwrap_or_else(|| panic!("{name} missing"))
     };
-    assert_eq!(value("archive_streams_marked_total"), 1.0);
+    assert_eq!(value("archive_streams_marked_total"), 2.0);
+    assert_eq!(value("archive_streams_awaiting_move"), 1.0);
     assert_eq!(value("archive_streams_reactivated_total"), 1.0);
     assert_eq!(value("archive_events_moved_total"), 5.0);
     assert_eq!(value("archive_move_batches_total"), 3.0);

@@ -44,6 +44,7 @@ pub(crate) const EXPORTED: &[&str] = &[
     "archive_move_batches_total",
     "archive_move_duration_seconds",
     "archive_events_hot_bytes",
+    "archive_streams_awaiting_move",
 ];
 
 /// Families exported as histograms: queried through their `_bucket`, `_sum`

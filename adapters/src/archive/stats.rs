@@ -26,6 +26,9 @@ pub struct ArchiveStats {
     pub move_seconds_buckets: Vec<u64>,
     /// Bytes of hot storage now.
     pub events_hot_bytes: i64,
+    /// Archived streams whose events are not all cold yet: the mover's
+    /// backlog. Zero once every archived stream is drained.
+    pub streams_awaiting_move: i64,
 }
 
 impl ArchiveStats {
@@ -56,6 +59,14 @@ impl ArchiveStats {
             move_seconds_bounds: bounds,
             move_seconds_buckets: buckets.into_iter().map(count).collect(),
             events_hot_bytes: tree_bytes(pool, "events_hot").await?,
+            // The mover marks a drained stream cold; the partial index on
+            // archived streams keeps this to the archived ones.
+            streams_awaiting_move: sqlx::query_scalar(
+                "SELECT count(*) FROM rf_streams
+                  WHERE archived_at IS NOT NULL AND retention_class = 'hot'",
+            )
+            .fetch_one(pool)
+            .await?,
         })
     }
 }

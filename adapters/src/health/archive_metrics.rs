@@ -43,6 +43,15 @@ pub fn add_archive(registry: &Registry, stats: &ArchiveStats) {
     registry
         .register(Box::new(hot))
         .expect("metric registered once");
+    let awaiting = IntGauge::new(
+        "archive_streams_awaiting_move",
+        "Archived streams with events still in hot storage (the mover's backlog)",
+    )
+    .expect("valid metric definition");
+    awaiting.set(stats.streams_awaiting_move);
+    registry
+        .register(Box::new(awaiting))
+        .expect("metric registered once");
 }
 
 /// `archive_move_duration_seconds`, rebuilt from the stored buckets: a

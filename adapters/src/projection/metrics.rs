@@ -36,7 +36,9 @@ impl RuntimeMetrics {
                 "Wall time of projection batches that applied events, in this process",
             )
             .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                // Up to the default statement timeout (30 s): a batch that
+                // slow is the one an operator needs to see in a bucket.
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             ]),
             &["projection", "partition"],
         )
