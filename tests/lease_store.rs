@@ -48,6 +48,45 @@ async fn restart_with_the_same_name_rejoins_cold() {
         .expect("the new daemon owns the row");
 }
 
+/// Pods of a Deployment get a new name on every restart: rows unheard of
+/// for a day are dropped when a node registers, except the leader's, and a
+/// dropped node that comes back puts its row back.
+#[tokio::test]
+async fn rows_of_nodes_gone_for_a_day_are_forgotten_at_registration() {
+    let (mut db, store) = setup().await;
+    let [leader, gone, _fresh] = join(&store, ["leader", "gone", "fresh"]).await;
+    granted(store.try_acquire(&leader, LONG, GRACE).await.unwrap());
+    let pool = db.pool().await;
+    // Not "a day ago" but just past it, and one just short of it.
+    sqlx::query(
+        "UPDATE rf_daemon_nodes SET heartbeat_at = CASE node_name
+             WHEN 'fresh' THEN clock_timestamp() - interval '23 hours'
+             ELSE clock_timestamp() - interval '1 day 1 minute' END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let names = |pool: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, String>(
+            "SELECT node_name FROM rf_daemon_nodes ORDER BY node_name COLLATE \"C\"",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let newcomer = identity(C, "newcomer", 40);
+    store
+        .register(&newcomer, 1, &ClusterTiming::default())
+        .await
+        .unwrap();
+    assert_eq!(names(pool.clone()).await, ["fresh", "leader", "newcomer"]);
+    store.heartbeat(&gone, NodeRole::Cold, 0).await.unwrap();
+    assert_eq!(
+        names(pool.clone()).await,
+        ["fresh", "gone", "leader", "newcomer"]
+    );
+}
+
 #[tokio::test]
 async fn a_daemon_id_reclaims_its_row_under_a_new_name() {
     let (_db, store) = setup().await;

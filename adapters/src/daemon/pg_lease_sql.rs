@@ -58,8 +58,21 @@ pub(super) const CLUSTER_VIEWS: &str = concat!(
 /// settings then stay until the next registration. The settings are updated
 /// only when they differ: an update of the cluster row would wait for open
 /// fenced transactions.
+///
+/// Rows of nodes unheard of for a day are deleted (`forgotten`): pods of a
+/// Deployment get new names on every restart, and their rows would pile up
+/// for ever. Never the leader's row, nor ours; a forgotten node that comes
+/// back puts its row back with its next heartbeat.
 pub(super) const REGISTER: &str = "
-WITH mine AS (
+WITH forgotten AS (
+    DELETE FROM rf_daemon_nodes d
+    USING rf_daemon_clusters c
+    WHERE d.cluster_name = $1 AND c.cluster_name = $1
+      AND d.heartbeat_at < clock_timestamp() - interval '1 day'
+      AND d.node_name <> $2 AND d.daemon_id <> $3
+      AND c.leader_node IS DISTINCT FROM d.node_name
+),
+mine AS (
     SELECT node_name FROM rf_daemon_nodes WHERE cluster_name = $1 AND daemon_id = $3
 ),
 other_owner AS (
