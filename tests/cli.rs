@@ -507,6 +507,7 @@ async fn diag_bundle_collects_every_section_without_secrets() {
         "projections",
         "dead_letters",
         "archive",
+        "tenancy",
         "recent_errors",
     ] {
         assert!(
@@ -522,6 +523,7 @@ async fn diag_bundle_collects_every_section_without_secrets() {
         .contains("[redacted]"));
     assert_eq!(v["clusters"]["scores"][0]["cluster"], C);
     assert_eq!(v["archive"]["status"]["backend"], "dual-table");
+    assert_eq!(v["tenancy"]["schema"], "public");
 
     let bad = rillflow(
         &db,

@@ -232,6 +232,11 @@ async fn schema_tenants_are_stores_of_their_own() {
         cold,
         [(Value::Null, 0), (json!("acme"), 3), (json!("umbrella"), 0)]
     );
+    let bundle = cli.json(&["diag", "bundle", "--tenant", "acme"]);
+    assert_eq!(bundle["tenancy"]["schema"], "acme");
+    assert_eq!(bundle["archive"]["status"]["events_archive_table"], 3);
+    let base = cli.json(&["diag", "bundle"]);
+    assert_eq!(base["tenancy"]["tenants"].as_array().unwrap().len(), 2);
     let backend = cli.json(&["archive", "backend", "--tenant", "acme", "--output", "json"]);
     assert_eq!(
         backend,

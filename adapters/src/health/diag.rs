@@ -7,6 +7,7 @@
 //! something is broken, so a section that fails records its error and the
 //! others are still filled.
 
+use crate::tenant::TenantRegistry;
 use rillflow_core::lease::deductions;
 use rillflow_core::lease::health::{evaluate, HealthRules};
 use serde_json::{json, Map, Value};
@@ -32,6 +33,7 @@ pub async fn bundle(pool: &PgPool, local: Value, config: Value) -> Value {
     doc.insert("projections".into(), section(projections(pool).await));
     doc.insert("dead_letters".into(), section(dead_letters(pool).await));
     doc.insert("archive".into(), section(archive(pool).await));
+    doc.insert("tenancy".into(), section(tenancy(pool).await));
     doc.insert("recent_errors".into(), section(recent_errors(pool).await));
     Value::Object(doc)
 }
@@ -187,7 +189,22 @@ async fn archive(pool: &PgPool) -> Result<Value, String> {
         "streams_reactivated_total": stats.streams_reactivated,
         "events_moved_total": stats.events_moved,
         "move_batches_total": stats.move_batches,
+        "streams_awaiting_move": stats.streams_awaiting_move,
     }))
+}
+
+/// The schema this bundle describes and the tenants registered in it (the
+/// base schema's registry; a schema tenant's own is empty).
+async fn tenancy(pool: &PgPool) -> Result<Value, String> {
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(pool)
+        .await
+        .map_err(err)?;
+    let tenants = TenantRegistry::new(pool.clone())
+        .list()
+        .await
+        .map_err(err)?;
+    Ok(json!({ "schema": schema, "tenants": tenants }))
 }
 
 async fn recent_errors(pool: &PgPool) -> Result<Value, String> {
