@@ -1,4 +1,11 @@
 -- Reverts 0009. Conjoined tenants' streams stay; only their tags go.
+CREATE OR REPLACE FUNCTION rf_notify_events() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('rf_events', '');
+    RETURN NULL;
+END
+$$;
 DROP FUNCTION rf_append(uuid, text, bigint, text, uuid[], text[], integer[], jsonb[], jsonb[], uuid[], uuid[], text);
 DROP TRIGGER rf_streams_keep_tenant ON rf_streams;
 DROP FUNCTION rf_streams_keep_tenant();

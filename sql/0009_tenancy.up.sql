@@ -9,6 +9,9 @@
 --   new stream for the tenant and refuses a stream of anyone else (RF004).
 --   The eleven-argument `rf_append` is untouched, so untenanted appends
 --   (and binaries from before this migration) run exactly as before.
+-- * `rf_notify_events` names its schema in the payload: channels are
+--   database-wide, and each schema tenant's daemons wake only for their own
+--   schema's appends instead of everyone's.
 
 CREATE TABLE rf_tenants (
     name       text        PRIMARY KEY CHECK (name ~ '^[a-z_][a-z0-9_]{0,62}$'),
@@ -80,5 +83,13 @@ BEGIN
         END IF;
     END IF;
     RETURN QUERY SELECT r.first_version, r.last_version, r.positions, r.replayed;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION rf_notify_events() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('rf_events', TG_TABLE_SCHEMA);
+    RETURN NULL;
 END
 $$;

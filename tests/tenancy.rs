@@ -587,3 +587,47 @@ async fn a_schema_tenants_daemon_projects_its_own_events_and_labels_metrics() {
     let doc: Value = serde_json::from_str(&health).unwrap();
     assert_eq!(doc["node"]["tenant"], "acme", "{doc}");
 }
+
+/// Notification channels span the database: a schema tenant's workers wake
+/// for appends in their own schema, not for every tenant's.
+#[tokio::test]
+async fn workers_wake_for_their_own_schema_only() {
+    use rillflow_adapters::projection::wakeup;
+    use rillflow_adapters::tenant::schema_pool;
+
+    let mut db = TestDb::migrated().await;
+    let base = db.pool().await;
+    let cli = CliRunner::new(BIN, &db);
+    cli.ok(&["tenants", "add", "acme", "--mode", "schema"]);
+    cli.ok(&["tenants", "add", "umbrella", "--mode", "schema"]);
+    let pool_of = |name: &str| {
+        let (base, name) = (base.clone(), TenantName::parse(name).unwrap());
+        async move { schema_pool(&base, &name).await.unwrap() }
+    };
+    let (acme, umbrella) = (pool_of("acme").await, pool_of("umbrella").await);
+    let wake = wakeup::listen(acme.clone()).await.unwrap();
+    let ev = [NewEvent::new("Counted", json!({}))];
+    let append = |pool: PgPool| {
+        let ev = ev.clone();
+        async move {
+            EventStore::new(pool)
+                .append(
+                    Uuid::from_u128(rand::random()),
+                    ExpectedVersion::Any,
+                    &ev,
+                    &AppendOptions::default(),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    // Another tenant's appends and the base schema's leave acme asleep.
+    append(umbrella.clone()).await;
+    append(base.clone()).await;
+    let woken = tokio::time::timeout(Duration::from_millis(700), wake.notified()).await;
+    assert!(woken.is_err(), "woken by another schema's append");
+    append(acme.clone()).await;
+    tokio::time::timeout(Duration::from_secs(10), wake.notified())
+        .await
+        .expect("an append in acme wakes acme's workers");
+}

@@ -519,7 +519,7 @@ async fn lock_all(conn: &mut PgConnection, name: &str) -> Result<(), CatalogErro
 }
 
 async fn notify_control(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, '')")
+    sqlx::query("SELECT pg_notify($1, current_schema())")
         .bind(CONTROL_CHANNEL)
         .execute(&mut *conn)
         .await?;

@@ -13,19 +13,24 @@ pub const EVENTS_CHANNEL: &str = "rf_events";
 pub const CONTROL_CHANNEL: &str = "rf_projection_control";
 
 /// Starts a task that listens on both channels and wakes the returned
-/// `Notify` for each notification. A broken connection is re-established;
-/// notifications lost meanwhile cost only latency, since workers also poll.
+/// `Notify` for each notification about `pool`'s schema. A broken
+/// connection is re-established; notifications lost meanwhile cost only
+/// latency, since workers also poll.
 ///
 /// Returns once the first subscription is in place, so that an event
 /// committed after this returns always wakes a worker.
 pub async fn listen(pool: PgPool) -> Result<Arc<Notify>, sqlx::Error> {
     let notify = Arc::new(Notify::new());
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&pool)
+        .await?;
     let mut listener = subscribe(&pool).await?;
     let wake = notify.clone();
     tokio::spawn(async move {
         loop {
             match listener.try_recv().await {
-                Ok(Some(_)) => wake.notify_one(),
+                Ok(Some(n)) if concerns(n.payload(), &schema) => wake.notify_one(),
+                Ok(Some(_)) => {}
                 // The connection dropped; the next call reconnects and
                 // listens again. What was committed meanwhile is found now.
                 Ok(None) => wake.notify_one(),
@@ -46,4 +51,25 @@ async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
         .listen_all([EVENTS_CHANNEL, CONTROL_CHANNEL])
         .await?;
     Ok(listener)
+}
+
+/// Whether a notification with `payload` is about `schema`. Notifications
+/// name the schema that changed, since channels span the database and
+/// every schema tenant has its own store; an empty payload (a schema
+/// migrated before payloads named it) wakes everyone, as it used to.
+fn concerns(payload: &str, schema: &str) -> bool {
+    payload.is_empty() || payload == schema
+}
+
+#[cfg(test)]
+mod tests {
+    use super::concerns;
+
+    #[test]
+    fn only_own_or_unnamed_schemas_wake() {
+        assert!(concerns("acme", "acme"));
+        assert!(concerns("", "acme"));
+        assert!(!concerns("umbrella", "acme"));
+        assert!(!concerns("public", "acme"));
+    }
 }
