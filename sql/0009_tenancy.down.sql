@@ -11,4 +11,5 @@ DROP TRIGGER rf_streams_keep_tenant ON rf_streams;
 DROP FUNCTION rf_streams_keep_tenant();
 DROP INDEX rf_streams_tenant_idx;
 ALTER TABLE rf_streams DROP COLUMN tenant_id;
+DROP TABLE rf_archive_tenant_stats;
 DROP TABLE rf_tenants;

@@ -9,6 +9,9 @@
 --   new stream for the tenant and refuses a stream of anyone else (RF004).
 --   The eleven-argument `rf_append` is untouched, so untenanted appends
 --   (and binaries from before this migration) run exactly as before.
+-- * `rf_archive_tenant_stats`: the archive counters of each conjoined
+--   tenant, moved in the same transactions as the totals in
+--   `rf_archive_stats`, so `/metrics` can split them by tenant.
 -- * `rf_notify_events` names its schema in the payload: channels are
 --   database-wide, and each schema tenant's daemons wake only for their own
 --   schema's appends instead of everyone's.
@@ -20,6 +23,13 @@ CREATE TABLE rf_tenants (
 );
 
 ALTER TABLE rf_streams ADD COLUMN tenant_id text;
+
+CREATE TABLE rf_archive_tenant_stats (
+    tenant_id           text   PRIMARY KEY,
+    streams_marked      bigint NOT NULL DEFAULT 0,
+    streams_reactivated bigint NOT NULL DEFAULT 0,
+    events_moved        bigint NOT NULL DEFAULT 0
+);
 CREATE INDEX rf_streams_tenant_idx ON rf_streams (tenant_id, stream_id) WHERE tenant_id IS NOT NULL;
 
 CREATE FUNCTION rf_streams_keep_tenant() RETURNS trigger

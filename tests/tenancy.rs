@@ -451,6 +451,57 @@ async fn conjoined_tenants_share_tables_but_never_streams() {
         .map(|s| s["streams_total"].as_i64().unwrap())
         .collect();
     assert_eq!(totals, [3, 2, 1], "base (all), globex, initech");
+
+    // The base schema's daemon splits the per-stream archive figures by
+    // tenant; the untenanted rest is tenant="" so sums stay totals.
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let _daemon = Process::spawn(
+        Path::new(BIN),
+        "base",
+        &db.url,
+        &[
+            "projections",
+            "run-loop",
+            "--health-bind",
+            &bind,
+            "--node-name",
+            "base-1",
+        ],
+        &log_dir("conjoined"),
+    );
+    let start = Instant::now();
+    let text = loop {
+        if let Some((line, text)) = http_get(port, "/metrics") {
+            if line.contains("200") {
+                break text;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no /metrics");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let value = |family: &str, tenant: &str| -> f64 {
+        let series = format!("{family}{{tenant=\"{tenant}\"}} ");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&series))
+            .unwrap_or_else(|| panic!("no {series}in\n{text}"));
+        line[series.len()..].trim().parse().unwrap()
+    };
+    for (family, globex, initech, rest) in [
+        ("archive_streams_marked_total", 1.0, 1.0, 0.0),
+        ("archive_events_moved_total", 2.0, 0.0, 0.0),
+        ("archive_streams_awaiting_move", 0.0, 1.0, 0.0),
+    ] {
+        assert_eq!(value(family, "globex"), globex, "{family} globex");
+        assert_eq!(value(family, "initech"), initech, "{family} initech");
+        assert_eq!(value(family, ""), rest, "{family} untenanted");
+    }
+    let types = text
+        .lines()
+        .filter(|l| l.starts_with("# TYPE archive_events_moved_total "))
+        .count();
+    assert_eq!(types, 1);
 }
 
 /// Two tenants creating the same new stream at once: exactly one owns it,

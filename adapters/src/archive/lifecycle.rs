@@ -62,7 +62,7 @@ impl StreamLifecycle {
         &self,
         conn: &mut PgConnection,
         stream: Uuid,
-    ) -> Result<Option<(Option<DateTime<Utc>>, String)>, ArchiveError> {
+    ) -> Result<Option<Head>, ArchiveError> {
         let row: Option<(Option<DateTime<Utc>>, String, Option<String>)> = sqlx::query_as(
             "SELECT archived_at, retention_class, tenant_id
                FROM rf_streams WHERE stream_id = $1 FOR UPDATE",
@@ -82,7 +82,11 @@ impl StreamLifecycle {
                         .unwrap_or_default(),
                 })
             }
-            Some((archived_at, class, _)) => Ok(Some((archived_at, class))),
+            Some((archived_at, class, owner)) => Ok(Some(Head {
+                archived_at,
+                class,
+                owner,
+            })),
         }
     }
 
@@ -94,11 +98,14 @@ impl StreamLifecycle {
         by: &str,
     ) -> Result<MarkOutcome, ArchiveError> {
         let mut tx = self.pool.begin().await?;
-        let row = self.lock_head(&mut tx, stream).await?.map(|(at, _)| at);
-        match row {
+        let head = self.lock_head(&mut tx, stream).await?;
+        match head {
             None => Err(ArchiveError::UnknownStream(stream)),
-            Some(Some(since)) => Ok(MarkOutcome::AlreadyArchived { since }),
-            Some(None) => {
+            Some(Head {
+                archived_at: Some(since),
+                ..
+            }) => Ok(MarkOutcome::AlreadyArchived { since }),
+            Some(Head { owner, .. }) => {
                 let at: DateTime<Utc> = sqlx::query_scalar(
                     "UPDATE rf_streams
                         SET archived_at = now(), archived_by = $2, archive_reason = $3
@@ -113,6 +120,7 @@ impl StreamLifecycle {
                 sqlx::query("UPDATE rf_archive_stats SET streams_marked = streams_marked + 1")
                     .execute(&mut *tx)
                     .await?;
+                count_for_tenant(&mut tx, owner.as_deref(), TenantCounter::Marked).await?;
                 tx.commit().await?;
                 tracing::info!(%stream, reason, by, tenant = self.tenant.as_ref().map(TenantName::as_str), "stream marked archived");
                 Ok(MarkOutcome::Marked { at })
@@ -126,11 +134,15 @@ impl StreamLifecycle {
     /// data; nothing is copied back, so nothing can be duplicated.
     pub async fn reactivate(&self, stream: Uuid) -> Result<ReactivateOutcome, ArchiveError> {
         let mut tx = self.pool.begin().await?;
-        let row = self.lock_head(&mut tx, stream).await?;
-        match row {
+        let head = self.lock_head(&mut tx, stream).await?;
+        match head {
             None => Err(ArchiveError::UnknownStream(stream)),
-            Some((None, class)) if class == "hot" => Ok(ReactivateOutcome::NotArchived),
-            Some(_) => {
+            Some(Head {
+                archived_at: None,
+                class,
+                ..
+            }) if class == "hot" => Ok(ReactivateOutcome::NotArchived),
+            Some(Head { owner, .. }) => {
                 sqlx::query(
                     "UPDATE rf_streams
                         SET archived_at = NULL, archived_by = NULL, archive_reason = NULL,
@@ -145,10 +157,54 @@ impl StreamLifecycle {
                 )
                 .execute(&mut *tx)
                 .await?;
+                count_for_tenant(&mut tx, owner.as_deref(), TenantCounter::Reactivated).await?;
                 tx.commit().await?;
                 tracing::info!(%stream, tenant = self.tenant.as_ref().map(TenantName::as_str), "stream reactivated");
                 Ok(ReactivateOutcome::Reactivated)
             }
         }
     }
+}
+
+/// A stream's head as the lifecycle operations read it under its lock.
+struct Head {
+    archived_at: Option<DateTime<Utc>>,
+    class: String,
+    owner: Option<String>,
+}
+
+/// Which per-tenant counter an operation moves.
+#[derive(Clone, Copy)]
+enum TenantCounter {
+    Marked,
+    Reactivated,
+}
+
+/// Counts the operation against the stream's conjoined tenant, if it has
+/// one, in the transaction that does it.
+async fn count_for_tenant(
+    conn: &mut PgConnection,
+    owner: Option<&str>,
+    counter: TenantCounter,
+) -> Result<(), ArchiveError> {
+    let Some(owner) = owner else {
+        return Ok(());
+    };
+    let (marked, reactivated) = match counter {
+        TenantCounter::Marked => (1i64, 0i64),
+        TenantCounter::Reactivated => (0, 1),
+    };
+    sqlx::query(
+        "INSERT INTO rf_archive_tenant_stats AS t (tenant_id, streams_marked, streams_reactivated)
+         VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id) DO UPDATE
+            SET streams_marked = t.streams_marked + EXCLUDED.streams_marked,
+                streams_reactivated = t.streams_reactivated + EXCLUDED.streams_reactivated",
+    )
+    .bind(owner)
+    .bind(marked)
+    .bind(reactivated)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -15,5 +15,5 @@ pub use lifecycle::{MarkOutcome, ReactivateOutcome, StreamLifecycle};
 pub use mover::{ArchiveMover, Candidate, MoveFilter, MoveLimits, MoveProgress};
 pub use partitions::{PartitionInfo, PartitionOutcome, Partitions};
 pub use settings::ArchiveSettings;
-pub use stats::ArchiveStats;
+pub use stats::{ArchiveStats, TenantArchiveStats};
 pub use status::ArchiveStatus;

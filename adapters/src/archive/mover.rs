@@ -151,12 +151,22 @@ stored AS (
     };
     format!(
         "WITH {PICKED},
-{moved}
+{moved},
+{COUNT_PER_TENANT}
 SELECT count(*) AS moved,
        (array_agg(stream_id ORDER BY stream_id DESC, version DESC))[1] AS last_stream
   FROM stored"
     )
 }
+
+/// The batch's events counted against their conjoined tenants, in the
+/// statement that moves them.
+const COUNT_PER_TENANT: &str = "per_tenant AS (
+    INSERT INTO rf_archive_tenant_stats AS t (tenant_id, events_moved)
+    SELECT s.tenant_id, count(*) FROM stored m JOIN rf_streams s ON s.stream_id = m.stream_id
+     WHERE s.tenant_id IS NOT NULL
+     GROUP BY s.tenant_id
+    ON CONFLICT (tenant_id) DO UPDATE SET events_moved = t.events_moved + EXCLUDED.events_moved)";
 
 const MARK_DRAINED_COLD: &str = "
 UPDATE rf_streams s SET retention_class = 'cold'

@@ -29,7 +29,36 @@ pub struct ArchiveStats {
     /// Archived streams whose events are not all cold yet: the mover's
     /// backlog. Zero once every archived stream is drained.
     pub streams_awaiting_move: i64,
+    /// The share of each conjoined tenant, by name; empty without them.
+    pub tenants: Vec<TenantArchiveStats>,
 }
+
+/// One conjoined tenant's part of the archive figures.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TenantArchiveStats {
+    /// The tenant.
+    pub tenant: String,
+    /// Its streams marked archived.
+    pub streams_marked: u64,
+    /// Its streams reactivated.
+    pub streams_reactivated: u64,
+    /// Its events moved cold.
+    pub events_moved: u64,
+    /// Its archived streams with events still hot.
+    pub streams_awaiting_move: i64,
+}
+
+/// Every tenant with counters or a backlog, by name in byte order.
+const PER_TENANT: &str = "
+WITH waiting AS (
+    SELECT tenant_id, count(*) AS streams FROM rf_streams
+     WHERE archived_at IS NOT NULL AND retention_class = 'hot' AND tenant_id IS NOT NULL
+     GROUP BY tenant_id)
+SELECT coalesce(t.tenant_id, w.tenant_id), coalesce(t.streams_marked, 0),
+       coalesce(t.streams_reactivated, 0), coalesce(t.events_moved, 0), coalesce(w.streams, 0)
+  FROM rf_archive_tenant_stats t
+  FULL JOIN waiting w ON w.tenant_id = t.tenant_id
+ ORDER BY coalesce(t.tenant_id, w.tenant_id) COLLATE \"C\"";
 
 impl ArchiveStats {
     /// Reads the counters and the hot storage size.
@@ -67,6 +96,20 @@ impl ArchiveStats {
             )
             .fetch_one(pool)
             .await?,
+            tenants: sqlx::query_as::<_, (String, i64, i64, i64, i64)>(PER_TENANT)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(
+                    |(tenant, marked, reactivated, moved, waiting)| TenantArchiveStats {
+                        tenant,
+                        streams_marked: count(marked),
+                        streams_reactivated: count(reactivated),
+                        events_moved: count(moved),
+                        streams_awaiting_move: waiting,
+                    },
+                )
+                .collect(),
         })
     }
 }

@@ -53,6 +53,11 @@ pub fn render(
 fn label_all(families: &mut [MetricFamily], name: &str, value: &str) {
     for family in families {
         for metric in family.mut_metric().iter_mut() {
+            // A series that already names its tenant (a conjoined tenant's
+            // share) keeps it; a label may appear only once.
+            if metric.get_label().iter().any(|l| l.name() == name) {
+                continue;
+            }
             let mut pair = LabelPair::default();
             pair.set_name(name.to_owned());
             pair.set_value(value.to_owned());
