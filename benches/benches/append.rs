@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rillflow_adapters::{EventStore, NewEvent};
+use rillflow_adapters::{AppendOptions, EventStore, NewEvent};
+use rillflow_core::tenant::TenantName;
 use rillflow_core::{partition_hash, ExpectedVersion};
 use rillflow_testkit::TestDb;
 use serde_json::json;
@@ -57,6 +58,23 @@ fn live_stream(n: u64) -> Uuid {
     Uuid::from_u128(((0xB0_u128) << 120) | (n % LIVE_STREAMS) as u128)
 }
 
+/// Which live stream the n-th single append goes to.
+type StreamOf = fn(u64) -> Uuid;
+
+/// The conjoined tenant's own live streams.
+fn tenant_stream(n: u64) -> Uuid {
+    Uuid::from_u128(((0xB1_u128) << 120) | (n % LIVE_STREAMS) as u128)
+}
+
+/// Appends on behalf of a conjoined tenant: the tenant check and claim of
+/// the twelve-argument `rf_append` on top of the plain append.
+fn tenant_options() -> AppendOptions {
+    AppendOptions {
+        tenant: Some(TenantName::parse("bench").expect("valid name")),
+        ..AppendOptions::default()
+    }
+}
+
 async fn fixture() -> Fixture {
     let mut db = TestDb::migrated().await;
     let pool = db.pool_of(WRITERS as u32 + 2).await;
@@ -75,17 +93,18 @@ async fn fixture() -> Fixture {
             .expect("baseline table");
     }
     let store = EventStore::new(pool.clone());
+    let tenant = tenant_options();
     for n in 0..LIVE_STREAMS {
         let event = [NewEvent::new("Opened", payload(0))];
-        store
-            .append(
-                live_stream(n),
-                ExpectedVersion::NoStream,
-                &event,
-                &Default::default(),
-            )
-            .await
-            .expect("seed");
+        for (stream, options) in [
+            (live_stream(n), AppendOptions::default()),
+            (tenant_stream(n), tenant.clone()),
+        ] {
+            store
+                .append(stream, ExpectedVersion::NoStream, &event, &options)
+                .await
+                .expect("seed");
+        }
     }
     Fixture {
         store,
@@ -120,26 +139,21 @@ where
     start.elapsed()
 }
 
-async fn append_batch(store: EventStore, n: u64) {
+async fn append_batch(store: EventStore, n: u64, options: Arc<AppendOptions>) {
     let events: Vec<NewEvent> = (0..BATCH)
         .map(|i| NewEvent::new("ItemAdded", payload(i)))
         .collect();
     let stream = Uuid::from_u128(n as u128);
     store
-        .append(stream, ExpectedVersion::Any, &events, &Default::default())
+        .append(stream, ExpectedVersion::Any, &events, &options)
         .await
         .expect("append");
 }
 
-async fn append_single(store: EventStore, n: u64) {
+async fn append_single(store: EventStore, stream: Uuid, options: Arc<AppendOptions>) {
     let event = [NewEvent::new("ItemAdded", payload(0))];
     store
-        .append(
-            live_stream(n),
-            ExpectedVersion::Any,
-            &event,
-            &Default::default(),
-        )
+        .append(stream, ExpectedVersion::Any, &event, &options)
         .await
         .expect("append");
 }
@@ -174,12 +188,23 @@ fn bench(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(8));
-    group.bench_function("rillflow_append", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let (store, next) = (f.store.clone(), f.next.clone());
-            async move { concurrent(iters, &next, move |n| append_batch(store.clone(), n)).await }
-        })
-    });
+    for (name, options) in [
+        ("rillflow_append", AppendOptions::default()),
+        ("rillflow_append_tenant", tenant_options()),
+    ] {
+        let options = Arc::new(options);
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (store, next, options) = (f.store.clone(), f.next.clone(), options.clone());
+                async move {
+                    concurrent(iters, &next, move |n| {
+                        append_batch(store.clone(), n, options.clone())
+                    })
+                    .await
+                }
+            })
+        });
+    }
     for table in BASELINES {
         group.bench_function(table, |b| {
             b.to_async(&rt).iter_custom(|iters| {
@@ -200,12 +225,24 @@ fn bench(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(8));
-    group.bench_function("rillflow_append", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let (store, next) = (f.store.clone(), f.next.clone());
-            async move { concurrent(iters, &next, move |n| append_single(store.clone(), n)).await }
-        })
-    });
+    let singles: [(&str, StreamOf, AppendOptions); 2] = [
+        ("rillflow_append", live_stream, AppendOptions::default()),
+        ("rillflow_append_tenant", tenant_stream, tenant_options()),
+    ];
+    for (name, stream_of, options) in singles {
+        let options = Arc::new(options);
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (store, next, options) = (f.store.clone(), f.next.clone(), options.clone());
+                async move {
+                    concurrent(iters, &next, move |n| {
+                        append_single(store.clone(), stream_of(n), options.clone())
+                    })
+                    .await
+                }
+            })
+        });
+    }
     for table in BASELINES {
         group.bench_function(table, |b| {
             b.to_async(&rt).iter_custom(|iters| {
