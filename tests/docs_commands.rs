@@ -1123,8 +1123,9 @@ async fn build_fixture(db: &mut TestDb, bin: &Path, out_dir: &Path) -> Examples 
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    // Retries wait out a backoff between runs; poll until the dead letter
-    // is there, for a bounded while.
+    // Retries wait out a backoff between runs, and a transaction open
+    // elsewhere on the server can hold the gap-safe horizon back; poll until
+    // the dead letter is there, for a bounded while.
     let start = Instant::now();
     let dead_letter = loop {
         cli(&[
@@ -1149,7 +1150,7 @@ async fn build_fixture(db: &mut TestDb, bin: &Path, out_dir: &Path) -> Examples 
             break id.to_string();
         }
         assert!(
-            start.elapsed() < Duration::from_secs(30),
+            start.elapsed() < Duration::from_secs(60),
             "the poison event was never dead-lettered"
         );
         std::thread::sleep(Duration::from_millis(200));

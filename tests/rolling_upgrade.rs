@@ -250,19 +250,37 @@ async fn the_check_catches_lost_doubled_and_invented_events() {
             .unwrap();
     }
     // The read model, built by the same projection file the script runs.
+    // `run-until-idle` stops when a batch finds nothing below the gap-safe
+    // horizon, which a transaction open anywhere on the server (another
+    // test's) holds back; so run it until all 30 are in, for a bounded while.
     let file = root().join("deploy/scripts/rolling-upgrade-smoke.toml");
-    let built = Command::new(rillflow_bin())
-        .args(["projections", "run-until-idle", "--projections"])
-        .arg(&file)
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
     let pool = db.pool().await;
+    let start = Instant::now();
+    loop {
+        let built = Command::new(rillflow_bin())
+            .args(["projections", "run-until-idle", "--projections"])
+            .arg(&file)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let projected: i64 = sqlx::query_scalar("SELECT count(*) FROM upgrade_smoke_ledger")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if projected == 30 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "only {projected} of 30 events projected"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let exec = |sql: &'static str| {
         let pool = pool.clone();
         async move { sqlx::query(sql).execute(&pool).await.unwrap() }
