@@ -7,6 +7,7 @@
 //! The database is dropped when the handle is dropped, so parallel tests never
 //! see each other and leave nothing behind.
 
+pub mod built_bin;
 pub mod chaos;
 pub mod cli_runner;
 pub mod cluster_watch;
@@ -17,6 +18,7 @@ pub mod process;
 pub mod stream_counts;
 pub mod test_db;
 
+pub use built_bin::rillflow_bin;
 pub use cli_runner::{one_line_failure, CliRunner};
 pub use cluster_watch::wait_for_view;
 pub use counter::Counter;
