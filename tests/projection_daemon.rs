@@ -253,3 +253,66 @@ async fn health_reports_a_lagging_projection() {
         "{metrics}"
     );
 }
+
+/// A handler statement longer than a heartbeat (the daemon's session
+/// `statement_timeout`) is not cut: a batch has the lease's budget
+/// (ttl 10 s here: 7 s), and the hot node keeps its lease while it runs.
+#[tokio::test]
+async fn a_hot_node_applies_handlers_slower_than_a_heartbeat() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/slow_handler.toml"
+    );
+    let mut args = fast_hotcold_args("slow", "a");
+    // Room in the lease: the budget is ttl - margin - 2 heartbeats = 7 s.
+    let ttl = args.iter().position(|a| *a == "--lease-ttl-secs").unwrap() + 1;
+    args[ttl] = "10";
+    args.extend_from_slice(&["--projections", file, "--poll-interval-ms", "200"]);
+    let _a = Process::spawn(BIN.as_ref(), "a", &db.url, &args, &log_dir("slow"));
+    let catalog = ProjectionCatalog::new(pool.clone());
+    let start = Instant::now();
+    while catalog.status("slow_seen").await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let batch: Vec<NewEvent> = (0..2).map(|_| NewEvent::new("Slow", json!({}))).collect();
+    EventStore::new(pool.clone())
+        .append(
+            Uuid::from_u128(7),
+            ExpectedVersion::Any,
+            &batch,
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let status = loop {
+        let status = catalog.status("slow_seen").await.unwrap();
+        if status.processed_total() + status.dead_letters >= 2 {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never applied: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.dead_letters, 0, "{status:?}");
+    assert_eq!(status.partitions[0].errors_total, 0, "{status:?}");
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM slow_seen")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(seen, 2);
+    // The same lease throughout: no renewal was lost to the slow batch.
+    let view = PgLeaseStore::new(pool.clone())
+        .cluster_view("slow")
+        .await
+        .unwrap()
+        .expect("cluster");
+    assert_eq!(view.epoch, 1, "{view:?}");
+}

@@ -380,3 +380,14 @@ fn a_peer_change_starts_a_round_now_or_right_after_the_current_one() {
     assert!(drain(&mut m).is_empty());
     assert_eq!(m.poll_timeout(), Some(t(1240)));
 }
+
+#[test]
+fn a_batch_on_an_owned_partition_leaves_a_round_for_the_renewal() {
+    let timing = |hb, ttl| OwnerTiming {
+        heartbeat: Duration::from_secs(hb),
+        ttl: Duration::from_secs(ttl),
+    };
+    assert_eq!(timing(5, 30).batch_budget(), Duration::from_secs(20));
+    // At the tightest valid timing a batch still gets a heartbeat.
+    assert_eq!(timing(1, 2).batch_budget(), Duration::from_secs(1));
+}

@@ -22,8 +22,10 @@ use crate::pool::PoolConfig;
 /// - `statement_timeout` = one heartbeat: lease statements are single-row
 ///   updates; one that runs longer is reported as failed, not waited for.
 ///
-/// Projection batches run inside fenced transactions under the same limits:
-/// a batch must fit in a heartbeat, since the holder's own renewal waits for it.
+/// Projection batches run inside fenced transactions under a limit of their
+/// own, [`LeaseConfig::batch_budget`], set per transaction by the runner
+/// (`ProjectionRunner::with_budget`): long enough for slow handlers, short
+/// enough that the holder's renewal, which waits for the batch, still lands.
 pub fn daemon_pool_config(lease: &LeaseConfig) -> PoolConfig {
     let idle = (lease.lease_grace + lease.safety_margin).max(Duration::from_secs(1));
     PoolConfig {

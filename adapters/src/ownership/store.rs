@@ -71,6 +71,11 @@ impl PgOwnershipStore {
         Self { pool }
     }
 
+    /// The pool it runs on.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Records that `worker` of `projection` is alive now and counts as
     /// live for `ttl` (what status and metrics judge it by).
     pub async fn heartbeat(

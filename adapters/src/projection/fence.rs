@@ -45,6 +45,15 @@ impl WriteFence {
         }
     }
 
+    /// The pool batch transactions come from.
+    pub fn pool(&self) -> &PgPool {
+        match self {
+            WriteFence::Unfenced(pool) => pool,
+            WriteFence::Epoch { store, .. } => store.pool(),
+            WriteFence::Partition { store, .. } => store.pool(),
+        }
+    }
+
     /// Opens a batch transaction.
     pub async fn begin(&self) -> Result<Transaction<'static, Postgres>, BatchError> {
         match self {

@@ -3,6 +3,7 @@
 mod batch_error;
 mod batch_sql;
 pub mod batches;
+mod budget;
 pub mod catalog;
 pub mod fence;
 pub mod handler;

@@ -9,6 +9,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::batch_error::BatchError;
 use super::batch_sql::{self as sql, BatchOwner, LockedCheckpoint, Progress, Slot};
+use super::budget::BudgetWatch;
 use super::fence::WriteFence;
 use super::handler::Projection;
 use crate::event::RecordedEvent;
@@ -47,11 +48,17 @@ pub enum BatchOutcome {
 /// one event at a time, each inside a savepoint, so a failing handler never
 /// aborts the batch's bookkeeping: the events before it commit, and the
 /// failure is retried later, dead-lettered or stops the projection (PROJ-5).
+///
+/// With a time budget ([`ProjectionRunner::with_budget`]) the handlers of a
+/// batch get that long in all; a batch cut short commits the events applied
+/// before the cut, and an event is charged with a failure only when it had
+/// the whole budget to itself.
 pub struct ProjectionRunner {
     projection: Arc<dyn Projection>,
     partition: PartitionSpec,
     owner: BatchOwner,
     version: u32,
+    budget: Option<Duration>,
 }
 
 impl ProjectionRunner {
@@ -66,7 +73,17 @@ impl ProjectionRunner {
             partition,
             owner,
             version: 1,
+            budget: None,
         }
+    }
+
+    /// This runner with `budget` for the handlers of each batch: each of
+    /// their statements may run that long (whatever the session's own
+    /// `statement_timeout`), and whatever still runs when it is spent is
+    /// cancelled. Without one, the session's limits alone apply.
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// The projection run.
@@ -92,6 +109,7 @@ impl ProjectionRunner {
             partition: self.partition,
             owner: self.owner.clone(),
             version,
+            budget: self.budget,
         }
     }
 
@@ -119,18 +137,18 @@ impl ProjectionRunner {
             events,
             checkpoint,
             passed,
+            mut watch,
             ..
         } = opened;
         let handled: Vec<&RecordedEvent> = events
             .iter()
             .filter(|e| self.projection.handles(&e.event_type) && !carried(&checkpoint, e))
             .collect();
-        if self
-            .projection
-            .apply_batch(&mut tx, &handled)
-            .await
-            .is_err()
-        {
+        let applied = self.projection.apply_batch(&mut tx, &handled).await;
+        disarm(&mut watch).await;
+        if applied.is_err() {
+            // Over budget too: one event at a time, the slow path commits
+            // what fits and charges only an event that alone did not fit.
             tx.rollback().await?;
             return match self.open(fence).await? {
                 Ok(opened) => self.careful_in(opened, &owner).await,
@@ -191,12 +209,19 @@ impl ProjectionRunner {
             }
             return Ok(Err(BatchOutcome::Idle));
         }
+        // Armed last: the bookkeeping above ran under the session's limits,
+        // and the handlers get the whole budget.
+        let watch = match self.budget {
+            Some(budget) => Some(BudgetWatch::arm(&mut tx, fence.pool(), budget).await?),
+            None => None,
+        };
         Ok(Ok(Opened {
             tx,
             checkpoint,
             requeued,
             events,
             passed,
+            watch,
         }))
     }
 
@@ -252,17 +277,33 @@ impl ProjectionRunner {
             requeued,
             events,
             passed,
+            mut watch,
         } = opened;
         let slot = self.slot();
         let name = slot.projection;
         let mut progress = Progress::default();
         let mut applied = 0;
+        // Whether the budget ran out with work done: the rest is left to
+        // the next batch, which gives it a fresh budget.
+        let cut = |watch: &Option<BudgetWatch>, progress: &Progress| {
+            watch.as_ref().is_some_and(BudgetWatch::spent)
+                && progress.processed + progress.errors > 0
+        };
+        let mut stopped = false;
         for (id, event) in &requeued {
+            if cut(&watch, &progress) {
+                stopped = true;
+                break;
+            }
             match self.apply_in_savepoint(&mut tx, event).await? {
                 Ok(()) => {
                     sql::forget_dead_letter(&mut tx, *id).await?;
                     progress.processed += 1;
                     applied += 1;
+                }
+                Err(_) if cut(&watch, &progress) => {
+                    stopped = true;
+                    break;
                 }
                 Err(error) => {
                     // Requeued once by an operator, failed again: back to
@@ -274,19 +315,26 @@ impl ProjectionRunner {
             }
         }
         let mut cursor = checkpoint.cursor;
+        let mut read = 0;
         let policy = self.projection.options().retry;
-        for event in &events {
+        for event in events.iter().take_while(|_| !stopped) {
             if !self.projection.handles(&event.event_type) || carried(&checkpoint, event) {
                 cursor = event.cursor();
+                read += 1;
                 continue;
+            }
+            if cut(&watch, &progress) {
+                break;
             }
             let error = match self.apply_in_savepoint(&mut tx, event).await? {
                 Ok(()) => {
                     progress.processed += 1;
                     applied += 1;
                     cursor = event.cursor();
+                    read += 1;
                     continue;
                 }
+                Err(_) if cut(&watch, &progress) => break,
                 Err(error) => error,
             };
             let failures = match checkpoint.retry_position {
@@ -298,6 +346,7 @@ impl ProjectionRunner {
             tracing::warn!(projection = name, partition = slot.key, version = slot.version, position = event.position, failures, %error, "handler failed");
             match policy.decide(failures) {
                 FailureDecision::Retry { delay } => {
+                    disarm(&mut watch).await;
                     let carry = pruned_carry(&checkpoint, cursor);
                     sql::advance(&mut tx, &slot, cursor, progress, owner, carry.as_ref()).await?;
                     sql::schedule_retry(&mut tx, &slot, event.position, failures, delay).await?;
@@ -308,8 +357,10 @@ impl ProjectionRunner {
                     sql::dead_letter(&mut tx, &slot, event, &error, failures).await?;
                     progress.dead_lettered += 1;
                     cursor = event.cursor();
+                    read += 1;
                 }
                 FailureDecision::Stop => {
+                    disarm(&mut watch).await;
                     let carry = pruned_carry(&checkpoint, cursor);
                     sql::advance(&mut tx, &slot, cursor, progress, owner, carry.as_ref()).await?;
                     let reason = format!(
@@ -322,18 +373,18 @@ impl ProjectionRunner {
                 }
             }
         }
+        disarm(&mut watch).await;
         // Every event read was handled: the stretch the read passed is done.
         let cursor = match events.last() {
-            Some(last) if last.cursor() == cursor => self.reach(events.len(), cursor, passed),
+            Some(last) if read == events.len() && last.cursor() == cursor => {
+                self.reach(events.len(), cursor, passed)
+            }
             _ => cursor,
         };
         let carry = pruned_carry(&checkpoint, cursor);
         sql::advance(&mut tx, &slot, cursor, progress, owner, carry.as_ref()).await?;
         tx.commit().await?;
-        Ok(BatchOutcome::Applied {
-            read: events.len(),
-            applied,
-        })
+        Ok(BatchOutcome::Applied { read, applied })
     }
 
     /// Applies one event inside a savepoint. The outer error is a broken
@@ -373,6 +424,16 @@ struct Opened {
     events: Vec<RecordedEvent>,
     /// How far the read looked (see [`PartitionRead::passed`]).
     passed: Option<GlobalCursor>,
+    /// The handlers' time budget, when the runner has one.
+    watch: Option<BudgetWatch>,
+}
+
+/// Ends the handlers' budget before the batch's own bookkeeping, so that no
+/// cancel meant for a handler can hit it.
+async fn disarm(watch: &mut Option<BudgetWatch>) {
+    if let Some(w) = watch {
+        w.disarm().await;
+    }
 }
 
 /// True when an earlier partitioning applied `event` already (it is read

@@ -67,6 +67,19 @@ impl LeaseConfig {
         }
     }
 
+    /// How long one fenced batch may take. Its transaction holds the
+    /// cluster row `FOR SHARE`, so the holder's renewals wait for it; a batch
+    /// that starts up to a heartbeat after the last renewal and ends within
+    /// this budget still leaves a heartbeat for the next renewal to land
+    /// before the node's own deadline (ttl less the safety margin). Never
+    /// below a heartbeat, the limit every statement had before batches got
+    /// one.
+    pub fn batch_budget(&self) -> Duration {
+        self.lease_ttl
+            .saturating_sub(self.safety_margin + self.heartbeat * 2)
+            .max(self.heartbeat)
+    }
+
     /// Checks that the knobs fit together.
     pub fn validate(&self) -> Result<(), LeaseConfigError> {
         for (name, d) in [
@@ -103,6 +116,23 @@ impl Default for LeaseConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_leaves_room_for_a_renewal() {
+        assert_eq!(
+            LeaseConfig::default().batch_budget(),
+            Duration::from_secs(17)
+        );
+        assert_eq!(
+            LeaseConfig::from_secs(1, 10, 1).batch_budget(),
+            Duration::from_secs(7)
+        );
+        // Tight timing: the budget never drops below a heartbeat.
+        assert_eq!(
+            LeaseConfig::from_secs(1, 3, 1).batch_budget(),
+            Duration::from_secs(1)
+        );
+    }
 
     #[test]
     fn defaults_and_fast_settings_are_valid() {

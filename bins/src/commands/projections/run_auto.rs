@@ -106,6 +106,8 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
     let worker_timing = WorkerTiming {
         poll_interval: Duration::from_millis(args.poll_interval_ms),
         // A batch cannot outlast its partition's lease and still matter.
+        // The database ends it within its budget first; this bound is for
+        // a connection whose replies vanished.
         batch_timeout: timing.ttl,
         ..WorkerTiming::default()
     };
@@ -137,6 +139,7 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
             node: node.clone(),
             pool: pool.clone(),
             store: (*store).clone(),
+            budget: timing.batch_budget(),
         });
         let worker = OwnedWorker::new(factory, worker_timing, metrics.clone(), clock);
         let stop = stop_rx.clone();
@@ -165,6 +168,9 @@ struct Factory {
     node: String,
     pool: PgPool,
     store: PgOwnershipStore,
+    /// What the handlers of one batch may take (see
+    /// [`OwnerTiming::batch_budget`]).
+    budget: Duration,
 }
 
 impl PartitionBatches for Factory {
@@ -177,7 +183,8 @@ impl PartitionBatches for Factory {
             node: Some(self.node.clone()),
             epoch: None,
         };
-        let runner = ProjectionRunner::new(self.projection.clone(), partition, owner);
+        let runner = ProjectionRunner::new(self.projection.clone(), partition, owner)
+            .with_budget(self.budget);
         Arc::new(PgBatches::partitioned(
             runner,
             self.pool.clone(),

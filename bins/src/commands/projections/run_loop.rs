@@ -75,8 +75,15 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
     let metrics = Arc::new(RuntimeMetrics::new());
     // In hot/cold mode every batch is fenced by the lease of this cluster.
     let lease = cluster.clone().map(|c| (store.clone(), c));
+    // What the handlers of one batch may take: in hot/cold mode, what still
+    // lets the node renew its lease after the batch; the worker's own bound
+    // (`batch_timeout`) stays above it, for a connection that went silent.
+    let budget = match args.cluster_mode {
+        ClusterMode::Hotcold => config.batch_budget(),
+        ClusterMode::Single => SINGLE_MODE_BATCH_BUDGET,
+    };
     let worker = Arc::new(ProjectionWorker::new(
-        batches(&projections, partition, &node, &pool, lease),
+        batches(&projections, partition, &node, &pool, lease, budget),
         WorkerTiming {
             poll_interval: Duration::from_millis(args.poll_interval_ms),
             // A batch cannot outlast the lease and still matter; without
@@ -196,12 +203,17 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
     Ok(())
 }
 
+/// A batch's budget without a lease: inside the worker's own 30-second
+/// bound, so the database ends a long batch before the client gives up on it.
+const SINGLE_MODE_BATCH_BUDGET: Duration = Duration::from_secs(25);
+
 fn batches(
     projections: &[Arc<dyn Projection>],
     partition: PartitionSpec,
     node: &str,
     pool: &PgPool,
     lease: Option<(PgLeaseStore, String)>,
+    budget: Duration,
 ) -> Vec<Arc<dyn Batches>> {
     let owner = BatchOwner {
         node: Some(node.to_owned()),
@@ -210,7 +222,8 @@ fn batches(
     projections
         .iter()
         .map(|p| {
-            let runner = ProjectionRunner::new(p.clone(), partition, owner.clone());
+            let runner =
+                ProjectionRunner::new(p.clone(), partition, owner.clone()).with_budget(budget);
             Arc::new(PgBatches::new(runner, pool.clone(), lease.clone())) as Arc<dyn Batches>
         })
         .collect()
