@@ -11,7 +11,10 @@
 //!   `apply_batch` upserts a whole batch in one statement;
 //! - `counter (per event)`: the same read model, one upsert per event;
 //! - `counter (declarative SQL)`: the same upsert declared in TOML;
-//! - `no-op`: handler does nothing (reading and checkpointing alone).
+//! - `no-op`: handler does nothing (reading and checkpointing alone);
+//! - the set-based counter and the no-op again with a batch budget armed
+//!   (17 s, the hot/cold default), as the daemon runs them: what the
+//!   budget's statement limit and watchdog cost per batch.
 //!
 //! Latency: a worker waits on LISTEN/NOTIFY while single events are appended
 //! one by one, `--latency-samples` times, 20 ms apart; each sample is the
@@ -111,6 +114,29 @@ impl Projection for NoOp {
     }
 }
 
+/// The no-op under another name, so it starts from its own checkpoint.
+struct NoOpAgain;
+
+#[async_trait]
+impl Projection for NoOpAgain {
+    fn name(&self) -> &str {
+        "bench_noop_budget"
+    }
+    fn handles(&self, _: &str) -> bool {
+        true
+    }
+    async fn apply(&self, _: &mut PgConnection, _: &RecordedEvent) -> Result<(), HandlerError> {
+        Ok(())
+    }
+    async fn apply_batch(
+        &self,
+        _: &mut PgConnection,
+        _: &[&RecordedEvent],
+    ) -> Result<(), rillflow_adapters::projection::BatchFailure> {
+        Ok(())
+    }
+}
+
 const DECLARED: &str = r#"
 [[projections]]
 name = "bench_declared"
@@ -123,7 +149,12 @@ ON CONFLICT (stream_id) DO UPDATE SET events = c.events + 1, last_version = EXCL
 "#;
 
 /// Catches `projection` up from the start; events per second.
-async fn throughput(pool: &PgPool, projection: Arc<dyn Projection>, events: usize) -> f64 {
+async fn throughput(
+    pool: &PgPool,
+    projection: Arc<dyn Projection>,
+    events: usize,
+    budget: Option<Duration>,
+) -> f64 {
     let catalog = ProjectionCatalog::new(pool.clone());
     catalog.setup(projection.as_ref()).await.expect("setup");
     catalog
@@ -135,6 +166,10 @@ async fn throughput(pool: &PgPool, projection: Arc<dyn Projection>, events: usiz
         PartitionSpec::WHOLE,
         BatchOwner::default(),
     );
+    let runner = match budget {
+        Some(b) => runner.with_budget(b),
+        None => runner,
+    };
     let fence = WriteFence::Unfenced(pool.clone());
     let start = Instant::now();
     let mut read = 0;
@@ -261,23 +296,33 @@ async fn main() {
         .expect("valid declaration")
         .projections
         .remove(0);
-    let runs: Vec<(&str, Arc<dyn Projection>)> = vec![
+    let budget = Some(Duration::from_secs(17));
+    let runs: Vec<(&str, Arc<dyn Projection>, Option<Duration>)> = vec![
         (
             "counter (set-based)",
             Arc::new(Counter::new("bench_counter")),
+            None,
         ),
         (
             "counter (per event)",
             Arc::new(PerEvent(Counter::new("bench_counter_each"))),
+            None,
         ),
         (
             "counter (declarative SQL)",
             Arc::new(SqlProjection::new(declared)),
+            None,
         ),
-        ("no-op", Arc::new(NoOp)),
+        ("no-op", Arc::new(NoOp), None),
+        (
+            "counter (set-based, batch budget armed)",
+            Arc::new(Counter::new("bench_counter_budget")),
+            budget,
+        ),
+        ("no-op (batch budget armed)", Arc::new(NoOpAgain), budget),
     ];
-    for (label, projection) in runs {
-        let rate = throughput(&pool, projection, opts.events).await;
+    for (label, projection, budget) in runs {
+        let rate = throughput(&pool, projection, opts.events, budget).await;
         println!(
             "{label}: {} events in batches of 500: {rate:.0} events/s",
             opts.events
