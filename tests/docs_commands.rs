@@ -1072,8 +1072,9 @@ fn plan(path: &[String], args: &[String]) -> Plan {
     }
 }
 
-/// A stream, the example projections caught up with one dead letter, and
-/// two registered hot/cold clusters; returns the values placeholders take.
+/// A stream, the example projections caught up with one dead letter, two
+/// registered hot/cold clusters and two empty tenants (`acme`, a schema
+/// tenant, and `globex`, conjoined); returns the values placeholders take.
 async fn build_fixture(db: &mut TestDb, bin: &Path, out_dir: &Path) -> Examples {
     let stream = Uuid::from_u128(0xd0c5_5eed_0000_0000_0000_0000_0000_0001);
     let store = db.store().await;
@@ -1162,6 +1163,10 @@ async fn build_fixture(db: &mut TestDb, bin: &Path, out_dir: &Path) -> Examples 
         "--reason",
         "docs fixture",
     ]);
+    // Tenants without streams, for the documented `tenants` commands
+    // (`add` again is a no-op, `remove` finds them empty).
+    cli(&["tenants", "add", "acme", "--mode", "schema"]);
+    cli(&["tenants", "add", "globex", "--mode", "conjoined"]);
     let leases = PgLeaseStore::new(db.pool().await);
     for cluster in ["billing", "projections"] {
         for (i, node) in ["node-a", "node-b"].into_iter().enumerate() {

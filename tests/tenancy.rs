@@ -88,6 +88,7 @@ async fn names_that_could_inject_sql_are_refused_and_nothing_changes() {
                 "{}",
             ],
             vec!["projections", "list", "--tenant", bad],
+            vec!["tenants", "remove", bad],
             vec!["migrate", "--tenant", bad],
         ];
         for args in attempts {
@@ -681,4 +682,86 @@ async fn workers_wake_for_their_own_schema_only() {
     tokio::time::timeout(Duration::from_secs(10), wake.notified())
         .await
         .expect("an append in acme wakes acme's workers");
+}
+
+/// A tenant is removed only while it owns no streams; a schema tenant's
+/// schema goes only on request; refusals change nothing.
+#[tokio::test]
+async fn only_a_tenant_without_streams_can_be_removed() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let cli = CliRunner::new(BIN, &db);
+    for (name, mode) in [
+        ("acme", "conjoined"),
+        ("idle", "conjoined"),
+        ("umbrella", "schema"),
+        ("spare", "schema"),
+        ("kept", "schema"),
+    ] {
+        cli.ok(&["tenants", "add", name, "--mode", mode]);
+    }
+    append(&cli, "acme", Uuid::from_u128(1), 2);
+    append(&cli, "umbrella", Uuid::from_u128(2), 1);
+    let before = fingerprint(&pool).await;
+    for (args, code, says) in [
+        (
+            vec!["tenants", "remove", "acme"],
+            1,
+            "tenant acme owns 1 streams",
+        ),
+        (
+            vec!["tenants", "remove", "umbrella", "--drop-schema"],
+            1,
+            "tenant umbrella owns 1 streams",
+        ),
+        (
+            vec!["tenants", "remove", "idle", "--drop-schema"],
+            1,
+            "no schema of its own",
+        ),
+        (
+            vec!["tenants", "remove", "nobody"],
+            1,
+            "unknown tenant nobody",
+        ),
+        (
+            vec!["tenants", "remove", "acme", "--tenant", "acme"],
+            1,
+            "not --tenant",
+        ),
+    ] {
+        let line = one_line_failure(&cli.run(&args), Some(code));
+        assert!(line.contains(says), "{args:?}: {line}");
+    }
+    assert_eq!(fingerprint(&pool).await, before);
+
+    assert_eq!(
+        cli.ok(&["tenants", "remove", "idle"]).trim(),
+        "tenant idle removed"
+    );
+    assert_eq!(
+        cli.ok(&["tenants", "remove", "spare", "--drop-schema"])
+            .trim(),
+        "tenant spare removed; its schema is dropped"
+    );
+    cli.ok(&["tenants", "remove", "kept"]);
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname IN ('umbrella', 'spare', 'kept')
+          ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(schemas, ["kept", "umbrella"]);
+    let listed: Vec<String> = cli
+        .json(&["tenants", "list", "--output", "json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, ["acme", "umbrella"]);
+    // A kept schema is a store again once the tenant is added back.
+    cli.ok(&["tenants", "add", "kept", "--mode", "schema"]);
+    append(&cli, "kept", Uuid::from_u128(3), 1);
 }

@@ -25,6 +25,18 @@ pub enum TenantError {
     /// rillflow store (it has tables but no migration history).
     #[error("schema {0} already exists and is not a rillflow store; pick another tenant name")]
     SchemaTaken(String),
+    /// A tenant that still owns streams cannot be removed: its events are
+    /// never deleted.
+    #[error("tenant {name} owns {streams} streams; nothing removed (rillflow never deletes a tenant's events)")]
+    HasStreams {
+        /// The tenant.
+        name: String,
+        /// How many streams it owns.
+        streams: i64,
+    },
+    /// `--drop-schema` given for a tenant without a schema of its own.
+    #[error("tenant {0} is conjoined: it has no schema of its own to drop")]
+    NoSchema(String),
     /// The operation cannot be scoped to this tenant.
     #[error(transparent)]
     Refused(#[from] ScopeRefusal),

@@ -5,5 +5,5 @@ mod registry;
 mod scope;
 
 pub use error::TenantError;
-pub use registry::{AddOutcome, TenantInfo, TenantRegistry};
+pub use registry::{AddOutcome, RemoveOutcome, TenantInfo, TenantRegistry};
 pub use scope::{schema_pool, TenantScope};

@@ -28,6 +28,15 @@ pub enum AddOutcome {
     AlreadyRegistered,
 }
 
+/// What `remove` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    /// Unregistered; a schema tenant's schema was left in place.
+    Removed,
+    /// Unregistered, and the schema tenant's (empty) schema dropped.
+    RemovedWithSchema,
+}
+
 /// The tenant registry of a base schema.
 #[derive(Debug, Clone)]
 pub struct TenantRegistry {
@@ -112,6 +121,99 @@ impl TenantRegistry {
             source,
         })?;
         Ok(())
+    }
+
+    /// Unregisters `name`, which must own no stream: a tenant's events are
+    /// never deleted by rillflow. A schema tenant's schema is dropped too
+    /// when `drop_schema` is set (with whatever else it holds, read models
+    /// included), else left for the operator.
+    ///
+    /// The check and the removal are one transaction that first locks the
+    /// tables streams are created in, so no append can commit a stream in
+    /// between. An append that resolved the tenant before the removal and
+    /// commits after it still creates its stream, under the tenant's name
+    /// (or, for a schema tenant whose schema was kept, in its schema):
+    /// registering the tenant again makes that stream reachable.
+    pub async fn remove(
+        &self,
+        name: &TenantName,
+        drop_schema: bool,
+    ) -> Result<RemoveOutcome, TenantError> {
+        let info = self
+            .get(name)
+            .await?
+            .ok_or_else(|| TenantError::Unknown(name.to_string()))?;
+        if drop_schema && info.mode != TenancyMode::Schema {
+            return Err(TenantError::NoSchema(name.to_string()));
+        }
+        let mut tx = self.pool.begin().await?;
+        // Appends hold a conflicting lock only for their own short
+        // transaction; waiting longer means something is stuck.
+        sqlx::query("SET LOCAL lock_timeout = '5s'")
+            .execute(&mut *tx)
+            .await?;
+        let streams: i64 = match info.mode {
+            TenancyMode::Conjoined => {
+                sqlx::query("LOCK TABLE rf_streams IN SHARE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query_scalar("SELECT count(*) FROM rf_streams WHERE tenant_id = $1")
+                    .bind(name.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+            TenancyMode::Schema => {
+                let schema = name.schema().quoted();
+                let migrated: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_tables
+                                     WHERE schemaname = $1 AND tablename = 'rf_streams')",
+                )
+                .bind(name.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                if migrated {
+                    // The schema name is a validated identifier (SEC-1), quoted.
+                    sqlx::query(&format!("LOCK TABLE {schema}.rf_streams IN SHARE MODE"))
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query_scalar(&format!("SELECT count(*) FROM {schema}.rf_streams"))
+                        .fetch_one(&mut *tx)
+                        .await?
+                } else {
+                    0
+                }
+            }
+        };
+        if streams > 0 {
+            tx.rollback().await?;
+            return Err(TenantError::HasStreams {
+                name: name.to_string(),
+                streams,
+            });
+        }
+        sqlx::query("DELETE FROM rf_tenants WHERE name = $1")
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM rf_archive_tenant_stats WHERE tenant_id = $1")
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if drop_schema {
+            sqlx::query(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                name.schema().quoted()
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        tracing::info!(tenant = %name, mode = %info.mode, drop_schema, "tenant removed");
+        Ok(if drop_schema {
+            RemoveOutcome::RemovedWithSchema
+        } else {
+            RemoveOutcome::Removed
+        })
     }
 
     /// The tenant called `name`, if registered.

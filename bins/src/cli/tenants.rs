@@ -12,6 +12,9 @@ pub enum TenantsCommand {
     Add(TenantAddArgs),
     /// List registered tenants with their stream counts.
     List(TenantListArgs),
+    /// Unregister a tenant that owns no streams (a tenant's events are
+    /// never deleted). A schema tenant's schema stays unless --drop-schema.
+    Remove(TenantRemoveArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -50,4 +53,17 @@ pub struct TenantListArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct TenantRemoveArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// The tenant to remove.
+    #[arg(value_name = "NAME")]
+    pub name: TenantName,
+    /// Also drop a schema tenant's schema, with everything in it (read-model
+    /// tables included). Only an empty store can be removed at all.
+    #[arg(long)]
+    pub drop_schema: bool,
 }

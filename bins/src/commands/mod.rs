@@ -147,6 +147,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Completions(args) => completions::run(args),
             Command::Tenants(TenantsCommand::Add(args)) => tenants::add::run(args).await,
             Command::Tenants(TenantsCommand::List(args)) => tenants::list::run(args).await,
+            Command::Tenants(TenantsCommand::Remove(args)) => tenants::remove::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Diag(DiagCommand::Bundle(args)) => diag::bundle::run(args).await,
             Command::Health(HealthCommand::Score(args)) => {

@@ -3,4 +3,5 @@
 
 pub mod add;
 pub mod list;
+pub mod remove;
 pub mod targets;
