@@ -256,7 +256,7 @@ async fn health_reports_a_lagging_projection() {
 
 /// A handler statement longer than a heartbeat (the daemon's session
 /// `statement_timeout`) is not cut: a batch has the lease's budget
-/// (ttl 10 s here: 7 s), and the hot node keeps its lease while it runs.
+/// (ttl 10 s here: 3.5 s), and the hot node keeps its lease while it runs.
 #[tokio::test]
 async fn a_hot_node_applies_handlers_slower_than_a_heartbeat() {
     let mut db = TestDb::migrated().await;
@@ -266,7 +266,7 @@ async fn a_hot_node_applies_handlers_slower_than_a_heartbeat() {
         "/../tests/fixtures/slow_handler.toml"
     );
     let mut args = fast_hotcold_args("slow", "a");
-    // Room in the lease: the budget is ttl - margin - 2 heartbeats = 7 s.
+    // Room in the lease: the budget is (ttl - margin - 2 heartbeats) / 2 = 3.5 s.
     let ttl = args.iter().position(|a| *a == "--lease-ttl-secs").unwrap() + 1;
     args[ttl] = "10";
     args.extend_from_slice(&["--projections", file, "--poll-interval-ms", "200"]);

@@ -387,7 +387,7 @@ fn a_batch_on_an_owned_partition_leaves_a_round_for_the_renewal() {
         heartbeat: Duration::from_secs(hb),
         ttl: Duration::from_secs(ttl),
     };
-    assert_eq!(timing(5, 30).batch_budget(), Duration::from_secs(20));
+    assert_eq!(timing(5, 30).batch_budget(), Duration::from_secs(10));
     // At the tightest valid timing a batch still gets a heartbeat.
     assert_eq!(timing(1, 2).batch_budget(), Duration::from_secs(1));
 }

@@ -13,7 +13,7 @@
 //! - `counter (declarative SQL)`: the same upsert declared in TOML;
 //! - `no-op`: handler does nothing (reading and checkpointing alone);
 //! - the set-based counter and the no-op again with a batch budget armed
-//!   (17 s, the hot/cold default), as the daemon runs them: what the
+//!   (17 s, longer than any batch here), as the daemon runs them: what the
 //!   budget's statement limit and watchdog cost per batch.
 //!
 //! Latency: a worker waits on LISTEN/NOTIFY while single events are appended

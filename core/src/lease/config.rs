@@ -67,17 +67,18 @@ impl LeaseConfig {
         }
     }
 
-    /// How long one fenced batch may take. Its transaction holds the
-    /// cluster row `FOR SHARE`, so the holder's renewals wait for it; a batch
-    /// that starts up to a heartbeat after the last renewal and ends within
-    /// this budget still leaves a heartbeat for the next renewal to land
-    /// before the node's own deadline (ttl less the safety margin). Never
-    /// below a heartbeat, the limit every statement had before batches got
-    /// one.
+    /// How long one try of a fenced batch may take. Its transaction holds
+    /// the cluster row `FOR SHARE`, so the holder's renewals wait for it. A
+    /// batch is tried at most twice in a row (all at once, then event by
+    /// event), so two tries that start up to a heartbeat after the last
+    /// renewal still leave a heartbeat for the next renewal to land before
+    /// the node's own deadline (ttl less the safety margin). Never below a
+    /// heartbeat, the limit every statement had before batches got one.
     pub fn batch_budget(&self) -> Duration {
-        self.lease_ttl
-            .saturating_sub(self.safety_margin + self.heartbeat * 2)
-            .max(self.heartbeat)
+        let room = self
+            .lease_ttl
+            .saturating_sub(self.safety_margin + self.heartbeat * 2);
+        (room / 2).max(self.heartbeat)
     }
 
     /// Checks that the knobs fit together.
@@ -121,11 +122,11 @@ mod tests {
     fn a_batch_leaves_room_for_a_renewal() {
         assert_eq!(
             LeaseConfig::default().batch_budget(),
-            Duration::from_secs(17)
+            Duration::from_millis(8_500)
         );
         assert_eq!(
             LeaseConfig::from_secs(1, 10, 1).batch_budget(),
-            Duration::from_secs(7)
+            Duration::from_millis(3_500)
         );
         // Tight timing: the budget never drops below a heartbeat.
         assert_eq!(

@@ -42,16 +42,15 @@ impl OwnerTiming {
         Ok(())
     }
 
-    /// How long one batch on an owned partition may take. The batch holds
-    /// the partition's lease row `FOR SHARE`, so the round renewing it waits
-    /// for the batch; a batch that ends this long after it began leaves a
-    /// round (one heartbeat after the latest renewal at most, plus one for
-    /// its reply) before the worker's own deadline. Never below a
-    /// heartbeat, the limit every statement had before batches got one.
+    /// How long one try of a batch on an owned partition may take. The
+    /// batch holds the partition's lease row `FOR SHARE`, so the round
+    /// renewing it waits for the batch. A batch is tried at most twice in a
+    /// row (all at once, then event by event); two tries that start up to a
+    /// heartbeat after the latest renewal still leave a round before the
+    /// worker's own deadline. Never below a heartbeat, the limit every
+    /// statement had before batches got one.
     pub fn batch_budget(&self) -> Duration {
-        self.ttl
-            .saturating_sub(self.heartbeat * 2)
-            .max(self.heartbeat)
+        (self.ttl.saturating_sub(self.heartbeat * 2) / 2).max(self.heartbeat)
     }
 }
 
