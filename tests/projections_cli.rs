@@ -633,3 +633,43 @@ async fn a_versioned_rebuild_switches_readers_only_once_caught_up() {
         vec![("ALICE".into(), 3), ("BOB".into(), 2)]
     );
 }
+
+/// Idle is not caught up when a transaction that began before the events
+/// is still open (PROJ-2 holds them back): `run-until-idle` says how many
+/// wait, and they are applied once it ends.
+#[tokio::test]
+async fn run_until_idle_says_when_an_open_transaction_holds_events_back() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("SELECT txid_current()")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    EventStore::new(pool.clone())
+        .append(
+            Uuid::from_u128(0xb10c),
+            ExpectedVersion::Any,
+            &[NewEvent::new("AccountOpened", json!({ "owner": "late" }))],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let out = ok(
+        &db,
+        &[
+            "projections",
+            "run-until-idle",
+            "--projections",
+            EXAMPLE,
+            "--name",
+            "account_balances",
+        ],
+    );
+    assert!(
+        out.contains("0 event(s) read") && out.contains("1 event(s) still ahead"),
+        "{out}"
+    );
+    blocker.rollback().await.unwrap();
+    catch_up(&db, EXAMPLE, "account_balances");
+}

@@ -56,10 +56,13 @@ pub async fn run(args: RunOnceArgs, until_idle: bool) -> Result<()> {
             break outcome;
         };
         let note = match last {
-            BatchOutcome::Paused => ", paused",
-            BatchOutcome::Stopped => ", stopped by its error policy (see `projections status`)",
-            BatchOutcome::RetryIn(_) => ", an event is waiting to be retried",
-            _ => "",
+            BatchOutcome::Paused => ", paused".to_owned(),
+            BatchOutcome::Stopped => {
+                ", stopped by its error policy (see `projections status`)".to_owned()
+            }
+            BatchOutcome::RetryIn(_) => ", an event is waiting to be retried".to_owned(),
+            BatchOutcome::Idle => held_back(&catalog, p.name(), partition).await?,
+            BatchOutcome::Applied { .. } => String::new(),
         };
         println!(
             "{}: {batches} batch(es), {read} event(s) read, {applied} applied{note}",
@@ -67,4 +70,28 @@ pub async fn run(args: RunOnceArgs, until_idle: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Idle with events still ahead means the gap-safe reader stopped in front
+/// of a transaction that is still open (PROJ-2): say so, rather than let
+/// "idle" read as "caught up".
+async fn held_back(
+    catalog: &ProjectionCatalog,
+    name: &str,
+    partition: PartitionSpec,
+) -> Result<String> {
+    let status = catalog.status(name).await?;
+    let lag = status
+        .partitions
+        .iter()
+        .find(|p| p.partition == partition.key() as i32)
+        .map_or(0, |p| p.lag);
+    Ok(if lag > 0 {
+        format!(
+            ", {lag} event(s) still ahead: a transaction that began before they were written is \
+             still open, and they are applied once it ends"
+        )
+    } else {
+        String::new()
+    })
 }
