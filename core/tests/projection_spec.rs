@@ -203,7 +203,7 @@ fn bad_parameters_are_refused_with_their_position() {
         rewrite("SELECT :nope").unwrap_err().to_string(),
         "unknown placeholder :nope (known: :stream_id, :version, :position, :tx_id, :event_id, \
          :event_type, :schema_version, :created_at, :causation_id, :correlation_id, :data, \
-         :headers, :data.<path>, :headers.<path>)"
+         :headers, :tenant_id, :data.<path>, :headers.<path>)"
     );
 }
 
@@ -370,10 +370,10 @@ fn one(extra: &str, handlers: &str) -> String {
 fn errors_point_at_the_value_at_fault() {
     let ok = "X = \"SELECT 1\"\n";
     let cases: Vec<(String, (usize, usize), &str)> = vec![
-        (one("", "X = \"SELECT :nope\"\n"), (4, 13), "projection \"a\": handler \"X\": unknown placeholder :nope (known: :stream_id, :version, :position, :tx_id, :event_id, :event_type, :schema_version, :created_at, :causation_id, :correlation_id, :data, :headers, :data.<path>, :headers.<path>)"),
+        (one("", "X = \"SELECT :nope\"\n"), (4, 13), "projection \"a\": handler \"X\": unknown placeholder :nope (known: :stream_id, :version, :position, :tx_id, :event_id, :event_type, :schema_version, :created_at, :causation_id, :correlation_id, :data, :headers, :tenant_id, :data.<path>, :headers.<path>)"),
         // Escapes before the placeholder shift it in the file, not in the SQL.
-        (one("", "X = \"SELECT '\\t\\u00e9', :oops\"\n"), (4, 25), "projection \"a\": handler \"X\": unknown placeholder :oops (known: :stream_id, :version, :position, :tx_id, :event_id, :event_type, :schema_version, :created_at, :causation_id, :correlation_id, :data, :headers, :data.<path>, :headers.<path>)"),
-        (one("", "X = \"\"\"\nSELECT 1,\n  \\\n  :oops\n\"\"\"\n"), (7, 3), "projection \"a\": handler \"X\": unknown placeholder :oops (known: :stream_id, :version, :position, :tx_id, :event_id, :event_type, :schema_version, :created_at, :causation_id, :correlation_id, :data, :headers, :data.<path>, :headers.<path>)"),
+        (one("", "X = \"SELECT '\\t\\u00e9', :oops\"\n"), (4, 25), "projection \"a\": handler \"X\": unknown placeholder :oops (known: :stream_id, :version, :position, :tx_id, :event_id, :event_type, :schema_version, :created_at, :causation_id, :correlation_id, :data, :headers, :tenant_id, :data.<path>, :headers.<path>)"),
+        (one("", "X = \"\"\"\nSELECT 1,\n  \\\n  :oops\n\"\"\"\n"), (7, 3), "projection \"a\": handler \"X\": unknown placeholder :oops (known: :stream_id, :version, :position, :tx_id, :event_id, :event_type, :schema_version, :created_at, :causation_id, :correlation_id, :data, :headers, :tenant_id, :data.<path>, :headers.<path>)"),
         (one("", "X = ['SELECT 1', '''\nSELECT $2''']\n"), (5, 8), "projection \"a\": handler \"X\": positional parameter $2 is not allowed; use named placeholders such as :stream_id"),
         (one("", "X = \"SELECT a:version\"\n"), (4, 14), "projection \"a\": handler \"X\": placeholder :version directly follows a word; put a space or an operator before it"),
         (one("", "X = \"SELECT :data.2\"\n"), (4, 13), "projection \"a\": handler \"X\": malformed placeholder :data.2: names and path segments are ASCII letters, digits and '_', not starting with a digit"),
@@ -624,4 +624,19 @@ proptest! {
         let rest: String = line.chars().skip(e.column - 1).collect();
         prop_assert!(rest.starts_with(":nope"), "{text:?} -> {e}");
     }
+}
+
+#[test]
+fn tenant_id_is_a_lookup_of_the_streams_owner_by_its_id() {
+    let s = rillflow_core::projection::rewrite(
+        "INSERT INTO t VALUES (:tenant_id, :version, :stream_id, :tenant_id::text)",
+    )
+    .unwrap();
+    let owner =
+        "(SELECT rf_owner.tenant_id FROM rf_streams rf_owner WHERE rf_owner.stream_id = $1)";
+    assert_eq!(
+        s.sql,
+        format!("INSERT INTO t VALUES ({owner}, $2, $1, {owner}::text)")
+    );
+    assert_eq!(s.params, vec![ParamSource::StreamId, ParamSource::Version]);
 }

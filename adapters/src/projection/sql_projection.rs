@@ -60,6 +60,9 @@ fn bind<'q>(
         ParamSource::Headers => query.bind(&event.headers),
         ParamSource::DataPath(path) => query.bind(json_path_text(&event.data, path)),
         ParamSource::HeaderPath(path) => query.bind(json_path_text(&event.headers, path)),
+        // `rewrite` looks the owner up by the stream id; should a statement
+        // ever carry the source itself, the stream id is still what it needs.
+        ParamSource::TenantId => query.bind(event.stream_id),
     }
 }
 

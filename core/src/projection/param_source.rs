@@ -33,6 +33,10 @@ pub enum ParamSource {
     Data,
     /// `:headers`, the whole headers object (jsonb).
     Headers,
+    /// `:tenant_id`, the conjoined tenant owning the event's stream (text;
+    /// NULL for an untenanted stream). Not bound itself: the rewrite turns
+    /// it into a lookup of the stream's owner by `:stream_id`.
+    TenantId,
     /// `:data.a.b`, a field of the body, bound as text (see [`json_path_text`]).
     DataPath(Vec<String>),
     /// `:headers.k`, a field of the headers, bound as text.
@@ -42,11 +46,11 @@ pub enum ParamSource {
 /// The names a placeholder may have, for error messages.
 pub(super) const KNOWN: &str = ":stream_id, :version, :position, :tx_id, :event_id, :event_type, \
      :schema_version, :created_at, :causation_id, :correlation_id, :data, :headers, \
-     :data.<path>, :headers.<path>";
+     :tenant_id, :data.<path>, :headers.<path>";
 
 /// The plain (path-less) sources with their names; one table serves both
 /// directions so parsing and printing cannot drift apart.
-const PLAIN: [(&str, ParamSource); 12] = [
+const PLAIN: [(&str, ParamSource); 13] = [
     ("stream_id", ParamSource::StreamId),
     ("version", ParamSource::Version),
     ("position", ParamSource::Position),
@@ -59,6 +63,7 @@ const PLAIN: [(&str, ParamSource); 12] = [
     ("correlation_id", ParamSource::CorrelationId),
     ("data", ParamSource::Data),
     ("headers", ParamSource::Headers),
+    ("tenant_id", ParamSource::TenantId),
 ];
 
 impl ParamSource {
