@@ -82,9 +82,14 @@ impl BudgetWatch {
 
 impl Drop for BudgetWatch {
     fn drop(&mut self) {
-        // A batch that returned early through `?` never disarmed: its
-        // transaction is rolled back on drop, and a cancel that still
-        // arrived would only fail the rollback, which the pool repairs.
+        // A batch that returned early through `?` never disarmed. Unless the
+        // watchdog is sending its cancel at this very moment, mark the batch
+        // done so it never will; a cancel already on its way can still hit
+        // the connection's next statement, which fails like any cancelled
+        // statement and is retried.
+        if let Ok(mut done) = self.done.try_lock() {
+            *done = true;
+        }
         if let Some(task) = self.task.take() {
             task.abort();
         }
