@@ -667,7 +667,7 @@ async fn run_until_idle_says_when_an_open_transaction_holds_events_back() {
         ],
     );
     assert!(
-        out.contains("0 event(s) read") && out.contains("1 event(s) still ahead"),
+        out.contains("0 event(s) read") && out.contains("1 event(s) not readable yet"),
         "{out}"
     );
     blocker.rollback().await.unwrap();

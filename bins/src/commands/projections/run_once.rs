@@ -72,9 +72,9 @@ pub async fn run(args: RunOnceArgs, until_idle: bool) -> Result<()> {
     Ok(())
 }
 
-/// Idle with events still ahead means the gap-safe reader stopped in front
-/// of a transaction that is still open (PROJ-2): say so, rather than let
-/// "idle" read as "caught up".
+/// Idle with events still ahead means they arrived after the last read, or
+/// the gap-safe reader stopped in front of a transaction that is still open
+/// (PROJ-2): say so, rather than let "idle" read as "caught up".
 async fn held_back(
     catalog: &ProjectionCatalog,
     name: &str,
@@ -88,8 +88,8 @@ async fn held_back(
         .map_or(0, |p| p.lag);
     Ok(if lag > 0 {
         format!(
-            ", {lag} event(s) still ahead: a transaction that began before they were written is \
-             still open, and they are applied once it ends"
+            ", {lag} event(s) not readable yet: written after the last read, or waiting behind \
+             a transaction that is still open (the reader never skips one)"
         )
     } else {
         String::new()
