@@ -6,11 +6,14 @@
 //! right for lease statements but would cut any handler statement longer
 //! than a heartbeat, dead-lettering events that were merely slow. So a
 //! batch gets its own limit instead: every statement of it may run up to
-//! the whole budget, and a watchdog cancels whatever the batch's backend is
-//! running once the budget is spent, which bounds a handler that issues
+//! the whole budget, and a watchdog cancels the handler the batch's backend
+//! is running once the budget is spent, which bounds a handler that issues
 //! many statements too. The runner then commits what was done before the
-//! cut and leaves the rest to the next batch.
+//! cut and leaves the rest to the next batch. The watchdog cancels only
+//! while a handler runs, never the batch's own bookkeeping (its dead-letter
+//! and checkpoint writes), so a cut batch can always commit.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,15 +22,26 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+/// Where the batch is, as far as the watchdog is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Between handlers: nothing to cancel.
+    Outside,
+    /// A handler runs on the batch's connection.
+    InHandler,
+    /// The batch is past its handlers (or gone): never cancel again.
+    Done,
+}
+
 /// Arms one batch's limits: the statement limit on its transaction and the
 /// watchdog over its backend.
 pub(super) struct BudgetWatch {
     fired: Arc<AtomicBool>,
     /// Held by the watchdog while it cancels and by the batch while it
-    /// stops the watchdog: a cancel is never sent once the batch has moved
-    /// on to commit, so it cannot hit whatever the pooled connection runs
-    /// next.
-    done: Arc<Mutex<bool>>,
+    /// enters or leaves a handler: a cancel is sent only while a handler
+    /// runs, so it cannot hit the batch's bookkeeping or whatever the
+    /// pooled connection runs next.
+    phase: Arc<Mutex<Phase>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -49,31 +63,46 @@ impl BudgetWatch {
         .fetch_one(conn)
         .await?;
         let fired = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(Mutex::new(false));
+        let phase = Arc::new(Mutex::new(Phase::Outside));
         let task = tokio::spawn(watchdog(
             pool.clone(),
             pid,
             budget,
             fired.clone(),
-            done.clone(),
+            phase.clone(),
         ));
         Ok(BudgetWatch {
             fired,
-            done,
+            phase,
             task: Some(task),
         })
     }
 
-    /// True once the budget is spent and the batch's backend was told to
-    /// cancel: whatever failed after that is the budget's doing.
+    /// True once the budget is spent (and a handler running then was told
+    /// to cancel): whatever failed after that is the budget's doing.
     pub(super) fn spent(&self) -> bool {
         self.fired.load(Ordering::Acquire)
     }
 
+    /// Runs `handler`, the only thing the watchdog may cancel.
+    pub(super) async fn during<F: Future>(&self, handler: F) -> F::Output {
+        self.enter(Phase::InHandler).await;
+        let out = handler.await;
+        self.enter(Phase::Outside).await;
+        out
+    }
+
+    async fn enter(&self, next: Phase) {
+        let mut phase = self.phase.lock().await;
+        if *phase != Phase::Done {
+            *phase = next;
+        }
+    }
+
     /// Stops the watchdog; after this no cancel is sent. Call before the
-    /// commit or rollback that ends the batch.
+    /// batch's bookkeeping.
     pub(super) async fn disarm(&mut self) {
-        *self.done.lock().await = true;
+        *self.phase.lock().await = Phase::Done;
         if let Some(task) = self.task.take() {
             task.abort();
         }
@@ -83,12 +112,11 @@ impl BudgetWatch {
 impl Drop for BudgetWatch {
     fn drop(&mut self) {
         // A batch that returned early through `?` never disarmed. Unless the
-        // watchdog is sending its cancel at this very moment, mark the batch
-        // done so it never will; a cancel already on its way can still hit
-        // the connection's next statement, which fails like any cancelled
-        // statement and is retried.
-        if let Ok(mut done) = self.done.try_lock() {
-            *done = true;
+        // watchdog is sending its cancel at this very moment (to a handler
+        // that then fails, which is why the batch is being dropped), mark it
+        // done so it never will.
+        if let Ok(mut phase) = self.phase.try_lock() {
+            *phase = Phase::Done;
         }
         if let Some(task) = self.task.take() {
             task.abort();
@@ -101,14 +129,19 @@ async fn watchdog(
     pid: i32,
     budget: Duration,
     fired: Arc<AtomicBool>,
-    done: Arc<Mutex<bool>>,
+    phase: Arc<Mutex<Phase>>,
 ) {
     tokio::time::sleep(budget).await;
-    let done = done.lock().await;
-    if *done {
+    let phase = phase.lock().await;
+    if *phase == Phase::Done {
         return;
     }
     fired.store(true, Ordering::Release);
+    if *phase == Phase::Outside {
+        // Between handlers: the runner sees the budget spent before the
+        // next one and ends the batch there.
+        return;
+    }
     tracing::warn!(
         backend = pid,
         budget_ms = budget.as_millis() as u64,

@@ -144,7 +144,13 @@ impl ProjectionRunner {
             .iter()
             .filter(|e| self.projection.handles(&e.event_type) && !carried(&checkpoint, e))
             .collect();
-        let applied = self.projection.apply_batch(&mut tx, &handled).await;
+        let applied = match &watch {
+            Some(w) => {
+                w.during(self.projection.apply_batch(&mut tx, &handled))
+                    .await
+            }
+            None => self.projection.apply_batch(&mut tx, &handled).await,
+        };
         disarm(&mut watch).await;
         if applied.is_err() {
             // Over budget too: one event at a time, the slow path commits
@@ -295,7 +301,7 @@ impl ProjectionRunner {
                 stopped = true;
                 break;
             }
-            match self.apply_in_savepoint(&mut tx, event).await? {
+            match self.apply_in_savepoint(&mut tx, event, &watch).await? {
                 Ok(()) => {
                     sql::forget_dead_letter(&mut tx, *id).await?;
                     progress.processed += 1;
@@ -326,7 +332,7 @@ impl ProjectionRunner {
             if cut(&watch, &progress) {
                 break;
             }
-            let error = match self.apply_in_savepoint(&mut tx, event).await? {
+            let error = match self.apply_in_savepoint(&mut tx, event, &watch).await? {
                 Ok(()) => {
                     progress.processed += 1;
                     applied += 1;
@@ -346,7 +352,6 @@ impl ProjectionRunner {
             tracing::warn!(projection = name, partition = slot.key, version = slot.version, position = event.position, failures, %error, "handler failed");
             match policy.decide(failures) {
                 FailureDecision::Retry { delay } => {
-                    disarm(&mut watch).await;
                     let carry = pruned_carry(&checkpoint, cursor);
                     sql::advance(&mut tx, &slot, cursor, progress, owner, carry.as_ref()).await?;
                     sql::schedule_retry(&mut tx, &slot, event.position, failures, delay).await?;
@@ -360,7 +365,6 @@ impl ProjectionRunner {
                     read += 1;
                 }
                 FailureDecision::Stop => {
-                    disarm(&mut watch).await;
                     let carry = pruned_carry(&checkpoint, cursor);
                     sql::advance(&mut tx, &slot, cursor, progress, owner, carry.as_ref()).await?;
                     let reason = format!(
@@ -394,9 +398,14 @@ impl ProjectionRunner {
         &self,
         tx: &mut Transaction<'static, Postgres>,
         event: &RecordedEvent,
+        watch: &Option<BudgetWatch>,
     ) -> Result<Result<(), String>, BatchError> {
         sqlx::query("SAVEPOINT rf_event").execute(&mut **tx).await?;
-        match self.projection.apply(tx, event).await {
+        let applied = match watch {
+            Some(w) => w.during(self.projection.apply(tx, event)).await,
+            None => self.projection.apply(tx, event).await,
+        };
+        match applied {
             Ok(()) => {
                 sqlx::query("RELEASE SAVEPOINT rf_event")
                     .execute(&mut **tx)
@@ -428,8 +437,8 @@ struct Opened {
     watch: Option<BudgetWatch>,
 }
 
-/// Ends the handlers' budget before the batch's own bookkeeping, so that no
-/// cancel meant for a handler can hit it.
+/// Ends the handlers' budget once they are done, so the watchdog task does
+/// not outlive the batch.
 async fn disarm(watch: &mut Option<BudgetWatch>) {
     if let Some(w) = watch {
         w.disarm().await;
