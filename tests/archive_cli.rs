@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use rillflow_testkit::{free_port, http_get, one_line_failure, CliRunner, Process, TestDb};
+use rillflow_testkit::{free_port, one_line_failure, wait_for_body, CliRunner, Process, TestDb};
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -512,16 +512,7 @@ async fn a_daemon_serves_the_archive_metrics_from_the_database() {
         ],
         &log_dir("metrics"),
     );
-    let start = Instant::now();
-    let text = loop {
-        if let Some((line, text)) = http_get(port, "/metrics") {
-            if line.contains("200") {
-                break text;
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(15), "no /metrics");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let text = wait_for_body(port, "/metrics", Duration::from_secs(15), |_| true);
     for family in [
         "archive_streams_marked_total",
         "archive_streams_reactivated_total",

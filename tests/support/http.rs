@@ -23,3 +23,27 @@ pub fn http_get(port: u16, path: &str) -> Option<(String, String)> {
     let (head, body) = text.split_once("\r\n\r\n")?;
     Some((head.lines().next()?.to_owned(), body.to_owned()))
 }
+
+/// Polls `GET path` until it answers 200 with a body `ready` accepts, and
+/// returns that body; fails the test after `limit`. A blocking wait: the
+/// server is another process.
+pub fn wait_for_body(
+    port: u16,
+    path: &str,
+    limit: Duration,
+    ready: impl Fn(&str) -> bool,
+) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some((line, body)) = http_get(port, path) {
+            if line.contains("200") && ready(&body) {
+                return body;
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "GET {path} never answered as expected"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

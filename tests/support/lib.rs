@@ -16,12 +16,13 @@ pub mod http;
 pub mod lease_fixtures;
 pub mod process;
 pub mod stream_counts;
+pub mod tenancy;
 pub mod test_db;
 
 pub use built_bin::rillflow_bin;
 pub use cli_runner::{one_line_failure, CliRunner};
 pub use cluster_watch::wait_for_view;
 pub use counter::Counter;
-pub use http::{free_port, http_get};
+pub use http::{free_port, http_get, wait_for_body};
 pub use process::{fast_auto_args, fast_hotcold_args, Process};
 pub use test_db::TestDb;
