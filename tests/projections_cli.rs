@@ -41,22 +41,27 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// `run-until-idle` of `name` in `file`, once; its output.
+fn run_until_idle(db: &TestDb, file: &str, name: &str) -> String {
+    ok(
+        db,
+        &[
+            "projections",
+            "run-until-idle",
+            "--projections",
+            file,
+            "--name",
+            name,
+        ],
+    )
+}
+
 /// Runs `run-until-idle` until `name` has no lag: other tests' open
 /// transactions may hold the server-wide visibility horizon back a moment.
 fn catch_up(db: &TestDb, file: &str, name: &str) {
     let start = Instant::now();
     loop {
-        ok(
-            db,
-            &[
-                "projections",
-                "run-until-idle",
-                "--projections",
-                file,
-                "--name",
-                name,
-            ],
-        );
+        run_until_idle(db, file, name);
         let s = json_of(db, &["projections", "status", name, "--output", "json"]);
         let lag: i64 = s["partitions"]
             .as_array()
@@ -240,17 +245,7 @@ async fn pause_holds_a_projection_until_resumed() {
         .await
         .unwrap();
     ok(&db, &["projections", "pause", "account_balances"]);
-    let out = ok(
-        &db,
-        &[
-            "projections",
-            "run-until-idle",
-            "--projections",
-            EXAMPLE,
-            "--name",
-            "account_balances",
-        ],
-    );
+    let out = run_until_idle(&db, EXAMPLE, "account_balances");
     assert!(out.contains("0 applied, paused"), "{out}");
     assert!(ok(&db, &["projections", "list"]).contains("paused"));
     ok(&db, &["projections", "resume", "account_balances"]);
@@ -326,17 +321,7 @@ Paid = "INSERT INTO amounts VALUES (:position, CASE WHEN :data.amount ~ '^[0-9]+
     assert_eq!(amounts(&db).await, vec![3, 4]);
 
     ok(&db, &["projections", "dlq-requeue", "amounts", "--id", &id]);
-    ok(
-        &db,
-        &[
-            "projections",
-            "run-until-idle",
-            "--projections",
-            lenient,
-            "--name",
-            "amounts",
-        ],
-    );
+    run_until_idle(&db, lenient, "amounts");
     assert_eq!(
         amounts(&db).await,
         vec![3, 0, 4],
@@ -582,17 +567,7 @@ async fn a_versioned_rebuild_switches_readers_only_once_caught_up() {
 
     let start = Instant::now();
     loop {
-        ok(
-            &db,
-            &[
-                "projections",
-                "run-until-idle",
-                "--projections",
-                v2,
-                "--name",
-                "owners",
-            ],
-        );
+        run_until_idle(&db, v2, "owners");
         let s = json_of(
             &db,
             &["projections", "status", "owners", "--output", "json"],
@@ -655,17 +630,7 @@ async fn run_until_idle_says_when_an_open_transaction_holds_events_back() {
         )
         .await
         .unwrap();
-    let out = ok(
-        &db,
-        &[
-            "projections",
-            "run-until-idle",
-            "--projections",
-            EXAMPLE,
-            "--name",
-            "account_balances",
-        ],
-    );
+    let out = run_until_idle(&db, EXAMPLE, "account_balances");
     assert!(
         out.contains("0 event(s) read") && out.contains("1 event(s) not readable yet"),
         "{out}"

@@ -92,35 +92,13 @@ impl Projection for PerEvent {
     }
 }
 
-struct NoOp;
+/// Does nothing; named, so each run starts from its own checkpoint.
+struct NoOp(&'static str);
 
 #[async_trait]
 impl Projection for NoOp {
     fn name(&self) -> &str {
-        "bench_noop"
-    }
-    fn handles(&self, _: &str) -> bool {
-        true
-    }
-    async fn apply(&self, _: &mut PgConnection, _: &RecordedEvent) -> Result<(), HandlerError> {
-        Ok(())
-    }
-    async fn apply_batch(
-        &self,
-        _: &mut PgConnection,
-        _: &[&RecordedEvent],
-    ) -> Result<(), rillflow_adapters::projection::BatchFailure> {
-        Ok(())
-    }
-}
-
-/// The no-op under another name, so it starts from its own checkpoint.
-struct NoOpAgain;
-
-#[async_trait]
-impl Projection for NoOpAgain {
-    fn name(&self) -> &str {
-        "bench_noop_budget"
+        self.0
     }
     fn handles(&self, _: &str) -> bool {
         true
@@ -313,13 +291,17 @@ async fn main() {
             Arc::new(SqlProjection::new(declared)),
             None,
         ),
-        ("no-op", Arc::new(NoOp), None),
+        ("no-op", Arc::new(NoOp("bench_noop")), None),
         (
             "counter (set-based, batch budget armed)",
             Arc::new(Counter::new("bench_counter_budget")),
             budget,
         ),
-        ("no-op (batch budget armed)", Arc::new(NoOpAgain), budget),
+        (
+            "no-op (batch budget armed)",
+            Arc::new(NoOp("bench_noop_budget")),
+            budget,
+        ),
     ];
     for (label, projection, budget) in runs {
         let rate = throughput(&pool, projection, opts.events, budget).await;
