@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use rillflow_testkit::TestDb;
+use rillflow_testkit::{migration_count, TestDb};
 use serde_json::Value;
 
 const STREAM: &str = "6a1f3b52-8c1e-4d0e-9f6a-2b7c9d8e0f11";
@@ -252,20 +252,28 @@ async fn migrate_down_and_up() {
     let db = TestDb::empty().await;
     let out = rillflow(&db, &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let all = migration_count();
     assert!(
-        stdout(&out).contains("applied 9 migration(s)"),
+        stdout(&out).contains(&format!("applied {all} migration(s)")),
         "{}",
         stdout(&out)
     );
 
-    let too_far = rillflow(&db, &["migrate", "--down", "10"]);
-    assert!(one_line_failure(&too_far, 1).contains("only 9 applied"));
+    let beyond = (all + 1).to_string();
+    let too_far = rillflow(&db, &["migrate", "--down", &beyond]);
+    assert!(one_line_failure(&too_far, 1).contains(&format!("only {all} applied")));
     let status = stdout(&rillflow(&db, &["migrate", "--status"]));
-    assert_eq!(status.matches("\tapplied").count(), 9, "{status}");
+    assert_eq!(status.matches("\tapplied").count(), all, "{status}");
 
-    let down = rillflow(&db, &["migrate", "--down", "5"]);
+    // Back to before 0005, whatever came after it.
+    let steps = all - 4;
+    let down = rillflow(&db, &["migrate", "--down", &steps.to_string()]);
+    let reverted: Vec<String> = (5..=all).rev().map(|v| format!("{v:04}")).collect();
     assert!(
-        stdout(&down).contains("reverted 5 migration(s): 0009, 0008, 0007, 0006, 0005"),
+        stdout(&down).contains(&format!(
+            "reverted {steps} migration(s): {}",
+            reverted.join(", ")
+        )),
         "{}",
         stdout(&down)
     );

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rillflow_adapters::{EventStore, NewEvent, RecordedEvent, StoreError};
-use rillflow_core::{ExpectedVersion, GlobalCursor};
+use rillflow_core::{ExpectedVersion, GlobalCursor, PartitionSpec};
 use rillflow_testkit::TestDb;
 use serde_json::json;
 use sqlx::Acquire;
@@ -52,10 +52,72 @@ async fn a_late_commit_with_a_lower_position_is_not_skipped() {
     assert_eq!(batch.next, GlobalCursor::START);
 
     tx.commit().await.unwrap();
-    // Other tests' open transactions on the same server also hold the
-    // horizon back (it is cluster-wide), so poll until both arrive.
+    // Autovacuum working in this database can hold the horizon back for a
+    // moment, so poll until both arrive.
     let types = read_until(&store, 2).await;
     assert_eq!(types, vec!["Slow", "Fast"]);
+}
+
+/// A transaction in another database of the server can never write this
+/// database's events: however long it stays open, readers here go on. (The
+/// horizon used to be the snapshot's xmin, which it held back.)
+#[tokio::test]
+async fn a_transaction_in_another_database_does_not_hold_readers_back() {
+    let mut db = TestDb::migrated().await;
+    let store = db.store().await;
+    let mut elsewhere = TestDb::empty().await;
+    let elsewhere = elsewhere.pool().await;
+    let mut blocker = elsewhere.begin().await.unwrap();
+    sqlx::raw_sql("CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+
+    store
+        .append(
+            Uuid::from_u128(7),
+            ExpectedVersion::Any,
+            &[NewEvent::new("Here", json!({}))],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    // Held open throughout: only this database's own transactions (an
+    // autovacuum run, for a moment) may delay the read.
+    let types = read_until(&store, 1).await;
+    assert_eq!(types, vec!["Here"]);
+    blocker.rollback().await.unwrap();
+}
+
+/// A reader whose own transaction has an id stops in front of it: a batch
+/// whose handler appends must not move its checkpoint past the events it
+/// writes itself, or its projection would never see them.
+#[tokio::test]
+async fn a_reader_stops_in_front_of_its_own_transaction() {
+    let mut db = TestDb::migrated().await;
+    let store = EventStore::new(db.pool_of(4).await);
+    let mut conn = store.pool().acquire().await.unwrap();
+    let mut own = conn.begin().await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *own)
+        .await
+        .unwrap();
+    store
+        .append(
+            Uuid::from_u128(8),
+            ExpectedVersion::Any,
+            &[NewEvent::new("Later", json!({}))],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+
+    let inside = EventStore::read_all_in(&mut own, GlobalCursor::START, 10, PartitionSpec::WHOLE)
+        .await
+        .unwrap();
+    assert!(inside.is_empty(), "read past its own transaction: {inside:?}");
+    own.rollback().await.unwrap();
+    assert_eq!(read_until(&store, 1).await, vec!["Later"]);
 }
 
 /// Reads from the start until `n` events arrived, or fails after a deadline.
@@ -130,9 +192,8 @@ async fn concurrent_writers_never_open_a_gap() {
     let mut db = TestDb::migrated().await;
     let store = EventStore::new(db.pool_of(WRITERS as u32 + 4).await);
     // How many events were committed, plus one; zero while writers run. An
-    // empty batch does not mean the reader caught up: the horizon is
-    // cluster-wide, so any open transaction on the server (another test's)
-    // holds it back. The reader stops once it has seen as many events as
+    // empty batch does not mean the reader caught up: any open transaction
+    // of this database (autovacuum's) holds the horizon back. The reader stops once it has seen as many events as
     // were committed, or gives up after a minute and lets the checks fail.
     let expected = Arc::new(AtomicUsize::new(0));
 

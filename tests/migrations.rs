@@ -3,7 +3,7 @@
 
 use rillflow_adapters::{EventStore, Migrations, NewEvent};
 use rillflow_core::ExpectedVersion;
-use rillflow_testkit::TestDb;
+use rillflow_testkit::{migration_count, TestDb};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -24,7 +24,8 @@ async fn apply_all_revert_all_apply_again() {
     let mut db = TestDb::empty().await;
     let pool = db.pool().await;
 
-    assert_eq!(Migrations::apply(&pool).await.unwrap(), 9);
+    let all = migration_count();
+    assert_eq!(Migrations::apply(&pool).await.unwrap(), all);
     let full = tables(&pool).await;
     for t in [
         "events",
@@ -48,14 +49,15 @@ async fn apply_all_revert_all_apply_again() {
         "second apply is a no-op"
     );
 
-    let reverted = Migrations::revert(&pool, 9).await.unwrap();
-    assert_eq!(reverted, vec![9, 8, 7, 6, 5, 4, 3, 2, 1]);
+    let reverted = Migrations::revert(&pool, all).await.unwrap();
+    let every: Vec<i64> = (1..=all as i64).rev().collect();
+    assert_eq!(reverted, every);
     assert!(
         tables(&pool).await.is_empty(),
         "revert all leaves no tables"
     );
 
-    assert_eq!(Migrations::apply(&pool).await.unwrap(), 9);
+    assert_eq!(Migrations::apply(&pool).await.unwrap(), all);
     assert_eq!(tables(&pool).await, full);
 }
 
@@ -64,10 +66,11 @@ async fn reverting_more_than_applied_changes_nothing() {
     let mut db = TestDb::migrated().await;
     let pool = db.pool().await;
     let before = tables(&pool).await;
-    let err = Migrations::revert(&pool, 10).await.unwrap_err();
+    let all = migration_count();
+    let err = Migrations::revert(&pool, all + 1).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "cannot revert 10 migrations: only 9 applied"
+        format!("cannot revert {} migrations: only {all} applied", all + 1)
     );
     assert_eq!(tables(&pool).await, before);
     assert!(Migrations::status(&pool)
@@ -96,12 +99,14 @@ async fn partitioning_down_and_up_keeps_events_and_versions() {
         .await
         .unwrap();
 
-    // Tenancy (0009), partition ownership (0008), archive operations
-    // (0007) and the projection runtime (0006) go first, then the
-    // partitioning.
+    // Everything after 0005 (the read horizon, tenancy, partition
+    // ownership, archive operations, the projection runtime) goes first,
+    // then the partitioning.
+    let all = migration_count();
+    let after_partitioning = all - 4;
     assert_eq!(
-        Migrations::revert(&pool, 5).await.unwrap(),
-        vec![9, 8, 7, 6, 5]
+        Migrations::revert(&pool, after_partitioning).await.unwrap(),
+        (5..=all as i64).rev().collect::<Vec<_>>()
     );
     let partitioned: bool =
         sqlx::query_scalar("SELECT relkind = 'p' FROM pg_class WHERE relname = 'events'")
@@ -119,7 +124,7 @@ async fn partitioning_down_and_up_keeps_events_and_versions() {
         .await
         .unwrap();
 
-    assert_eq!(Migrations::apply(&pool).await.unwrap(), 5);
+    assert_eq!(Migrations::apply(&pool).await.unwrap(), after_partitioning);
     let r = store
         .append(
             stream,

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 /// The timeouts keep one stuck peer from stalling everyone else: a statement
 /// waiting on a row lock gives up after `lock_timeout`, and a session that
 /// froze inside a transaction is cut off after `idle_in_transaction_timeout`,
-/// which also releases its locks and lets readers' xmin horizon move on.
+/// which also releases its locks and lets readers' horizon move on.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     /// Most connections the pool opens.

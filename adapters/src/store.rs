@@ -18,20 +18,20 @@ pub(crate) const EVENT_COLUMNS: &str =
     "position, tx_id, stream_id, version, event_id, event_type, \
      schema_version, data, headers, causation_id, correlation_id, partition_hash, created_at";
 
-/// The gap-safe global read: events after a cursor, below the snapshot's
-/// xmin, in (tx_id, position) order, from hot and cold storage, in one
+/// The gap-safe global read: events after a cursor, below the read horizon
+/// (`rf_read_horizon()`, sql/0010), in (tx_id, position) order, from hot and cold storage, in one
 /// partition ($4 partitions, key $5; one partition means all).
 static READ_ALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
+        "WITH horizon AS (SELECT rf_read_horizon() AS upto)
          SELECT {EVENT_COLUMNS} FROM (
              (SELECT {EVENT_COLUMNS} FROM events
-               WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
+               WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT upto FROM horizon)
                  AND ($4 = 1 OR partition_hash % $4 = $5)
                ORDER BY tx_id, position LIMIT $3)
              UNION ALL
              (SELECT {EVENT_COLUMNS} FROM events_archive
-               WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
+               WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT upto FROM horizon)
                  AND ($4 = 1 OR partition_hash % $4 = $5)
                ORDER BY tx_id, position LIMIT $3)
          ) e ORDER BY tx_id, position LIMIT $3"
@@ -40,33 +40,38 @@ static READ_ALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 
 /// [`READ_ALL_SQL`] plus, in the same statement and so the same snapshot,
 /// the furthest cursor below the horizon over every partition: the read
-/// has passed everything up to it. One row with NULL event columns when
-/// nothing of the partition is there.
+/// has passed everything up to it; and whether committed events wait at or
+/// above the horizon (held back by an open transaction). One row with NULL
+/// event columns when nothing of the partition is there.
 static READ_PARTITION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin),
+        "WITH horizon AS (SELECT rf_read_horizon() AS upto),
+         held AS (
+             SELECT EXISTS (SELECT 1 FROM events WHERE tx_id >= (SELECT upto FROM horizon))
+                 OR EXISTS (SELECT 1 FROM events_archive WHERE tx_id >= (SELECT upto FROM horizon))
+                 AS held_back),
          tail AS (
              SELECT tx_id AS tail_tx, position AS tail_position FROM (
-                 (SELECT tx_id, position FROM events WHERE tx_id < (SELECT xmin FROM horizon)
+                 (SELECT tx_id, position FROM events WHERE tx_id < (SELECT upto FROM horizon)
                    ORDER BY tx_id DESC, position DESC LIMIT 1)
                  UNION ALL
-                 (SELECT tx_id, position FROM events_archive WHERE tx_id < (SELECT xmin FROM horizon)
+                 (SELECT tx_id, position FROM events_archive WHERE tx_id < (SELECT upto FROM horizon)
                    ORDER BY tx_id DESC, position DESC LIMIT 1)
              ) t ORDER BY tx_id DESC, position DESC LIMIT 1),
          ev AS (
              SELECT {EVENT_COLUMNS} FROM (
                  (SELECT {EVENT_COLUMNS} FROM events
-                   WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
+                   WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT upto FROM horizon)
                      AND ($4 = 1 OR partition_hash % $4 = $5)
                    ORDER BY tx_id, position LIMIT $3)
                  UNION ALL
                  (SELECT {EVENT_COLUMNS} FROM events_archive
-                   WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
+                   WHERE (tx_id, position) > ($1, $2) AND tx_id < (SELECT upto FROM horizon)
                      AND ($4 = 1 OR partition_hash % $4 = $5)
                    ORDER BY tx_id, position LIMIT $3)
              ) e ORDER BY tx_id, position LIMIT $3)
-         SELECT ev.*, tail.tail_tx, tail.tail_position
-           FROM (SELECT 1) one LEFT JOIN tail ON true LEFT JOIN ev ON true
+         SELECT ev.*, tail.tail_tx, tail.tail_position, held.held_back
+           FROM held LEFT JOIN tail ON true LEFT JOIN ev ON true
           ORDER BY ev.tx_id, ev.position"
     )
 });
@@ -81,6 +86,11 @@ pub struct PartitionRead {
     /// between the last of them and this cursor: the checkpoint may move
     /// here, so the next read does not walk the same stretch again.
     pub passed: Option<GlobalCursor>,
+    /// Whether committed events of any partition wait at or above the
+    /// horizon, behind a transaction that is still open. Its end notifies
+    /// nobody when it appended nothing, so a reader that stops here must
+    /// look again soon rather than wait for the next wake-up.
+    pub held_back: bool,
 }
 
 /// The global read of hot storage only: events of streams archived now are
@@ -88,10 +98,10 @@ pub struct PartitionRead {
 /// filter prunes the scan to the hot partitions.
 static READ_HOT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
+        "WITH horizon AS (SELECT rf_read_horizon() AS upto)
          SELECT {EVENT_COLUMNS} FROM events e
           WHERE e.retention_class = 'hot'
-            AND (tx_id, position) > ($1, $2) AND tx_id < (SELECT xmin FROM horizon)
+            AND (tx_id, position) > ($1, $2) AND tx_id < (SELECT upto FROM horizon)
             AND NOT EXISTS (SELECT 1 FROM rf_streams s
                              WHERE s.stream_id = e.stream_id AND s.archived_at IS NOT NULL)
           ORDER BY tx_id, position LIMIT $3"
@@ -286,12 +296,13 @@ impl EventStore {
     /// without archived streams by default, every tier with
     /// [`EventStore::with_archived`].
     ///
-    /// Gap safety (PROJ-2): only transactions below the xmin of this
-    /// statement's snapshot are read. Every such transaction has finished, and
-    /// no transaction can later appear below that horizon, so a reader that
-    /// continues from `next` can never pass an event that commits later.
-    /// An open transaction anywhere in the cluster holds the horizon back;
-    /// `idle_in_transaction_session_timeout` bounds how long.
+    /// Gap safety (PROJ-2): only transactions below this statement's read
+    /// horizon (`rf_read_horizon()`) are read: every transaction below it
+    /// that this snapshot does not see has rolled back or ran in another
+    /// database, and no transaction can later appear below it, so a reader
+    /// that continues from `next` can never pass an event that commits
+    /// later. A transaction open in this database holds the horizon back;
+    /// one in another database does not.
     ///
     /// An event moved between tiers keeps its cursor and moves atomically, so
     /// it is read exactly once whichever table it is in.
@@ -360,8 +371,10 @@ impl EventStore {
         let mut read = PartitionRead {
             events: Vec::with_capacity(rows.len()),
             passed: None,
+            held_back: false,
         };
         for row in &rows {
+            read.held_back |= row.try_get::<bool, _>("held_back")?;
             let tail: (Option<i64>, Option<i64>) =
                 (row.try_get("tail_tx")?, row.try_get("tail_position")?);
             if let (Some(tx), Some(position)) = tail {

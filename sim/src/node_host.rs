@@ -120,6 +120,7 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
                 poll_interval: Duration::from_millis(50),
                 error_backoff: Duration::from_millis(100),
                 batch_timeout: spec.config.lease_ttl,
+                ..WorkerTiming::default()
             },
             Arc::new(RuntimeMetrics::new()),
         );

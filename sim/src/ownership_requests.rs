@@ -173,6 +173,7 @@ impl ModelOwnership {
                     Begin::Unregistered => Reply::Unregistered,
                     Begin::CountChanged(recorded) => Reply::CountChanged { recorded },
                     Begin::Idle => Reply::BatchIdle,
+                    Begin::HeldBack => Reply::BatchHeldBack,
                     Begin::Opened { txn, read } => Reply::BatchOpened {
                         txn,
                         read: u32::try_from(read).unwrap_or(u32::MAX),

@@ -25,6 +25,8 @@ pub struct PartitionRead {
     /// events than asked came back, nothing of the partition lies between
     /// the last of them and this.
     pub passed: Option<Cursor>,
+    /// Whether committed events wait at or above the horizon.
+    pub held_back: bool,
 }
 
 /// Events of partition `key` of `total` after `after`, in (xid, position)
@@ -48,9 +50,11 @@ pub fn read_partition(
         .filter(|e| partition_of(stream_hash(e.stream), total) == key)
         .take(limit)
         .collect();
+    let newest = events.rows().last_below(u64::MAX);
     PartitionRead {
         events: read,
         passed: events.rows().last_below(horizon),
+        held_back: newest.is_some_and(|(xid, _)| xid >= horizon),
     }
 }
 

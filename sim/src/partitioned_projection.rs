@@ -70,6 +70,8 @@ pub enum Begin {
     CountChanged(u32),
     /// Nothing below the horizon; nothing stays open.
     Idle,
+    /// As `Idle`, but committed events wait above the horizon.
+    HeldBack,
     /// Open, with this many events read.
     Opened {
         /// The transaction.
@@ -190,6 +192,11 @@ impl PartitionedProjection {
         let at = model(state.checkpoint);
         let read = read_partition(events, at, request.partition, request.total, request.limit);
         if read.events.is_empty() {
+            let idle = if read.held_back {
+                Begin::HeldBack
+            } else {
+                Begin::Idle
+            };
             // Other partitions' events went by: past them once they add up
             // to a batch, in this same transaction.
             let far = |p: &Cursor| *p > at && p.1.saturating_sub(at.1) >= request.limit as u64;
@@ -202,7 +209,7 @@ impl PartitionedProjection {
                 };
                 self.advance(now, batch, end, leases);
             }
-            return Begin::Idle;
+            return idle;
         }
         self.next_txn += 1;
         let txn = self.next_txn;
@@ -547,7 +554,8 @@ mod tests {
         let begin = |proj: &mut PartitionedProjection, events: &ModelEvents| {
             proj.begin(Duration::ZERO, idle.clone(), &leases, true, events)
         };
-        assert_eq!(begin(&mut proj, &events), Begin::Idle);
+        // Committed events wait behind the open one: look again soon.
+        assert_eq!(begin(&mut proj, &events), Begin::HeldBack);
         assert_eq!(
             proj.state(P, 1).unwrap().checkpoint,
             GlobalCursor::START,

@@ -408,6 +408,8 @@ pub enum Reply {
     },
     /// Nothing to read below the horizon; no transaction stays open.
     BatchIdle,
+    /// As `BatchIdle`, but committed events wait above the horizon.
+    BatchHeldBack,
     /// The projection's partition count is not the runner's.
     CountChanged {
         /// The count recorded now.

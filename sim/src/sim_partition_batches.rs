@@ -151,6 +151,7 @@ impl OneBatch {
         let (txn, read) = match conn.call(&begin).await.map_err(broken)? {
             Reply::BatchOpened { txn, read } => (txn, read),
             Reply::BatchIdle => return Ok(BatchOutcome::Idle),
+            Reply::BatchHeldBack => return Ok(BatchOutcome::HeldBack),
             Reply::Fenced => return Err(BatchError::Fenced { epoch }),
             Reply::CountChanged { recorded } => {
                 return Err(BatchError::Repartitioned {

@@ -147,6 +147,7 @@ pub async fn run(spec: WorkerSpec, trace: Trace) -> turmoil::Result {
             error_backoff: Duration::from_millis(100),
             // As run_auto: a batch cannot outlast its lease and matter.
             batch_timeout: spec.timing.ttl,
+            ..WorkerTiming::default()
         },
         Arc::new(RuntimeMetrics::new()),
         clock,

@@ -12,7 +12,8 @@ pub struct Process {
 
 impl Process {
     /// Starts `bin args...` with `DATABASE_URL` set; output goes to
-    /// `target/tmp`-style log files named after `name` so failures can be read.
+    /// `target/tmp`-style log files named after `name` so failures can be read,
+    /// at the level `RILLFLOW_TEST_RUST_LOG` gives (`info` without it).
     pub fn spawn(
         bin: &Path,
         name: &str,
@@ -25,7 +26,7 @@ impl Process {
         let child = Command::new(bin)
             .args(args)
             .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("RILLFLOW_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)

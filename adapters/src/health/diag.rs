@@ -103,13 +103,15 @@ async fn database(pool: &PgPool) -> Result<Value, String> {
     .fetch_one(pool)
     .await
     .map_err(err)?;
-    // The oldest open transactions hold every reader's horizon back (see
-    // the README); their statements are left out, they may carry data.
+    // The oldest open transactions of this database hold every reader's
+    // horizon back (see the README); other databases' do not. Their
+    // statements are left out, they may carry data.
     let oldest: Vec<OpenTransaction> = sqlx::query_as(
         "SELECT pid, application_name, state,
                 extract(epoch FROM clock_timestamp() - xact_start)::float8
            FROM pg_stat_activity
           WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
+            AND datname = current_database()
           ORDER BY xact_start LIMIT 5",
     )
     .fetch_all(pool)

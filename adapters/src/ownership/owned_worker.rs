@@ -59,10 +59,12 @@ impl OwnedWorker {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut runners: BTreeMap<PartitionSpec, Arc<dyn Batches>> = BTreeMap::new();
+        let mut held_since: Option<Instant> = None;
         loop {
             let now = ownership.borrow_and_update().clone();
             runners.retain(|spec, _| spec.total() == now.partitions);
             let mut busy = false;
+            let mut held = false;
             let mut next_wait = self.timing.poll_interval;
             for owned in &now.owned {
                 if *stop.borrow() {
@@ -85,6 +87,7 @@ impl OwnedWorker {
                     .observe(batches.name(), spec, started.elapsed(), &outcome);
                 match outcome {
                     Ok(BatchOutcome::Applied { .. }) => busy = true,
+                    Ok(BatchOutcome::HeldBack) => held = true,
                     Ok(BatchOutcome::RetryIn(delay)) => next_wait = next_wait.min(delay),
                     Ok(_) => {}
                     Err(BatchError::Fenced { epoch }) => {
@@ -116,6 +119,12 @@ impl OwnedWorker {
             if busy {
                 tokio::task::yield_now().await;
                 continue;
+            }
+            if held {
+                let since = *held_since.get_or_insert_with(Instant::now);
+                next_wait = next_wait.min(self.timing.held_back_wait(since.elapsed()));
+            } else {
+                held_since = None;
             }
             tokio::select! {
                 biased;

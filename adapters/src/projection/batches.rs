@@ -155,7 +155,8 @@ impl PgBatches {
 }
 
 /// One outcome for the worker: work done on either version counts, then
-/// the soonest retry, then the live version's state.
+/// the soonest retry, then events held back on either, then the live
+/// version's state.
 fn combine(live: BatchOutcome, building: BatchOutcome) -> BatchOutcome {
     match (live, building) {
         (
@@ -171,6 +172,7 @@ fn combine(live: BatchOutcome, building: BatchOutcome) -> BatchOutcome {
         (a @ BatchOutcome::Applied { .. }, _) | (_, a @ BatchOutcome::Applied { .. }) => a,
         (BatchOutcome::RetryIn(x), BatchOutcome::RetryIn(y)) => BatchOutcome::RetryIn(x.min(y)),
         (_, r @ BatchOutcome::RetryIn(_)) => r,
+        (BatchOutcome::Idle, BatchOutcome::HeldBack) => BatchOutcome::HeldBack,
         (live, _) => live,
     }
 }

@@ -27,6 +27,11 @@ pub enum BatchOutcome {
     },
     /// Nothing new below the visibility horizon.
     Idle,
+    /// Nothing new below the horizon, but committed events wait behind a
+    /// transaction that is still open. Its end wakes nobody unless it
+    /// appended, so the worker looks again soon instead of waiting for the
+    /// next wake-up.
+    HeldBack,
     /// The projection is paused (by an operator or by the stop policy).
     Paused,
     /// An event failed; it is tried again after this delay.
@@ -197,7 +202,11 @@ impl ProjectionRunner {
             return Ok(Err(outcome));
         }
         let requeued = sql::requeued(&mut tx, &self.slot()).await?;
-        let PartitionRead { events, passed } = self.read(&mut tx, checkpoint.cursor).await?;
+        let PartitionRead {
+            events,
+            passed,
+            held_back,
+        } = self.read(&mut tx, checkpoint.cursor).await?;
         if events.is_empty() && requeued.is_empty() {
             // Nothing of this partition, but other partitions' events went
             // by: move past them once they add up to a batch, so an idle
@@ -213,7 +222,11 @@ impl ProjectionRunner {
                 }
                 None => tx.rollback().await?,
             }
-            return Ok(Err(BatchOutcome::Idle));
+            return Ok(Err(if held_back {
+                BatchOutcome::HeldBack
+            } else {
+                BatchOutcome::Idle
+            }));
         }
         // Armed last: the bookkeeping above ran under the session's limits,
         // and the handlers get the whole budget.

@@ -24,6 +24,13 @@ pub struct WorkerTiming {
     /// vanish would stall the projection forever while the node, renewing
     /// its lease on other connections, stays hot.
     pub batch_timeout: Duration,
+    /// First wait before looking again at events held back by an open
+    /// transaction ([`BatchOutcome::HeldBack`]); later waits are as long as
+    /// they have been held so far, up to `poll_interval`. The end of that
+    /// transaction notifies nobody when it appended nothing, so without
+    /// this a worker woken by events it could not read yet would sleep a
+    /// whole poll interval.
+    pub held_back_retry: Duration,
 }
 
 impl Default for WorkerTiming {
@@ -32,7 +39,22 @@ impl Default for WorkerTiming {
             poll_interval: Duration::from_secs(1),
             error_backoff: Duration::from_millis(500),
             batch_timeout: Duration::from_secs(30),
+            held_back_retry: Duration::from_millis(20),
         }
+    }
+}
+
+impl WorkerTiming {
+    /// The wait before looking again at events held back for `held_for`
+    /// so far: about that long again (so a short-lived holder costs a few
+    /// milliseconds and a long one a look every poll interval), at least
+    /// `held_back_retry`, at most `poll_interval`. Measured in time, not in
+    /// rounds: wake-ups from appends that are held back too must not
+    /// stretch it.
+    pub fn held_back_wait(&self, held_for: Duration) -> Duration {
+        held_for
+            .min(self.poll_interval)
+            .max(self.held_back_retry)
     }
 }
 
@@ -90,8 +112,10 @@ impl ProjectionWorker {
         mut stop: watch::Receiver<bool>,
     ) -> WorkerExit {
         let epoch = lease.map(|l| l.epoch);
+        let mut held_since: Option<Instant> = None;
         loop {
             let mut busy = false;
+            let mut held = false;
             let mut next_wait = self.timing.poll_interval;
             for runner in &self.runners {
                 if *stop.borrow() {
@@ -120,6 +144,7 @@ impl ProjectionWorker {
                 );
                 match outcome {
                     Ok(BatchOutcome::Applied { .. }) => busy = true,
+                    Ok(BatchOutcome::HeldBack) => held = true,
                     Ok(BatchOutcome::Idle | BatchOutcome::Paused | BatchOutcome::Stopped) => {}
                     Ok(BatchOutcome::RetryIn(delay)) => next_wait = next_wait.min(delay),
                     Err(BatchError::Fenced { epoch }) => {
@@ -139,6 +164,12 @@ impl ProjectionWorker {
                 // Let the runtime's other tasks (heartbeats) in between batches.
                 tokio::task::yield_now().await;
                 continue;
+            }
+            if held {
+                let since = *held_since.get_or_insert_with(Instant::now);
+                next_wait = next_wait.min(self.timing.held_back_wait(since.elapsed()));
+            } else {
+                held_since = None;
             }
             // Biased: stop first, so a stop is never starved by wake-ups.
             tokio::select! {

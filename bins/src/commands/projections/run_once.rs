@@ -61,7 +61,9 @@ pub async fn run(args: RunOnceArgs, until_idle: bool) -> Result<()> {
                 ", stopped by its error policy (see `projections status`)".to_owned()
             }
             BatchOutcome::RetryIn(_) => ", an event is waiting to be retried".to_owned(),
-            BatchOutcome::Idle => held_back(&catalog, p.name(), partition).await?,
+            BatchOutcome::Idle | BatchOutcome::HeldBack => {
+                held_back(&catalog, p.name(), partition).await?
+            }
             BatchOutcome::Applied { .. } => String::new(),
         };
         println!(
