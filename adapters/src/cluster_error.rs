@@ -31,6 +31,19 @@ pub enum ClusterError {
         /// Its exit status and the end of its output or log.
         detail: String,
     },
+    /// The cluster's data directory belongs to another major version than
+    /// the server binaries found: neither can run it as it is.
+    #[error("the local database in {dir} was made by PostgreSQL {made_by}, but the server binaries are PostgreSQL {binaries} ({bin_dir}); stop it and remove {dir}, or set RILLFLOW_PG_BIN to PostgreSQL {made_by} binaries")]
+    VersionMismatch {
+        /// The cluster directory.
+        dir: PathBuf,
+        /// The major recorded in the data directory.
+        made_by: String,
+        /// The major of the binaries.
+        binaries: String,
+        /// Where the binaries are.
+        bin_dir: PathBuf,
+    },
     /// `cluster.json` could not be read.
     #[error("{path}: unreadable cluster file: {detail}")]
     BadClusterFile {

@@ -60,6 +60,7 @@ impl LocalCluster {
         let _guard = lock(&dir)?;
         let mut cluster = match read_cluster_file(&dir)? {
             Some(file) if file.server_dir.join("data").join("PG_VERSION").is_file() => {
+                check_major(&dir, &file, &bins)?;
                 LocalCluster {
                     dir: dir.clone(),
                     file,
@@ -306,6 +307,25 @@ fn log_tail(log: &Path) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Refuses a data directory of another major than `bins`: the server would
+/// only say so in its log, and the start would fail with a timeout.
+fn check_major(dir: &Path, file: &ClusterFile, bins: &PgBinaries) -> Result<(), ClusterError> {
+    let recorded = file.server_dir.join("data").join("PG_VERSION");
+    let made_by = fs::read_to_string(&recorded)
+        .map_err(io(format!("reading {}", recorded.display())))?
+        .trim()
+        .to_owned();
+    match bins.major() {
+        Some(binaries) if binaries != made_by => Err(ClusterError::VersionMismatch {
+            dir: dir.to_owned(),
+            made_by,
+            binaries,
+            bin_dir: bins.dir().to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn path_str(p: &Path) -> &str {

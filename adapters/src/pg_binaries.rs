@@ -54,6 +54,12 @@ impl PgBinaries {
         &self.dir
     }
 
+    /// The major version (`13`, `18`), from `pg_ctl --version`
+    /// (`pg_ctl (PostgreSQL) 16.4`).
+    pub fn major(&self) -> Option<String> {
+        self.version().as_deref().and_then(major_of)
+    }
+
     /// `pg_ctl --version` output, for messages.
     pub fn version(&self) -> Option<String> {
         let out = Command::new(self.program("pg_ctl"))
@@ -62,6 +68,19 @@ impl PgBinaries {
             .ok()?;
         Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
+}
+
+/// The major of a `--version` line: the part before the first dot of the
+/// last word (`16` of `pg_ctl (PostgreSQL) 16.4 (Debian 16.4-1)`).
+fn major_of(version: &str) -> Option<String> {
+    let number = version
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    let major = number.split(['.', '-']).next()?;
+    major
+        .chars()
+        .all(|c| c.is_ascii_digit())
+        .then(|| major.to_owned())
 }
 
 fn has_server(dir: &Path) -> bool {
@@ -90,6 +109,18 @@ fn on_path(program: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_major_of_a_version_line() {
+        assert_eq!(major_of("pg_ctl (PostgreSQL) 13.23").as_deref(), Some("13"));
+        assert_eq!(
+            major_of("pg_ctl (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)").as_deref(),
+            Some("15")
+        );
+        assert_eq!(major_of("pg_ctl (PostgreSQL) 18beta1").as_deref(), None);
+        assert_eq!(major_of("pg_ctl (PostgreSQL) 9.6.24").as_deref(), Some("9"));
+        assert_eq!(major_of("garbage"), None);
+    }
 
     #[test]
     fn picks_the_newest_major_with_a_server() {

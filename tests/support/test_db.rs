@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use rillflow_adapters::{
     connect, ClusterSettings, EventStore, LocalCluster, Migrations, PoolConfig,
 };
+use rillflow_adapters::pg_binaries::PgBinaries;
 use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::test_pg::{docker_server, TestPg};
 
 /// A database of its own for one test, schema applied unless asked otherwise.
 pub struct TestDb {
@@ -180,10 +183,18 @@ fn url_without_path(url: &str) -> String {
 }
 
 async fn server() -> Server {
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        return Server { admin_url: url };
-    }
-    let dir = test_cluster_dir();
+    let choice = TestPg::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let dir = match choice {
+        TestPg::Url(url) => return Server { admin_url: url },
+        TestPg::Docker { tag } => {
+            let state = target_dir().join("rillflow-test-docker");
+            let admin_url = docker_server(&tag, &state)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            return Server { admin_url };
+        }
+        TestPg::Local => test_cluster_dir(),
+    };
     let cluster = tokio::task::spawn_blocking(move || {
         LocalCluster::start(&dir, &ClusterSettings::for_tests())
     })
@@ -195,16 +206,28 @@ async fn server() -> Server {
     }
 }
 
-/// `target/rillflow-test-pg` of this checkout (or of `CARGO_TARGET_DIR`).
+/// `target/rillflow-test-pg` of this checkout (or of `CARGO_TARGET_DIR`);
+/// `target/rillflow-test-pg-<major>` when `RILLFLOW_PG_BIN` picks the
+/// binaries, so runs on several majors (`.ci/pg-matrix`) each keep a
+/// cluster of their own.
 pub fn test_cluster_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    let target = target_dir();
+    let picked = std::env::var_os("RILLFLOW_PG_BIN").is_some();
+    match PgBinaries::locate().ok().and_then(|b| b.major()) {
+        Some(major) if picked => target.join(format!("rillflow-test-pg-{major}")),
+        _ => target.join("rillflow-test-pg"),
+    }
+}
+
+/// This checkout's `target` (or `CARGO_TARGET_DIR`).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("..")
                 .join("target")
-        });
-    target.join("rillflow-test-pg")
+        })
 }
 
 /// The migrated template for the current `sql/` files, built once per
@@ -271,6 +294,16 @@ async fn ensure_template(server: &Server) -> String {
         .expect("template unlock");
     admin.close().await.ok();
     name
+}
+
+/// How many migrations `sql/` holds (its `*.up.sql` files).
+pub fn migration_count() -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("sql");
+    std::fs::read_dir(&dir)
+        .expect("sql directory")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".up.sql"))
+        .count()
 }
 
 fn migrations_hash() -> u64 {
