@@ -16,22 +16,39 @@
 -- snapshot was written in another database or rolled back.
 --
 -- STABLE, so it sees the calling statement's snapshot: the rows that
--- statement reads and the horizon come from one snapshot.
+-- statement reads and the horizon come from one snapshot. PL/pgSQL, so its
+-- plans are cached per session (a SQL function that cannot be inlined is
+-- planned at every call, which cost more than the read itself); the
+-- activity list is consulted only when something is open below the
+-- snapshot's xmax.
 CREATE FUNCTION rf_read_horizon() RETURNS bigint
-LANGUAGE sql STABLE AS $$
-    SELECT CASE
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    snap pg_snapshot := pg_current_snapshot();
+    horizon bigint := pg_snapshot_xmax(snap)::text::bigint;
+    own bigint := pg_current_xact_id_if_assigned()::text::bigint;
+    oldest bigint;
+BEGIN
+    IF pg_is_in_recovery() THEN
         -- A standby's snapshots list no open transactions: keep to xmin.
-        WHEN pg_is_in_recovery() THEN pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-        ELSE LEAST(
-            pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
-            pg_current_xact_id_if_assigned()::text::bigint,
-            (SELECT min(x::text::bigint)
-               FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-              WHERE NOT EXISTS (
-                  -- backend_xid is the 32-bit form; open ones are unique in it.
-                  SELECT 1 FROM pg_stat_activity a
-                   WHERE a.backend_xid::text::bigint = x::text::bigint % 4294967296
-                     AND a.datid <> (SELECT oid FROM pg_database
-                                      WHERE datname = current_database()))))
-    END
+        RETURN pg_snapshot_xmin(snap)::text::bigint;
+    END IF;
+    IF own < horizon THEN
+        horizon := own;
+    END IF;
+    -- The snapshot's xmin counts every open transaction and our own.
+    IF pg_snapshot_xmin(snap)::text::bigint >= horizon THEN
+        RETURN horizon;
+    END IF;
+    SELECT min(x::text::bigint) INTO oldest
+      FROM pg_snapshot_xip(snap) AS x
+     WHERE x::text::bigint < horizon
+       AND NOT EXISTS (
+           -- backend_xid is the 32-bit form; open ones are unique in it.
+           SELECT 1 FROM pg_stat_get_activity(NULL) a
+            WHERE a.backend_xid::text::bigint = x::text::bigint % 4294967296
+              AND a.datid <> (SELECT oid FROM pg_database
+                               WHERE datname = current_database()));
+    RETURN LEAST(horizon, oldest);
+END
 $$;

@@ -9,10 +9,13 @@ use rillflow_testkit::chaos::{run, ChaosConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rillflow");
 
+/// The run's own directory: two runs of the suite at once (a load test)
+/// must not share the server the harness starts and wipes. Removed once the
+/// run passed; kept with its logs when it failed.
 fn work_dir(test: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("chaos")
-        .join(test)
+        .join(format!("{test}-{}", std::process::id()))
 }
 
 /// Every kind of fault once or twice over about 10k events: nothing lost,
@@ -41,6 +44,7 @@ async fn chaos_short_run_loses_and_doubles_nothing() {
             "{kind} was injected"
         );
     }
+    let _ = std::fs::remove_dir_all(&config.work_dir);
 }
 
 /// The spec's stress check: three nodes, the leader killed mid-batch three
@@ -63,4 +67,5 @@ async fn rapid_failover_stress_executes_all_events() {
     assert_eq!(report.faults.len(), 3);
     assert_eq!(report.applied, report.acknowledged, "{report}");
     assert_eq!(report.duplicates, 0);
+    let _ = std::fs::remove_dir_all(&config.work_dir);
 }

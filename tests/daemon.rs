@@ -197,12 +197,24 @@ async fn a_frozen_leader_is_replaced_and_stands_by_after_resuming() {
 #[tokio::test]
 async fn restart_with_the_same_name_rejoins() {
     let (db, store) = setup().await;
-    let (mut a, _b, _) = hot_and_standby(&db, &store, "restart", "search").await;
+    let (mut a, _b, old_epoch) = hot_and_standby(&db, &store, "restart", "search").await;
     a.signal("KILL");
     a.wait_exit(Duration::from_secs(5));
+    // Back before its lease ran out, on its own leftover (hot) row.
     let mut again = node(&db, "restart-2", "search", "a", &[]);
-    wait_hot(&store, "search", "b", CRASH_BOUND).await;
-    wait_role(&store, "search", "a", "cold", Duration::from_secs(10)).await;
+    // Either standby may win the expired lease (the freshest heartbeat is
+    // the candidate): the restarted node only through a new grant.
+    let (v, _) = wait_for_view(
+        &store,
+        "search",
+        "a new grant",
+        CRASH_BOUND,
+        Duration::from_millis(20),
+        |v| v.epoch > old_epoch && ["a", "b"].iter().any(|n| v.holds_valid_lease(n)),
+    )
+    .await;
+    let other = if v.holds_valid_lease("a") { "b" } else { "a" };
+    wait_role(&store, "search", other, "cold", Duration::from_secs(10)).await;
     assert!(again.is_running());
     let v = view(&store, "search").await.unwrap();
     assert_eq!(

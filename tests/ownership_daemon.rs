@@ -357,7 +357,8 @@ async fn every_projection_of_a_worker_is_woken_by_new_events() {
     let twin = fixture_text.replace("stream_counts", "stream_counts_twin");
     let dir = log_dir(test);
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("two.toml");
+    // Named for this process: a second run of the suite may write its own.
+    let file = dir.join(format!("two-{}.toml", std::process::id()));
     std::fs::write(&file, format!("{fixture_text}\n{twin}")).unwrap();
     let _solo = quiet_worker(&db, test, &file.to_string_lossy());
     wait_claimed(&cli, &["stream_counts", "stream_counts_twin"]).await;

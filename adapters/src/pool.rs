@@ -63,11 +63,64 @@ impl PoolConfig {
     }
 }
 
-/// Opens a pool to `url` and checks that the server answers.
+/// The oldest PostgreSQL rillflow runs on (`server_version_num`): 13
+/// brought the 64-bit transaction-id functions (`pg_current_xact_id`,
+/// `pg_current_snapshot`, `pg_snapshot_xip`) that ordering and the read
+/// horizon are built on.
+pub const OLDEST_SERVER: u32 = 130_000;
+
+/// Refuses a server older than [`OLDEST_SERVER`], naming its version. An
+/// unknown version passes: servers report it at every connection, and one
+/// that does not is left to the statements themselves.
+pub fn check_server_version(version_num: Option<u32>) -> Result<(), String> {
+    match version_num {
+        Some(v) if v < OLDEST_SERVER => {
+            // 120022 is 12.22; before 10, 90624 is 9.6.24.
+            let version = if v >= 100_000 {
+                format!("{}.{}", v / 10_000, v % 10_000)
+            } else {
+                format!("{}.{}.{}", v / 10_000, v / 100 % 100, v % 100)
+            };
+            Err(format!(
+                "PostgreSQL {version} is not supported: rillflow needs PostgreSQL 13 or newer"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Opens a pool to `url` and checks that the server answers and is recent
+/// enough ([`check_server_version`]).
 pub async fn connect(url: &str, config: &PoolConfig) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
         .connect_with(config.connect_options(url)?)
-        .await
+        .await?;
+    // Once, on the connection the pool just opened: a pool talks to one
+    // server. (Refusing in `after_connect` would have the pool retry until
+    // its acquire timeout and report only that it timed out.)
+    let version = pool.acquire().await?.server_version_num();
+    check_server_version(version).map_err(|e| sqlx::Error::Configuration(e.into()))?;
+    Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_server_version;
+
+    #[test]
+    fn servers_before_13_are_refused_by_name() {
+        assert_eq!(
+            check_server_version(Some(120_022)).unwrap_err(),
+            "PostgreSQL 12.22 is not supported: rillflow needs PostgreSQL 13 or newer"
+        );
+        assert_eq!(
+            check_server_version(Some(90_624)).unwrap_err(),
+            "PostgreSQL 9.6.24 is not supported: rillflow needs PostgreSQL 13 or newer"
+        );
+        for fine in [Some(130_000), Some(130_023), Some(180_004), None] {
+            assert_eq!(check_server_version(fine), Ok(()));
+        }
+    }
 }
