@@ -115,7 +115,10 @@ async fn a_reader_stops_in_front_of_its_own_transaction() {
     let inside = EventStore::read_all_in(&mut own, GlobalCursor::START, 10, PartitionSpec::WHOLE)
         .await
         .unwrap();
-    assert!(inside.is_empty(), "read past its own transaction: {inside:?}");
+    assert!(
+        inside.is_empty(),
+        "read past its own transaction: {inside:?}"
+    );
     own.rollback().await.unwrap();
     assert_eq!(read_until(&store, 1).await, vec!["Later"]);
 }

@@ -26,7 +26,10 @@ impl Process {
         let child = Command::new(bin)
             .args(args)
             .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", std::env::var("RILLFLOW_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RILLFLOW_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)

@@ -3,10 +3,10 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
+use rillflow_adapters::pg_binaries::PgBinaries;
 use rillflow_adapters::{
     connect, ClusterSettings, EventStore, LocalCluster, Migrations, PoolConfig,
 };
-use rillflow_adapters::pg_binaries::PgBinaries;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::test_pg::{docker_server, TestPg};

@@ -44,9 +44,7 @@ impl TestPg {
     /// cannot be followed.
     pub fn from_env() -> Result<Self, String> {
         let choice = std::env::var("RILLFLOW_TEST_PG").unwrap_or_default();
-        let url = std::env::var("DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty());
+        let url = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty());
         Self::parse(&choice, url)
     }
 
@@ -104,8 +102,8 @@ pub async fn docker_server(tag: &str, state_dir: &Path) -> Result<String, String
         .await
         .map_err(|e| no_engine(&e))?
         .map_err(|e| no_engine(&e))?;
-    let password = password(&state_dir.join(format!("docker-{tag}.password")))
-        .map_err(|e| no_engine(&e))?;
+    let password =
+        password(&state_dir.join(format!("docker-{tag}.password"))).map_err(|e| no_engine(&e))?;
     let name = format!("rillflow-test-pg-{tag}");
     // The settings of the local test cluster: commits are free, and there
     // are connections enough for the daemons the tests start.
@@ -197,7 +195,10 @@ mod tests {
     fn the_choice_follows_the_variables() {
         let url = || Some("postgres://u@h/d".to_owned());
         assert_eq!(TestPg::parse("", None), Ok(TestPg::Local));
-        assert_eq!(TestPg::parse("local", url()), Ok(TestPg::Url(url().unwrap())));
+        assert_eq!(
+            TestPg::parse("local", url()),
+            Ok(TestPg::Url(url().unwrap()))
+        );
         assert_eq!(
             TestPg::parse("docker", None),
             Ok(TestPg::Docker {

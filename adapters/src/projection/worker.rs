@@ -52,9 +52,7 @@ impl WorkerTiming {
     /// rounds: wake-ups from appends that are held back too must not
     /// stretch it.
     pub fn held_back_wait(&self, held_for: Duration) -> Duration {
-        held_for
-            .min(self.poll_interval)
-            .max(self.held_back_retry)
+        held_for.min(self.poll_interval).max(self.held_back_retry)
     }
 }
 
@@ -184,5 +182,29 @@ impl ProjectionWorker {
                 _ = tokio::time::sleep(next_wait) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::WorkerTiming;
+
+    #[test]
+    fn held_back_waits_grow_with_the_hold_between_retry_and_poll() {
+        let timing = WorkerTiming::default();
+        let ms = Duration::from_millis;
+        assert_eq!(timing.held_back_wait(Duration::ZERO), ms(20));
+        assert_eq!(timing.held_back_wait(ms(5)), ms(20));
+        assert_eq!(timing.held_back_wait(ms(300)), ms(300));
+        assert_eq!(timing.held_back_wait(Duration::from_secs(3600)), ms(1000));
+        // Never below the first retry; the loop's own poll interval still
+        // caps the wait it sleeps.
+        let fast = WorkerTiming {
+            poll_interval: ms(10),
+            ..timing
+        };
+        assert_eq!(fast.held_back_wait(ms(500)), ms(20));
     }
 }
