@@ -86,10 +86,17 @@ fn valid_tag(tag: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-/// The admin URL of the `postgres:<tag>` container, started unless it runs.
-/// `state_dir` keeps its password and the lock that lets one test process
-/// at a time start it.
+/// The admin URL of the `postgres:<tag>` container, started unless it runs;
+/// found once per test process. `state_dir` keeps its password and the lock
+/// that lets one test process at a time start it.
 pub async fn docker_server(tag: &str, state_dir: &Path) -> Result<String, String> {
+    static URL: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    URL.get_or_try_init(|| start_container(tag, state_dir))
+        .await
+        .cloned()
+}
+
+async fn start_container(tag: &str, state_dir: &Path) -> Result<String, String> {
     let no_engine = |e: &dyn std::fmt::Display| {
         format!(
             "RILLFLOW_TEST_PG=docker:{tag}: cannot start a PostgreSQL container ({e}); \
