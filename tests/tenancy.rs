@@ -362,3 +362,43 @@ async fn only_a_tenant_without_streams_can_be_removed() {
     cli.ok(&["tenants", "add", "kept", "--mode", "schema"]);
     append_as(&cli, "kept", Uuid::from_u128(3), 1);
 }
+
+/// Sessions pin their `search_path`: a schema named like the login role,
+/// holding a store of its own, does not stand in for the base store (the
+/// server's default path starts with `"$user"`). A schema tenant cannot be
+/// given that name either; a conjoined one can, having no schema.
+#[tokio::test]
+async fn a_schema_named_like_the_login_role_does_not_hide_the_base_store() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let cli = CliRunner::new(BIN, &db);
+    let stream = Uuid::from_u128(rand::random()).to_string();
+    cli.ok(&[
+        "events", "append", "--stream", &stream, "--type", "Base", "--data", "{}",
+    ]);
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let name = TenantName::parse(&role).expect("the test role is a valid schema name");
+
+    // A store in a schema named like the role, made by hand.
+    sqlx::query(&format!("CREATE SCHEMA {}", name.schema().quoted()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let shadow = rillflow_adapters::tenant::schema_pool(&pool, &name)
+        .await
+        .unwrap();
+    rillflow_adapters::Migrations::apply(&shadow).await.unwrap();
+    shadow.close().await;
+
+    let read = cli.ok(&["events", "read", "--stream", &stream]);
+    assert!(read.contains("Base"), "the base stream looks gone: {read}");
+
+    let before = fingerprint(&pool).await;
+    let out = cli.run(&["tenants", "add", &role, "--mode", "schema"]);
+    let err = one_line_failure(&out, Some(1));
+    assert!(err.contains("database role"), "{err}");
+    assert_eq!(fingerprint(&pool).await, before, "a refusal changes nothing");
+}

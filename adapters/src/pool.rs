@@ -41,10 +41,24 @@ impl Default for PoolConfig {
 }
 
 impl PoolConfig {
-    /// Connect options for `url` carrying this configuration's session settings.
+    /// Connect options for `url` carrying this configuration's session
+    /// settings, and a pinned `search_path`: [`BASE_SCHEMA`] unless the URL
+    /// (its `options` parameter) or `PGOPTIONS` names one.
     pub fn connect_options(&self, url: &str) -> Result<PgConnectOptions, sqlx::Error> {
         let ms = |d: Duration| d.as_millis().to_string();
-        Ok(PgConnectOptions::from_str(url)?
+        let options = PgConnectOptions::from_str(url)?;
+        // The server's default, `"$user", public`, would let a schema named
+        // like the login role (a tenant's, say) silently stand in for the
+        // base store.
+        let chosen = options
+            .get_options()
+            .is_some_and(|o| o.contains("search_path"));
+        let options = if chosen {
+            options
+        } else {
+            options.options([("search_path", BASE_SCHEMA)])
+        };
+        Ok(options
             .application_name(&self.application_name)
             .options([
                 ("statement_timeout", ms(self.statement_timeout)),
@@ -62,6 +76,10 @@ impl PoolConfig {
             ]))
     }
 }
+
+/// The schema of the base store unless the connection URL names another
+/// (`?options=-c%20search_path%3Dname`).
+pub const BASE_SCHEMA: &str = "public";
 
 /// The oldest PostgreSQL rillflow runs on (`server_version_num`): 13
 /// brought the 64-bit transaction-id functions (`pg_current_xact_id`,
@@ -107,7 +125,25 @@ pub async fn connect(url: &str, config: &PoolConfig) -> Result<PgPool, sqlx::Err
 
 #[cfg(test)]
 mod tests {
-    use super::check_server_version;
+    use super::{check_server_version, PoolConfig};
+
+    #[test]
+    fn the_search_path_is_pinned_unless_the_url_names_one() {
+        let config = PoolConfig::default();
+        let options = |url: &str| {
+            config
+                .connect_options(url)
+                .unwrap()
+                .get_options()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let pinned = options("postgres://u@h/d");
+        assert!(pinned.contains("-c search_path=public"), "{pinned}");
+        let chosen = options("postgres://u@h/d?options=-c%20search_path%3Dledger");
+        assert!(chosen.contains("search_path=ledger"), "{chosen}");
+        assert!(!chosen.contains("search_path=public"), "{chosen}");
+    }
 
     #[test]
     fn servers_before_13_are_refused_by_name() {

@@ -25,6 +25,15 @@ pub enum TenantError {
     /// rillflow store (it has tables but no migration history).
     #[error("schema {0} already exists and is not a rillflow store; pick another tenant name")]
     SchemaTaken(String),
+    /// A schema tenant's name is already the name of something sessions
+    /// resolve schemas by.
+    #[error("tenant name {name} is also {taken_by}; pick another name for a schema tenant")]
+    NameCollides {
+        /// The tenant.
+        name: String,
+        /// What else has the name.
+        taken_by: &'static str,
+    },
     /// A tenant that still owns streams cannot be removed: its events are
     /// never deleted.
     #[error("tenant {name} owns {streams} streams; nothing removed (rillflow never deletes a tenant's events)")]

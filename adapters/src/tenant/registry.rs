@@ -68,6 +68,9 @@ impl TenantRegistry {
             }
         }
         if mode == TenancyMode::Schema {
+            if existing.is_none() {
+                self.check_schema_name(name).await?;
+            }
             self.prepare_schema(name).await?;
         }
         if existing.is_some() {
@@ -86,6 +89,31 @@ impl TenantRegistry {
             AddOutcome::Added
         } else {
             AddOutcome::AlreadyRegistered
+        })
+    }
+
+    /// Refuses a schema name that already means something to the server: a
+    /// role's name (a session's default `search_path` starts with
+    /// `"$user"`, so tools connecting as that role would see the tenant's
+    /// store instead of their own) or the base store's schema. `public`,
+    /// `information_schema` and `pg_*` are refused with the name itself.
+    async fn check_schema_name(&self, name: &TenantName) -> Result<(), TenantError> {
+        let (role, base): (bool, bool) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1), current_schema() = $1",
+        )
+        .bind(name.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        let taken_by = if role {
+            "a database role"
+        } else if base {
+            "the base store's schema"
+        } else {
+            return Ok(());
+        };
+        Err(TenantError::NameCollides {
+            name: name.to_string(),
+            taken_by,
         })
     }
 
