@@ -224,7 +224,7 @@ async fn idempotency_keys_replay_the_first_result_and_write_nothing() {
     );
     assert_eq!(event_count(&store).await, before);
 
-    // A new key appends; the key is scoped to its stream.
+    // A new key appends.
     let next = store
         .append(
             stream,
@@ -235,16 +235,126 @@ async fn idempotency_keys_replay_the_first_result_and_write_nothing() {
         .await
         .unwrap();
     assert_eq!((next.last_version, next.replayed), (2, false));
-    let other = store
+}
+
+/// A key stands for one request, and an id the caller chose for one event:
+/// reused for anything else (other data or type, another stream) they are
+/// refused, naming the key or id, and nothing is written; the exact retry
+/// still gets the first result.
+#[tokio::test]
+async fn a_reused_key_or_event_id_never_passes_for_a_retry() {
+    let mut db = TestDb::migrated().await;
+    let store = db.store().await;
+    let stream = Uuid::from_u128(90);
+    let id = Uuid::from_u128(91);
+    let placed = |amount: &str| {
+        vec![NewEvent::new(
+            "Placed",
+            serde_json::from_str(&format!(r#"{{"amount": {amount}}}"#)).unwrap(),
+        )
+        .with_id(id)]
+    };
+    store
+        .append(stream, ExpectedVersion::Any, &placed("10"), &keyed("pay-1"))
+        .await
+        .unwrap();
+    let before = event_count(&store).await;
+
+    let refused = |r: Result<_, StoreError>, what: &str| match r {
+        Err(StoreError::IdempotencyConflict(msg)) => {
+            assert!(msg.contains("pay-1"), "{what}: {msg}")
+        }
+        other => panic!("{what}: {other:?}"),
+    };
+    refused(
+        store
+            .append(stream, ExpectedVersion::Any, &placed("11"), &keyed("pay-1"))
+            .await,
+        "other data",
+    );
+    let mut renamed = placed("10");
+    renamed[0].event_type = "Paid".into();
+    refused(
+        store
+            .append(stream, ExpectedVersion::Any, &renamed, &keyed("pay-1"))
+            .await,
+        "another type",
+    );
+    refused(
+        store
+            .append(
+                Uuid::from_u128(92),
+                ExpectedVersion::Any,
+                &placed("10"),
+                &keyed("pay-1"),
+            )
+            .await,
+        "another stream",
+    );
+    // The id stands for its event: the same event again is a retry even
+    // without the key; the id with other data, or on another stream, is not.
+    let by_id = store
         .append(
-            Uuid::from_u128(78),
+            stream,
             ExpectedVersion::Any,
-            &one("Placed"),
-            &keyed("order-1"),
+            &placed("10"),
+            &Default::default(),
         )
         .await
         .unwrap();
-    assert_eq!((other.last_version, other.replayed), (1, false));
+    assert!(by_id.replayed && by_id.first_version == 1, "{by_id:?}");
+    for (target, amount) in [(stream, "12"), (Uuid::from_u128(93), "10")] {
+        match store
+            .append(
+                target,
+                ExpectedVersion::Any,
+                &placed(amount),
+                &Default::default(),
+            )
+            .await
+        {
+            Err(StoreError::EventIdReused { stream: s, id: i }) => {
+                assert_eq!((s, i), (target, id))
+            }
+            other => panic!("reused id on {target}: {other:?}"),
+        }
+    }
+    assert_eq!(event_count(&store).await, before, "nothing was written");
+
+    // The exact retry is still answered with the first result.
+    let again = store
+        .append(stream, ExpectedVersion::Any, &placed("10"), &keyed("pay-1"))
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(event_count(&store).await, before);
+}
+
+/// Keys recorded before migration 0011 carry no digest of their request:
+/// they keep their old meaning (the first result, whatever is sent).
+#[tokio::test]
+async fn keys_recorded_before_digests_still_replay() {
+    let mut db = TestDb::migrated().await;
+    let store = db.store().await;
+    let stream = Uuid::from_u128(95);
+    store
+        .append(stream, ExpectedVersion::Any, &one("Old"), &keyed("legacy"))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE rf_idempotency SET request_digest = NULL")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let again = store
+        .append(
+            stream,
+            ExpectedVersion::Any,
+            &one("Other"),
+            &keyed("legacy"),
+        )
+        .await
+        .unwrap();
+    assert!(again.replayed);
 }
 
 #[tokio::test]
@@ -313,10 +423,11 @@ async fn versions_and_keys_hold_after_events_move_cold() {
     let pool = store.pool().clone();
     let dual = Uuid::from_u128(0xD0);
     let parted = Uuid::from_u128(0xD1);
+    let batch: Vec<NewEvent> = (0..3).map(|_| NewEvent::new("E", json!({}))).collect();
+    let key = |s: Uuid| keyed(&format!("k-{s}"));
     for s in [dual, parted] {
-        let batch: Vec<NewEvent> = (0..3).map(|_| NewEvent::new("E", json!({}))).collect();
         store
-            .append(s, ExpectedVersion::NoStream, &batch, &keyed("k"))
+            .append(s, ExpectedVersion::NoStream, &batch, &key(s))
             .await
             .unwrap();
     }
@@ -359,7 +470,7 @@ async fn versions_and_keys_hold_after_events_move_cold() {
             "{err:?}"
         );
         let replay = store
-            .append(s, ExpectedVersion::Any, &one("E"), &keyed("k"))
+            .append(s, ExpectedVersion::Any, &batch, &key(s))
             .await
             .unwrap();
         assert!(replay.replayed && replay.last_version == 3);
@@ -420,4 +531,48 @@ async fn versions_and_keys_hold_after_events_move_cold() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert_eq!(fed, vec![1, 2, 3, 4, 5]);
+}
+
+/// Eight appends racing with one key (then one event id) on eight streams:
+/// exactly one is written, the others are refused, none is mistaken for a
+/// retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_reuses_of_a_key_or_an_id_write_once() {
+    let mut db = TestDb::migrated().await;
+    let store = EventStore::new(db.pool_of(10).await);
+    for by_id in [false, true] {
+        let id = Uuid::from_u128(rand::random());
+        let key = format!("race-{id}");
+        let tasks: Vec<_> = (0..8u128)
+            .map(|i| {
+                let store = store.clone();
+                let mut events = one("Raced");
+                let mut options = AppendOptions::default();
+                if by_id {
+                    events[0].event_id = Some(id);
+                } else {
+                    options.idempotency_key = Some(key.clone());
+                }
+                let stream = Uuid::from_u128(rand::random::<u128>() ^ i);
+                tokio::spawn(async move {
+                    store
+                        .append(stream, ExpectedVersion::Any, &events, &options)
+                        .await
+                })
+            })
+            .collect();
+        let (mut written, mut refused) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(r) => {
+                    assert!(!r.replayed, "{r:?}");
+                    written += 1;
+                }
+                Err(StoreError::IdempotencyConflict(_)) if !by_id => refused += 1,
+                Err(StoreError::EventIdReused { .. }) if by_id => refused += 1,
+                Err(e) => panic!("by id {by_id}: {e:?}"),
+            }
+        }
+        assert_eq!((written, refused), (1, 7), "by id {by_id}");
+    }
 }

@@ -106,6 +106,25 @@ async fn append_read_and_tail() {
         serde_json::from_str::<Value>(&stdout(&again)).unwrap()["replayed"],
         true
     );
+    // The key with other data is no retry: one line naming the key.
+    let reused = rillflow(
+        &db,
+        &[
+            "events",
+            "append",
+            "--stream",
+            STREAM,
+            "--type",
+            "Opened",
+            "--data",
+            r#"{"owner":"eve"}"#,
+            "--idempotency-key",
+            "k1",
+        ],
+    );
+    let err = one_line_failure(&reused, 1);
+    assert!(err.contains("idempotency key k1"), "{err}");
+    assert!(stdout(&reused).is_empty());
 
     let out = rillflow(
         &db,

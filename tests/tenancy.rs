@@ -400,5 +400,9 @@ async fn a_schema_named_like_the_login_role_does_not_hide_the_base_store() {
     let out = cli.run(&["tenants", "add", &role, "--mode", "schema"]);
     let err = one_line_failure(&out, Some(1));
     assert!(err.contains("database role"), "{err}");
-    assert_eq!(fingerprint(&pool).await, before, "a refusal changes nothing");
+    assert_eq!(
+        fingerprint(&pool).await,
+        before,
+        "a refusal changes nothing"
+    );
 }

@@ -30,6 +30,22 @@ pub enum StoreError {
         /// The tenant that tried.
         tenant: String,
     },
+    /// The idempotency key already stands for another request: other
+    /// events (types, data, headers, ids, links) on this stream, or any
+    /// append on another stream. Nothing was written.
+    #[error("{0}; nothing was written")]
+    IdempotencyConflict(String),
+    /// An event id the caller chose was already used for other events (on
+    /// this or another stream); nothing was written.
+    #[error(
+        "stream {stream}: event id {id} was already used for other events; nothing was written"
+    )]
+    EventIdReused {
+        /// The stream appended to.
+        stream: Uuid,
+        /// The id.
+        id: Uuid,
+    },
     /// The request itself is malformed (for example, no events).
     #[error("invalid append: {0}")]
     InvalidRequest(String),
@@ -48,11 +64,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Maps a database error raised by an append on `stream`.
+    /// Maps a database error raised by an append on `stream` (under
+    /// idempotency key `key`).
     pub(crate) fn from_append(
         stream: Uuid,
         expected: ExpectedVersion,
         tenant: Option<&str>,
+        key: Option<&str>,
         err: sqlx::Error,
     ) -> Self {
         if let Some(db) = err.as_database_error() {
@@ -75,6 +93,32 @@ impl StoreError {
                         stream,
                         tenant: tenant.unwrap_or_default().to_owned(),
                     }
+                }
+                Some("RF005") => return StoreError::IdempotencyConflict(db.message().to_owned()),
+                Some("RF006") => {
+                    let id = db
+                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .and_then(|pg| pg.detail())
+                        .and_then(|d| d.parse::<Uuid>().ok())
+                        .unwrap_or_default();
+                    return StoreError::EventIdReused { stream, id };
+                }
+                // Two appends reusing one key or event id at once: the
+                // second waited for the first and found it taken.
+                Some("23505") if db.constraint() == Some("rf_event_ids_pkey") => {
+                    let id = db
+                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .and_then(|pg| pg.detail())
+                        .and_then(|d| d.split(['(', ')']).nth(3))
+                        .and_then(|d| d.parse::<Uuid>().ok())
+                        .unwrap_or_default();
+                    return StoreError::EventIdReused { stream, id };
+                }
+                Some("23505") if db.constraint() == Some("rf_idempotency_key_once") => {
+                    return StoreError::IdempotencyConflict(format!(
+                        "idempotency key {} was used for another stream at the same moment",
+                        key.unwrap_or_default()
+                    ))
                 }
                 _ => {}
             }

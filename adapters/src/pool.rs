@@ -58,22 +58,20 @@ impl PoolConfig {
         } else {
             options.options([("search_path", BASE_SCHEMA)])
         };
-        Ok(options
-            .application_name(&self.application_name)
-            .options([
-                ("statement_timeout", ms(self.statement_timeout)),
-                ("lock_timeout", ms(self.lock_timeout)),
-                (
-                    "idle_in_transaction_session_timeout",
-                    ms(self.idle_in_transaction_timeout),
-                ),
-                // Every statement here is short and indexed. The planner's
-                // row guesses for status queries (generate_series, lateral
-                // counts) can cross the JIT threshold, and compiling then
-                // costs half a second, longer than a daemon's statement
-                // timeout at a one-second heartbeat.
-                ("jit", "off".to_owned()),
-            ]))
+        Ok(options.application_name(&self.application_name).options([
+            ("statement_timeout", ms(self.statement_timeout)),
+            ("lock_timeout", ms(self.lock_timeout)),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(self.idle_in_transaction_timeout),
+            ),
+            // Every statement here is short and indexed. The planner's
+            // row guesses for status queries (generate_series, lateral
+            // counts) can cross the JIT threshold, and compiling then
+            // costs half a second, longer than a daemon's statement
+            // timeout at a one-second heartbeat.
+            ("jit", "off".to_owned()),
+        ]))
     }
 }
 

@@ -460,10 +460,15 @@ async fn call_append(
     if let Some(tenant) = tenant {
         query = query.bind(tenant);
     }
-    let row = query
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| StoreError::from_append(stream, expected, tenant, e))?;
+    let row = query.fetch_one(&mut *conn).await.map_err(|e| {
+        StoreError::from_append(
+            stream,
+            expected,
+            tenant,
+            options.idempotency_key.as_deref(),
+            e,
+        )
+    })?;
     Ok(AppendResult {
         stream_id: stream,
         first_version: row.0 as u64,
