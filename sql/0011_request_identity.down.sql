@@ -130,5 +130,5 @@ $$;
 
 DROP TABLE rf_event_ids;
 DROP INDEX rf_idempotency_key_once;
-DROP INDEX rf_idempotency_key_idx;
+DROP INDEX rf_idempotency_legacy_key_idx;
 ALTER TABLE rf_idempotency DROP COLUMN request_digest;

@@ -18,9 +18,12 @@
 --     appended before this migration are not checked.
 
 ALTER TABLE rf_idempotency ADD COLUMN request_digest bytea;
-CREATE INDEX rf_idempotency_key_idx ON rf_idempotency (idem_key);
+-- New keys are unique across streams; the keys recorded before get an
+-- index of their own, which new appends never have to maintain.
 CREATE UNIQUE INDEX rf_idempotency_key_once ON rf_idempotency (idem_key)
     WHERE request_digest IS NOT NULL;
+CREATE INDEX rf_idempotency_legacy_key_idx ON rf_idempotency (idem_key)
+    WHERE request_digest IS NULL;
 
 -- Not tiered: an id keeps its meaning whichever table its event moved to.
 CREATE TABLE rf_event_ids (
@@ -194,8 +197,13 @@ BEGIN
     -- keeps growing in the cold partition (rillflow_core::archive::append_target).
     -- Hot streams never pay for the settings lookup.
     IF p_idem_key IS NOT NULL THEN
-        SELECT i.stream_id INTO v_other FROM rf_idempotency i
-         WHERE i.idem_key = p_idem_key AND i.stream_id <> p_stream LIMIT 1;
+        SELECT i.stream_id INTO v_other FROM (
+            SELECT stream_id FROM rf_idempotency
+             WHERE idem_key = p_idem_key AND request_digest IS NOT NULL
+            UNION ALL
+            SELECT stream_id FROM rf_idempotency
+             WHERE idem_key = p_idem_key AND request_digest IS NULL
+        ) i WHERE i.stream_id <> p_stream LIMIT 1;
         IF FOUND THEN
             RAISE EXCEPTION 'idempotency key % was already used for stream %', p_idem_key, v_other
                 USING ERRCODE = 'RF005';
