@@ -87,12 +87,19 @@ BEGIN
     IF p_expected_kind NOT IN ('any', 'no_stream', 'exists', 'exact') THEN
         RAISE EXCEPTION 'unknown expected version kind %', p_expected_kind USING ERRCODE = 'RF002';
     END IF;
-    IF p_idem_key IS NOT NULL OR p_event_ids IS NOT NULL THEN
+    IF p_idem_key IS NOT NULL THEN
+        -- The arguments as sent (jsonb text is canonical: key order and
+        -- spacing of the payloads do not matter).
+        v_digest := sha256(convert_to(jsonb_build_array(
+            p_event_ids, p_types, p_schema_versions, p_data, p_headers, p_causation, p_correlation
+        )::text, 'UTF8'));
+    END IF;
+    IF p_event_ids IS NOT NULL THEN
         IF (SELECT count(i) <> count(DISTINCT i) FROM unnest(p_event_ids) AS i) THEN
             RAISE EXCEPTION 'an event id appears twice in one append' USING ERRCODE = 'RF002';
         END IF;
-        -- Defaults filled in and jsonb's canonical text, so that the same
-        -- events sent again digest the same however the caller spelled them.
+        -- One digest per event, defaults filled in, so that the same event
+        -- sent again digests the same however the caller spelled it.
         v_events := ARRAY(
             SELECT sha256(convert_to(jsonb_build_array(
                        e.event_type, coalesce(e.schema_version, 1), e.data,
@@ -102,13 +109,6 @@ BEGIN
                    WITH ORDINALITY AS e(event_type, schema_version, data, headers,
                                         causation_id, correlation_id, ord)
              ORDER BY e.ord);
-        v_digest := sha256(convert_to(jsonb_build_array(
-            (SELECT jsonb_agg(i.id ORDER BY i.ord)
-               FROM unnest(coalesce(p_event_ids, array_fill(NULL::uuid, ARRAY[v_n])))
-                    WITH ORDINALITY AS i(id, ord)),
-            (SELECT jsonb_agg(encode(d.digest, 'hex') ORDER BY d.ord)
-               FROM unnest(v_events) WITH ORDINALITY AS d(digest, ord))
-        )::text, 'UTF8'));
     END IF;
 
     -- Lock the head first: every append to the stream queues here.
