@@ -112,6 +112,11 @@ impl ProjectionWorker {
         let epoch = lease.map(|l| l.epoch);
         let mut held_since: Option<Instant> = None;
         loop {
+            // Checked here too, not only between batches: a worker with no
+            // projections runs no batch and would never see the stop.
+            if *stop.borrow() {
+                return WorkerExit::Stopped;
+            }
             let mut busy = false;
             let mut held = false;
             let mut next_wait = self.timing.poll_interval;

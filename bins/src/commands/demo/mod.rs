@@ -30,6 +30,7 @@ use self::nodes::{Nodes, CLUSTER};
 use self::report::{Counts, Verification};
 use self::scratch::Scratch;
 use crate::cli::DemoArgs;
+use crate::commands::signals;
 
 const PROJECTION_FILE: &str = include_str!("projection.toml");
 const WAIT: Duration = Duration::from_secs(60);
@@ -42,9 +43,23 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if args.events < 10 || args.streams < 2 {
         bail!("--events must be at least 10 and --streams at least 2");
     }
+    let shutdown = signals::shutdown()?;
+    tokio::pin!(shutdown);
     step(1, "preparing a scratch database");
-    let scratch = Scratch::create(args.database_url.as_deref()).await?;
-    let outcome = demo(&args, &scratch).await;
+    let scratch = tokio::select! {
+        biased;
+        _ = &mut shutdown => bail!("interrupted before the demo started anything"),
+        scratch = Scratch::create(args.database_url.as_deref()) => scratch?,
+    };
+    // Interrupted, the demo's future is dropped (its nodes stop with it)
+    // and the scratch database goes as after a full run.
+    let outcome = tokio::select! {
+        biased;
+        _ = &mut shutdown => Err(anyhow::anyhow!(
+            "interrupted; everything the demo started was stopped"
+        )),
+        outcome = demo(&args, &scratch) => outcome,
+    };
     step(7, "stopping everything the demo started");
     scratch.remove().await;
     let verification = outcome?;

@@ -13,11 +13,14 @@ use crate::commands::{database, signals};
 pub async fn run(args: TailArgs) -> Result<()> {
     let shutdown = signals::shutdown()?;
     tokio::pin!(shutdown);
-    let mut store = EventStore::new(
-        database::open(&args.db, TenantOperation::WholeLog)
-            .await?
-            .pool,
-    );
+    // A stop while connecting (to a server that does not answer, say)
+    // needs no connection.
+    let scoped = tokio::select! {
+        biased;
+        _ = &mut shutdown => return Ok(()),
+        scoped = database::open(&args.db, TenantOperation::WholeLog) => scoped?,
+    };
+    let mut store = EventStore::new(scoped.pool);
     if args.with_archived {
         store = store.with_archived();
     }
