@@ -506,6 +506,55 @@ async fn health_score_names_what_lowers_it() {
 }
 
 /// `diag bundle` writes every section from the database and no secret.
+/// A password never reaches the bundle or an error line, wherever the
+/// connection string carries it: userinfo, `password=` or `sslpassword=`
+/// in the query.
+#[tokio::test]
+async fn passwords_in_query_strings_stay_out_of_bundles_and_errors() {
+    let db = TestDb::migrated().await;
+    let (scheme_user, rest) = db.url.split_once('@').expect("the test URL has userinfo");
+    let (scheme, userinfo) = scheme_user.split_once("://").unwrap();
+    let Some((user, password)) = userinfo.split_once(':') else {
+        return; // a DATABASE_URL without a password has nothing to leak
+    };
+    let sep = if rest.contains('?') { '&' } else { '?' };
+    let url = format!("{scheme}://{user}@{rest}{sep}password={password}");
+    let dir = std::env::temp_dir().join(format!("rillflow-diag-q-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bundle.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_rillflow"))
+        .args(["diag", "bundle", "--output", file.to_str().unwrap()])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains(password),
+        "the password leaked from the query"
+    );
+    assert!(text.contains("password=[redacted]"), "{text}");
+
+    for bad in [
+        "postgres://nobody:topsecret@127.0.0.1:1/none?sslpassword=k3yk3y",
+        "postgres://nobody@127.0.0.1:notaport/none?password=topsecret",
+        "host=127.0.0.1 port=1 password=topsecret",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rillflow"))
+            .args(["events", "read", "--stream", STREAM, "--database-url", bad])
+            .output()
+            .unwrap();
+        // Everything printed: sqlx also warns about parameters it ignores.
+        assert!(!out.status.success(), "{bad}");
+        let err = stderr(&out);
+        assert!(
+            !err.contains("topsecret") && !err.contains("k3yk3y"),
+            "{bad}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn diag_bundle_collects_every_section_without_secrets() {
     use rillflow_testkit::lease_fixtures::{join, setup, C};

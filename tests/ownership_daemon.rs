@@ -221,7 +221,8 @@ async fn repartitioning_4_8_3_live_applies_each_event_once() {
 /// new owners with one header per family.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_worker_is_fenced_after_its_partitions_move() {
-    use rillflow_testkit::{free_port, http_get};
+    use rillflow_testkit::{free_port, http_get, http_get_with};
+    const DIAG_TOKEN: &str = "test-diag-token-0123456789";
 
     let mut db = TestDb::migrated().await;
     let pool = db.pool().await;
@@ -234,7 +235,7 @@ async fn a_frozen_worker_is_fenced_after_its_partitions_move() {
     let bind = format!("127.0.0.1:{port}");
     let file = fixture();
     let mut args = fast_auto_args(&file, "f2", "4");
-    args.extend_from_slice(&["--health-bind", &bind]);
+    args.extend_from_slice(&["--health-bind", &bind, "--diag-token", DIAG_TOKEN]);
     let f2 = Process::spawn(BIN.as_ref(), "f2", &db.url, &args, &log_dir(test));
     wait_shares(&cli, &[("f1", 2), ("f2", 2)], settle);
 
@@ -268,10 +269,20 @@ async fn a_frozen_worker_is_fenced_after_its_partitions_move() {
         "{metrics}"
     );
 
-    // The diagnostics bundle is served too, from the database.
-    let (_, bundle) = http_get(port, "/diag/bundle").expect("bundle answered");
+    // The diagnostics bundle is served too, from the database, to the token
+    // only.
+    let (status, _) = http_get(port, "/diag/bundle").expect("bundle answered");
+    assert!(status.contains("401"), "{status}");
+    let bearer = format!("Bearer {DIAG_TOKEN}");
+    let (_, bundle) = http_get_with(port, "/diag/bundle", &[("Authorization", &bearer)])
+        .expect("bundle answered");
     let bundle: Value = serde_json::from_str(&bundle).expect("bundle is JSON");
     assert_eq!(bundle["config"]["partitions"], "auto");
+    assert_eq!(bundle["config"]["diag_over_http"], true);
+    assert!(
+        !bundle.to_string().contains(DIAG_TOKEN),
+        "the token stays out"
+    );
     assert_eq!(bundle["process"]["name"], "f2");
     assert_eq!(bundle["projections"][0]["ownership"]["dynamic"], true);
 

@@ -188,6 +188,12 @@ async fn health_reports_a_lagging_projection() {
             std::thread::sleep(Duration::from_millis(50));
         }
     };
+    // Started without a token, it keeps the diagnostics bundle to itself.
+    let (status, body) = get("/diag/bundle");
+    assert!(
+        status.contains("404") && body.contains("RILLFLOW_DIAG_TOKEN"),
+        "{status} {body}"
+    );
     // Wait for the daemon to register the projection.
     let catalog = ProjectionCatalog::new(pool.clone());
     let start = Instant::now();

@@ -14,6 +14,7 @@ pub mod ownership;
 pub mod pg_binaries;
 pub mod pool;
 pub mod projection;
+pub mod secrets;
 mod server_user;
 pub mod store;
 pub mod tenant;

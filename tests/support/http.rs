@@ -14,10 +14,19 @@ pub fn free_port() -> u16 {
 /// `GET path` on the health server: status line and body; None while it is
 /// not answering.
 pub fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    http_get_with(port, path, &[])
+}
+
+/// [`http_get`] with extra request headers (`("Authorization", "Bearer t")`).
+pub fn http_get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(String, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;

@@ -25,6 +25,6 @@ pub use built_bin::rillflow_bin;
 pub use cli_runner::{one_line_failure, CliRunner};
 pub use cluster_watch::wait_for_view;
 pub use counter::Counter;
-pub use http::{free_port, http_get, wait_for_body};
+pub use http::{free_port, http_get, http_get_with, wait_for_body};
 pub use process::{fast_auto_args, fast_hotcold_args, Process};
 pub use test_db::{migration_count, TestDb};

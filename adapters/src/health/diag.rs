@@ -18,6 +18,7 @@ use crate::archive::{ArchiveStats, ArchiveStatus};
 use crate::daemon::PgLeaseStore;
 use crate::migrate::Migrations;
 use crate::projection::ProjectionCatalog;
+use crate::secrets::redact_secrets;
 
 /// Builds the bundle from the database behind `pool`. `local` is what the
 /// calling process knows of itself, `config` its settings (already
@@ -58,31 +59,9 @@ pub fn redact(value: Value) -> Value {
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.into_iter().map(redact).collect()),
-        Value::String(s) => Value::String(redact_url(&s)),
+        Value::String(s) => Value::String(redact_secrets(&s)),
         other => other,
     }
-}
-
-/// `scheme://user:password@host/...` without the password.
-pub fn redact_url(text: &str) -> String {
-    let Some(scheme_end) = text.find("://") else {
-        return text.to_owned();
-    };
-    let rest = &text[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return text.to_owned();
-    };
-    let Some(colon) = authority[..at].find(':') else {
-        return text.to_owned();
-    };
-    format!(
-        "{}{}:[redacted]{}",
-        &text[..scheme_end + 3],
-        &authority[..colon],
-        &rest[at..]
-    )
 }
 
 fn section(result: Result<Value, String>) -> Value {
@@ -238,21 +217,15 @@ mod tests {
 
     #[test]
     fn passwords_leave_urls_and_secret_keys() {
-        assert_eq!(
-            redact_url("postgres://app:s3cr@t:x@db:5432/rf?sslmode=require"),
-            "postgres://app:[redacted]@db:5432/rf?sslmode=require"
-        );
-        assert_eq!(redact_url("postgres://app@db/rf"), "postgres://app@db/rf");
-        assert_eq!(redact_url("not a url"), "not a url");
         let v = redact(json!({
-            "database_url": "postgres://u:pw@h/d",
+            "database_url": "postgres://u:pw@h/d?sslpassword=k",
             "nested": [{ "api_token": "abc", "name": "n" }],
             "password": "x",
         }));
         assert_eq!(
             v,
             json!({
-                "database_url": "postgres://u:[redacted]@h/d",
+                "database_url": "postgres://u:[redacted]@h/d?sslpassword=[redacted]",
                 "nested": [{ "api_token": "[redacted]", "name": "n" }],
                 "password": "[redacted]",
             })

@@ -8,4 +8,4 @@ pub mod projection_metrics;
 pub mod report;
 pub mod server;
 
-pub use server::{serve, HealthSource};
+pub use server::{serve, DiagAccess, HealthSource};

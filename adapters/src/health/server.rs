@@ -1,4 +1,5 @@
-//! A small HTTP server for `GET /` (JSON health) and `GET /metrics`.
+//! A small HTTP server for `GET /` (JSON health), `GET /metrics` and, with
+//! a token, `GET /diag/bundle`.
 //!
 //! Two read-only endpoints do not justify an HTTP framework: requests are
 //! read up to the end of their head, answered, and the connection closed.
@@ -75,11 +76,24 @@ async fn metric_views(source: &dyn HealthSource) -> Result<MetricViews, String> 
     Ok((clusters, projections, source.archive().await?))
 }
 
+/// Who may fetch `/diag/bundle` over HTTP. The bundle shows the topology,
+/// settings and recent errors of the whole store; health and metrics do
+/// not, so only the bundle is guarded.
+#[derive(Debug, Clone, Default)]
+pub enum DiagAccess {
+    /// Not served over HTTP (`rillflow diag bundle` still builds it).
+    #[default]
+    Off,
+    /// Served to requests carrying `Authorization: Bearer <token>`.
+    Token(Arc<str>),
+}
+
 /// Binds `addr` and serves until the task is dropped. Returns the bound
 /// address (useful with port 0).
 pub async fn serve(
     addr: SocketAddr,
     source: Arc<dyn HealthSource>,
+    diag: DiagAccess,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
@@ -89,16 +103,52 @@ pub async fn serve(
                 continue;
             };
             let source = source.clone();
+            let diag = diag.clone();
             tokio::spawn(async move {
                 // A client that never finishes its request must not pin a task.
-                let _ = tokio::time::timeout(Duration::from_secs(10), answer(stream, source)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(10), answer(stream, source, diag))
+                    .await;
             });
         }
     });
     Ok((bound, task))
 }
 
-async fn answer(mut stream: TcpStream, source: Arc<dyn HealthSource>) -> std::io::Result<()> {
+/// Whether a request whose head is `head` may have the bundle.
+fn admitted(head: &str, diag: &DiagAccess) -> Result<(), &'static str> {
+    let DiagAccess::Token(token) = diag else {
+        return Err("off");
+    };
+    let presented = head.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("authorization")
+            .then(|| value.trim())
+            .and_then(|v| v.strip_prefix("Bearer "))
+    });
+    match presented {
+        Some(p) if same_secret(p.trim().as_bytes(), token.as_bytes()) => Ok(()),
+        _ => Err("unauthorized"),
+    }
+}
+
+/// Compares in time that depends only on the lengths, so the answer's
+/// timing does not tell how much of a guess was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+async fn answer(
+    mut stream: TcpStream,
+    source: Arc<dyn HealthSource>,
+    diag: DiagAccess,
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 512];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
@@ -156,13 +206,27 @@ async fn answer(mut stream: TcpStream, source: Arc<dyn HealthSource>) -> std::io
                 format!("database unavailable: {e}\n"),
             ),
         },
-        ("GET", "/diag/bundle") => match source.diag().await {
-            Some(doc) => ("200 OK", "application/json", doc.to_string()),
-            None => (
+        ("GET", "/diag/bundle") => match admitted(&text, &diag) {
+            Err("off") => (
                 "404 Not Found",
                 "text/plain",
-                "no diagnostics here\n".to_owned(),
+                "diagnostics over HTTP are off: start the daemon with RILLFLOW_DIAG_TOKEN set \
+                 and send it as a bearer token (or run `rillflow diag bundle`)\n"
+                    .to_owned(),
             ),
+            Err(_) => (
+                "401 Unauthorized",
+                "text/plain",
+                "a bearer token is needed\n".to_owned(),
+            ),
+            Ok(()) => match source.diag().await {
+                Some(doc) => ("200 OK", "application/json", doc.to_string()),
+                None => (
+                    "404 Not Found",
+                    "text/plain",
+                    "no diagnostics here\n".to_owned(),
+                ),
+            },
         },
         ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
         _ => (
@@ -171,10 +235,52 @@ async fn answer(mut stream: TcpStream, source: Arc<dyn HealthSource>) -> std::io
             "only GET\n".to_owned(),
         ),
     };
+    let challenge = if status.starts_with("401") {
+        "WWW-Authenticate: Bearer\r\n"
+    } else {
+        ""
+    };
     let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{challenge}Connection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{admitted, same_secret, DiagAccess};
+
+    #[test]
+    fn only_the_configured_bearer_token_gets_the_bundle() {
+        let on = DiagAccess::Token("s3cret-token-0123456789".into());
+        let head = |auth: &str| format!("GET /diag/bundle HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n");
+        assert_eq!(
+            admitted(&head("Authorization: Bearer s3cret-token-0123456789"), &on),
+            Ok(())
+        );
+        assert_eq!(
+            admitted(
+                &head("authorization:  Bearer s3cret-token-0123456789 "),
+                &on
+            ),
+            Ok(())
+        );
+        for auth in [
+            "",
+            "Authorization: Bearer s3cret-token-012345678",
+            "Authorization: Bearer s3cret-token-01234567890",
+            "Authorization: Basic s3cret-token-0123456789",
+            "X-Authorization: Bearer s3cret-token-0123456789",
+        ] {
+            assert_eq!(admitted(&head(auth), &on), Err("unauthorized"), "{auth}");
+        }
+        assert_eq!(
+            admitted(&head("Authorization: Bearer x"), &DiagAccess::Off),
+            Err("off")
+        );
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd") && !same_secret(b"abc", b"ab"));
+    }
 }

@@ -242,6 +242,17 @@ pub(crate) fn parse_bind(s: &str) -> Result<std::net::SocketAddr, String> {
         .map_err(|_| "expected HOST:PORT or a port".to_owned())
 }
 
+/// A bearer token for `/diag/bundle`: long enough not to be guessed, and
+/// only characters an `Authorization` header carries as they are. The
+/// message never repeats the value.
+pub(crate) fn parse_diag_token(s: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    if !(16..=256).contains(&s.len()) || !s.chars().all(allowed) {
+        return Err("expected 16 to 256 characters of letters, digits and -._~+/=".into());
+    }
+    Ok(s.to_owned())
+}
+
 fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not valid JSON ({e})"))
 }
@@ -274,6 +285,35 @@ pub fn exit_on_parse_error(e: clap::Error) -> ExitCode {
                 .unwrap_or("invalid arguments");
             eprintln!("{}", line.trim_end());
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_bind, parse_diag_token};
+
+    #[test]
+    fn a_bare_port_binds_loopback_only() {
+        assert_eq!(parse_bind("9464").unwrap().to_string(), "127.0.0.1:9464");
+        assert_eq!(
+            parse_bind("0.0.0.0:9464").unwrap().to_string(),
+            "0.0.0.0:9464"
+        );
+        assert!(parse_bind("localhost").is_err());
+    }
+
+    #[test]
+    fn diag_tokens_are_long_plain_and_never_echoed() {
+        assert!(parse_diag_token("abcdefghijklmnop").is_ok());
+        for bad in [
+            "short",
+            "has space in it 123",
+            &"x".repeat(257),
+            "quote\"quote\"quote!",
+        ] {
+            let err = parse_diag_token(bad).unwrap_err();
+            assert!(!err.contains(bad), "{err}");
         }
     }
 }

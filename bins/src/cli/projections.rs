@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use uuid::Uuid;
 
-use super::{parse_bind, DatabaseArgs, OutputFormat};
+use super::{parse_bind, parse_diag_token, DatabaseArgs, OutputFormat};
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
@@ -233,6 +233,19 @@ pub struct RunLoopArgs {
     /// (ADDR or a bare port, which binds 127.0.0.1).
     #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
     pub health_bind: Option<std::net::SocketAddr>,
+    /// Also serve GET /diag/bundle there, to requests that send this token as
+    /// `Authorization: Bearer TOKEN` (16 to 256 characters of letters, digits
+    /// and `-._~+/=`). Prefer the environment variable: a command line is
+    /// visible to every user of the machine. Without it the bundle is not
+    /// served over HTTP.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "RILLFLOW_DIAG_TOKEN",
+        hide_env_values = true,
+        value_parser = parse_diag_token
+    )]
+    pub diag_token: Option<String>,
     #[command(flatten)]
     pub source: ProjectionSourceArgs,
     /// Longest wait for new events when no notification arrives, in ms.

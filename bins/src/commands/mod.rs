@@ -8,12 +8,14 @@ mod demo;
 mod diag;
 mod events;
 mod health;
+mod log_writer;
 mod migrate;
 mod projections;
 mod signals;
 mod tenants;
 
 use anyhow::Result;
+use rillflow_adapters::secrets::redact_secrets;
 
 use crate::cli::{
     ArchiveCommand, Cli, Command, DbCommand, DiagCommand, EventsCommand, HealthCommand, LogFormat,
@@ -56,7 +58,7 @@ pub fn init_tracing(cli: &Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(log_writer::RedactedStderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -74,7 +76,8 @@ pub fn one_line(err: &anyhow::Error) -> String {
             line.push_str(&text);
         }
     }
-    line.replace('\n', " ")
+    // Causes may quote a connection string (sqlx's URL errors do).
+    redact_secrets(&line.replace('\n', " "))
 }
 
 pub fn run(cli: Cli) -> Result<()> {

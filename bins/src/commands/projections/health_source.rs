@@ -41,6 +41,7 @@ pub fn daemon_config(args: &RunLoopArgs, node: &str) -> Value {
         "lease_grace_secs": args.lease_grace_secs,
         "min_cold_standbys": args.min_cold_standbys,
         "health_bind": args.health_bind.map(|a| a.to_string()),
+        "diag_over_http": args.diag_token.is_some(),
         "projections": args.source.projections.as_ref().map(|p| p.display().to_string()),
         "partitions": format!("{:?}", args.source.partitions).to_lowercase(),
         "partition_key": args.source.partition_key,

@@ -80,7 +80,11 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
             metrics: metrics.clone(),
             config: daemon_config(&args, &node),
         };
-        let (bound, _server) = health::serve(addr, Arc::new(source))
+        let diag = match &args.diag_token {
+            Some(token) => health::DiagAccess::Token(token.as_str().into()),
+            None => health::DiagAccess::Off,
+        };
+        let (bound, _server) = health::serve(addr, Arc::new(source), diag)
             .await
             .with_context(|| format!("cannot serve health on {addr}"))?;
         tracing::info!(%bound, "health and metrics served");
