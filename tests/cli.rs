@@ -314,6 +314,77 @@ async fn migrate_down_and_up() {
     assert!(one_line_failure(&unreachable, 1).contains("cannot connect"));
 }
 
+/// `migrate --down` never drops data silently: when the reverted
+/// migrations would drop tables or columns that hold data it names them
+/// with their counts, reverts nothing and exits 1; `--force` reverts.
+#[tokio::test]
+async fn migrate_down_refuses_to_drop_data_without_force() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let all = migration_count();
+    let status = || async {
+        stdout(&rillflow(&db, &["migrate", "--status"]))
+            .matches("\tapplied")
+            .count()
+    };
+    // Nothing stored yet: the newest migration goes back without a word.
+    let down = rillflow(&db, &["migrate", "--down", "1"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert!(rillflow(&db, &["migrate"]).status.success());
+
+    let append = |key: &str| {
+        let out = rillflow(
+            &db,
+            &[
+                "events",
+                "append",
+                "--stream",
+                STREAM,
+                "--type",
+                "Kept",
+                "--data",
+                "{}",
+                "--idempotency-key",
+                key,
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    append("a");
+    append("b");
+    let everything = all.to_string();
+    for (steps, needles) in [
+        ("1", vec!["column rf_idempotency.request_digest (2 values)"]),
+        (
+            everything.as_str(),
+            vec![
+                "table events (2 rows)",
+                "table rf_streams (1 row)",
+                "table rf_idempotency (2 rows)",
+            ],
+        ),
+    ] {
+        let out = rillflow(&db, &["migrate", "--down", steps]);
+        let err = one_line_failure(&out, 1);
+        for needle in needles {
+            assert!(err.contains(needle), "--down {steps}: {err}");
+        }
+        assert!(err.contains("--force"), "{err}");
+        assert_eq!(status().await, all, "--down {steps} reverted nothing");
+    }
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 2);
+
+    let forced = rillflow(&db, &["migrate", "--down", "1", "--force"]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert_eq!(status().await, all - 1);
+    let lone = rillflow(&db, &["migrate", "--force"]);
+    assert!(!lone.status.success(), "--force without --down is refused");
+}
+
 #[tokio::test]
 async fn schema_missing_is_explained() {
     let db = TestDb::empty().await;

@@ -24,6 +24,6 @@ pub use cluster_settings::ClusterSettings;
 pub use error::StoreError;
 pub use event::{AppendOptions, AppendResult, NewEvent, ReadAllBatch, RecordedEvent};
 pub use local_cluster::LocalCluster;
-pub use migrate::{MigrateError, Migrations};
+pub use migrate::{Loss, MigrateError, Migrations};
 pub use pool::{connect, PoolConfig};
 pub use store::{EventStore, PartitionRead};

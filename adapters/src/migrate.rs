@@ -82,6 +82,70 @@ impl Migrations {
         Ok(reverted)
     }
 
+    /// What reverting the last `steps` applied migrations would throw
+    /// away: the tables they drop that hold rows, and the columns they drop
+    /// (from tables that stay) that hold values. Found by running their
+    /// down scripts in a transaction that is rolled back, so it follows the
+    /// scripts as they are; nothing changes. Counts stop at
+    /// [`LOSS_COUNT_LIMIT`] + 1.
+    pub async fn loss(pool: &PgPool, steps: usize) -> Result<Vec<Loss>, MigrateError> {
+        let applied = Self::applied_versions(pool).await?;
+        if steps > applied.len() {
+            return Err(MigrateError::TooManySteps {
+                requested: steps,
+                applied: applied.len(),
+            });
+        }
+        let exec = |e| MigrateError::Database(SqlxMigrateError::Execute(e));
+        let mut tx = pool.begin().await.map_err(exec)?;
+        let before = columns(&mut tx).await.map_err(exec)?;
+        for version in applied.iter().rev().take(steps) {
+            let down = MIGRATOR
+                .iter()
+                .find(|m| m.version == *version && m.migration_type.is_down_migration())
+                .ok_or_else(|| MigrateError::Mismatch(format!("no down script for {version}")))?;
+            sqlx::raw_sql(&down.sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(exec)?;
+        }
+        let after = columns(&mut tx).await.map_err(exec)?;
+        tx.rollback().await.map_err(exec)?;
+
+        let kept_tables: std::collections::BTreeSet<&str> =
+            after.iter().map(|c| c.table.as_str()).collect();
+        let mut lost = Vec::new();
+        let mut seen_tables = std::collections::BTreeSet::new();
+        for col in before.iter().filter(|c| !after.contains(c)) {
+            let whole = !kept_tables.contains(col.table.as_str());
+            if whole && !seen_tables.insert(col.table.clone()) {
+                continue;
+            }
+            let seeded = SEEDED.iter().find(|(t, _)| whole && *t == col.table);
+            let filter = match seeded {
+                Some((_, beyond_seed)) => format!(" WHERE {beyond_seed}"),
+                None if whole => String::new(),
+                None => format!(" WHERE {} IS NOT NULL", col.quoted_column),
+            };
+            let rows: i64 = sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM (SELECT 1 FROM {}{filter} LIMIT {}) s",
+                col.quoted_table,
+                LOSS_COUNT_LIMIT + 1
+            ))
+            .fetch_one(pool)
+            .await
+            .map_err(exec)?;
+            if rows > 0 {
+                lost.push(Loss {
+                    table: col.table.clone(),
+                    column: (!whole).then(|| col.column.clone()),
+                    rows,
+                });
+            }
+        }
+        Ok(lost)
+    }
+
     /// Every migration this binary carries, with its applied state.
     pub async fn status(pool: &PgPool) -> Result<Vec<MigrationState>, MigrateError> {
         let applied = Self::applied_versions(pool).await?;
@@ -110,4 +174,73 @@ impl Migrations {
             .await
             .map_err(|e| MigrateError::Database(SqlxMigrateError::Execute(e)))
     }
+}
+
+/// Tables a migration fills with one row of defaults, and when that row
+/// holds more than its seed: dropping the seed alone loses nothing, since
+/// applying the migration again makes it anew.
+const SEEDED: &[(&str, &str)] = &[
+    ("rf_archive_settings", "backend <> 'dual-table'"),
+    (
+        "rf_archive_stats",
+        "streams_marked + streams_reactivated + events_moved + move_batches > 0",
+    ),
+];
+
+/// Counts of lost rows stop here ("more than" beyond).
+pub const LOSS_COUNT_LIMIT: i64 = 1_000_000;
+
+/// Data a revert would drop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// The table.
+    pub table: String,
+    /// The column, when only it goes and the table stays.
+    pub column: Option<String>,
+    /// Rows (or, for a column, values that are not NULL), counted up to
+    /// [`LOSS_COUNT_LIMIT`] + 1.
+    pub rows: i64,
+}
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = if self.rows > LOSS_COUNT_LIMIT {
+            format!("more than {LOSS_COUNT_LIMIT}")
+        } else {
+            self.rows.to_string()
+        };
+        let plural = if self.rows == 1 { "" } else { "s" };
+        match &self.column {
+            None => write!(f, "table {} ({count} row{plural})", self.table),
+            Some(c) => write!(f, "column {}.{c} ({count} value{plural})", self.table),
+        }
+    }
+}
+
+/// A column of a table in the session's schema, named and quoted by the
+/// server (names come from the catalog, never from input).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+struct CatalogColumn {
+    table: String,
+    column: String,
+    quoted_table: String,
+    quoted_column: String,
+}
+
+/// The columns of the schema's tables (partitions left out: their rows are
+/// their parent's).
+async fn columns(conn: &mut sqlx::PgConnection) -> Result<Vec<CatalogColumn>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.relname::text AS table, a.attname::text AS column,
+                format('%I.%I', n.nspname, c.relname) AS quoted_table,
+                format('%I', a.attname) AS quoted_column
+           FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+            AND c.relname <> '_sqlx_migrations'
+          ORDER BY 1, 2",
+    )
+    .fetch_all(conn)
+    .await
 }

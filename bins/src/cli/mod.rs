@@ -109,9 +109,14 @@ pub struct DatabaseArgs {
 pub struct MigrateArgs {
     #[command(flatten)]
     pub db: DatabaseArgs,
-    /// Revert the last N applied migrations instead of applying.
+    /// Revert the last N applied migrations instead of applying. Refused,
+    /// naming what would be lost, when they would drop tables or columns
+    /// that hold data, unless --force is given too.
     #[arg(long, value_name = "N")]
     pub down: Option<usize>,
+    /// With --down: revert even though data is dropped with the schema.
+    #[arg(long, requires = "down")]
+    pub force: bool,
     /// Only list migrations and whether each is applied.
     #[arg(long, conflicts_with = "down")]
     pub status: bool,

@@ -1,6 +1,6 @@
-//! `rillflow migrate [--down N] [--status] [--tenant T | --all-tenants] [--output table|json]`
+//! `rillflow migrate [--down N [--force]] [--status] [--tenant T | --all-tenants] [--output table|json]`
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use rillflow_adapters::tenant::TenantScope;
 use rillflow_adapters::Migrations;
 use rillflow_core::tenant::TenantOperation;
@@ -69,6 +69,9 @@ async fn migrate_one(args: &MigrateArgs, label: &str, pool: &PgPool) -> Result<s
     }
     match args.down {
         Some(steps) => {
+            if !args.force {
+                refuse_loss(pool, steps).await?;
+            }
             let reverted = Migrations::revert(pool, steps).await?;
             Ok(json!({ "scope": label, "reverted": reverted }))
         }
@@ -77,6 +80,20 @@ async fn migrate_one(args: &MigrateArgs, label: &str, pool: &PgPool) -> Result<s
             Ok(json!({ "scope": label, "applied": applied }))
         }
     }
+}
+
+/// Fails, naming every table and column that would go with its data, when
+/// reverting `steps` migrations would drop data.
+async fn refuse_loss(pool: &PgPool, steps: usize) -> Result<()> {
+    let lost = Migrations::loss(pool, steps).await?;
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = lost.iter().map(ToString::to_string).collect();
+    bail!(
+        "reverting {steps} migration(s) would drop {}; nothing was reverted (add --force to drop it)",
+        list.join(", ")
+    )
 }
 
 fn print_entry(entry: &serde_json::Value) {
