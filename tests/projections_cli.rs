@@ -56,8 +56,8 @@ fn run_until_idle(db: &TestDb, file: &str, name: &str) -> String {
     )
 }
 
-/// Runs `run-until-idle` until `name` has no lag: other tests' open
-/// transactions may hold the server-wide visibility horizon back a moment.
+/// Runs `run-until-idle` until `name` has no lag: open transactions of the
+/// database (autovacuum's) may hold the visibility horizon back a moment.
 fn catch_up(db: &TestDb, file: &str, name: &str) {
     let start = Instant::now();
     loop {
@@ -637,4 +637,84 @@ async fn run_until_idle_says_when_an_open_transaction_holds_events_back() {
     );
     blocker.rollback().await.unwrap();
     catch_up(&db, EXAMPLE, "account_balances");
+}
+
+/// Numbers past f64 and past i64 reach declared handlers digit for digit,
+/// through `:data` and `:data.x`, whether the event came from the CLI or
+/// was written by SQL.
+#[tokio::test]
+async fn declared_handlers_see_every_digit() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let amount = "19.999999999999999999";
+    let big = "123456789012345678901234567890";
+    let data = format!(r#"{{"amount": {amount}, "big": {big}}}"#);
+    let by_cli = Uuid::from_u128(0xC11);
+    ok(
+        &db,
+        &[
+            "events",
+            "append",
+            "--stream",
+            &by_cli.to_string(),
+            "--type",
+            "Paid",
+            "--data",
+            &data,
+        ],
+    );
+    let by_sql = Uuid::from_u128(0x5C1);
+    sqlx::query(
+        "SELECT * FROM rf_append($1, 'any', NULL, NULL, NULL, ARRAY['Paid'], NULL,
+                                 ARRAY[$2::jsonb], NULL, NULL, NULL)",
+    )
+    .bind(by_sql)
+    .bind(&data)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let file = temp_file(
+        "exact",
+        r#"
+[[projections]]
+name = "exact"
+setup = "CREATE TABLE IF NOT EXISTS exact (stream_id uuid PRIMARY KEY, amount numeric, big numeric, doc jsonb)"
+reset = "TRUNCATE exact"
+[projections.handlers]
+Paid = "INSERT INTO exact VALUES (:stream_id, :data.amount::numeric, :data.big::numeric, :data)"
+"#,
+    );
+    let file = file.to_str().unwrap();
+    catch_up(&db, file, "exact");
+    let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT stream_id, amount::text, big::text, (doc->'amount')::text FROM exact ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    for (stream, a, b, doc) in rows {
+        assert_eq!(
+            (a.as_str(), b.as_str(), doc.as_str()),
+            (amount, big, amount),
+            "{stream}"
+        );
+    }
+    // And back out, from the CLI.
+    for stream in [by_cli, by_sql] {
+        let read = ok(
+            &db,
+            &[
+                "events",
+                "read",
+                "--stream",
+                &stream.to_string(),
+                "--output",
+                "json",
+            ],
+        );
+        assert!(read.contains(amount) && read.contains(big), "{read}");
+    }
+    let tail = ok(&db, &["events", "tail", "--once"]);
+    assert_eq!(tail.matches(amount).count(), 2, "{tail}");
 }
