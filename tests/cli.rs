@@ -179,6 +179,7 @@ async fn bad_input_is_one_line_and_writes_nothing() {
     );
     assert!(ok.status.success(), "{}", stderr(&ok));
 
+    let long_key = "k".repeat(100_000);
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (
             vec!["--stream", "not-a-uuid", "--type", "A", "--data", "{}"],
@@ -248,8 +249,51 @@ async fn bad_input_is_one_line_and_writes_nothing() {
         ),
         (
             vec!["--stream", STREAM, "--type", " ", "--data", "{}"],
-            1,
-            "--type",
+            2,
+            "event type must not be empty",
+        ),
+        (
+            vec![
+                "--stream",
+                STREAM,
+                "--type",
+                "Paid\u{1b}[2J",
+                "--data",
+                "{}",
+            ],
+            2,
+            "control character (U+001B)",
+        ),
+        (
+            vec![
+                "--stream",
+                STREAM,
+                "--type",
+                "A",
+                "--data",
+                "{}",
+                "--idempotency-key",
+                &long_key,
+            ],
+            2,
+            "100000 bytes long; at most 512",
+        ),
+        (
+            vec!["--stream", STREAM, "--type", "A", "--data", "@/dev/zero"],
+            2,
+            "larger than the 16 MiB allowed",
+        ),
+        (
+            vec![
+                "--stream",
+                STREAM,
+                "--type",
+                "A",
+                "--data",
+                "@/nonexistent.json",
+            ],
+            2,
+            "cannot read /nonexistent.json",
         ),
     ];
     for (args, code, needle) in cases {
@@ -258,6 +302,11 @@ async fn bad_input_is_one_line_and_writes_nothing() {
         let out = rillflow(&db, &full);
         let err = one_line_failure(&out, code);
         assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(err.len() < 400, "the value is not echoed whole: {err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "no raw escape reaches the terminal: {err:?}"
+        );
         assert!(stdout(&out).is_empty());
     }
     assert_eq!(versions(&db), vec![1], "no failed command wrote anything");
@@ -383,6 +432,69 @@ async fn migrate_down_refuses_to_drop_data_without_force() {
     assert_eq!(status().await, all - 1);
     let lone = rillflow(&db, &["migrate", "--force"]);
     assert!(!lone.status.success(), "--force without --down is refused");
+}
+
+/// Payloads past what a command line holds come from a file (`@FILE`) or
+/// stdin (`-`), up to their bound.
+#[tokio::test]
+async fn payloads_come_from_files_and_stdin() {
+    use std::io::Write;
+
+    let db = TestDb::migrated().await;
+    let big = format!(
+        r#"{{"blob": "{}", "amount": 0.1000000000000000000001}}"#,
+        "x".repeat(3 << 20)
+    );
+    let dir = std::env::temp_dir().join(format!("rillflow-payload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("big.json");
+    std::fs::write(&file, &big).unwrap();
+    let from_file = format!("@{}", file.display());
+    let out = rillflow(
+        &db,
+        &[
+            "events", "append", "--stream", STREAM, "--type", "Big", "--data", &from_file,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let piped = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rillflow"))
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A command that refuses early may not read it all.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        child.wait_with_output().unwrap()
+    };
+    let append = [
+        "events", "append", "--stream", STREAM, "--type", "Piped", "--data", "-",
+    ];
+    let out = piped(
+        &[&append[..], &["--headers", r#"{"via": "stdin"}"#]].concat(),
+        &big,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let read = stdout(&rillflow(
+        &db,
+        &["events", "read", "--stream", STREAM, "--output", "json"],
+    ));
+    let events: Value = serde_json::from_str(&read).unwrap();
+    assert_eq!(events.as_array().unwrap().len(), 2);
+    for e in events.as_array().unwrap() {
+        assert_eq!(e["data"]["blob"].as_str().unwrap().len(), 3 << 20);
+        assert_eq!(e["data"]["amount"].to_string(), "0.1000000000000000000001");
+    }
+    // Two options cannot both read stdin.
+    let out = piped(&[&append[..], &["--headers", "-"]].concat(), "{}");
+    let err = one_line_failure(&out, 2);
+    assert!(err.contains("only one option can read stdin"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -387,7 +387,13 @@ async fn bad_input_is_refused_with_one_line_and_changes_nothing() {
             "/nonexistent.toml",
         ],
     ));
-    assert!(err.contains("cannot read projections file"), "{err}");
+    assert!(err.contains("projections file: cannot read"), "{err}");
+    // A file that never ends is read no further than the bound.
+    let err = one_line_failure(&rillflow(
+        &db,
+        &["projections", "run-once", "--projections", "/dev/zero"],
+    ));
+    assert!(err.contains("larger than the 4 MiB allowed"), "{err}");
 
     let broken = temp_file(
         "broken",

@@ -1,6 +1,7 @@
 //! The event store API on PostgreSQL.
 
 use rillflow_core::archive::read_plan;
+use rillflow_core::limits;
 use rillflow_core::{ExpectedVersion, GlobalCursor, PartitionSpec};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
@@ -228,7 +229,7 @@ impl EventStore {
         events: &[NewEvent],
         options: &AppendOptions,
     ) -> Result<AppendResult, StoreError> {
-        validate(events)?;
+        validate(events, options)?;
         let args = AppendArgs::new(events);
         let mut attempt = 0;
         loop {
@@ -255,7 +256,7 @@ impl EventStore {
         events: &[NewEvent],
         options: &AppendOptions,
     ) -> Result<AppendResult, StoreError> {
-        validate(events)?;
+        validate(events, options)?;
         call_append(conn, stream, expected, &AppendArgs::new(events), options).await
     }
 
@@ -405,17 +406,21 @@ impl EventStore {
     }
 }
 
-fn validate(events: &[NewEvent]) -> Result<(), StoreError> {
+/// Refuses what no append may carry before anything is sent: no events,
+/// and types or keys that are empty, too long or hold control characters
+/// (`rillflow_core::limits`; messages never repeat the value).
+fn validate(events: &[NewEvent], options: &AppendOptions) -> Result<(), StoreError> {
     if events.is_empty() {
         return Err(StoreError::InvalidRequest(
             "an append needs at least one event".into(),
         ));
     }
-    if let Some(e) = events.iter().find(|e| e.event_type.trim().is_empty()) {
-        return Err(StoreError::InvalidRequest(format!(
-            "event type must not be empty (event {:?})",
-            e.event_id
-        )));
+    let invalid = |e: limits::NameError| StoreError::InvalidRequest(e.to_string());
+    for e in events {
+        limits::event_type(&e.event_type).map_err(invalid)?;
+    }
+    if let Some(key) = &options.idempotency_key {
+        limits::idempotency_key(key).map_err(invalid)?;
     }
     Ok(())
 }

@@ -15,8 +15,9 @@ pub enum IdentifierError {
     #[error("identifier is empty")]
     Empty,
     /// Postgres truncates identifiers past 63 bytes; two names would collide.
-    #[error("identifier {0:?} is longer than 63 bytes")]
-    TooLong(String),
+    /// (The name itself is not kept: it may be any length.)
+    #[error("identifier is {0} bytes long; at most 63 are allowed")]
+    TooLong(usize),
     /// Only `[a-z_][a-z0-9_]*` is accepted.
     #[error("identifier {0:?} may only contain lowercase letters, digits and '_', and must not start with a digit")]
     BadCharacter(String),
@@ -32,7 +33,7 @@ impl Identifier {
             return Err(IdentifierError::Empty);
         }
         if name.len() > 63 {
-            return Err(IdentifierError::TooLong(name.to_owned()));
+            return Err(IdentifierError::TooLong(name.len()));
         }
         let mut chars = name.chars();
         let first_ok = chars

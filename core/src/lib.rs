@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod expected_version;
 pub mod ident;
 pub mod lease;
+pub mod limits;
 pub mod ownership;
 pub mod partition;
 pub mod projection;

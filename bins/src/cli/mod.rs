@@ -3,6 +3,7 @@
 mod archive;
 mod diag;
 mod health;
+pub mod input;
 mod projections;
 mod tenants;
 
@@ -145,20 +146,21 @@ pub struct AppendArgs {
     /// The stream's UUID.
     #[arg(long, value_name = "UUID")]
     pub stream: Uuid,
-    /// Event type name.
-    #[arg(long = "type", value_name = "T")]
+    /// Event type name (at most 256 bytes, no control characters).
+    #[arg(long = "type", value_name = "T", value_parser = parse_event_type)]
     pub event_type: String,
-    /// Payload, a JSON value.
-    #[arg(long, value_name = "JSON", value_parser = parse_json)]
+    /// Payload, a JSON value: inline, `@FILE` or `-` for stdin (up to 16 MiB).
+    #[arg(long, value_name = "JSON|@FILE|-", value_parser = parse_data)]
     pub data: serde_json::Value,
     /// N (exact version), `any`, `no-stream` or `exists`.
     #[arg(long, value_name = "N|any|no-stream|exists", default_value = "any")]
     pub expected_version: ExpectedVersion,
-    /// Makes retries of this append write nothing.
-    #[arg(long, value_name = "K")]
+    /// Makes retries of this append write nothing; reusing it for another
+    /// append is refused (at most 512 bytes, no control characters).
+    #[arg(long, value_name = "K", value_parser = parse_idempotency_key)]
     pub idempotency_key: Option<String>,
-    /// Headers, a JSON object.
-    #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+    /// Headers, a JSON object: inline, `@FILE` or `-` (up to 1 MiB).
+    #[arg(long, value_name = "JSON|@FILE|-", value_parser = parse_headers)]
     pub headers: Option<serde_json::Value>,
     /// Payload schema version.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
@@ -262,11 +264,25 @@ fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not valid JSON ({e})"))
 }
 
-fn parse_json_object(s: &str) -> Result<serde_json::Value, String> {
-    match parse_json(s)? {
+fn parse_data(arg: &str) -> Result<serde_json::Value, String> {
+    parse_json(&input::text_of(arg, input::MAX_DATA)?)
+}
+
+fn parse_headers(arg: &str) -> Result<serde_json::Value, String> {
+    match parse_json(&input::text_of(arg, input::MAX_HEADERS)?)? {
         v @ serde_json::Value::Object(_) => Ok(v),
         _ => Err("headers must be a JSON object".into()),
     }
+}
+
+fn parse_event_type(s: &str) -> Result<String, String> {
+    rillflow_core::limits::event_type(s).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
+}
+
+fn parse_idempotency_key(s: &str) -> Result<String, String> {
+    rillflow_core::limits::idempotency_key(s).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
 }
 
 /// Prints help and version as clap does; any other parse error becomes one
@@ -288,9 +304,41 @@ pub fn exit_on_parse_error(e: clap::Error) -> ExitCode {
                 .lines()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("invalid arguments");
+            // clap quotes the refused value: it may be megabytes long or
+            // carry terminal escapes, so the line shows a short, escaped
+            // stand-in instead.
+            let line = match e.get(clap::error::ContextKind::InvalidValue) {
+                Some(clap::error::ContextValue::String(value)) => {
+                    line.replace(value.as_str(), &shown_value(value))
+                }
+                _ => line.to_owned(),
+            };
             eprintln!("{}", line.trim_end());
             ExitCode::from(2)
         }
+    }
+}
+
+/// A refused value as an error line may show it: control characters
+/// escaped, and cut to its first 40 characters with its length when longer.
+fn shown_value(value: &str) -> String {
+    const SHOWN: usize = 40;
+    let escaped: String = value
+        .chars()
+        .take(SHOWN)
+        .flat_map(|c| {
+            let text: String = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            };
+            text.chars().collect::<Vec<_>>()
+        })
+        .collect();
+    if value.chars().count() > SHOWN {
+        format!("{escaped}… ({} bytes)", value.len())
+    } else {
+        escaped
     }
 }
 
@@ -306,6 +354,17 @@ mod tests {
             "0.0.0.0:9464"
         );
         assert!(parse_bind("localhost").is_err());
+    }
+
+    #[test]
+    fn refused_values_are_shown_short_and_escaped() {
+        use super::shown_value;
+        assert_eq!(shown_value("Paid\u{1b}[2J"), "Paid\\u{1b}[2J");
+        assert_eq!(
+            shown_value(&"k".repeat(100_000)),
+            format!("{}… (100000 bytes)", "k".repeat(40))
+        );
+        assert_eq!(shown_value("fine"), "fine");
     }
 
     #[test]

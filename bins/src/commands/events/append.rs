@@ -8,9 +8,6 @@ use crate::cli::AppendArgs;
 use crate::commands::database;
 
 pub async fn run(args: AppendArgs) -> Result<()> {
-    if args.event_type.trim().is_empty() {
-        anyhow::bail!("--type must not be empty");
-    }
     let mut event =
         NewEvent::new(args.event_type, args.data).with_schema_version(args.schema_version);
     if let Some(headers) = args.headers {

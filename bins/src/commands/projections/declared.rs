@@ -3,14 +3,16 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use rillflow_adapters::projection::{Projection, SqlProjection};
 use rillflow_core::projection::ProjectionFile;
 
+use crate::cli::input;
+
 /// Every projection of `path`, in file order. Errors name the file and line.
 pub fn load(path: &Path) -> Result<Vec<Arc<dyn Projection>>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read projections file {}", path.display()))?;
+    let text = input::read_file(path, input::MAX_PROJECTIONS_FILE)
+        .map_err(|e| anyhow!("projections file: {e}"))?;
     let file = ProjectionFile::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(file
         .projections
