@@ -62,13 +62,7 @@ impl Migrations {
     /// Reverts the last `steps` applied migrations, newest first. Asking for
     /// more than are applied is an error and reverts nothing.
     pub async fn revert(pool: &PgPool, steps: usize) -> Result<Vec<i64>, MigrateError> {
-        let applied = Self::applied_versions(pool).await?;
-        if steps > applied.len() {
-            return Err(MigrateError::TooManySteps {
-                requested: steps,
-                applied: applied.len(),
-            });
-        }
+        let applied = Self::applied_with_room(pool, steps).await?;
         if steps == 0 {
             return Ok(Vec::new());
         }
@@ -89,13 +83,7 @@ impl Migrations {
     /// scripts as they are; nothing changes. Counts stop at
     /// [`LOSS_COUNT_LIMIT`] + 1.
     pub async fn loss(pool: &PgPool, steps: usize) -> Result<Vec<Loss>, MigrateError> {
-        let applied = Self::applied_versions(pool).await?;
-        if steps > applied.len() {
-            return Err(MigrateError::TooManySteps {
-                requested: steps,
-                applied: applied.len(),
-            });
-        }
+        let applied = Self::applied_with_room(pool, steps).await?;
         let exec = |e| MigrateError::Database(SqlxMigrateError::Execute(e));
         let mut tx = pool.begin().await.map_err(exec)?;
         let before = columns(&mut tx).await.map_err(exec)?;
@@ -158,6 +146,18 @@ impl Migrations {
                 applied: applied.contains(&m.version),
             })
             .collect())
+    }
+
+    /// The applied versions, ascending, when at least `steps` are applied.
+    async fn applied_with_room(pool: &PgPool, steps: usize) -> Result<Vec<i64>, MigrateError> {
+        let applied = Self::applied_versions(pool).await?;
+        if steps > applied.len() {
+            return Err(MigrateError::TooManySteps {
+                requested: steps,
+                applied: applied.len(),
+            });
+        }
+        Ok(applied)
     }
 
     /// Versions applied successfully, ascending.
