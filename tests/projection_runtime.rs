@@ -408,6 +408,7 @@ async fn a_fenced_epoch_commits_nothing() {
     };
     let stale = WriteFence::Epoch {
         store: leases.clone(),
+        pool: pool.clone(),
         cluster: "c".into(),
         epoch: first.epoch,
     };
@@ -431,6 +432,7 @@ async fn a_fenced_epoch_commits_nothing() {
 
     let current = WriteFence::Epoch {
         store: leases,
+        pool: pool.clone(),
         cluster: "c".into(),
         epoch: second.epoch,
     };

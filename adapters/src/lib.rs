@@ -25,5 +25,5 @@ pub use error::StoreError;
 pub use event::{AppendOptions, AppendResult, NewEvent, ReadAllBatch, RecordedEvent};
 pub use local_cluster::LocalCluster;
 pub use migrate::{Loss, MigrateError, Migrations};
-pub use pool::{connect, PoolConfig};
+pub use pool::{connect, connect_with, PoolConfig};
 pub use store::{EventStore, PartitionRead};

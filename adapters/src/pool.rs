@@ -45,7 +45,6 @@ impl PoolConfig {
     /// settings, and a pinned `search_path`: [`BASE_SCHEMA`] unless the URL
     /// (its `options` parameter) or `PGOPTIONS` names one.
     pub fn connect_options(&self, url: &str) -> Result<PgConnectOptions, sqlx::Error> {
-        let ms = |d: Duration| d.as_millis().to_string();
         let options = PgConnectOptions::from_str(url)?;
         // The server's default, `"$user", public`, would let a schema named
         // like the login role (a tenant's, say) silently stand in for the
@@ -58,7 +57,24 @@ impl PoolConfig {
         } else {
             options.options([("search_path", BASE_SCHEMA)])
         };
-        Ok(options.application_name(&self.application_name).options([
+        Ok(self.with_settings(options))
+    }
+
+    /// Connect options for `url` with this configuration's session settings
+    /// and `search_path` set to `schemas` (validated identifiers, comma
+    /// separated), whatever the URL says.
+    pub fn connect_options_on(
+        &self,
+        url: &str,
+        schemas: &str,
+    ) -> Result<PgConnectOptions, sqlx::Error> {
+        let options = PgConnectOptions::from_str(url)?.options([("search_path", schemas)]);
+        Ok(self.with_settings(options))
+    }
+
+    fn with_settings(&self, options: PgConnectOptions) -> PgConnectOptions {
+        let ms = |d: Duration| d.as_millis().to_string();
+        options.application_name(&self.application_name).options([
             ("statement_timeout", ms(self.statement_timeout)),
             ("lock_timeout", ms(self.lock_timeout)),
             (
@@ -71,7 +87,7 @@ impl PoolConfig {
             // costs half a second, longer than a daemon's statement
             // timeout at a one-second heartbeat.
             ("jit", "off".to_owned()),
-        ]))
+        ])
     }
 }
 
@@ -108,10 +124,18 @@ pub fn check_server_version(version_num: Option<u32>) -> Result<(), String> {
 /// Opens a pool to `url` and checks that the server answers and is recent
 /// enough ([`check_server_version`]).
 pub async fn connect(url: &str, config: &PoolConfig) -> Result<PgPool, sqlx::Error> {
+    connect_with(config.connect_options(url)?, config).await
+}
+
+/// [`connect`] with connect options made by the caller (from `config`).
+pub async fn connect_with(
+    options: PgConnectOptions,
+    config: &PoolConfig,
+) -> Result<PgPool, sqlx::Error> {
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
-        .connect_with(config.connect_options(url)?)
+        .connect_with(options)
         .await?;
     // Once, on the connection the pool just opened: a pool talks to one
     // server. (Refusing in `after_connect` would have the pool retry until

@@ -257,11 +257,9 @@ SELECT (SELECT count(*) FROM requested) AS written,
 /// `FOR SHARE` until the transaction ends. Under READ COMMITTED, a grant in
 /// flight makes this wait and then re-check the new row version, which no
 /// longer matches.
-pub(super) const FENCE: &str = "
-SELECT 1 AS current
-FROM rf_daemon_clusters
-WHERE cluster_name = $1 AND epoch = $2 AND lease_expires_at > clock_timestamp()
-FOR SHARE";
+/// (`rf_fence_cluster` reads the cluster row `FOR SHARE` where `epoch` is
+/// current and unexpired, on the database clock.)
+pub(super) const FENCE: &str = "SELECT rf_fence_cluster($1, $2)";
 
 /// The write-path probe: stamps our node row with the epoch and the time.
 /// Runs inside a fenced transaction.

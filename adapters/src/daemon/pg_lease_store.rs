@@ -183,16 +183,28 @@ impl PgLeaseStore {
         cluster: &str,
         epoch: u64,
     ) -> Result<Transaction<'static, Postgres>, FenceError> {
+        Self::begin_fenced_on(&self.pool, cluster, epoch).await
+    }
+
+    /// [`Self::begin_fenced`] on a connection of `pool`, which may log in
+    /// as another role than this store's (a handler role): the check runs
+    /// in a SECURITY DEFINER function (sql/0012), so that role needs no
+    /// rights on the lease tables.
+    pub async fn begin_fenced_on(
+        pool: &PgPool,
+        cluster: &str,
+        epoch: u64,
+    ) -> Result<Transaction<'static, Postgres>, FenceError> {
         let Ok(epoch_param) = i64::try_from(epoch) else {
             return Err(FenceError::Fenced { epoch });
         };
-        let mut tx = self.pool.begin().await?;
-        let current = sqlx::query(FENCE)
+        let mut tx = pool.begin().await?;
+        let current: bool = sqlx::query_scalar(FENCE)
             .bind(cluster)
             .bind(epoch_param)
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-        if current.is_none() {
+        if !current {
             tx.rollback().await?;
             return Err(FenceError::Fenced { epoch });
         }

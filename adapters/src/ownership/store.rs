@@ -253,21 +253,28 @@ impl PgOwnershipStore {
         partition: u32,
         epoch: u64,
     ) -> Result<Transaction<'static, Postgres>, OwnershipError> {
-        let mut tx = self.pool.begin().await?;
-        let held: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM rf_partition_leases
-              WHERE projection = $1 AND partition_key = $2 AND epoch = $3
-                AND owner IS NOT NULL AND expires_at > clock_timestamp()
-              FOR SHARE",
-        )
-        .bind(projection)
-        .bind(partition as i32)
-        .bind(epoch as i64)
-        .fetch_optional(&mut *tx)
-        .await?;
+        Self::begin_fenced_on(&self.pool, projection, partition, epoch).await
+    }
+
+    /// [`Self::begin_fenced`] on a connection of `pool`, which may log in
+    /// as a handler role: `rf_fence_partition` (sql/0012, SECURITY DEFINER)
+    /// takes the lock, and refuses a handler role another projection's.
+    pub async fn begin_fenced_on(
+        pool: &PgPool,
+        projection: &str,
+        partition: u32,
+        epoch: u64,
+    ) -> Result<Transaction<'static, Postgres>, OwnershipError> {
+        let mut tx = pool.begin().await?;
+        let held: bool = sqlx::query_scalar("SELECT rf_fence_partition($1, $2, $3)")
+            .bind(projection)
+            .bind(partition as i32)
+            .bind(epoch as i64)
+            .fetch_one(&mut *tx)
+            .await?;
         match held {
-            Some(_) => Ok(tx),
-            None => Err(OwnershipError::Fenced {
+            true => Ok(tx),
+            false => Err(OwnershipError::Fenced {
                 projection: projection.to_owned(),
                 partition,
                 epoch,

@@ -92,11 +92,13 @@ impl PgBatches {
             (None, _) => Ok(WriteFence::Unfenced(self.pool.clone())),
             (Some(epoch), Fences::Cluster(store, cluster)) => Ok(WriteFence::Epoch {
                 store: store.clone(),
+                pool: self.pool.clone(),
                 cluster: cluster.clone(),
                 epoch,
             }),
             (Some(epoch), Fences::Partition(store)) => Ok(WriteFence::Partition {
                 store: store.clone(),
+                pool: self.pool.clone(),
                 projection: self.runner.projection().name().to_owned(),
                 partition: self.runner.partition().key(),
                 epoch,

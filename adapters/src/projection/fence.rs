@@ -17,6 +17,8 @@ pub enum WriteFence {
     Epoch {
         /// The lease store whose fence is checked.
         store: PgLeaseStore,
+        /// Where the batch runs: the store's pool, or a handler role's.
+        pool: PgPool,
         /// The cluster.
         cluster: String,
         /// The epoch this node writes under.
@@ -27,6 +29,8 @@ pub enum WriteFence {
     Partition {
         /// The ownership store whose fence is checked.
         store: PgOwnershipStore,
+        /// Where the batch runs: the store's pool, or a handler role's.
+        pool: PgPool,
         /// The projection.
         projection: String,
         /// The partition.
@@ -48,9 +52,9 @@ impl WriteFence {
     /// The pool batch transactions come from.
     pub fn pool(&self) -> &PgPool {
         match self {
-            WriteFence::Unfenced(pool) => pool,
-            WriteFence::Epoch { store, .. } => store.pool(),
-            WriteFence::Partition { store, .. } => store.pool(),
+            WriteFence::Unfenced(pool)
+            | WriteFence::Epoch { pool, .. }
+            | WriteFence::Partition { pool, .. } => pool,
         }
     }
 
@@ -59,11 +63,11 @@ impl WriteFence {
         match self {
             WriteFence::Unfenced(pool) => Ok(pool.begin().await?),
             WriteFence::Epoch {
-                store,
+                pool,
                 cluster,
                 epoch,
-            } => store
-                .begin_fenced(cluster, *epoch)
+                ..
+            } => PgLeaseStore::begin_fenced_on(pool, cluster, *epoch)
                 .await
                 .map_err(|e| match e {
                     FenceError::Fenced { epoch } => BatchError::Fenced { epoch },
@@ -71,12 +75,12 @@ impl WriteFence {
                     FenceError::Database(err) => BatchError::Database(err),
                 }),
             WriteFence::Partition {
-                store,
+                pool,
                 projection,
                 partition,
                 epoch,
-            } => store
-                .begin_fenced(projection, *partition, *epoch)
+                ..
+            } => PgOwnershipStore::begin_fenced_on(pool, projection, *partition, *epoch)
                 .await
                 .map_err(|e| match e {
                     OwnershipError::Fenced { epoch, .. } => BatchError::Fenced { epoch },

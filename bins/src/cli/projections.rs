@@ -46,6 +46,40 @@ pub enum ProjectionsCommand {
     Repartition(RepartitionArgs),
     /// Show which live worker owns which partition (--partitions auto).
     Owners(NameOutputArgs),
+    /// Run declared projections' SQL as a login role of their own.
+    #[command(subcommand)]
+    HandlerRole(HandlerRoleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HandlerRoleCommand {
+    /// Give projections to a role (created when missing) with just the rights their batches need.
+    Create(HandlerRoleCreateArgs),
+    /// List handler roles and their projections.
+    List(HandlerRoleListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HandlerRoleCreateArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// The login role (created without a password when missing).
+    pub role: String,
+    /// A projection the role runs (repeat for several).
+    #[arg(long = "projection", value_name = "NAME", required = true)]
+    pub projections: Vec<String>,
+    /// The schema the role keeps its read models in [default: the role's name].
+    #[arg(long, value_name = "SCHEMA")]
+    pub read_models: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HandlerRoleListArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
 /// How a worker finds its partitions.
@@ -104,6 +138,16 @@ pub struct ProjectionSourceArgs {
         allow_negative_numbers = true
     )]
     pub total_partitions: i64,
+    /// Run the handlers' SQL on connections logged in through this URL, as
+    /// a role given these projections with `projections handler-role
+    /// create` [default: the store's own connection].
+    #[arg(
+        long,
+        env = "RILLFLOW_HANDLER_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub handler_database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +198,15 @@ pub struct RebuildArgs {
     /// TOML file declaring it (its `reset` and `setup` SQL are run).
     #[arg(long, value_name = "FILE")]
     pub projections: PathBuf,
+    /// Run its `reset` and `setup` SQL as its handler role, logged in
+    /// through this URL [default: this command's own connection].
+    #[arg(
+        long,
+        env = "RILLFLOW_HANDLER_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub handler_database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -18,8 +18,8 @@ use anyhow::Result;
 use rillflow_adapters::secrets::redact_secrets;
 
 use crate::cli::{
-    ArchiveCommand, Cli, Command, DbCommand, DiagCommand, EventsCommand, HealthCommand, LogFormat,
-    ProjectionsCommand, TenantsCommand,
+    ArchiveCommand, Cli, Command, DbCommand, DiagCommand, EventsCommand, HandlerRoleCommand,
+    HealthCommand, LogFormat, ProjectionsCommand, TenantsCommand,
 };
 
 /// A command that ran but wants a particular exit status (not 1, which
@@ -147,6 +147,12 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Projections(ProjectionsCommand::Metrics(args)) => {
                 projections::metrics::run(args).await
             }
+            Command::Projections(ProjectionsCommand::HandlerRole(HandlerRoleCommand::Create(
+                args,
+            ))) => projections::handler_role_create::run(args).await,
+            Command::Projections(ProjectionsCommand::HandlerRole(HandlerRoleCommand::List(
+                args,
+            ))) => projections::handler_role_list::run(args).await,
             Command::Completions(args) => completions::run(args),
             Command::Tenants(TenantsCommand::Add(args)) => tenants::add::run(args).await,
             Command::Tenants(TenantsCommand::List(args)) => tenants::list::run(args).await,

@@ -2,9 +2,10 @@
 
 use anyhow::Result;
 use rillflow_adapters::projection::{ProjectionCatalog, Rebuild};
+use rillflow_adapters::PoolConfig;
 use rillflow_core::tenant::TenantOperation;
 
-use super::{declared, names};
+use super::{declared, handler_session, names};
 use crate::cli::RebuildArgs;
 use crate::commands::database;
 
@@ -14,13 +15,22 @@ pub async fn run(args: RebuildArgs) -> Result<()> {
     let projection = declared::select(&args.projections, Some(name))?
         .pop()
         .expect("select returns the named projection or fails");
-    let catalog = ProjectionCatalog::new(
-        database::open(&args.db, TenantOperation::WholeLog)
-            .await?
-            .pool,
-    );
+    let pool = database::open(&args.db, TenantOperation::WholeLog)
+        .await?
+        .pool;
+    let catalog = ProjectionCatalog::new(pool.clone());
     let before = catalog.status(name).await?;
-    match catalog.rebuild(projection.as_ref()).await? {
+    let runs_as = handler_session::batch_pool(
+        &pool,
+        args.handler_database_url.as_deref(),
+        &PoolConfig::default(),
+        std::slice::from_ref(&projection),
+    )
+    .await?;
+    match ProjectionCatalog::new(runs_as)
+        .rebuild(projection.as_ref())
+        .await?
+    {
         Rebuild::InPlace => {
             let after = catalog.status(name).await?;
             println!(

@@ -24,8 +24,8 @@ use rillflow_core::PartitionSpec;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::declared;
 use super::health_source::{daemon_config, DaemonHealth};
+use super::{declared, handler_session};
 use crate::cli::{ClusterMode, RunLoopArgs};
 use crate::commands::{database, signals};
 
@@ -61,9 +61,17 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
     let scoped =
         database::open_configured(&args.db, &pool_config, TenantOperation::WholeLog).await?;
     let pool = scoped.pool.clone();
+    let batch_pool = handler_session::batch_pool(
+        &pool,
+        args.source.handler_database_url.as_deref(),
+        &pool_config,
+        &projections,
+    )
+    .await?;
     let catalog = ProjectionCatalog::new(pool.clone());
+    let setups = ProjectionCatalog::new(batch_pool.clone());
     for p in &projections {
-        catalog.setup(p.as_ref()).await?;
+        setups.setup(p.as_ref()).await?;
         let total = catalog.register_all(p.name(), initial).await?;
         tracing::info!(projection = p.name(), partitions = total, worker = %node, "joining the projection's workers");
     }
@@ -141,7 +149,7 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
         let factory = Arc::new(Factory {
             projection: p,
             node: node.clone(),
-            pool: pool.clone(),
+            pool: batch_pool.clone(),
             store: (*store).clone(),
             budget: timing.batch_budget(),
         });

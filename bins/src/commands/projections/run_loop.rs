@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use uuid::Uuid;
 
 use super::health_source::{daemon_config, DaemonHealth};
-use super::{declared, run_auto};
+use super::{declared, handler_session, run_auto};
 use crate::cli::{ClusterMode, PartitionMode, RunLoopArgs};
 use crate::commands::{database, signals};
 
@@ -67,9 +67,17 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
         database::open_configured(&args.db, &pool_config, TenantOperation::WholeLog).await?;
     let pool = scoped.pool.clone();
     let store = PgLeaseStore::new(pool.clone());
+    let batch_pool = handler_session::batch_pool(
+        &pool,
+        args.source.handler_database_url.as_deref(),
+        &pool_config,
+        &projections,
+    )
+    .await?;
     let catalog = ProjectionCatalog::new(pool.clone());
+    let setups = ProjectionCatalog::new(batch_pool.clone());
     for p in &projections {
-        catalog.setup(p.as_ref()).await?;
+        setups.setup(p.as_ref()).await?;
         catalog.register(p.name(), partition).await?;
     }
     let metrics = Arc::new(RuntimeMetrics::new());
@@ -83,7 +91,7 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
         ClusterMode::Single => SINGLE_MODE_BATCH_BUDGET,
     };
     let worker = Arc::new(ProjectionWorker::new(
-        batches(&projections, partition, &node, &pool, lease, budget),
+        batches(&projections, partition, &node, &batch_pool, lease, budget),
         WorkerTiming {
             poll_interval: Duration::from_millis(args.poll_interval_ms),
             // A batch cannot outlast the lease and still matter; without

@@ -7,10 +7,11 @@ use anyhow::{bail, Context, Result};
 use rillflow_adapters::projection::{
     BatchOutcome, BatchOwner, Batches, PgBatches, ProjectionCatalog, ProjectionRunner,
 };
+use rillflow_adapters::PoolConfig;
 use rillflow_core::tenant::TenantOperation;
 use rillflow_core::PartitionSpec;
 
-use super::declared;
+use super::{declared, handler_session};
 use crate::cli::{PartitionMode, RunOnceArgs};
 use crate::commands::database;
 
@@ -30,14 +31,22 @@ pub async fn run(args: RunOnceArgs, until_idle: bool) -> Result<()> {
     let pool = database::open(&args.db, TenantOperation::WholeLog)
         .await?
         .pool;
+    let batch_pool = handler_session::batch_pool(
+        &pool,
+        args.source.handler_database_url.as_deref(),
+        &PoolConfig::default(),
+        &projections,
+    )
+    .await?;
     let catalog = ProjectionCatalog::new(pool.clone());
+    let setups = ProjectionCatalog::new(batch_pool.clone());
     for p in &projections {
-        catalog.setup(p.as_ref()).await?;
+        setups.setup(p.as_ref()).await?;
         catalog.register(p.name(), partition).await?;
     }
     for p in projections {
         let runner = ProjectionRunner::new(p.clone(), partition, BatchOwner::default());
-        let work = PgBatches::new(runner, pool.clone(), None);
+        let work = PgBatches::new(runner, batch_pool.clone(), None);
         let (mut read, mut applied, mut batches) = (0usize, 0usize, 0usize);
         let last = loop {
             let outcome = work.run_batch(None).await?;
