@@ -10,4 +10,5 @@ ALTER TABLE rf_projections DISABLE ROW LEVEL SECURITY;
 DROP POLICY rf_handler_rows ON rf_checkpoints;
 ALTER TABLE rf_checkpoints DISABLE ROW LEVEL SECURITY;
 DROP FUNCTION rf_handler_may(text, name);
+DROP FUNCTION rf_handled_by(name);
 DROP TABLE rf_handler_roles;
