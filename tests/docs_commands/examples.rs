@@ -66,6 +66,7 @@ impl Examples {
             (Some("--wait-secs"), _) => "10".into(),
             (Some("--down"), _) => "1".into(),
             (Some("--partitions"), _) => "2".into(),
+            (Some("--read-models"), _) => "docs_models".into(),
             (Some("--name"), _) => self.projection.clone(),
             (Some("--node" | "--node-name"), _) => self.node.clone(),
             (Some("--cluster" | "--cluster-name"), _) => self.cluster.clone(),

@@ -22,6 +22,9 @@ pub(crate) fn plan(path: &[String], args: &[String]) -> Plan {
     match p.as_slice() {
         ["projections", "run-loop"] => Plan::Skip("a daemon"),
         ["projections", "promote" | "demote"] => Plan::Skip("needs live nodes"),
+        // Roles belong to the whole server, not to the scratch database.
+        ["projections", "handler-role", "create"] => Plan::Skip("creates a server-wide role"),
+        ["projections", "handler-role", "list"] => Plan::ReadOnly,
         ["demo"] => Plan::Skip("covered by tests/demo.rs"),
         ["db", ..] => Plan::Skip("manages a local server"),
         ["events", "tail"] if !has("--once") => Plan::Skip("follows the log forever"),
