@@ -78,10 +78,13 @@ tps() {
         | tee -a "$work/pgbench.log" | sed -n "s/^tps = \([0-9.]*\).*/\1/p"
 }
 printf '%-6s %12s %12s %12s %10s %10s\n' round before owner handler owner/b handler/b
+# Each round starts with another form, so that none always runs first.
 for r in $(seq 1 "$rounds"); do
-    b=$(tps "$db_url" "$work/before.sql")
-    o=$(tps "$db_url" "$work/fenced.sql")
-    h=$(tps "$handler_url" "$work/fenced.sql")
+    case $((r % 3)) in
+    1) b=$(tps "$db_url" "$work/before.sql"); o=$(tps "$db_url" "$work/fenced.sql"); h=$(tps "$handler_url" "$work/fenced.sql") ;;
+    2) o=$(tps "$db_url" "$work/fenced.sql"); h=$(tps "$handler_url" "$work/fenced.sql"); b=$(tps "$db_url" "$work/before.sql") ;;
+    0) h=$(tps "$handler_url" "$work/fenced.sql"); b=$(tps "$db_url" "$work/before.sql"); o=$(tps "$db_url" "$work/fenced.sql") ;;
+    esac
     printf '%-6s %12s %12s %12s %10.2f %10.2f\n' "$r" "$b" "$o" "$h" \
         "$(echo "$o / $b" | bc -l)" "$(echo "$h / $b" | bc -l)"
 done
