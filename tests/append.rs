@@ -576,3 +576,37 @@ async fn racing_reuses_of_a_key_or_an_id_write_once() {
         assert_eq!((written, refused), (1, 7), "by id {by_id}");
     }
 }
+
+/// Appends notify nobody: PostgreSQL serialises the commits of transactions
+/// that NOTIFY, so a notifying append could never share a group commit
+/// (sql/0013). Neither the tables nor a listener see one.
+#[tokio::test]
+async fn appends_send_no_notification() {
+    let mut db = TestDb::migrated().await;
+    let store = db.store().await;
+    let notifying: Vec<String> = sqlx::query_scalar(
+        "SELECT t.tgname::text FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+          WHERE t.tgrelid IN ('events'::regclass, 'events_archive'::regclass)
+            AND p.prosrc ILIKE '%notify%'",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(notifying, Vec::<String>::new());
+
+    let mut listener = sqlx::postgres::PgListener::connect_with(store.pool())
+        .await
+        .unwrap();
+    listener.listen("rf_events").await.unwrap();
+    store
+        .append(
+            Uuid::from_u128(0x9017),
+            ExpectedVersion::Any,
+            &[NewEvent::new("Quiet", json!({}))],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let heard = tokio::time::timeout(std::time::Duration::from_millis(500), listener.recv()).await;
+    assert!(heard.is_err(), "an append notified: {heard:?}");
+}

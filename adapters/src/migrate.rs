@@ -51,6 +51,18 @@ pub struct MigrationState {
 pub struct Migrations;
 
 impl Migrations {
+    /// The migrations built into this binary, up scripts only: version and
+    /// checksum. What a binary applies is what it was built with, whatever
+    /// `sql/` holds now (test harnesses name their template databases
+    /// after this).
+    pub fn embedded() -> Vec<(i64, Vec<u8>)> {
+        MIGRATOR
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| (m.version, m.checksum.to_vec()))
+            .collect()
+    }
+
     /// Applies every pending migration; returns how many ran.
     pub async fn apply(pool: &PgPool) -> Result<usize, MigrateError> {
         let before = Self::applied_versions(pool).await?.len();

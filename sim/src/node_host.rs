@@ -109,8 +109,9 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
     );
     // The production processors: the write probe, writing more often than
     // once a heartbeat so that stale writes get many chances to slip
-    // through, or the projection worker, polling every 50 ms (the model
-    // sends no event notifications).
+    // through, or the projection worker, polling every 50 ms: appends
+    // notify nobody, and production watches the log's high-water mark at
+    // a similar interval (adapters/src/projection/wakeup.rs).
     let batches = SimBatches::new(store.clone(), identity.clone());
     let store = Arc::new(store);
     let work: Box<dyn Processor> = if spec.projections {

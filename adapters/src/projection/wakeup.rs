@@ -1,4 +1,11 @@
-//! Wake-ups for idle workers: LISTEN/NOTIFY, with polling behind it.
+//! Wake-ups for idle workers: the log's commit high-water mark, watched at
+//! a short interval, and operators' notifications; polling behind both.
+//!
+//! Appends notify nobody (sql/0013): a NOTIFY serialises the commits of
+//! the transactions that send it, which would cost every append its share
+//! of a group commit. One task per daemon process reads the newest `tx_id`
+//! of the hot and cold tables instead (two backward index probes) and
+//! wakes the workers when it moved.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,24 +14,46 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
-/// Channel the append trigger notifies at every commit of new events.
-pub const EVENTS_CHANNEL: &str = "rf_events";
 /// Channel the CLI notifies after pausing, resuming, requeueing, resetting.
 pub const CONTROL_CHANNEL: &str = "rf_projection_control";
 
-/// Starts a task that listens on both channels and wakes the returned
-/// `Notify` for each notification about `pool`'s schema. A broken
-/// connection is re-established; notifications lost meanwhile cost only
-/// latency, since workers also poll.
-///
-/// Returns once the first subscription is in place, so that an event
-/// committed after this returns always wakes a worker.
+/// How often the high-water mark is read: well inside the latency a
+/// projection is expected to keep (tens of milliseconds), at the cost of
+/// one cheap statement per interval per process.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How long to wait before reading again after the database did not answer.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// The newest committed `tx_id` of each table, as this snapshot sees them.
+const HIGH_WATER: &str =
+    "SELECT (SELECT max(tx_id) FROM events), (SELECT max(tx_id) FROM events_archive)";
+
+type Mark = (Option<i64>, Option<i64>);
+
+/// [`listen_every`] at [`WATCH_INTERVAL`].
 pub async fn listen(pool: PgPool) -> Result<Arc<Notify>, sqlx::Error> {
+    listen_every(pool, WATCH_INTERVAL).await
+}
+
+/// Starts the tasks that wake the returned `Notify`: one reads the log's
+/// high-water mark every `interval` and wakes when it moved; one listens
+/// for operators' notifications about `pool`'s schema. A lost connection
+/// wakes too (what was committed meanwhile is found by the batch), and is
+/// re-established.
+///
+/// Returns once the first mark is read and the subscription is in place,
+/// so that an event committed after this returns always wakes a worker:
+/// its commit raises the mark, or it was open while a newer event
+/// committed, and the batch that newer one woke found it held back and
+/// looks again (`BatchOutcome::HeldBack`).
+pub async fn listen_every(pool: PgPool, interval: Duration) -> Result<Arc<Notify>, sqlx::Error> {
     let notify = Arc::new(Notify::new());
     let schema: String = sqlx::query_scalar("SELECT current_schema()")
         .fetch_one(&pool)
         .await?;
     let mut listener = subscribe(&pool).await?;
+    let mut mark = high_water(&pool).await?;
     let wake = notify.clone();
     tokio::spawn(async move {
         loop {
@@ -32,12 +61,33 @@ pub async fn listen(pool: PgPool) -> Result<Arc<Notify>, sqlx::Error> {
                 Ok(Some(n)) if concerns(n.payload(), &schema) => wake.notify_one(),
                 Ok(Some(_)) => {}
                 // The connection dropped; the next call reconnects and
-                // listens again. What was committed meanwhile is found now.
+                // listens again.
                 Ok(None) => wake.notify_one(),
                 Err(error) => {
                     tracing::debug!(%error, "cannot reach the database to listen; polling meanwhile");
                     wake.notify_one();
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+            }
+        }
+    });
+    let wake = notify.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        // A slow read is not made up for with a burst of reads.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match high_water(&pool).await {
+                Ok(now) if now != mark => {
+                    mark = now;
+                    wake.notify_one();
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "cannot read the log's high-water mark; polling meanwhile");
+                    wake.notify_one();
+                    tokio::time::sleep(RETRY_AFTER).await;
                 }
             }
         }
@@ -45,18 +95,19 @@ pub async fn listen(pool: PgPool) -> Result<Arc<Notify>, sqlx::Error> {
     Ok(notify)
 }
 
+async fn high_water(pool: &PgPool) -> Result<Mark, sqlx::Error> {
+    sqlx::query_as(HIGH_WATER).fetch_one(pool).await
+}
+
 async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener
-        .listen_all([EVENTS_CHANNEL, CONTROL_CHANNEL])
-        .await?;
+    listener.listen(CONTROL_CHANNEL).await?;
     Ok(listener)
 }
 
 /// Whether a notification with `payload` is about `schema`. Notifications
 /// name the schema that changed, since channels span the database and
-/// every schema tenant has its own store; an empty payload (a schema
-/// migrated before payloads named it) wakes everyone, as it used to.
+/// every schema tenant has its own store; an empty payload wakes everyone.
 fn concerns(payload: &str, schema: &str) -> bool {
     payload.is_empty() || payload == schema
 }

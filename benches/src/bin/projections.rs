@@ -16,7 +16,7 @@
 //!   (17 s, longer than any batch here), as the daemon runs them: what the
 //!   budget's statement limit and watchdog cost per batch.
 //!
-//! Latency: a worker waits on LISTEN/NOTIFY while single events are appended
+//! Latency: a worker waits on the high-water watch while single events are appended
 //! one by one, `--latency-samples` times, 20 ms apart; each sample is the
 //! database-clock time from the start of the append's transaction to the
 //! moment the handler ran in the batch that applied it. Uses `DATABASE_URL` when set, else the tests' local cluster.
@@ -313,7 +313,7 @@ async fn main() {
     let mut lat = latency(&pool, opts.latency_samples).await;
     lat.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "append→projected (LISTEN/NOTIFY, idle worker): samples {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "append→projected (high-water watch, idle worker): samples {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         lat.len(),
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),

@@ -301,7 +301,7 @@ pub struct RunLoopArgs {
     pub diag_token: Option<String>,
     #[command(flatten)]
     pub source: ProjectionSourceArgs,
-    /// Longest wait for new events when no notification arrives, in ms.
+    /// Longest wait for new events when the log's high-water mark cannot be read, in ms.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub poll_interval_ms: u64,
     /// Health reports unhealthy when a projection lags by more events.
