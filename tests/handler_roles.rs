@@ -561,6 +561,17 @@ async fn other_databases_do_not_hold_a_handler_role_back() {
         horizon > written,
         "horizon {horizon} stops before the event of {written}, held back by {held} in another database"
     );
+    // Nor may it take another projection's partition fence: a share lock
+    // held there would stall that projection's takeovers.
+    let refused = sqlx::query("SELECT rf_fence_partition('other', 0, 1)")
+        .execute(&mut handler)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!("role {role} does not run projection other")),
+        "{refused}"
+    );
     blocker.rollback().await.unwrap();
     drop(handler);
     drop_role(&pool, &role).await;
