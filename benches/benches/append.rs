@@ -13,15 +13,20 @@
 //! Batches go to a new stream each; single events go to existing streams,
 //! as commands on live aggregates do.
 //!
-//! Runs on `DATABASE_URL` when set, else on the test cluster under `target/`.
+//! Runs on `DATABASE_URL` when set, else on a local cluster with stock
+//! settings under `target/rillflow-bench-pg` (fsync and synchronous_commit
+//! on, as `rillflow db start` makes): appends are commits, and a durable
+//! server is where commits cost what users pay. `RILLFLOW_BENCH_SERVER=test`
+//! picks the tests' fsync-off cluster instead.
 //! `cargo bench -p rillflow-benches --bench append`
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rillflow_adapters::{AppendOptions, EventStore, NewEvent};
+use rillflow_adapters::{AppendOptions, ClusterSettings, EventStore, LocalCluster, NewEvent};
 use rillflow_core::tenant::TenantName;
 use rillflow_core::{partition_hash, ExpectedVersion};
 use rillflow_testkit::TestDb;
@@ -179,7 +184,31 @@ async fn raw_insert(pool: PgPool, table: &'static str, stream: Uuid, rows: usize
         .expect("raw insert");
 }
 
+/// Points `DATABASE_URL` at the durable bench cluster unless a server was
+/// chosen (see the module's comment).
+fn choose_server() {
+    if std::env::var_os("DATABASE_URL").is_some() {
+        eprintln!("append bench on DATABASE_URL");
+        return;
+    }
+    if std::env::var("RILLFLOW_BENCH_SERVER").as_deref() == Ok("test") {
+        eprintln!("append bench on the test cluster (fsync off)");
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/rillflow-bench-pg");
+    let cluster = LocalCluster::start(&dir, &ClusterSettings::for_users())
+        .expect("start the durable bench cluster");
+    eprintln!(
+        "append bench on a durable local cluster in {} (stop it with `rillflow db stop --dir {}`)",
+        dir.display(),
+        dir.display()
+    );
+    // Before any other thread runs: the runtime is made after this.
+    std::env::set_var("DATABASE_URL", cluster.url("postgres"));
+}
+
 fn bench(c: &mut Criterion) {
+    choose_server();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let f = rt.block_on(fixture());
 
