@@ -5,7 +5,8 @@
 # table with the same indexes as `events`:
 #   raw     INSERT INTO raw_events (unique (stream_id, version), (tx_id,
 #           position), brin (position))
-#   0013    rf_append on a store at sql/0013: appends notify nobody
+#   0013    rf_append on a store at the latest migration (0013 and later:
+#           appends notify nobody)
 #   0012    rf_append on a store reverted to 0012: every append's commit
 #           sends the wake-up NOTIFY
 # Forms alternate which runs first; each round checkpoints first.
@@ -35,7 +36,9 @@ drop_scratch
 psql -q "$DATABASE_URL" -c "CREATE DATABASE rf_bench_q13" -c "CREATE DATABASE rf_bench_q12"
 DATABASE_URL=$q13 "$bin" migrate >/dev/null
 DATABASE_URL=$q12 "$bin" migrate >/dev/null
-DATABASE_URL=$q12 "$bin" migrate --down 1 >/dev/null
+# Back to 0012 whatever came after 0013.
+applied=$(DATABASE_URL=$q12 "$bin" migrate --status | grep -c $'\tapplied')
+DATABASE_URL=$q12 "$bin" migrate --down $((applied - 12)) >/dev/null
 psql -q "$q13" <<'SQL'
 CREATE TABLE raw_events (
     position   bigint GENERATED ALWAYS AS IDENTITY,
