@@ -547,3 +547,34 @@ async fn the_rate_limit_paces_the_mover() {
     assert!(done.throttled >= Duration::from_millis(1500), "{done:?}");
     assert!(started.elapsed() >= Duration::from_millis(1500));
 }
+
+/// On the partitioned backend a stream whose events all moved cold keeps
+/// growing cold, whichever way it is appended to: also by the common
+/// single-event append to any version (sql/0014's short path, which leaves
+/// cold streams to the full one).
+#[tokio::test]
+async fn a_plain_single_append_to_a_cold_partitioned_stream_stays_cold() {
+    let (_db, store) = setup(Backend::Partitioned).await;
+    let pool = store.pool().clone();
+    let s = Uuid::from_u128(0xF2);
+    archived_stream(&store, s, 3).await;
+    move_all(&pool, 100).await;
+    let r = store
+        .append(
+            s,
+            ExpectedVersion::Any,
+            &batch(1, "late"),
+            &AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.first_version, r.last_version), (4, 4));
+    let class: String = sqlx::query_scalar(
+        "SELECT retention_class FROM events WHERE stream_id = $1 AND version = 4",
+    )
+    .bind(s)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(class, "cold");
+}
