@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use rillflow_testkit::{CliRunner, Process, TestDb};
+use rillflow_testkit::{projection_file, CliRunner, Process, TestDb};
 use serde_json::Value;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
@@ -20,14 +20,6 @@ fn rillflow(db: &TestDb, args: &[&str]) -> Output {
 
 fn ok(db: &TestDb, args: &[&str]) -> String {
     CliRunner::new(BIN, db).ok(args)
-}
-
-fn temp_file(name: &str, text: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("handler-roles");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}-{:x}.toml", rand::random::<u64>()));
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// `url` logging in as `user` with `password` (any password in its query
@@ -137,7 +129,7 @@ async fn a_handler_role_writes_its_read_models_and_nothing_else() {
     let mut db = TestDb::migrated().await;
     let pool = db.pool().await;
     let role = fresh_role();
-    let file = temp_file("ledger", FILE);
+    let file = projection_file("ledger", FILE);
     let file = file.to_str().unwrap();
     ok(&db, &["tenants", "add", "acme", "--mode", "schema"]);
 
@@ -454,7 +446,7 @@ async fn owned_partitions_run_as_the_handler_role() {
     let mut db = TestDb::migrated().await;
     let pool = db.pool().await;
     let role = fresh_role();
-    let file = temp_file("owned", FILE);
+    let file = projection_file("owned", FILE);
     let file = file.to_str().unwrap();
     ok(
         &db,

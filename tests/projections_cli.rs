@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rillflow_adapters::{EventStore, NewEvent};
 use rillflow_core::ExpectedVersion;
-use rillflow_testkit::{CliRunner, TestDb};
+use rillflow_testkit::{projection_file, CliRunner, TestDb};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -31,53 +31,6 @@ fn json_of(db: &TestDb, args: &[&str]) -> Value {
 /// Asserts a failure with one line on stderr, nothing on stdout; returns it.
 fn one_line_failure(out: &Output) -> String {
     rillflow_testkit::one_line_failure(out, None)
-}
-
-fn temp_file(name: &str, text: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("projection-files");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}-{:x}.toml", rand::random::<u64>()));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// `run-until-idle` of `name` in `file`, once; its output.
-fn run_until_idle(db: &TestDb, file: &str, name: &str) -> String {
-    ok(
-        db,
-        &[
-            "projections",
-            "run-until-idle",
-            "--projections",
-            file,
-            "--name",
-            name,
-        ],
-    )
-}
-
-/// Runs `run-until-idle` until `name` has no lag: open transactions of the
-/// database (autovacuum's) may hold the visibility horizon back a moment.
-fn catch_up(db: &TestDb, file: &str, name: &str) {
-    let start = Instant::now();
-    loop {
-        run_until_idle(db, file, name);
-        let s = json_of(db, &["projections", "status", name, "--output", "json"]);
-        let lag: i64 = s["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["lag"].as_i64().unwrap())
-            .sum();
-        if lag == 0 {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{name} never caught up: {s}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 async fn bank_events(db: &mut TestDb) -> (Uuid, Uuid) {
@@ -125,8 +78,8 @@ async fn balances(db: &mut TestDb) -> Vec<(String, i64, i64)> {
 async fn the_example_file_builds_its_read_models() {
     let mut db = TestDb::migrated().await;
     bank_events(&mut db).await;
-    catch_up(&db, EXAMPLE, "account_balances");
-    catch_up(&db, EXAMPLE, "event_type_counts");
+    CliRunner::new(BIN, &db).catch_up(EXAMPLE, "account_balances");
+    CliRunner::new(BIN, &db).catch_up(EXAMPLE, "event_type_counts");
     assert_eq!(
         balances(&mut db).await,
         vec![("alice".into(), 80, 4), ("bob".into(), 30, 2)]
@@ -197,7 +150,7 @@ async fn the_example_file_builds_its_read_models() {
     );
     assert!(out.contains("6 events to apply"), "{out}");
     assert!(balances(&mut db).await.is_empty());
-    catch_up(&db, EXAMPLE, "account_balances");
+    CliRunner::new(BIN, &db).catch_up(EXAMPLE, "account_balances");
     assert_eq!(
         balances(&mut db).await,
         vec![("alice".into(), 80, 4), ("bob".into(), 30, 2)]
@@ -245,18 +198,18 @@ async fn pause_holds_a_projection_until_resumed() {
         .await
         .unwrap();
     ok(&db, &["projections", "pause", "account_balances"]);
-    let out = run_until_idle(&db, EXAMPLE, "account_balances");
+    let out = CliRunner::new(BIN, &db).run_until_idle(EXAMPLE, "account_balances");
     assert!(out.contains("0 applied, paused"), "{out}");
     assert!(ok(&db, &["projections", "list"]).contains("paused"));
     ok(&db, &["projections", "resume", "account_balances"]);
-    catch_up(&db, EXAMPLE, "account_balances");
+    CliRunner::new(BIN, &db).catch_up(EXAMPLE, "account_balances");
     assert_eq!(balances(&mut db).await.len(), 2);
 }
 
 #[tokio::test]
 async fn dead_letters_are_listed_requeued_after_a_fix_and_deleted() {
     let mut db = TestDb::migrated().await;
-    let strict = temp_file(
+    let strict = projection_file(
         "strict",
         r#"
 [[projections]]
@@ -267,7 +220,7 @@ setup = "CREATE TABLE IF NOT EXISTS amounts (position bigint PRIMARY KEY, amount
 Paid = "INSERT INTO amounts VALUES (:position, :data.amount::int)"
 "#,
     );
-    let lenient = temp_file(
+    let lenient = projection_file(
         "lenient",
         r#"
 [[projections]]
@@ -292,7 +245,7 @@ Paid = "INSERT INTO amounts VALUES (:position, CASE WHEN :data.amount ~ '^[0-9]+
             .await
             .unwrap();
     }
-    catch_up(&db, strict, "amounts");
+    CliRunner::new(BIN, &db).catch_up(strict, "amounts");
     let letters = json_of(
         &db,
         &["projections", "dlq-list", "amounts", "--output", "json"],
@@ -321,7 +274,7 @@ Paid = "INSERT INTO amounts VALUES (:position, CASE WHEN :data.amount ~ '^[0-9]+
     assert_eq!(amounts(&db).await, vec![3, 4]);
 
     ok(&db, &["projections", "dlq-requeue", "amounts", "--id", &id]);
-    run_until_idle(&db, lenient, "amounts");
+    CliRunner::new(BIN, &db).run_until_idle(lenient, "amounts");
     assert_eq!(
         amounts(&db).await,
         vec![3, 0, 4],
@@ -395,7 +348,7 @@ async fn bad_input_is_refused_with_one_line_and_changes_nothing() {
     ));
     assert!(err.contains("larger than the 4 MiB allowed"), "{err}");
 
-    let broken = temp_file(
+    let broken = projection_file(
         "broken",
         "[[projections]]\nname = \"ok_name\"\n[projections.handlers]\nX = \"SELECT :nope\"\n",
     );
@@ -503,7 +456,7 @@ async fn bad_input_is_refused_with_one_line_and_changes_nothing() {
 }
 
 fn versioned_file(name: &str, owner_sql: &str) -> PathBuf {
-    temp_file(
+    projection_file(
         name,
         &format!(
             r#"
@@ -537,7 +490,7 @@ async fn a_versioned_rebuild_switches_readers_only_once_caught_up() {
     let v1 = versioned_file("owners-v1", ":data.owner");
     let v2 = versioned_file("owners-v2", "upper(:data.owner)");
     let (v1, v2) = (v1.to_str().unwrap(), v2.to_str().unwrap());
-    catch_up(&db, v1, "owners");
+    CliRunner::new(BIN, &db).catch_up(v1, "owners");
     assert_eq!(
         owners(&mut db).await,
         vec![("alice".into(), 3), ("bob".into(), 1)]
@@ -573,7 +526,7 @@ async fn a_versioned_rebuild_switches_readers_only_once_caught_up() {
 
     let start = Instant::now();
     loop {
-        run_until_idle(&db, v2, "owners");
+        CliRunner::new(BIN, &db).run_until_idle(v2, "owners");
         let s = json_of(
             &db,
             &["projections", "status", "owners", "--output", "json"],
@@ -608,7 +561,7 @@ async fn a_versioned_rebuild_switches_readers_only_once_caught_up() {
         )
         .await
         .unwrap();
-    catch_up(&db, v2, "owners");
+    CliRunner::new(BIN, &db).catch_up(v2, "owners");
     assert_eq!(
         owners(&mut db).await,
         vec![("ALICE".into(), 3), ("BOB".into(), 2)]
@@ -636,13 +589,13 @@ async fn run_until_idle_says_when_an_open_transaction_holds_events_back() {
         )
         .await
         .unwrap();
-    let out = run_until_idle(&db, EXAMPLE, "account_balances");
+    let out = CliRunner::new(BIN, &db).run_until_idle(EXAMPLE, "account_balances");
     assert!(
         out.contains("0 event(s) read") && out.contains("1 event(s) not readable yet"),
         "{out}"
     );
     blocker.rollback().await.unwrap();
-    catch_up(&db, EXAMPLE, "account_balances");
+    CliRunner::new(BIN, &db).catch_up(EXAMPLE, "account_balances");
 }
 
 /// Numbers past f64 and past i64 reach declared handlers digit for digit,
@@ -679,7 +632,7 @@ async fn declared_handlers_see_every_digit() {
     .execute(&pool)
     .await
     .unwrap();
-    let file = temp_file(
+    let file = projection_file(
         "exact",
         r#"
 [[projections]]
@@ -691,7 +644,7 @@ Paid = "INSERT INTO exact VALUES (:stream_id, :data.amount::numeric, :data.big::
 "#,
     );
     let file = file.to_str().unwrap();
-    catch_up(&db, file, "exact");
+    CliRunner::new(BIN, &db).catch_up(file, "exact");
     let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
         "SELECT stream_id, amount::text, big::text, (doc->'amount')::text FROM exact ORDER BY 1",
     )

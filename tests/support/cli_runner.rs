@@ -50,6 +50,44 @@ impl CliRunner {
     pub fn json(&self, args: &[&str]) -> Value {
         serde_json::from_str(&self.ok(args)).expect("json output")
     }
+
+    /// `projections run-until-idle` of `name` declared in `file`, once;
+    /// its output.
+    pub fn run_until_idle(&self, file: &str, name: &str) -> String {
+        self.ok(&[
+            "projections",
+            "run-until-idle",
+            "--projections",
+            file,
+            "--name",
+            name,
+        ])
+    }
+
+    /// Runs `run-until-idle` until `name` has no lag: open transactions of
+    /// the database (autovacuum's) may hold the visibility horizon back a
+    /// moment.
+    pub fn catch_up(&self, file: &str, name: &str) {
+        let start = std::time::Instant::now();
+        loop {
+            self.run_until_idle(file, name);
+            let s = self.json(&["projections", "status", name, "--output", "json"]);
+            let lag: i64 = s["partitions"]
+                .as_array()
+                .expect("partitions")
+                .iter()
+                .map(|p| p["lag"].as_i64().expect("lag"))
+                .sum();
+            if lag == 0 {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "{name} never caught up: {s}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 }
 
 /// Asserts a failure (with exit status `code` when given) that printed one
