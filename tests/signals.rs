@@ -18,8 +18,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_rillflow");
 /// the signal and runs on forever.
 const STOP_BOUND: Duration = Duration::from_secs(10);
 
+/// Per test process: two runs of the suite at once must not write (and
+/// read) each other's logs.
 fn log_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("signal-logs")
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("signal-logs")
+        .join(std::process::id().to_string())
 }
 
 /// Starts `rillflow args --health-bind PORT` and waits until it serves its
