@@ -55,6 +55,16 @@ pub enum StoreError {
     /// The database did not answer in time (statement or lock timeout).
     #[error("database timed out: {0}")]
     Timeout(String),
+    /// The database could not be reached (no connection from the pool);
+    /// nothing was sent, so nothing was written.
+    #[error("database unavailable: {0}; nothing was written")]
+    Unavailable(String),
+    /// The connection failed while the append was in flight, before its
+    /// commit was confirmed: it may or may not have been written. Retry
+    /// with the same idempotency key (or event ids) to learn which without
+    /// writing twice.
+    #[error("append outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// The schema is missing or older than this binary expects.
     #[error("event store schema is missing; run `rillflow migrate`")]
     SchemaMissing,
@@ -74,41 +84,23 @@ impl StoreError {
         err: sqlx::Error,
     ) -> Self {
         if let Some(db) = err.as_database_error() {
+            let detail = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|pg| pg.detail());
+            let code = db.code();
+            let verdict = Verdict {
+                code: code.as_deref().unwrap_or_default(),
+                message: db.message(),
+                detail,
+            };
+            if let Some(mapped) = verdict.judged(stream, expected, tenant) {
+                return mapped;
+            }
             match db.code().as_deref() {
-                Some("RF001") => {
-                    let actual = db
-                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                        .and_then(|pg| pg.detail())
-                        .and_then(|d| d.parse::<u64>().ok())
-                        .unwrap_or(0);
-                    return StoreError::WrongExpectedVersion {
-                        stream,
-                        conflict: VersionConflict { expected, actual },
-                    };
-                }
-                Some("RF002") => return StoreError::InvalidRequest(db.message().to_owned()),
-                Some("RF003") => return StoreError::StaleTransaction { stream },
-                Some("RF004") => {
-                    return StoreError::WrongTenant {
-                        stream,
-                        tenant: tenant.unwrap_or_default().to_owned(),
-                    }
-                }
-                Some("RF005") => return StoreError::IdempotencyConflict(db.message().to_owned()),
-                Some("RF006") => {
-                    let id = db
-                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                        .and_then(|pg| pg.detail())
-                        .and_then(|d| d.parse::<Uuid>().ok())
-                        .unwrap_or_default();
-                    return StoreError::EventIdReused { stream, id };
-                }
                 // Two appends reusing one key or event id at once: the
                 // second waited for the first and found it taken.
                 Some("23505") if db.constraint() == Some("rf_event_ids_pkey") => {
-                    let id = db
-                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                        .and_then(|pg| pg.detail())
+                    let id = detail
                         .and_then(|d| d.split(['(', ')']).nth(3))
                         .and_then(|d| d.parse::<Uuid>().ok())
                         .unwrap_or_default();
@@ -146,5 +138,47 @@ impl From<sqlx::Error> for StoreError {
             }
         }
         StoreError::Database(err)
+    }
+}
+
+/// A judgement `rf_append_core` (sql/0015) made of one append: an RFxxx
+/// SQLSTATE with its message and detail, raised by `rf_append` or returned
+/// per append by `rf_append_batch`.
+pub(crate) struct Verdict<'a> {
+    pub code: &'a str,
+    pub message: &'a str,
+    pub detail: Option<&'a str>,
+}
+
+impl Verdict<'_> {
+    /// The domain error of a refused append; None for codes that are not
+    /// a judgement of the append.
+    pub(crate) fn judged(
+        &self,
+        stream: Uuid,
+        expected: ExpectedVersion,
+        tenant: Option<&str>,
+    ) -> Option<StoreError> {
+        Some(match self.code {
+            "RF001" => StoreError::WrongExpectedVersion {
+                stream,
+                conflict: VersionConflict {
+                    expected,
+                    actual: self.detail.and_then(|d| d.parse().ok()).unwrap_or(0),
+                },
+            },
+            "RF002" => StoreError::InvalidRequest(self.message.to_owned()),
+            "RF003" => StoreError::StaleTransaction { stream },
+            "RF004" => StoreError::WrongTenant {
+                stream,
+                tenant: tenant.unwrap_or_default().to_owned(),
+            },
+            "RF005" => StoreError::IdempotencyConflict(self.message.to_owned()),
+            "RF006" => StoreError::EventIdReused {
+                stream,
+                id: self.detail.and_then(|d| d.parse().ok()).unwrap_or_default(),
+            },
+            _ => return None,
+        })
     }
 }

@@ -1,6 +1,8 @@
 //! rillflow on PostgreSQL: the event store, migrations, connection pools and
 //! the local throwaway clusters used by the CLI and the tests.
 
+mod append_batch;
+mod append_writer;
 pub mod archive;
 pub mod cluster_error;
 pub mod cluster_settings;
@@ -19,6 +21,8 @@ mod server_user;
 pub mod store;
 pub mod tenant;
 
+pub use append_batch::AppendRequest;
+pub use append_writer::{AppendWriter, WriterConfig};
 pub use cluster_error::ClusterError;
 pub use cluster_settings::ClusterSettings;
 pub use error::StoreError;

@@ -13,7 +13,7 @@ use crate::event::{AppendOptions, AppendResult, NewEvent, ReadAllBatch, Recorded
 /// Retries of an append whose transaction id lost the race described in
 /// [`StoreError::StaleTransaction`]. Each retry runs in a newer transaction,
 /// which wins unless yet another writer slipped in, so a handful suffices.
-const STALE_RETRIES: usize = 16;
+pub(crate) const STALE_RETRIES: usize = 16;
 
 pub(crate) const EVENT_COLUMNS: &str =
     "position, tx_id, stream_id, version, event_id, event_type, \
@@ -136,7 +136,9 @@ static READ_STREAM_ALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::n
 /// Appends and reads events.
 ///
 /// Every append is one call of the `rf_append` function: one statement, one
-/// transaction, one round trip. The stream head row it locks is the authority
+/// transaction, one round trip. [`EventStore::append_batch`] runs many
+/// appends in one, each judged alone, and [`EventStore::writer`] merges
+/// appends of concurrent tasks into such batches. The stream head row it locks is the authority
 /// for versions and idempotency, whichever table the events live in.
 ///
 /// Reads return hot data by default: archived streams are left out and cold
@@ -164,7 +166,7 @@ struct AppendArgs<'a> {
 }
 
 /// The column of `f` over `events`, or None when every event has the default.
-fn column<'a, T>(
+pub(crate) fn column<'a, T>(
     events: &'a [NewEvent],
     is_default: impl Fn(&NewEvent) -> bool,
     f: impl Fn(&'a NewEvent) -> T,
@@ -409,7 +411,7 @@ impl EventStore {
 /// Refuses what no append may carry before anything is sent: no events,
 /// and types or keys that are empty, too long or hold control characters
 /// (`rillflow_core::limits`; messages never repeat the value).
-fn validate(events: &[NewEvent], options: &AppendOptions) -> Result<(), StoreError> {
+pub(crate) fn validate(events: &[NewEvent], options: &AppendOptions) -> Result<(), StoreError> {
     if events.is_empty() {
         return Err(StoreError::InvalidRequest(
             "an append needs at least one event".into(),
@@ -425,6 +427,17 @@ fn validate(events: &[NewEvent], options: &AppendOptions) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The expected version as `rf_append` takes it; refused when it does not
+/// fit a bigint.
+pub(crate) fn sql_expected_version(expected: ExpectedVersion) -> Result<Option<i64>, StoreError> {
+    match expected.sql_version() {
+        Some(v) => i64::try_from(v).map(Some).map_err(|_| {
+            StoreError::InvalidRequest(format!("expected version {v} is out of range"))
+        }),
+        None => Ok(None),
+    }
+}
+
 const APPEND_SQL: &str = "SELECT first_version, last_version, positions, replayed \
     FROM rf_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 const APPEND_TENANT_SQL: &str = "SELECT first_version, last_version, positions, replayed \
@@ -437,12 +450,7 @@ async fn call_append(
     args: &AppendArgs<'_>,
     options: &AppendOptions,
 ) -> Result<AppendResult, StoreError> {
-    let expected_version = match expected.sql_version() {
-        Some(v) => Some(i64::try_from(v).map_err(|_| {
-            StoreError::InvalidRequest(format!("expected version {v} is out of range"))
-        })?),
-        None => None,
-    };
+    let expected_version = sql_expected_version(expected)?;
     // Untenanted appends call the eleven-argument function, which has no
     // tenant check to pay for.
     let tenant = options.tenant.as_ref().map(|t| t.as_str());
