@@ -364,6 +364,13 @@ $$;
 -- 4 headers, 8 causation, 16 correlation; a column it does not send is NULL
 -- to the core, as in a single append, so that idempotency digests match).
 -- Per event, in append order: the event columns, concatenated.
+--
+-- Streams whose appends are all plain (any version, no key, no ids, no
+-- tenant) are written set-wise: one upsert moves all their heads on, one
+-- insert writes all their events. The upsert's guard turns away a stream
+-- last written by a newer transaction or stored cold; those, and every
+-- other stream, go append by append through the core. A stream is never
+-- split between the two, so its appends keep their order.
 CREATE FUNCTION rf_append_batch(
     p_streams           uuid[],
     p_expected_kinds    text[],
@@ -388,6 +395,13 @@ DECLARE
     v_lo      integer := 1;
     v_hi      integer;
     v_cols    integer;
+    v_xid     bigint;
+    v_plain   uuid[];     -- streams whose appends are all plain
+    v_done    uuid[];     -- ... and whose heads the upsert moved on
+    v_before  bigint[];   -- their versions before this batch
+    v_hashes  integer[];
+    v_total   bigint;
+    v_pos     bigint[];
 BEGIN
     IF coalesce(array_length(p_expected_kinds, 1), 0) <> v_appends
        OR coalesce(array_length(p_expected_versions, 1), 0) <> v_appends
@@ -396,22 +410,87 @@ BEGIN
        OR coalesce(array_length(p_counts, 1), 0) <> v_appends
        OR coalesce(array_length(p_columns, 1), 0) <> v_appends
        OR (SELECT coalesce(sum(c), 0) FROM unnest(p_counts) c) <> v_events
-       OR EXISTS (SELECT 1 FROM unnest(p_counts) c WHERE c IS NULL OR c < 1) THEN
+       OR EXISTS (SELECT 1 FROM unnest(p_counts) c WHERE c IS NULL OR c < 1)
+       OR coalesce(array_length(p_data, 1), 0) <> v_events THEN
         RAISE EXCEPTION 'append batch arrays do not line up' USING ERRCODE = 'RF002';
     END IF;
+
+    v_plain := ARRAY(
+        SELECT a.s FROM unnest(p_streams, p_expected_kinds, p_idem_keys, p_tenants, p_columns)
+                        AS a(s, kind, idem, tenant, cols)
+         GROUP BY a.s
+        HAVING bool_and(a.kind = 'any' AND a.idem IS NULL AND a.tenant IS NULL
+                        AND coalesce(a.cols, 0) & 1 = 0)
+         ORDER BY a.s);
+    IF cardinality(v_plain) > 0 THEN
+        v_xid := pg_current_xact_id()::text::bigint;
+        WITH totals AS (
+            SELECT a.s AS stream_id, sum(a.n)::bigint AS n
+              FROM unnest(p_streams, p_counts) AS a(s, n)
+             WHERE a.s = ANY (v_plain)
+             GROUP BY a.s),
+        moved AS (
+            INSERT INTO rf_streams AS h (stream_id, version, last_tx_id, partition_hash)
+            SELECT t.stream_id, t.n, v_xid, rf_partition_hash(t.stream_id)
+              FROM totals t ORDER BY t.stream_id
+            ON CONFLICT (stream_id) DO UPDATE
+               SET version = h.version + EXCLUDED.version, last_tx_id = v_xid, updated_at = now()
+             WHERE h.last_tx_id <= v_xid AND h.retention_class = 'hot'
+            RETURNING h.stream_id, h.version, h.partition_hash)
+        SELECT coalesce(array_agg(m.stream_id), '{}'), coalesce(array_agg(m.version - t.n), '{}'),
+               coalesce(array_agg(m.partition_hash), '{}')
+          INTO v_done, v_before, v_hashes
+          FROM moved m JOIN totals t USING (stream_id);
+    END IF;
+
+    IF cardinality(v_done) > 0 THEN
+        SELECT coalesce(sum(a.n), 0) INTO v_total
+          FROM unnest(p_streams, p_counts) AS a(s, n) WHERE a.s = ANY (v_done);
+        v_pos := ARRAY(SELECT nextval('rf_events_position_seq') FROM generate_series(1, v_total));
+        RETURN QUERY
+        -- One row per event of the written streams: its append, version,
+        -- place in the event arrays, and rank, which picks its position.
+        WITH r AS (
+            SELECT b.ord, b.s AS stream_id, b.base + k AS version, b.off + k AS e, b.hash,
+                   row_number() OVER (ORDER BY b.ord, k) AS rn
+              FROM (SELECT a.ord, a.s, a.n, a.off, d.hash,
+                           d.before + sum(a.n) OVER (PARTITION BY a.s ORDER BY a.ord) - a.n AS base
+                      FROM (SELECT u.s, u.n, u.ord, sum(u.n) OVER (ORDER BY u.ord) - u.n AS off
+                              FROM unnest(p_streams, p_counts) WITH ORDINALITY AS u(s, n, ord)) a
+                      JOIN unnest(v_done, v_before, v_hashes) AS d(s, before, hash) ON d.s = a.s) b,
+                   generate_series(1, b.n) AS k),
+        written AS (
+            INSERT INTO events (position, tx_id, stream_id, version, event_id, event_type,
+                                schema_version, data, headers, causation_id, correlation_id,
+                                partition_hash, retention_class)
+            SELECT v_pos[r.rn], v_xid, r.stream_id, r.version, gen_random_uuid(), x.event_type,
+                   coalesce(x.schema_version, 1), x.data, coalesce(x.headers, '{}'::jsonb),
+                   x.causation_id, x.correlation_id, r.hash, 'hot'
+              FROM r
+              JOIN unnest(p_types, p_schema_versions, p_data, p_headers, p_causation, p_correlation)
+                   WITH ORDINALITY AS x(event_type, schema_version, data, headers, causation_id,
+                                        correlation_id, e)
+                ON x.e = r.e)
+        SELECT r.ord::integer, min(r.version), max(r.version),
+               array_agg(v_pos[r.rn] ORDER BY r.rn), false, NULL::text, NULL::text, NULL::text
+          FROM r GROUP BY r.ord;
+    END IF;
+
     FOR i IN 1 .. v_appends LOOP
         v_hi := v_lo + p_counts[i] - 1;
-        v_cols := coalesce(p_columns[i], 0);
-        RETURN QUERY SELECT i, c.* FROM rf_append_core(
-            p_streams[i], p_expected_kinds[i], p_expected_versions[i], p_idem_keys[i],
-            CASE WHEN v_cols & 1 <> 0 THEN p_event_ids[v_lo:v_hi] END,
-            p_types[v_lo:v_hi],
-            CASE WHEN v_cols & 2 <> 0 THEN p_schema_versions[v_lo:v_hi] END,
-            p_data[v_lo:v_hi],
-            CASE WHEN v_cols & 4 <> 0 THEN p_headers[v_lo:v_hi] END,
-            CASE WHEN v_cols & 8 <> 0 THEN p_causation[v_lo:v_hi] END,
-            CASE WHEN v_cols & 16 <> 0 THEN p_correlation[v_lo:v_hi] END,
-            p_tenants[i]) c;
+        IF NOT p_streams[i] = ANY (coalesce(v_done, '{}')) THEN
+            v_cols := coalesce(p_columns[i], 0);
+            RETURN QUERY SELECT i, c.* FROM rf_append_core(
+                p_streams[i], p_expected_kinds[i], p_expected_versions[i], p_idem_keys[i],
+                CASE WHEN v_cols & 1 <> 0 THEN p_event_ids[v_lo:v_hi] END,
+                p_types[v_lo:v_hi],
+                CASE WHEN v_cols & 2 <> 0 THEN p_schema_versions[v_lo:v_hi] END,
+                p_data[v_lo:v_hi],
+                CASE WHEN v_cols & 4 <> 0 THEN p_headers[v_lo:v_hi] END,
+                CASE WHEN v_cols & 8 <> 0 THEN p_causation[v_lo:v_hi] END,
+                CASE WHEN v_cols & 16 <> 0 THEN p_correlation[v_lo:v_hi] END,
+                p_tenants[i]) c;
+        END IF;
         v_lo := v_hi + 1;
     END LOOP;
 END

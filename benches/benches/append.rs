@@ -1,17 +1,14 @@
 //! Append throughput against raw INSERTs of the same rows into plain tables.
 //!
 //! All sides run in the same process against the same database with the same
-//! 8 concurrent writers. Two baselines bracket the store:
-//! - `raw_indexed`: a plain table (no partitions, no trigger, no function)
-//!   with the same columns and the same read indexes as `events`; the ratio
-//!   to it is what the store's own machinery costs (head row, version and
-//!   idempotency checks, partition routing);
-//! - `raw_bare`: the same columns with only a primary key, which nobody could
-//!   read a stream or the global feed from efficiently; the ratio to it adds
-//!   the cost of those indexes.
+//! 8 concurrent writers; two baselines bracket the store (`raw_indexed` and
+//! `raw_bare`, see `rillflow_benches::raw`). A third group sends single
+//! events from 64 tasks through the coalescing writer (`EventStore::writer`),
+//! to compare with the 8 raw single-row INSERTs of the second group.
 //!
 //! Batches go to a new stream each; single events go to existing streams,
-//! as commands on live aggregates do.
+//! as commands on live aggregates do. `--bin append` (src/bin/append.rs)
+//! prints the same comparisons as ratios, on both servers.
 //!
 //! Runs on `DATABASE_URL` when set, else on a local cluster with stock
 //! settings under `target/rillflow-bench-pg` (fsync and synchronous_commit
@@ -26,41 +23,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rillflow_adapters::{AppendOptions, ClusterSettings, EventStore, LocalCluster, NewEvent};
+use rillflow_adapters::{
+    AppendOptions, ClusterSettings, EventStore, LocalCluster, NewEvent, WriterConfig,
+};
+use rillflow_benches::raw::{
+    create_baselines, live_stream, payload, raw_insert, BASELINES, LIVE_STREAMS,
+};
 use rillflow_core::tenant::TenantName;
-use rillflow_core::{partition_hash, ExpectedVersion};
+use rillflow_core::ExpectedVersion;
 use rillflow_testkit::TestDb;
-use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 const WRITERS: usize = 8;
 const BATCH: usize = 100;
-/// Streams that receive the single-event appends.
-const LIVE_STREAMS: u64 = 10_000;
-
-const COLUMNS: &str = "position bigint NOT NULL, tx_id bigint NOT NULL, stream_id uuid NOT NULL,
-    version bigint NOT NULL, event_id uuid NOT NULL, event_type text NOT NULL,
-    schema_version integer NOT NULL, data jsonb NOT NULL, headers jsonb NOT NULL,
-    causation_id uuid, correlation_id uuid, partition_hash integer NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()";
-
-/// The two baseline tables.
-const BASELINES: [&str; 2] = ["raw_indexed", "raw_bare"];
+/// Tasks appending through the coalescing writer.
+const COALESCED_TASKS: usize = 64;
 
 struct Fixture {
     store: EventStore,
     pool: PgPool,
     next: Arc<AtomicU64>,
     _db: TestDb,
-}
-
-fn payload(i: usize) -> serde_json::Value {
-    json!({ "order": i, "sku": "ABC-123", "qty": 2, "price": "19.99" })
-}
-
-fn live_stream(n: u64) -> Uuid {
-    Uuid::from_u128(((0xB0_u128) << 120) | (n % LIVE_STREAMS) as u128)
 }
 
 /// Which live stream the n-th single append goes to.
@@ -83,20 +67,7 @@ fn tenant_options() -> AppendOptions {
 async fn fixture() -> Fixture {
     let mut db = TestDb::migrated().await;
     let pool = db.pool_of(WRITERS as u32 + 2).await;
-    let ddl = [
-        format!("CREATE TABLE raw_indexed ({COLUMNS})"),
-        "CREATE INDEX ON raw_indexed (stream_id, version)".to_owned(),
-        "CREATE INDEX ON raw_indexed (tx_id, position)".to_owned(),
-        "CREATE INDEX ON raw_indexed USING brin (position)".to_owned(),
-        format!("CREATE TABLE raw_bare ({COLUMNS}, PRIMARY KEY (position))"),
-        "CREATE SEQUENCE raw_position_seq".to_owned(),
-    ];
-    for sql in ddl {
-        sqlx::query(&sql)
-            .execute(&pool)
-            .await
-            .expect("baseline table");
-    }
+    create_baselines(&pool).await;
     let store = EventStore::new(pool.clone());
     let tenant = tenant_options();
     for n in 0..LIVE_STREAMS {
@@ -119,15 +90,15 @@ async fn fixture() -> Fixture {
     }
 }
 
-/// Runs `WRITERS` tasks, each calling `op` once with a fresh number, `iters`
+/// Runs `tasks` tasks, each calling `op` once with a fresh number, `iters`
 /// times over, and returns the elapsed time.
-async fn concurrent<F, Fut>(iters: u64, next: &Arc<AtomicU64>, op: F) -> Duration
+async fn concurrent<F, Fut>(tasks: usize, iters: u64, next: &Arc<AtomicU64>, op: F) -> Duration
 where
     F: Fn(u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let start = Instant::now();
-    let tasks: Vec<_> = (0..WRITERS)
+    let tasks: Vec<_> = (0..tasks)
         .map(|_| {
             let op = op.clone();
             let next = next.clone();
@@ -161,27 +132,6 @@ async fn append_single(store: EventStore, stream: Uuid, options: Arc<AppendOptio
         .append(stream, ExpectedVersion::Any, &event, &options)
         .await
         .expect("append");
-}
-
-/// The same rows `rf_append` writes, in one multi-row INSERT.
-async fn raw_insert(pool: PgPool, table: &'static str, stream: Uuid, rows: usize) {
-    let versions: Vec<i64> = (1..=rows as i64).collect();
-    let data: Vec<serde_json::Value> = (0..rows).map(payload).collect();
-    let sql = format!(
-        "INSERT INTO {table} (position, tx_id, stream_id, version, event_id, event_type, schema_version,
-                              data, headers, causation_id, correlation_id, partition_hash)
-         SELECT nextval('raw_position_seq'), pg_current_xact_id()::text::bigint, $1, v, gen_random_uuid(),
-                'ItemAdded', 1, d, '{{}}'::jsonb, NULL, NULL, $2
-           FROM unnest($3::bigint[], $4::jsonb[]) AS t(v, d)"
-    );
-    sqlx::query(&sql)
-        .bind(stream)
-        .bind(partition_hash(stream))
-        .bind(&versions)
-        .bind(&data)
-        .execute(&pool)
-        .await
-        .expect("raw insert");
 }
 
 /// Points `DATABASE_URL` at the durable bench cluster unless a server was
@@ -226,7 +176,7 @@ fn bench(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let (store, next, options) = (f.store.clone(), f.next.clone(), options.clone());
                 async move {
-                    concurrent(iters, &next, move |n| {
+                    concurrent(WRITERS, iters, &next, move |n| {
                         append_batch(store.clone(), n, options.clone())
                     })
                     .await
@@ -239,7 +189,7 @@ fn bench(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let (pool, next) = (f.pool.clone(), f.next.clone());
                 async move {
-                    concurrent(iters, &next, move |n| {
+                    concurrent(WRITERS, iters, &next, move |n| {
                         raw_insert(pool.clone(), table, Uuid::from_u128(n as u128), BATCH)
                     })
                     .await
@@ -264,7 +214,7 @@ fn bench(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let (store, next, options) = (f.store.clone(), f.next.clone(), options.clone());
                 async move {
-                    concurrent(iters, &next, move |n| {
+                    concurrent(WRITERS, iters, &next, move |n| {
                         append_single(store.clone(), stream_of(n), options.clone())
                     })
                     .await
@@ -277,7 +227,7 @@ fn bench(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let (pool, next) = (f.pool.clone(), f.next.clone());
                 async move {
-                    concurrent(iters, &next, move |n| {
+                    concurrent(WRITERS, iters, &next, move |n| {
                         raw_insert(pool.clone(), table, live_stream(n), 1)
                     })
                     .await
@@ -285,6 +235,37 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    let mut group = c.benchmark_group("append_single_coalesced_x64");
+    group.throughput(Throughput::Elements(COALESCED_TASKS as u64));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    let writer = rt.block_on(async { f.store.writer(WriterConfig::default()) });
+    group.bench_function("rillflow_writer", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (writer, next) = (writer.clone(), f.next.clone());
+            async move {
+                concurrent(COALESCED_TASKS, iters, &next, move |n| {
+                    let writer = writer.clone();
+                    async move {
+                        let event = vec![NewEvent::new("ItemAdded", payload(0))];
+                        writer
+                            .append(
+                                live_stream(n),
+                                ExpectedVersion::Any,
+                                event,
+                                AppendOptions::default(),
+                            )
+                            .await
+                            .expect("append");
+                    }
+                })
+                .await
+            }
+        })
+    });
     group.finish();
     drop(f);
 }

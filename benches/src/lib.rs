@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+mod latency;
+pub mod raw;
+pub use latency::latency;
+
 use rillflow_adapters::{EventStore, NewEvent};
 use rillflow_core::ExpectedVersion;
 use serde_json::json;

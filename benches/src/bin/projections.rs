@@ -26,19 +26,15 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rillflow_adapters::projection::{
-    wakeup, BatchOutcome, BatchOwner, Batches, HandlerError, PgBatches, Projection,
-    ProjectionCatalog, ProjectionRunner, ProjectionWorker, RuntimeMetrics, SqlProjection,
-    WorkerTiming, WriteFence,
+    BatchOutcome, BatchOwner, HandlerError, Projection, ProjectionCatalog, ProjectionRunner,
+    SqlProjection, WriteFence,
 };
-use rillflow_adapters::{EventStore, NewEvent, RecordedEvent};
-use rillflow_benches::{fill, percentile};
+use rillflow_adapters::{EventStore, RecordedEvent};
+use rillflow_benches::{fill, latency, percentile};
 use rillflow_core::projection::ProjectionFile;
-use rillflow_core::{ExpectedVersion, PartitionSpec};
+use rillflow_core::PartitionSpec;
 use rillflow_testkit::{Counter, TestDb};
-use serde_json::json;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::watch;
-use uuid::Uuid;
 
 struct Options {
     events: usize,
@@ -161,100 +157,6 @@ async fn throughput(
     events as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Records when each Ping was applied, in the database clock.
-struct Stamp;
-
-#[async_trait]
-impl Projection for Stamp {
-    fn name(&self) -> &str {
-        "bench_latency"
-    }
-    fn handles(&self, t: &str) -> bool {
-        t == "Ping"
-    }
-    async fn setup(&self, conn: &mut PgConnection) -> Result<(), HandlerError> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS bench_latency (position bigint PRIMARY KEY, applied_at timestamptz NOT NULL)")
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
-    }
-    async fn apply(&self, conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), HandlerError> {
-        sqlx::query("INSERT INTO bench_latency VALUES ($1, clock_timestamp())")
-            .bind(e.position)
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
-    }
-}
-
-async fn latency(pool: &PgPool, samples: usize) -> Vec<f64> {
-    let projection: Arc<dyn Projection> = Arc::new(Stamp);
-    let catalog = ProjectionCatalog::new(pool.clone());
-    catalog.setup(projection.as_ref()).await.unwrap();
-    catalog
-        .register(projection.name(), PartitionSpec::WHOLE)
-        .await
-        .unwrap();
-    // Start past the throughput events.
-    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    catalog
-        .reset_checkpoint(projection.name(), head)
-        .await
-        .unwrap();
-    let worker = ProjectionWorker::new(
-        vec![Arc::new(PgBatches::new(
-            ProjectionRunner::new(projection, PartitionSpec::WHOLE, BatchOwner::default()),
-            pool.clone(),
-            None,
-        )) as Arc<dyn Batches>],
-        WorkerTiming::default(),
-        Arc::new(RuntimeMetrics::new()),
-    );
-    let wake = wakeup::listen(pool.clone()).await.unwrap();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(async move { worker.run(None, &wake, stop_rx).await });
-    let store = EventStore::new(pool.clone());
-    for i in 0..samples {
-        store
-            .append(
-                Uuid::from_u128(77),
-                ExpectedVersion::Any,
-                &[NewEvent::new("Ping", json!({ "i": i }))],
-                &Default::default(),
-            )
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // From the append transaction's start (`created_at`, so the append's own
-    // execution counts against the figure) to the applying batch's clock.
-    let out: Vec<f64> = loop {
-        let v: Vec<f64> = sqlx::query_scalar(
-            "SELECT (extract(epoch FROM (l.applied_at - e.created_at)) * 1000)::float8
-             FROM bench_latency l JOIN events e USING (position)",
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap();
-        if v.len() == samples {
-            break v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {samples} applied",
-            v.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let _ = stop_tx.send(true);
-    let _ = task.await;
-    out
-}
-
 #[tokio::main]
 async fn main() {
     let opts = match options() {
@@ -310,7 +212,7 @@ async fn main() {
             opts.events
         );
     }
-    let mut lat = latency(&pool, opts.latency_samples).await;
+    let mut lat = latency(&pool, opts.latency_samples, 0).await;
     lat.sort_by(|a, b| a.total_cmp(b));
     println!(
         "append→projected (high-water watch, idle worker): samples {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
