@@ -8,7 +8,9 @@
 --   an append that fails without a subtransaction per append (more than 64
 --   subtransactions in one transaction overflow every backend's snapshot
 --   cache, which slows the whole server).
--- * `rf_append` (both signatures) raise what the core returns, as before.
+-- * `rf_append` (both signatures) raise what the core returns, as before;
+--   the untenanted one keeps 0014's three-statement path for the common
+--   append in front of the core.
 --   The tenanted one no longer claims a new stream after the fact: the
 --   core creates the head with its tenant, so a stream is never briefly
 --   unowned.
@@ -81,34 +83,6 @@ BEGIN
         RETURN QUERY SELECT NULL::bigint, NULL::bigint, NULL::bigint[], NULL::boolean,
             'RF002', format('unknown expected version kind %s', p_expected_kind), NULL::text;
         RETURN;
-    END IF;
-    -- The common append, one event to any version of a hot stream with no
-    -- key, no ids and no tenant, in three statements: the head written
-    -- (created or moved on) in one guarded upsert, a position, the row.
-    -- Anything the guard turns away (a writer with a newer transaction id;
-    -- a cold stream) leaves the head locked and unchanged, and the full path
-    -- below reads it again and decides.
-    IF v_n = 1 AND p_idem_key IS NULL AND p_event_ids IS NULL AND p_expected_kind = 'any'
-       AND p_tenant IS NULL THEN
-        v_xid := pg_current_xact_id()::text::bigint;
-        INSERT INTO rf_streams AS s (stream_id, version, last_tx_id, partition_hash)
-             VALUES (p_stream, 1, v_xid, rf_partition_hash(p_stream))
-        ON CONFLICT (stream_id) DO UPDATE
-           SET version = s.version + 1, last_tx_id = v_xid, updated_at = now()
-         WHERE s.last_tx_id <= v_xid AND s.retention_class = 'hot'
-        RETURNING s.version, s.partition_hash INTO v_last, v_hash;
-        IF FOUND THEN
-            v_positions := ARRAY[nextval('rf_events_position_seq')];
-            INSERT INTO events (position, tx_id, stream_id, version, event_id, event_type,
-                                schema_version, data, headers, causation_id, correlation_id,
-                                partition_hash, retention_class)
-            VALUES (v_positions[1], v_xid, p_stream, v_last, gen_random_uuid(), p_types[1],
-                    coalesce(p_schema_versions[1], 1), p_data[1],
-                    coalesce(p_headers[1], '{}'::jsonb), p_causation[1], p_correlation[1],
-                    v_hash, 'hot');
-            RETURN QUERY SELECT v_last, v_last, v_positions, false, NULL::text, NULL::text, NULL::text;
-            RETURN;
-        END IF;
     END IF;
     IF p_idem_key IS NOT NULL THEN
         -- The arguments as sent (jsonb text is canonical: key order and
@@ -295,7 +269,10 @@ BEGIN
 END
 $$;
 
--- The single append: the core's verdict, raised.
+-- The single append: the common case in three statements, anything else
+-- the core's verdict, raised. The fast path lives here rather than in the
+-- core: batches write plain appends set-wise, and a call less is 7 % of a
+-- single append on a durable server.
 CREATE OR REPLACE FUNCTION rf_append(
     p_stream            uuid,
     p_expected_kind     text,
@@ -311,8 +288,44 @@ CREATE OR REPLACE FUNCTION rf_append(
 ) RETURNS TABLE (first_version bigint, last_version bigint, positions bigint[], replayed boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
-    r record;
+    r           record;
+    v_xid       bigint;
+    v_last      bigint;
+    v_hash      integer;
+    v_positions bigint[];
 BEGIN
+    -- The common append, one event to any version of a hot stream with no
+    -- key and no ids, in three statements: the head written
+    -- (created or moved on) in one guarded upsert, a position, the row.
+    -- Anything the guard turns away (a writer with a newer transaction id;
+    -- a cold stream) leaves the head locked and unchanged, and the full path
+    -- (the core) reads it again and decides.
+    IF array_length(p_types, 1) = 1 AND coalesce(array_length(p_data, 1), 0) = 1
+       AND coalesce(array_length(p_schema_versions, 1), 1) = 1
+       AND coalesce(array_length(p_headers, 1), 1) = 1
+       AND coalesce(array_length(p_causation, 1), 1) = 1
+       AND coalesce(array_length(p_correlation, 1), 1) = 1
+       AND p_idem_key IS NULL AND p_event_ids IS NULL AND p_expected_kind = 'any' THEN
+        v_xid := pg_current_xact_id()::text::bigint;
+        INSERT INTO rf_streams AS s (stream_id, version, last_tx_id, partition_hash)
+             VALUES (p_stream, 1, v_xid, rf_partition_hash(p_stream))
+        ON CONFLICT (stream_id) DO UPDATE
+           SET version = s.version + 1, last_tx_id = v_xid, updated_at = now()
+         WHERE s.last_tx_id <= v_xid AND s.retention_class = 'hot'
+        RETURNING s.version, s.partition_hash INTO v_last, v_hash;
+        IF FOUND THEN
+            v_positions := ARRAY[nextval('rf_events_position_seq')];
+            INSERT INTO events (position, tx_id, stream_id, version, event_id, event_type,
+                                schema_version, data, headers, causation_id, correlation_id,
+                                partition_hash, retention_class)
+            VALUES (v_positions[1], v_xid, p_stream, v_last, gen_random_uuid(), p_types[1],
+                    coalesce(p_schema_versions[1], 1), p_data[1],
+                    coalesce(p_headers[1], '{}'::jsonb), p_causation[1], p_correlation[1],
+                    v_hash, 'hot');
+            RETURN QUERY SELECT v_last, v_last, v_positions, false;
+            RETURN;
+        END IF;
+    END IF;
     SELECT * INTO r FROM rf_append_core(p_stream, p_expected_kind, p_expected_version, p_idem_key,
                                         p_event_ids, p_types, p_schema_versions, p_data,
                                         p_headers, p_causation, p_correlation, NULL);

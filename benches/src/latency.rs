@@ -87,7 +87,7 @@ pub async fn latency(pool: &PgPool, samples: usize, writers: usize) -> Vec<f64> 
             tokio::spawn(async move {
                 let mut n = 0u128;
                 while busy.load(Ordering::Relaxed) {
-                    let stream = Uuid::from_u128((0xA0 << 120) | (w as u128) << 32 | n % 100);
+                    let stream = Uuid::from_u128((0xA0 << 120) | ((w as u128) << 32) | (n % 100));
                     let e = [NewEvent::new("Load", json!({ "n": n as u64 }))];
                     store
                         .append(stream, ExpectedVersion::Any, &e, &Default::default())
