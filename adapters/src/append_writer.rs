@@ -92,13 +92,34 @@ impl AppendWriter {
 
     /// [`AppendWriter::append`] of a request.
     pub async fn submit(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
+        self.enqueue(request).await?.outcome().await
+    }
+
+    /// Queues `request`, waiting for room, and returns its place in the
+    /// queue; the outcome comes from [`Queued::outcome`]. Requests queued
+    /// one after another are taken in that order, but two batches may be
+    /// written at once: appends to one stream whose order matters must not
+    /// be in flight together (wait for the first before queueing the next).
+    pub async fn enqueue(&self, request: AppendRequest) -> Result<Queued, StoreError> {
         validate(&request.events, &request.options)?;
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Pending { request, reply })
             .await
             .map_err(|_| StoreError::Unavailable("the append writer has stopped".into()))?;
-        answer.await.unwrap_or_else(|_| {
+        Ok(Queued(answer))
+    }
+}
+
+/// An append in an [`AppendWriter`]'s queue. Dropping it before the append
+/// was taken into a batch withdraws the append.
+#[derive(Debug)]
+pub struct Queued(oneshot::Receiver<Result<AppendResult, StoreError>>);
+
+impl Queued {
+    /// The append's outcome, once its batch is written.
+    pub async fn outcome(self) -> Result<AppendResult, StoreError> {
+        self.0.await.unwrap_or_else(|_| {
             Err(StoreError::OutcomeUnknown(
                 "the append writer stopped with this append in flight".into(),
             ))

@@ -22,7 +22,7 @@ pub mod store;
 pub mod tenant;
 
 pub use append_batch::AppendRequest;
-pub use append_writer::{AppendWriter, WriterConfig};
+pub use append_writer::{AppendWriter, Queued, WriterConfig};
 pub use cluster_error::ClusterError;
 pub use cluster_settings::ClusterSettings;
 pub use error::StoreError;

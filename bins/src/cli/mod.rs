@@ -131,7 +131,7 @@ pub struct MigrateArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
-    /// Append one event to a stream.
+    /// Append one event to a stream, or load many from a file.
     Append(AppendArgs),
     /// Print a stream's events.
     Read(ReadArgs),
@@ -144,14 +144,24 @@ pub struct AppendArgs {
     #[command(flatten)]
     pub db: DatabaseArgs,
     /// The stream's UUID.
-    #[arg(long, value_name = "UUID")]
-    pub stream: Uuid,
+    #[arg(long, value_name = "UUID", required_unless_present = "from_file")]
+    pub stream: Option<Uuid>,
     /// Event type name (at most 256 bytes, no control characters).
-    #[arg(long = "type", value_name = "T", value_parser = parse_event_type)]
-    pub event_type: String,
+    #[arg(
+        long = "type",
+        value_name = "T",
+        value_parser = parse_event_type,
+        required_unless_present = "from_file"
+    )]
+    pub event_type: Option<String>,
     /// Payload, a JSON value: inline, `@FILE` or `-` for stdin (up to 16 MiB).
-    #[arg(long, value_name = "JSON|@FILE|-", value_parser = parse_data)]
-    pub data: serde_json::Value,
+    #[arg(
+        long,
+        value_name = "JSON|@FILE|-",
+        value_parser = parse_data,
+        required_unless_present = "from_file"
+    )]
+    pub data: Option<serde_json::Value>,
     /// N (exact version), `any`, `no-stream` or `exists`.
     #[arg(long, value_name = "N|any|no-stream|exists", default_value = "any")]
     pub expected_version: ExpectedVersion,
@@ -174,6 +184,21 @@ pub struct AppendArgs {
     /// Correlation id.
     #[arg(long, value_name = "UUID")]
     pub correlation_id: Option<Uuid>,
+    /// Load events from a JSON Lines file instead, one event per line:
+    /// {"stream": UUID, "type": T, "data": JSON} and optionally
+    /// expected_version, idempotency_key, headers, schema_version, event_id,
+    /// causation_id, correlation_id. Every line is checked before anything
+    /// is written; appends are merged into batches; progress on stderr, a
+    /// JSON summary on stdout.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = [
+            "stream", "event_type", "data", "expected_version", "idempotency_key",
+            "headers", "schema_version", "event_id", "causation_id", "correlation_id",
+        ]
+    )]
+    pub from_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,6 +1,7 @@
-//! `rillflow events append --stream UUID --type T --data JSON ...`
+//! `rillflow events append --stream UUID --type T --data JSON ...`, or
+//! `--from-file FILE` (see `append_file`).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rillflow_adapters::{AppendOptions, EventStore, NewEvent};
 use rillflow_core::tenant::TenantOperation;
 
@@ -8,8 +9,14 @@ use crate::cli::AppendArgs;
 use crate::commands::database;
 
 pub async fn run(args: AppendArgs) -> Result<()> {
-    let mut event =
-        NewEvent::new(args.event_type, args.data).with_schema_version(args.schema_version);
+    if let Some(path) = &args.from_file {
+        return super::append_file::run(path, &args.db).await;
+    }
+    // clap requires these three without --from-file.
+    let stream = args.stream.context("--stream is required")?;
+    let event_type = args.event_type.context("--type is required")?;
+    let data = args.data.context("--data is required")?;
+    let mut event = NewEvent::new(event_type, data).with_schema_version(args.schema_version);
     if let Some(headers) = args.headers {
         event = event.with_headers(headers);
     }
@@ -29,7 +36,7 @@ pub async fn run(args: AppendArgs) -> Result<()> {
     };
     let store = EventStore::new(scoped.pool);
     let result = store
-        .append(args.stream, args.expected_version, &[event], &options)
+        .append(stream, args.expected_version, &[event], &options)
         .await?;
     println!("{}", serde_json::to_string(&result)?);
     Ok(())

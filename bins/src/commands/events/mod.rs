@@ -1,5 +1,7 @@
 //! `rillflow events ...`
 
 pub mod append;
+mod append_file;
+mod load_line;
 pub mod read;
 pub mod tail;
