@@ -1,6 +1,8 @@
 -- Reverts 0015: no batches and no core; rf_append as 0014 left it, and the
 -- tenanted rf_append as 0009 defined it (it claims a new stream after the
 -- inner append created it).
+ALTER TABLE rf_streams RESET (fillfactor);
+
 DROP FUNCTION rf_append_batch(uuid[], text[], bigint[], text[], text[], integer[], integer[],
                               uuid[], text[], integer[], jsonb[], jsonb[], uuid[], uuid[]);
 

@@ -67,6 +67,7 @@ pub async fn latency(pool: &PgPool, samples: usize, writers: usize) -> Vec<f64> 
         .reset_checkpoint(projection.name(), head)
         .await
         .unwrap();
+    let metrics = Arc::new(RuntimeMetrics::new());
     let worker = ProjectionWorker::new(
         vec![Arc::new(PgBatches::new(
             ProjectionRunner::new(projection, PartitionSpec::WHOLE, BatchOwner::default()),
@@ -74,7 +75,7 @@ pub async fn latency(pool: &PgPool, samples: usize, writers: usize) -> Vec<f64> 
             None,
         )) as Arc<dyn Batches>],
         WorkerTiming::default(),
-        Arc::new(RuntimeMetrics::new()),
+        metrics.clone(),
     );
     let wake = wakeup::listen(pool.clone()).await.unwrap();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -135,5 +136,11 @@ pub async fn latency(pool: &PgPool, samples: usize, writers: usize) -> Vec<f64> 
     }
     let _ = stop_tx.send(true);
     let _ = task.await;
+    if std::env::var_os("RILLFLOW_BENCH_METRICS").is_some() {
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&metrics.gather())
+            .unwrap_or_default();
+        eprintln!("{text}");
+    }
     out
 }

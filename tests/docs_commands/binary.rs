@@ -126,6 +126,7 @@ impl Sandbox {
             node: "node-a".into(),
             dead_letter: "1".into(),
             out_file: self.dir.join("bundle.json").display().to_string(),
+            events_file: self.dir.join("events.jsonl").display().to_string(),
         }
     }
 

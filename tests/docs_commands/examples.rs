@@ -19,6 +19,8 @@ pub(crate) struct Examples {
     pub(crate) node: String,
     pub(crate) dead_letter: String,
     pub(crate) out_file: String,
+    /// A JSON Lines file of events for `events append --from-file`.
+    pub(crate) events_file: String,
 }
 
 pub(crate) fn is_placeholder(word: &str) -> bool {
@@ -72,6 +74,7 @@ impl Examples {
             (Some("--cluster" | "--cluster-name"), _) => self.cluster.clone(),
             (Some("--projections"), _) => self.projections_file.clone(),
             (Some("--output"), "FILE") => self.out_file.clone(),
+            (Some("--from-file"), _) => self.events_file.clone(),
             (Some("--health-bind"), _) => "127.0.0.1:9464".into(),
             (Some("--id"), _) => self.dead_letter.clone(),
             (Some("--reason"), _) => "docs example".into(),

@@ -150,6 +150,15 @@ pub(crate) async fn build_fixture(db: &mut TestDb, bin: &Path, out_dir: &Path) -
                 .unwrap();
         }
     }
+    // Lines for `events append --from-file`, to a stream of their own.
+    let events_file = out_dir.join("events.jsonl");
+    let loaded = Uuid::from_u128(0xd0c5_5eed_0000_0000_0000_0000_0000_0003);
+    let lines: Vec<String> = (0..3)
+        .map(|i| {
+            json!({ "stream": loaded, "type": "Deposited", "data": { "amount": i } }).to_string()
+        })
+        .collect();
+    std::fs::write(&events_file, lines.join("\n") + "\n").unwrap();
     Examples {
         url: db.url.clone(),
         stream,
@@ -161,6 +170,7 @@ pub(crate) async fn build_fixture(db: &mut TestDb, bin: &Path, out_dir: &Path) -
         node: "node-a".into(),
         dead_letter,
         out_file: out_dir.join("bundle.json").display().to_string(),
+        events_file: events_file.display().to_string(),
     }
 }
 

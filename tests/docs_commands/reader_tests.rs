@@ -132,6 +132,7 @@ fn placeholders_take_values_by_the_option_they_belong_to() {
         node: "n".into(),
         dead_letter: "9".into(),
         out_file: "/o.json".into(),
+        events_file: "/e.jsonl".into(),
     };
     let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
     assert_eq!(

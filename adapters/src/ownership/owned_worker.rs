@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::driver::{OwnerSignal, Ownership};
 use crate::daemon::TokioClock;
+use crate::projection::hold::Hold;
 use crate::projection::{BatchError, BatchOutcome, Batches, RuntimeMetrics, WorkerTiming};
 
 /// Makes the batches of one partition of a projection under dynamic
@@ -59,7 +60,7 @@ impl OwnedWorker {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut runners: BTreeMap<PartitionSpec, Arc<dyn Batches>> = BTreeMap::new();
-        let mut held_since: Option<Instant> = None;
+        let mut hold = Hold::default();
         loop {
             let now = ownership.borrow_and_update().clone();
             runners.retain(|spec, _| spec.total() == now.partitions);
@@ -116,15 +117,13 @@ impl OwnedWorker {
                     }
                 }
             }
+            let held_for = hold.after_round(Instant::now(), busy, held);
             if busy {
                 tokio::task::yield_now().await;
                 continue;
             }
-            if held {
-                let since = *held_since.get_or_insert_with(Instant::now);
-                next_wait = next_wait.min(self.timing.held_back_wait(since.elapsed()));
-            } else {
-                held_since = None;
+            if let Some(held_for) = held_for {
+                next_wait = next_wait.min(self.timing.held_back_wait(held_for));
             }
             tokio::select! {
                 biased;

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod fence;
 pub mod handler;
 pub mod handler_roles;
+pub(crate) mod hold;
 pub mod metrics;
 mod ownership_status;
 pub mod processor;

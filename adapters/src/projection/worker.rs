@@ -6,6 +6,8 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+use super::hold::Hold;
+
 use super::batch_error::BatchError;
 use super::batches::Batches;
 use super::metrics::RuntimeMetrics;
@@ -110,7 +112,7 @@ impl ProjectionWorker {
         mut stop: watch::Receiver<bool>,
     ) -> WorkerExit {
         let epoch = lease.map(|l| l.epoch);
-        let mut held_since: Option<Instant> = None;
+        let mut hold = Hold::default();
         loop {
             // Checked here too, not only between batches: a worker with no
             // projections runs no batch and would never see the stop.
@@ -163,16 +165,14 @@ impl ProjectionWorker {
                     }
                 }
             }
+            let held_for = hold.after_round(Instant::now(), busy, held);
             if busy {
                 // Let the runtime's other tasks (heartbeats) in between batches.
                 tokio::task::yield_now().await;
                 continue;
             }
-            if held {
-                let since = *held_since.get_or_insert_with(Instant::now);
-                next_wait = next_wait.min(self.timing.held_back_wait(since.elapsed()));
-            } else {
-                held_since = None;
+            if let Some(held_for) = held_for {
+                next_wait = next_wait.min(self.timing.held_back_wait(held_for));
             }
             // Biased: stop first, so a stop is never starved by wake-ups.
             tokio::select! {
