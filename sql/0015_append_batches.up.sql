@@ -10,15 +10,16 @@
 --   cache, which slows the whole server).
 -- * `rf_append` (both signatures) raise what the core returns, as before;
 --   the untenanted one keeps 0014's three-statement path for the common
---   append in front of the core.
---   The tenanted one no longer claims a new stream after the fact: the
+--   append in front of the core. The tenanted one no longer claims a new stream after the fact: the
 --   core creates the head with its tenant, so a stream is never briefly
 --   unowned.
 -- * `rf_append_batch`: many appends in one statement and one transaction,
 --   each judged alone, results in input order. The caller orders the
---   appends by stream (EventStore::append_batch) so that concurrent batches
---   lock heads in one order and cannot deadlock each other.
---
+--   appends by stream (EventStore::append_batch), so batches lock heads in
+--   stream order: plain streams first (set-wise, below), then the others.
+--   Two batches can still deadlock when a stream is plain in one and not in
+--   the other; Postgres detects it, one batch fails whole and the store runs
+--   its appends again one by one.
 -- * `rf_streams` leaves a fifth of each page free: every append updates its
 --   stream's head, and an update that finds room on its page is HOT (no new
 --   index entries, less WAL); at the default fill 16 % of head updates in a

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::error::{StoreError, Verdict};
 use crate::event::{AppendOptions, AppendResult, NewEvent};
-use crate::store::{column, sql_expected_version, validate, EventStore};
+use crate::store::{empty_headers, sends, sql_expected_version, validate, EventStore};
 
 /// One append of a batch: what [`EventStore::append`] takes, owned.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,28 +69,15 @@ struct BatchArgs<'a> {
 impl<'a> BatchArgs<'a> {
     fn push(&mut self, request: &'a AppendRequest, version: Option<i64>) {
         let events = &request.events;
-        // The same rule as a single append's columns (store::column), so an
+        // The same rule as a single append's columns (store::sends), so an
         // idempotency key digests the same whichever way the append came.
         let mut mask = 0;
-        let empty_headers = |e: &NewEvent| e.headers.as_object().is_some_and(|o| o.is_empty());
         for (bit, sent) in [
-            (
-                IDS,
-                column(events, |e| e.event_id.is_none(), |_| ()).is_some(),
-            ),
-            (
-                SCHEMA_VERSIONS,
-                column(events, |e| e.schema_version == 1, |_| ()).is_some(),
-            ),
-            (HEADERS, column(events, empty_headers, |_| ()).is_some()),
-            (
-                CAUSATION,
-                column(events, |e| e.causation_id.is_none(), |_| ()).is_some(),
-            ),
-            (
-                CORRELATION,
-                column(events, |e| e.correlation_id.is_none(), |_| ()).is_some(),
-            ),
+            (IDS, sends(events, |e| e.event_id.is_none())),
+            (SCHEMA_VERSIONS, sends(events, |e| e.schema_version == 1)),
+            (HEADERS, sends(events, empty_headers)),
+            (CAUSATION, sends(events, |e| e.causation_id.is_none())),
+            (CORRELATION, sends(events, |e| e.correlation_id.is_none())),
         ] {
             if sent {
                 mask |= bit;
@@ -139,17 +126,18 @@ impl EventStore {
     /// one result per request, in the order given.
     ///
     /// The outcome is that of appending the requests one by one ordered by
-    /// stream (in the given order within a stream): a request refused for
-    /// its expected version, key, ids or tenant wrote nothing and does not
-    /// affect the others. Ordering by stream makes concurrent batches lock
-    /// stream heads in one order, so they never deadlock each other.
+    /// stream (in the given order within a stream), except for positions:
+    /// inside the batch's transaction, streams of plain appends (any
+    /// version, no key, no ids, no tenant) take theirs first. A request
+    /// refused for its expected version, key, ids or tenant wrote nothing
+    /// and does not affect the others.
     ///
     /// Two rare cases leave the single transaction: an append that met a
     /// newer writer's transaction id ([`StoreError::StaleTransaction`]) is
     /// retried alone, and a batch failed whole by the database (a key or id
     /// taken by a concurrent transaction at the same moment, a deadlock
-    /// with a caller's own transaction, a timeout) is run again append by
-    /// append. A connection lost in flight leaves every request of the
+    /// with another batch or a caller's transaction, a timeout) is run
+    /// again append by append. A connection lost in flight leaves every request of the
     /// batch [`StoreError::OutcomeUnknown`].
     pub async fn append_batch(
         &self,

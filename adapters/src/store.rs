@@ -13,7 +13,7 @@ use crate::event::{AppendOptions, AppendResult, NewEvent, ReadAllBatch, Recorded
 /// Retries of an append whose transaction id lost the race described in
 /// [`StoreError::StaleTransaction`]. Each retry runs in a newer transaction,
 /// which wins unless yet another writer slipped in, so a handful suffices.
-pub(crate) const STALE_RETRIES: usize = 16;
+const STALE_RETRIES: usize = 16;
 
 pub(crate) const EVENT_COLUMNS: &str =
     "position, tx_id, stream_id, version, event_id, event_type, \
@@ -136,10 +136,11 @@ static READ_STREAM_ALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::n
 /// Appends and reads events.
 ///
 /// Every append is one call of the `rf_append` function: one statement, one
-/// transaction, one round trip. [`EventStore::append_batch`] runs many
-/// appends in one, each judged alone, and [`EventStore::writer`] merges
-/// appends of concurrent tasks into such batches. The stream head row it locks is the authority
-/// for versions and idempotency, whichever table the events live in.
+/// transaction, one round trip. The stream head row it locks is the
+/// authority for versions and idempotency, whichever table the events live
+/// in. [`EventStore::append_batch`] runs many appends in one transaction,
+/// each judged alone, and [`EventStore::writer`] merges the appends of
+/// concurrent tasks into such batches.
 ///
 /// Reads return hot data by default: archived streams are left out and cold
 /// storage is not scanned. [`EventStore::with_archived`] gives a store whose
@@ -165,22 +166,27 @@ struct AppendArgs<'a> {
     correlation: Option<Vec<Option<Uuid>>>,
 }
 
+/// Whether an append sends a column: some event has other than the default.
+pub(crate) fn sends(events: &[NewEvent], is_default: impl Fn(&NewEvent) -> bool) -> bool {
+    !events.iter().all(is_default)
+}
+
+/// Headers are sent only when some event has any.
+pub(crate) fn empty_headers(e: &NewEvent) -> bool {
+    e.headers.as_object().is_some_and(|o| o.is_empty())
+}
+
 /// The column of `f` over `events`, or None when every event has the default.
-pub(crate) fn column<'a, T>(
+fn column<'a, T>(
     events: &'a [NewEvent],
     is_default: impl Fn(&NewEvent) -> bool,
     f: impl Fn(&'a NewEvent) -> T,
 ) -> Option<Vec<T>> {
-    if events.iter().all(is_default) {
-        None
-    } else {
-        Some(events.iter().map(f).collect())
-    }
+    sends(events, is_default).then(|| events.iter().map(f).collect())
 }
 
 impl<'a> AppendArgs<'a> {
     fn new(events: &'a [NewEvent]) -> Self {
-        let empty_headers = |e: &NewEvent| e.headers.as_object().is_some_and(|o| o.is_empty());
         AppendArgs {
             ids: column(events, |e| e.event_id.is_none(), |e| e.event_id),
             types: events.iter().map(|e| e.event_type.as_str()).collect(),
