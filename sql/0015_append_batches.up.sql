@@ -10,7 +10,7 @@
 --   cache, which slows the whole server).
 -- * `rf_append` (both signatures) raise what the core returns, as before;
 --   the untenanted one keeps 0014's three-statement path for the common
---   append in front of the core. The tenanted one no longer claims a new stream after the fact: the
+--   append in front of the core, now for any number of events. The tenanted one no longer claims a new stream after the fact: the
 --   core creates the head with its tenant, so a stream is never briefly
 --   unowned.
 -- * `rf_append_batch`: many appends in one statement and one transaction,
@@ -282,10 +282,10 @@ BEGIN
 END
 $$;
 
--- The single append: the common case in three statements, anything else
--- the core's verdict, raised. The fast path lives here rather than in the
--- core: batches write plain appends set-wise, and a call less is 7 % of a
--- single append on a durable server.
+-- The single append: the common case in three or four statements, anything
+-- else the core's verdict, raised. The fast path lives here rather than in
+-- the core: batches write plain appends set-wise, and a call less is 7 % of
+-- a single append on a durable server.
 CREATE OR REPLACE FUNCTION rf_append(
     p_stream            uuid,
     p_expected_kind     text,
@@ -305,31 +305,32 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     r           record;
+    v_n         integer := coalesce(array_length(p_types, 1), 0);
     v_xid       bigint;
     v_last      bigint;
     v_hash      integer;
     v_positions bigint[];
 BEGIN
-    -- The common append, one event to any version of a hot stream with no
-    -- key and no ids, in three statements: the head written
-    -- (created or moved on) in one guarded upsert, a position, the row.
-    -- Anything the guard turns away (a writer with a newer transaction id;
-    -- a cold stream) leaves the head locked and unchanged, and the full path
-    -- (the core) reads it again and decides.
-    IF array_length(p_types, 1) = 1 AND coalesce(array_length(p_data, 1), 0) = 1
-       AND coalesce(array_length(p_schema_versions, 1), 1) = 1
-       AND coalesce(array_length(p_headers, 1), 1) = 1
-       AND coalesce(array_length(p_causation, 1), 1) = 1
-       AND coalesce(array_length(p_correlation, 1), 1) = 1
+    -- The common append, events to any version of a hot stream with no key
+    -- and no ids: the head written (created or moved on) in one guarded
+    -- upsert, positions, the rows; one event in three statements, more in
+    -- four. Anything the guard turns away (a writer with a newer
+    -- transaction id; a cold stream) leaves the head locked and unchanged,
+    -- and the full path (the core) reads it again and decides.
+    IF v_n >= 1 AND coalesce(array_length(p_data, 1), 0) = v_n
+       AND coalesce(array_length(p_schema_versions, 1), v_n) = v_n
+       AND coalesce(array_length(p_headers, 1), v_n) = v_n
+       AND coalesce(array_length(p_causation, 1), v_n) = v_n
+       AND coalesce(array_length(p_correlation, 1), v_n) = v_n
        AND p_idem_key IS NULL AND p_event_ids IS NULL AND p_expected_kind = 'any' THEN
         v_xid := pg_current_xact_id()::text::bigint;
         INSERT INTO rf_streams AS s (stream_id, version, last_tx_id, partition_hash)
-             VALUES (p_stream, 1, v_xid, rf_partition_hash(p_stream))
+             VALUES (p_stream, v_n, v_xid, rf_partition_hash(p_stream))
         ON CONFLICT (stream_id) DO UPDATE
-           SET version = s.version + 1, last_tx_id = v_xid, updated_at = now()
+           SET version = s.version + v_n, last_tx_id = v_xid, updated_at = now()
          WHERE s.last_tx_id <= v_xid AND s.retention_class = 'hot'
         RETURNING s.version, s.partition_hash INTO v_last, v_hash;
-        IF FOUND THEN
+        IF FOUND AND v_n = 1 THEN
             v_positions := ARRAY[nextval('rf_events_position_seq')];
             INSERT INTO events (position, tx_id, stream_id, version, event_id, event_type,
                                 schema_version, data, headers, causation_id, correlation_id,
@@ -339,6 +340,24 @@ BEGIN
                     coalesce(p_headers[1], '{}'::jsonb), p_causation[1], p_correlation[1],
                     v_hash, 'hot');
             RETURN QUERY SELECT v_last, v_last, v_positions, false;
+            RETURN;
+        ELSIF FOUND THEN
+            -- Positions up front, as in the core: a redirect trigger may
+            -- divert rows, so RETURNING cannot be relied on for them.
+            v_positions := ARRAY(SELECT nextval('rf_events_position_seq')
+                                   FROM generate_series(1, v_n));
+            INSERT INTO events (position, tx_id, stream_id, version, event_id, event_type,
+                                schema_version, data, headers, causation_id, correlation_id,
+                                partition_hash, retention_class)
+            SELECT v_positions[e.ord], v_xid, p_stream, v_last - v_n + e.ord, gen_random_uuid(),
+                   e.event_type, coalesce(e.schema_version, 1), e.data,
+                   coalesce(e.headers, '{}'::jsonb), e.causation_id, e.correlation_id,
+                   v_hash, 'hot'
+              FROM unnest(p_types, p_schema_versions, p_data, p_headers, p_causation,
+                          p_correlation)
+                   WITH ORDINALITY AS e(event_type, schema_version, data, headers,
+                                        causation_id, correlation_id, ord);
+            RETURN QUERY SELECT v_last - v_n + 1, v_last, v_positions, false;
             RETURN;
         END IF;
     END IF;

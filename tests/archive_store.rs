@@ -577,4 +577,23 @@ async fn a_plain_single_append_to_a_cold_partitioned_stream_stays_cold() {
     .await
     .unwrap();
     assert_eq!(class, "cold");
+    // Several events take the same guarded path.
+    let r = store
+        .append(
+            s,
+            ExpectedVersion::Any,
+            &batch(3, "later"),
+            &AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.first_version, r.last_version), (5, 7));
+    let hot: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE stream_id = $1 AND retention_class = 'hot'",
+    )
+    .bind(s)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(hot, 0);
 }
