@@ -1,6 +1,7 @@
 //! PROJ-2 (gap safety) and PROJ-3 (stream order) of `read_all`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,13 +44,17 @@ async fn a_late_commit_with_a_lower_position_is_not_skipped() {
         .unwrap();
     assert!(low.positions[0] < high.positions[0]);
 
-    let batch = store.read_all(GlobalCursor::START, 100).await.unwrap();
-    assert!(
-        batch.events.is_empty(),
-        "nothing may be read past the open transaction: {:?}",
-        batch.events
-    );
-    assert_eq!(batch.next, GlobalCursor::START);
+    // More than once: a first read may stop in front of any transaction it
+    // cannot place yet; the append's registration must hold every read.
+    for _ in 0..3 {
+        let batch = store.read_all(GlobalCursor::START, 100).await.unwrap();
+        assert!(
+            batch.events.is_empty(),
+            "nothing may be read past the open transaction: {:?}",
+            batch.events
+        );
+        assert_eq!(batch.next, GlobalCursor::START);
+    }
 
     tx.commit().await.unwrap();
     // Autovacuum working in this database can hold the horizon back for a
@@ -87,6 +92,220 @@ async fn a_transaction_in_another_database_does_not_hold_readers_back() {
     let types = read_until(&store, 1).await;
     assert_eq!(types, vec!["Here"]);
     blocker.rollback().await.unwrap();
+}
+
+/// The same seen by a role that may not look at other sessions' transaction
+/// ids in pg_stat_activity (any role without pg_read_all_stats): the horizon
+/// tells transactions apart by the lock table, which every role may read.
+#[tokio::test]
+async fn a_transaction_in_another_database_does_not_hold_an_unprivileged_reader_back() {
+    let mut db = TestDb::migrated().await;
+    let admin = db.pool().await;
+    let role = format!("r_{:x}", rand::random::<u32>());
+    let password = format!("{:x}", rand::random::<u64>());
+    // A role name and a password cannot be bound in DDL; both are made here.
+    for sql in [
+        format!("CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'"),
+        format!("GRANT USAGE ON SCHEMA public TO \"{role}\""),
+        format!("GRANT SELECT ON events, events_archive, rf_streams TO \"{role}\""),
+    ] {
+        sqlx::query(&sql).execute(&admin).await.unwrap();
+    }
+    let options = sqlx::postgres::PgConnectOptions::from_str(&db.url)
+        .unwrap()
+        .username(&role)
+        .password(&password);
+    let reader = EventStore::new(
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .unwrap(),
+    );
+    let mut elsewhere = TestDb::empty().await;
+    let elsewhere = elsewhere.pool().await;
+    let mut blocker = elsewhere.begin().await.unwrap();
+    sqlx::raw_sql("CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    EventStore::new(admin.clone())
+        .append(
+            Uuid::from_u128(9),
+            ExpectedVersion::Any,
+            &[NewEvent::new("Here", json!({}))],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(read_in_two(&reader).await, vec!["Here"]);
+    blocker.rollback().await.unwrap();
+    reader.pool().close().await;
+    for sql in [
+        format!("DROP OWNED BY \"{role}\" CASCADE"),
+        format!("DROP ROLE \"{role}\""),
+    ] {
+        sqlx::query(&sql).execute(&admin).await.unwrap();
+    }
+}
+
+/// A transaction of this database that writes but never appends (a job
+/// updating other tables, an autovacuum analyze, another projection's
+/// batch) does not hold readers back either: the first read may stop in
+/// front of it, and raises the read floor past it, the next one passes it.
+#[tokio::test]
+async fn a_transaction_that_never_appends_does_not_hold_readers_back() {
+    let mut db = TestDb::migrated().await;
+    let store = EventStore::new(db.pool_of(4).await);
+    sqlx::query("CREATE TABLE jobs (x int)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let mut blocker = store.pool().begin().await.unwrap();
+    sqlx::query("INSERT INTO jobs VALUES (1)")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    store
+        .append(
+            Uuid::from_u128(10),
+            ExpectedVersion::Any,
+            &[NewEvent::new("Here", json!({}))],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(read_in_two(&store).await, vec!["Here"]);
+    blocker.rollback().await.unwrap();
+}
+
+/// PROJ-2 for a transaction that writes other tables first and appends
+/// later: readers passed it while it had not registered, so its append is
+/// refused, and nothing commits behind a reader's cursor. (Without the
+/// refusal the late event commits below the cursor and is never read.)
+#[tokio::test]
+async fn a_transaction_that_appends_after_readers_passed_it_is_refused() {
+    let mut db = TestDb::migrated().await;
+    let store = EventStore::new(db.pool_of(4).await);
+    sqlx::query("CREATE TABLE jobs (x int)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let mut late = store.pool().begin().await.unwrap();
+    sqlx::query("INSERT INTO jobs VALUES (1)")
+        .execute(&mut *late)
+        .await
+        .unwrap();
+    store
+        .append(
+            Uuid::from_u128(11),
+            ExpectedVersion::Any,
+            &[NewEvent::new("Early", json!({}))],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let mut cursor = GlobalCursor::START;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let batch = store.read_all(cursor, 100).await.unwrap();
+        cursor = batch.next;
+        seen.extend(batch.events.into_iter().map(|e| e.event_type));
+    }
+    assert_eq!(seen, vec!["Early"]);
+
+    let appended = EventStore::append_in(
+        &mut late,
+        Uuid::from_u128(12),
+        ExpectedVersion::Any,
+        &[NewEvent::new("Late", json!({}))],
+        &Default::default(),
+    )
+    .await;
+    match appended {
+        Err(e) => {
+            assert!(matches!(e, StoreError::PassedByReaders { .. }), "{e:?}");
+            assert!(e.is_retryable());
+            late.rollback().await.unwrap();
+        }
+        Ok(_) => late.commit().await.unwrap(),
+    }
+    // Whatever committed must still lie ahead of the reader.
+    let behind: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE (tx_id, position) <= ($1, $2) AND event_type = 'Late'",
+    )
+    .bind(cursor.tx_id)
+    .bind(cursor.position)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(behind, 0, "an event committed behind the reader's cursor");
+    let late_rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'Late'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(late_rows, 0, "the refused append wrote");
+}
+
+/// A transaction that registers before its first write holds readers back
+/// like an append does, and may append whenever it likes.
+#[tokio::test]
+async fn a_registered_transaction_holds_readers_back_and_appends_later() {
+    let mut db = TestDb::migrated().await;
+    let store = EventStore::new(db.pool_of(4).await);
+    sqlx::query("CREATE TABLE jobs (x int)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let mut tx = store.pool().begin().await.unwrap();
+    assert!(EventStore::register_appender(&mut tx).await.unwrap());
+    sqlx::query("INSERT INTO jobs VALUES (1)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    store
+        .append(
+            Uuid::from_u128(13),
+            ExpectedVersion::Any,
+            &[NewEvent::new("After", json!({}))],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let batch = store.read_all(GlobalCursor::START, 100).await.unwrap();
+        assert!(
+            batch.events.is_empty(),
+            "read past a registered transaction: {:?}",
+            batch.events
+        );
+    }
+    EventStore::append_in(
+        &mut tx,
+        Uuid::from_u128(14),
+        ExpectedVersion::Any,
+        &[NewEvent::new("Registered", json!({}))],
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(read_until(&store, 2).await, vec!["Registered", "After"]);
+}
+
+/// Reads from the start twice, back to back, and returns what arrived.
+async fn read_in_two(store: &EventStore) -> Vec<String> {
+    let mut cursor = GlobalCursor::START;
+    let mut types = Vec::new();
+    for _ in 0..2 {
+        let batch = store.read_all(cursor, 100).await.unwrap();
+        cursor = batch.next;
+        types.extend(batch.events.into_iter().map(|e| e.event_type));
+    }
+    types
 }
 
 /// A reader whose own transaction has an id stops in front of it: a batch

@@ -22,6 +22,17 @@ pub enum StoreError {
         /// The stream appended to.
         stream: Uuid,
     },
+    /// Inside a caller's transaction that wrote other tables before its
+    /// first append: readers have passed its transaction id since (it held
+    /// no one back, PROJ-2), so it may no longer append. Nothing was
+    /// written; retry in a new transaction, and call
+    /// [`EventStore::register_appender`](crate::EventStore::register_appender)
+    /// before its first write so that it is never refused.
+    #[error("stream {stream}: the transaction wrote other tables before its first append and readers have passed it; retry in a new transaction that registers as an appender first")]
+    PassedByReaders {
+        /// The stream appended to.
+        stream: Uuid,
+    },
     /// The stream belongs to another tenant (or to none); nothing was written.
     #[error("stream {stream} does not belong to tenant {tenant}")]
     WrongTenant {
@@ -120,7 +131,10 @@ impl StoreError {
 
     /// True when retrying the same call in a fresh transaction may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::StaleTransaction { .. })
+        matches!(
+            self,
+            StoreError::StaleTransaction { .. } | StoreError::PassedByReaders { .. }
+        )
     }
 }
 
@@ -141,7 +155,7 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// A judgement `rf_append_core` (sql/0015) made of one append: an RFxxx
+/// A judgement `rf_append_core` (sql/0015, sql/0016) made of one append: an RFxxx
 /// SQLSTATE with its message and detail, raised by `rf_append` or returned
 /// per append by `rf_append_batch`.
 pub(crate) struct Verdict<'a> {
@@ -178,6 +192,7 @@ impl Verdict<'_> {
                 stream,
                 id: self.detail.and_then(|d| d.parse().ok()).unwrap_or_default(),
             },
+            "RF007" => StoreError::PassedByReaders { stream },
             _ => return None,
         })
     }

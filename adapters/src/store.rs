@@ -20,7 +20,7 @@ pub(crate) const EVENT_COLUMNS: &str =
      schema_version, data, headers, causation_id, correlation_id, partition_hash, created_at";
 
 /// The gap-safe global read: events after a cursor, below the read horizon
-/// (`rf_read_horizon()`, sql/0010), in (tx_id, position) order, from hot and cold storage, in one
+/// (`rf_read_horizon()`, sql/0016), in (tx_id, position) order, from hot and cold storage, in one
 /// partition ($4 partitions, key $5; one partition means all).
 static READ_ALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -255,8 +255,10 @@ impl EventStore {
     /// Appends inside a transaction the caller owns, so the events commit
     /// together with the caller's other writes.
     ///
-    /// May fail with [`StoreError::StaleTransaction`]; the caller then rolls
-    /// back and retries the whole transaction.
+    /// May fail with [`StoreError::StaleTransaction`] or, when the
+    /// transaction wrote other tables first without
+    /// [`EventStore::register_appender`], [`StoreError::PassedByReaders`];
+    /// the caller then rolls back and retries the whole transaction.
     pub async fn append_in(
         conn: &mut PgConnection,
         stream: Uuid,
@@ -266,6 +268,21 @@ impl EventStore {
     ) -> Result<AppendResult, StoreError> {
         validate(events, options)?;
         call_append(conn, stream, expected, &AppendArgs::new(events), options).await
+    }
+
+    /// Registers the caller's transaction as one that may append (sql/0016).
+    ///
+    /// Readers are held back only by transactions that may still commit
+    /// events; a transaction is known to when it registers, which every
+    /// append does before it takes a transaction id. One that writes other
+    /// tables first has its id already and readers may pass it meanwhile;
+    /// its appends are then refused ([`StoreError::PassedByReaders`]).
+    /// Calling this before the transaction's first write rules that out.
+    /// Returns false when it is already too late for this transaction.
+    pub async fn register_appender(conn: &mut PgConnection) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar("SELECT rf_register_appender()")
+            .fetch_one(&mut *conn)
+            .await?)
     }
 
     /// The stream's current version (0 when it does not exist).
@@ -306,12 +323,13 @@ impl EventStore {
     /// [`EventStore::with_archived`].
     ///
     /// Gap safety (PROJ-2): only transactions below this statement's read
-    /// horizon (`rf_read_horizon()`) are read: every transaction below it
-    /// that this snapshot does not see has rolled back or ran in another
-    /// database, and no transaction can later appear below it, so a reader
-    /// that continues from `next` can never pass an event that commits
-    /// later. A transaction open in this database holds the horizon back;
-    /// one in another database does not.
+    /// horizon (`rf_read_horizon()`, sql/0016) are read. Every transaction
+    /// below it that this snapshot does not see has rolled back, or has not
+    /// registered as an appender and can no longer append (its appends are
+    /// refused), so a reader that continues from `next` can never pass an
+    /// event that commits later. An open transaction that appends (or
+    /// registered to) holds the horizon back; one that never appends, here
+    /// or in another database, does not.
     ///
     /// An event moved between tiers keeps its cursor and moves atomically, so
     /// it is read exactly once whichever table it is in.

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 /// event's position.
 ///
 /// Positions are handed out before commit, so by themselves they commit out of
-/// order. Transaction ids below the reader's horizon (the oldest transaction
-/// of its database still open, see `rf_read_horizon()`) are final, so
+/// order. Transaction ids below the reader's horizon (the oldest open
+/// transaction that may still append, see `rf_read_horizon()`) are final, so
 /// ordering by (tx_id, position) and reading only below that horizon never
 /// passes an event that is still being committed (PROJ-2). The derived `Ord`
 /// compares `tx_id` first, which is the order readers rely on.

@@ -24,6 +24,8 @@ fn reply(outcome: Outcome, rows: &Tiers) -> Reply {
         Outcome::Replayed { first, last } => Reply::Replayed { first, last },
         Outcome::Conflict { actual } => Reply::Conflict { actual },
         Outcome::Busy => Reply::Busy,
+        Outcome::Passed => Reply::Failed("RF007: readers passed this transaction".to_owned()),
+        Outcome::Stale => Reply::Failed("RF003: the stream has a newer writer".to_owned()),
         Outcome::Done { changed } => Reply::Changed { changed },
         Outcome::NoStream => Reply::NoStream,
         Outcome::Planned { before, upto } => Reply::MovePlan {

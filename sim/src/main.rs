@@ -32,10 +32,11 @@ struct Args {
     #[arg(long, default_value = "chaos", value_parser = parse_scenario)]
     scenario: Scenario,
     /// Remove a protection (fence, idle-timeout, the reader's horizon, the
-    /// mover's single-transaction move, the partition lease fence, or the
+    /// refusal of an append readers passed (floor-check), the mover's
+    /// single-transaction move, the partition lease fence, or the
     /// checkpoints a repartition carries) to watch the checks catch what
     /// it prevents.
-    #[arg(long, value_name = "PROTECTION", value_parser = ["fence", "idle-timeout", "horizon", "atomic-move", "partition-fence", "carry"])]
+    #[arg(long, value_name = "PROTECTION", value_parser = ["fence", "idle-timeout", "horizon", "floor-check", "atomic-move", "partition-fence", "carry"])]
     without: Option<String>,
     /// Run this one seed and print its whole trace.
     #[arg(long, value_name = "SEED")]
@@ -58,6 +59,7 @@ fn params_for(args: &Args, seed: u64) -> Params {
     params.fence_disabled = args.without.as_deref() == Some("fence");
     params.idle_timeout_disabled = args.without.as_deref() == Some("idle-timeout");
     params.horizon_disabled = args.without.as_deref() == Some("horizon");
+    params.floor_check_disabled = args.without.as_deref() == Some("floor-check");
     params.atomic_move_disabled = args.without.as_deref() == Some("atomic-move");
     params.partition_fence_disabled = args.without.as_deref() == Some("partition-fence");
     params.carry_disabled = args.without.as_deref() == Some("carry");

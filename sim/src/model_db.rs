@@ -12,6 +12,7 @@ use rillflow_core::lease::{ClusterTiming, ClusterView, NodeRole, NodeView};
 use uuid::Uuid;
 
 use crate::archive_requests;
+use crate::model_events::Outcome;
 use crate::model_log::ModelLog;
 use crate::ownership_requests::ModelOwnership;
 use crate::protocol::{Caller, Reply, Request};
@@ -136,6 +137,21 @@ impl ModelDb {
                     None => Reply::Busy,
                 }
             }
+            Request::WorkBegin => Reply::AppendStarted {
+                xid: self.log.events_mut().begin_work(),
+            },
+            Request::AppendInWork {
+                xid,
+                stream,
+                events,
+            } => match self.log.append_in_work(now, xid, stream, events) {
+                Some(Outcome::Started { .. }) => Reply::Done,
+                Some(Outcome::Busy) => Reply::Busy,
+                Some(Outcome::Passed) => {
+                    Reply::Failed("RF007: readers passed this transaction".to_owned())
+                }
+                other => Reply::Failed(format!("append in {xid}: {other:?}")),
+            },
             Request::AppendEnd { xid, commit } => {
                 if self.log.end_append(now, xid, commit) {
                     Reply::Done

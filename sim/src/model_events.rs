@@ -62,6 +62,12 @@ pub enum Outcome {
     },
     /// A lock it needs is held by an open append.
     Busy,
+    /// The transaction took its id before registering as an appender and
+    /// readers have passed it since (`RF007`): nothing written.
+    Passed,
+    /// The stream's last append committed under a newer transaction id
+    /// than this transaction's (`RF003`): nothing written.
+    Stale,
     /// Done; `changed` is false when there was nothing to do.
     Done {
         /// Whether anything changed.
@@ -104,6 +110,17 @@ pub struct ModelEvents {
     next_xid: u64,
     next_position: u64,
     open: BTreeMap<u64, OpenAppend>,
+    /// Open transactions that took an id without registering as appenders
+    /// (they wrote other tables first, sql/0016).
+    working: BTreeSet<u64>,
+    /// The read floor: readers pass a working transaction only once it is
+    /// below it, and such a transaction may no longer append.
+    floor: u64,
+    /// Off only in the test that shows the checks catch an append readers
+    /// have passed.
+    pub floor_check_disabled: bool,
+    /// Per stream, the transaction id of its last committed append.
+    last_writer: BTreeMap<u32, u64>,
     busy: BTreeSet<u32>,
     heads: Heads,
     rows: Tiers,
@@ -128,6 +145,10 @@ impl ModelEvents {
             next_xid: 0,
             next_position: 0,
             open: BTreeMap::new(),
+            working: BTreeSet::new(),
+            floor: 0,
+            floor_check_disabled: false,
+            last_writer: BTreeMap::new(),
             busy: BTreeSet::new(),
             heads: Heads::default(),
             rows: Tiers::default(),
@@ -141,6 +162,55 @@ impl ModelEvents {
     /// Starts an append at `now` (`rf_append` up to its return; the rows
     /// become visible when [`end`](Self::end) commits them).
     pub fn begin(&mut self, now: Duration, request: &AppendRequest) -> Outcome {
+        self.begin_in(now, request, None)
+    }
+
+    /// Opens a transaction that writes other tables first: it takes an id
+    /// now and has not registered as an appender.
+    pub fn begin_work(&mut self) -> u64 {
+        self.next_xid += 1;
+        self.working.insert(self.next_xid);
+        self.next_xid
+    }
+
+    /// Appends inside the working transaction `xid` (which registers it);
+    /// None when no such transaction is open, [`Outcome::Passed`] when it is
+    /// below the read floor.
+    pub fn append_in_work(
+        &mut self,
+        now: Duration,
+        xid: u64,
+        request: &AppendRequest,
+    ) -> Option<Outcome> {
+        if !self.working.contains(&xid) {
+            return None;
+        }
+        if xid < self.floor && !self.floor_check_disabled {
+            return Some(Outcome::Passed);
+        }
+        // Only a working transaction can be older than a stream's last
+        // writer: an append takes its id at the head.
+        if self
+            .last_writer
+            .get(&request.stream)
+            .is_some_and(|w| *w > xid)
+            && !self.busy.contains(&request.stream)
+        {
+            return Some(Outcome::Stale);
+        }
+        let outcome = self.begin_in(now, request, Some(xid));
+        if matches!(outcome, Outcome::Started { .. }) {
+            self.working.remove(&xid);
+        }
+        Some(outcome)
+    }
+
+    /// Open transactions that have not registered as appenders.
+    pub fn working(&self) -> impl Iterator<Item = u64> + '_ {
+        self.working.iter().copied()
+    }
+
+    fn begin_in(&mut self, now: Duration, request: &AppendRequest, xid: Option<u64>) -> Outcome {
         let stream = request.stream;
         if self.busy.contains(&stream) {
             return Outcome::Busy;
@@ -173,8 +243,10 @@ impl ModelEvents {
             return Outcome::Conflict { actual: current };
         }
         self.busy.insert(stream);
-        self.next_xid += 1;
-        let xid = self.next_xid;
+        let xid = xid.unwrap_or_else(|| {
+            self.next_xid += 1;
+            self.next_xid
+        });
         let target = append_target(self.backend, self.redirect, self.heads.state(stream));
         let payloads = if request.payloads.is_empty() {
             vec![0]
@@ -217,6 +289,9 @@ impl ModelEvents {
     /// Commits or rolls back an open append; None when it is unknown (ended
     /// already, or lost to a database restart), else the events committed.
     pub fn end(&mut self, now: Duration, xid: u64, commit: bool) -> Option<Vec<LogEvent>> {
+        if self.working.remove(&xid) {
+            return Some(Vec::new());
+        }
         let open = self.open.remove(&xid)?;
         let stream = open.rows[0].event.stream;
         self.busy.remove(&stream);
@@ -229,6 +304,7 @@ impl ModelEvents {
             self.rows.insert(Tier::of(open.target), *row);
         }
         self.heads.commit(stream, first, last, open.key);
+        self.last_writer.insert(stream, xid);
         self.history.push(
             now,
             Step::Committed {
@@ -250,11 +326,33 @@ impl ModelEvents {
         for xid in open {
             self.end(Duration::ZERO, xid, false);
         }
+        self.working.clear();
     }
 
     /// The oldest open append's transaction id, else the next one to be
-    /// given out: no transaction at or above it has finished for sure.
+    /// given out (no transaction at or above it has finished for sure), or
+    /// a working transaction below it that the floor does not cover yet.
     pub fn horizon(&self) -> u64 {
+        let counted = self.counted();
+        // A working transaction still at or above the floor may append.
+        // (Below the floor only with the floor check off.)
+        let guarded = (self.floor < counted)
+            .then(|| self.working.range(self.floor..counted).next().copied())
+            .flatten();
+        guarded.map_or(counted, |g| g.min(counted))
+    }
+
+    /// What a reader that passed working transactions raises the floor to
+    /// once it has read (`rf_read_horizon`, sql/0016): the horizon without
+    /// them.
+    pub fn raise_floor(&mut self) {
+        let counted = self.counted();
+        if self.working.range(..counted).next().is_some() {
+            self.floor = self.floor.max(counted);
+        }
+    }
+
+    fn counted(&self) -> u64 {
         self.open
             .keys()
             .next()

@@ -98,6 +98,24 @@ impl ModelLog {
         }
     }
 
+    /// Appends `n` events to `stream` inside the working transaction `xid`
+    /// (see [`ModelEvents::append_in_work`]).
+    pub fn append_in_work(
+        &mut self,
+        now: Duration,
+        xid: u64,
+        stream: u32,
+        n: u32,
+    ) -> Option<Outcome> {
+        let request = AppendRequest {
+            stream,
+            expected: ExpectedVersion::Any,
+            key: None,
+            payloads: vec![0; n.max(1) as usize],
+        };
+        self.events.append_in_work(now, xid, &request)
+    }
+
     /// Commits or rolls back an open append; false when it is unknown
     /// (ended already, or lost to a database restart).
     pub fn end_append(&mut self, now: Duration, xid: u64, commit: bool) -> bool {
@@ -124,7 +142,8 @@ impl ModelLog {
         self.events.abort_open();
     }
 
-    /// No transaction at or above this id has finished with certainty.
+    /// No transaction at or above this id has finished with certainty, or
+    /// may still append (`rf_read_horizon`, sql/0016).
     fn horizon(&self) -> u64 {
         if self.horizon_disabled {
             return u64::MAX;
@@ -146,6 +165,7 @@ impl ModelLog {
             .take_while(|e| e.xid < horizon)
             .take(limit)
             .collect();
+        self.events.raise_floor();
         for e in &batch {
             let (count, last) = self.read_model.entry(e.stream).or_insert((0, 0));
             if e.version != *last + 1 {
@@ -262,6 +282,40 @@ mod tests {
             1,
             "the slow event is behind the checkpoint"
         );
+        assert_eq!(log.violations[0].invariant, "PROJ-2");
+    }
+
+    #[test]
+    fn a_transaction_that_works_first_is_passed_and_then_refused() {
+        let mut log = ModelLog::default();
+        let work = log.events_mut().begin_work();
+        let fast = log.begin_append(Duration::ZERO, 2, 1).unwrap();
+        assert!(log.end_append(Duration::ZERO, fast, true));
+        // The first read stops in front of it and raises the floor.
+        assert_eq!(log.project(Duration::ZERO, 10), 0);
+        assert_eq!(log.project(Duration::ZERO, 10), 1);
+        assert_eq!(
+            log.append_in_work(Duration::ZERO, work, 1, 1),
+            Some(Outcome::Passed)
+        );
+        assert!(log.end_append(Duration::ZERO, work, false));
+        assert!(log.violations.is_empty());
+    }
+
+    #[test]
+    fn without_the_floor_check_the_passed_append_is_caught() {
+        let mut log = ModelLog::default();
+        log.events_mut().floor_check_disabled = true;
+        let work = log.events_mut().begin_work();
+        let fast = log.begin_append(Duration::ZERO, 2, 1).unwrap();
+        log.end_append(Duration::ZERO, fast, true);
+        log.project(Duration::ZERO, 10);
+        log.project(Duration::ZERO, 10);
+        assert!(matches!(
+            log.append_in_work(Duration::ZERO, work, 1, 1),
+            Some(Outcome::Started { .. })
+        ));
+        log.end_append(Duration::ZERO, work, true);
         assert_eq!(log.violations[0].invariant, "PROJ-2");
     }
 

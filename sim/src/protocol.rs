@@ -88,6 +88,20 @@ pub enum Request {
         /// How many events.
         events: u32,
     },
+    /// Open a transaction that writes other tables first (it takes its id
+    /// now, unregistered); ended by `AppendEnd`, appended to by
+    /// `AppendInWork`. Replies `AppendStarted`.
+    WorkBegin,
+    /// Append inside a `WorkBegin` transaction: `Done`, `Busy` (the head is
+    /// held), or `Failed` when readers have passed it (RF007).
+    AppendInWork {
+        /// Its transaction id.
+        xid: u64,
+        /// Stream number.
+        stream: u32,
+        /// How many events.
+        events: u32,
+    },
     /// Commit or roll back an append started by `AppendBegin`.
     AppendEnd {
         /// Its transaction id.

@@ -56,6 +56,9 @@ pub struct Params {
     /// Off only to show the checks catch a projection reader that ignores
     /// open appends (`position > checkpoint` style).
     pub horizon_disabled: bool,
+    /// Off only to show the checks catch an append in a transaction that
+    /// readers passed before it registered (no RF007 refusal).
+    pub floor_check_disabled: bool,
     /// The archive backend (archive scenario).
     pub backend: Backend,
     /// Client hosts the schedule may fault (archive scenario).
@@ -145,6 +148,7 @@ impl Params {
             fence_disabled: false,
             idle_timeout_disabled: false,
             horizon_disabled: false,
+            floor_check_disabled: false,
             backend,
             clients,
             atomic_move_disabled: false,
@@ -242,6 +246,7 @@ pub fn run(params: &Params) -> Outcome {
     model.fence_disabled = params.fence_disabled;
     model.log = ModelLog::new(ModelEvents::new(params.backend));
     model.log.horizon_disabled = params.horizon_disabled;
+    model.log.events_mut().floor_check_disabled = params.floor_check_disabled;
     let db = Arc::new(Mutex::new(model));
     serve_db(&mut sim, params, &db, &trace);
     let pauses = Pauses::default();

@@ -15,6 +15,9 @@ use crate::trace::{sim_now, Trace};
 const WRITERS: u64 = 3;
 /// Streams they append to.
 const STREAMS: u32 = 8;
+/// Share of transactions that write other tables first (taking their id
+/// before they register as appenders), then append, or not at all.
+const WORK_FIRST: f64 = 0.3;
 
 /// Appends to [`STREAMS`] streams until `stop_at`, then idles; every choice
 /// comes from `seed`.
@@ -34,14 +37,27 @@ pub async fn run_streams(
         tokio::spawn(async move {
             let store = SimLeaseStore::default();
             let mut rng = StdRng::seed_from_u64(seed ^ (w + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            // Apart from `rng`, so the appends of a seed stay what they were.
+            let mut work =
+                StdRng::seed_from_u64(seed ^ (w + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
             while sim_now() < stop_at {
                 let stream = rng.random_range(0..streams);
                 let events = rng.random_range(1..=3);
                 let hold = Duration::from_millis(rng.random_range(0..80));
                 let commit = rng.random_bool(0.9);
                 let gap = Duration::from_millis(rng.random_range(5..40));
-                let begun = store.call(&Request::AppendBegin { stream, events }).await;
-                if let Ok(Reply::AppendStarted { xid }) = begun {
+                let begun = if work.random_bool(WORK_FIRST) {
+                    // Its other work takes half the time it holds.
+                    work_first(&store, &mut work, (stream, events), hold / 2, &trace)
+                        .await
+                        .map(|(xid, commit)| (xid, commit, hold / 2))
+                } else {
+                    match store.call(&Request::AppendBegin { stream, events }).await {
+                        Ok(Reply::AppendStarted { xid }) => Some((xid, commit, hold)),
+                        _ => None,
+                    }
+                };
+                if let Some((xid, commit, hold)) = begun {
                     tokio::time::sleep(hold).await;
                     let ended = store.call(&Request::AppendEnd { xid, commit }).await;
                     if !matches!(ended, Ok(Reply::Done)) {
@@ -54,4 +70,43 @@ pub async fn run_streams(
     }
     std::future::pending::<()>().await;
     Ok(())
+}
+
+/// A transaction that does other work first: it takes its id, works a
+/// while, then mostly appends. An append readers have passed is refused
+/// and the transaction rolls back. Returns the transaction to end and
+/// whether to commit it.
+async fn work_first(
+    store: &SimLeaseStore,
+    rng: &mut StdRng,
+    (stream, events): (u32, u32),
+    working: Duration,
+    trace: &Trace,
+) -> Option<(u64, bool)> {
+    let Ok(Reply::AppendStarted { xid }) = store.call(&Request::WorkBegin).await else {
+        return None;
+    };
+    tokio::time::sleep(working).await;
+    if rng.random_bool(0.2) {
+        // It never appends: commits its other work only.
+        return Some((xid, true));
+    }
+    let appended = store
+        .call(&Request::AppendInWork {
+            xid,
+            stream,
+            events,
+        })
+        .await;
+    match appended {
+        Ok(Reply::Done) => Some((xid, rng.random_bool(0.9))),
+        other => {
+            trace.record(
+                sim_now(),
+                "writer",
+                format!("append in {xid} refused: {other:?}"),
+            );
+            Some((xid, false))
+        }
+    }
 }

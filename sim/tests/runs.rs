@@ -142,3 +142,19 @@ fn without_the_horizon_a_late_commit_is_caught() {
     let (seed, v) = caught.expect("some seed commits an append behind the checkpoint");
     assert_eq!(v.invariant, "PROJ-2", "seed {seed}: {v:?}");
 }
+
+/// The trap behind the read floor: a transaction that wrote other tables
+/// first took its id before registering; readers passed it. Were its append
+/// not refused (RF007), it would commit behind the checkpoint.
+#[test]
+fn without_the_floor_check_a_late_append_is_caught() {
+    let caught = (1..=20).find_map(|seed| {
+        let params = Params {
+            floor_check_disabled: true,
+            ..Params::from_seed(seed, 30, Scenario::Projections)
+        };
+        run(&params).violation.map(|v| (seed, v))
+    });
+    let (seed, v) = caught.expect("some seed commits an append behind the checkpoint");
+    assert_eq!(v.invariant, "PROJ-2", "seed {seed}: {v:?}");
+}

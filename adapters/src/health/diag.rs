@@ -72,8 +72,8 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// pid, application name, state, seconds open.
-type OpenTransaction = (i32, Option<String>, Option<String>, Option<f64>);
+/// pid, application name, state, seconds open, registered appender.
+type OpenTransaction = (i32, Option<String>, Option<String>, Option<f64>, bool);
 
 async fn database(pool: &PgPool) -> Result<Value, String> {
     let (version, now, recovery): (String, String, bool) = sqlx::query_as(
@@ -82,13 +82,16 @@ async fn database(pool: &PgPool) -> Result<Value, String> {
     .fetch_one(pool)
     .await
     .map_err(err)?;
-    // The oldest open transactions of this database hold every reader's
-    // horizon back (see the README); other databases' do not. Their
-    // statements are left out, they may carry data.
+    // An open transaction registered as an appender (sql/0016) holds
+    // every reader's horizon back; others, here or in other databases, do
+    // not. Their statements are left out, they may carry data.
     let oldest: Vec<OpenTransaction> = sqlx::query_as(
         "SELECT pid, application_name, state,
-                extract(epoch FROM clock_timestamp() - xact_start)::float8
-           FROM pg_stat_activity
+                extract(epoch FROM clock_timestamp() - xact_start)::float8,
+                EXISTS (SELECT 1 FROM pg_locks l
+                         WHERE l.pid = a.pid AND l.granted AND l.locktype = 'advisory'
+                           AND l.classid = 29286::oid AND l.objid = 1::oid AND l.objsubid = 2)
+           FROM pg_stat_activity a
           WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
             AND datname = current_database()
           ORDER BY xact_start LIMIT 5",
@@ -100,8 +103,9 @@ async fn database(pool: &PgPool) -> Result<Value, String> {
         "server_version": version,
         "time": now,
         "in_recovery": recovery,
-        "oldest_transactions": oldest.into_iter().map(|(pid, app, state, age)| json!({
+        "oldest_transactions": oldest.into_iter().map(|(pid, app, state, age, appender)| json!({
             "pid": pid, "application_name": app, "state": state, "age_seconds": age,
+            "appender": appender,
         })).collect::<Vec<_>>(),
     }))
 }
