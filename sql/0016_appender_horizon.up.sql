@@ -41,13 +41,16 @@ GRANT SELECT ON SEQUENCE rf_read_floor TO PUBLIC;
 -- passed it). Call it first in a transaction that writes other tables
 -- before it appends, and such a transaction is never refused.
 CREATE FUNCTION rf_register_appender() RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_had bigint := pg_current_xact_id_if_assigned()::text::bigint;
-BEGIN
-    PERFORM pg_advisory_xact_lock_shared(29286, 1);
-    RETURN v_had IS NULL OR v_had >= coalesce(pg_sequence_last_value('rf_read_floor'), 0);
-END
+LANGUAGE sql VOLATILE AS $$
+    -- SQL, so a caller's IF inlines it as a plain expression rather than
+    -- calling a function of its own per append. CASE fixes the order: the
+    -- lock, then the floor.
+    SELECT CASE
+        WHEN pg_advisory_xact_lock_shared(29286, 1)::text IS NULL THEN false
+        ELSE pg_current_xact_id_if_assigned() IS NULL
+             OR pg_current_xact_id_if_assigned()::text::bigint
+                >= coalesce(pg_sequence_last_value('rf_read_floor'), 0)
+    END
 $$;
 
 -- Raises the read floor to p_floor if that is higher. SECURITY DEFINER: a
