@@ -64,6 +64,18 @@ impl CliRunner {
         ])
     }
 
+    /// Runs `run-until-idle` for `name` whatever its exit status.
+    pub fn run_until_idle_output(&self, file: &str, name: &str) -> Output {
+        self.run(&[
+            "projections",
+            "run-until-idle",
+            "--projections",
+            file,
+            "--name",
+            name,
+        ])
+    }
+
     /// Runs `run-until-idle` until `name` has no lag: open transactions of
     /// the database (autovacuum's) may hold the visibility horizon back a
     /// moment.

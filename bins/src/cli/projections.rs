@@ -33,6 +33,13 @@ pub enum ProjectionsCommand {
     /// Run one batch of each declared projection, then exit.
     RunOnce(RunOnceArgs),
     /// Run declared projections until they are caught up, then exit.
+    ///
+    /// Waits out pending retries (as long as the retry policy allows) until
+    /// every readable event is applied or dead-lettered. Exit status: 0 the
+    /// read models are complete; 3 a projection is paused or was stopped by
+    /// its error policy; 4 committed events wait behind a transaction that
+    /// may still append and is still open (after a second of looking
+    /// again); 1 an error. One line on stderr says which.
     RunUntilIdle(RunOnceArgs),
     /// List a projection's dead-lettered events.
     DlqList(DlqListArgs),

@@ -32,7 +32,7 @@ pub struct Status {
 }
 
 impl Status {
-    fn new(code: u8, message: String) -> Self {
+    pub(crate) fn new(code: u8, message: String) -> Self {
         Status { code, message }
     }
 }
