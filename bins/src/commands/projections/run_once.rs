@@ -145,6 +145,7 @@ async fn until_idle_run(work: &PgBatches) -> Result<Tally> {
                 tally.read += read;
                 tally.applied += applied;
                 held_since = None;
+                pause = Duration::from_millis(20);
             }
             BatchOutcome::RetryIn(delay) => {
                 tracing::info!(
