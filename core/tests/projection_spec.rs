@@ -275,6 +275,7 @@ fn a_full_file_parses_to_exactly_this() {
         max_retries: 7,
         on_error: OnError::Stop,
         versioned_tables: vec![],
+        batch_handlers: BTreeMap::new(),
         handlers: BTreeMap::from([
             (
                 "Opened".to_string(),
@@ -303,6 +304,7 @@ fn a_full_file_parses_to_exactly_this() {
         max_retries: 3,
         on_error: OnError::DeadLetter,
         versioned_tables: vec![],
+        batch_handlers: BTreeMap::new(),
         handlers: BTreeMap::from([(
             "Opened".to_string(),
             vec![statement(
@@ -398,7 +400,7 @@ fn errors_point_at_the_value_at_fault() {
         (one("setup = \"CREATE TABLE t (x int DEFAULT :version)\"\n", ok), (3, 40), "projection \"a\": setup: :version is not allowed: setup SQL runs without an event, so it takes no parameters"),
         (one("reset = [\"TRUNCATE t\", \"DELETE FROM t WHERE a = $1\"]\n", ok), (3, 49), "projection \"a\": reset: $1 is not allowed: reset SQL runs without an event, so it takes no parameters"),
         (one("reset = \"\"\n", ok), (3, 9), "projection \"a\": reset: empty SQL statement"),
-        (one("colour = 1\n", ok), (3, 1), "unknown field `colour`, expected one of `name`, `setup`, `reset`, `batch_size`, `max_retries`, `on_error`, `versioned_tables`, `handlers`"),
+        (one("colour = 1\n", ok), (3, 1), "unknown field `colour`, expected one of `name`, `setup`, `reset`, `batch_size`, `max_retries`, `on_error`, `versioned_tables`, `handlers`, `batch_handlers`"),
         (format!("[defaults]\nbatchsize = 1\n{}", one("", ok)), (2, 1), "unknown field `batchsize`, expected one of `batch_size`, `max_retries`, `on_error`"),
         (format!("[projection]\n{}", one("", ok)), (1, 2), "unknown field `projection`, expected `defaults` or `projections`"),
         ("[[projections]]\nname = \"a\"\nthis is not toml\n".into(), (3, 6), "expected `.`, `=`"),

@@ -1,0 +1,218 @@
+//! A set-based handler statement: SQL that sees a batch's events of one type
+//! as the relation `batch`, run once per batch instead of once per event.
+
+use serde::Serialize;
+
+use super::param_source::ParamSource;
+use super::placeholders::{scan, PlaceholderError};
+use super::sql_lex::{self, Token};
+
+/// The columns of `batch` that every set-based statement gets, in the order
+/// of their array parameters (`$2` onwards; `$1` is the event type), with
+/// their SQL types. Then comes `tenant_id` (looked up by stream), then one
+/// text column per `:data.<path>` / `:headers.<path>` the statement names.
+pub const BATCH_COLUMNS: [(&str, ParamSource); 12] = [
+    ("stream_id", ParamSource::StreamId),
+    ("version", ParamSource::Version),
+    ("position", ParamSource::Position),
+    ("tx_id", ParamSource::TxId),
+    ("event_id", ParamSource::EventId),
+    ("event_type", ParamSource::EventType),
+    ("schema_version", ParamSource::SchemaVersion),
+    ("created_at", ParamSource::CreatedAt),
+    ("causation_id", ParamSource::CausationId),
+    ("correlation_id", ParamSource::CorrelationId),
+    ("data", ParamSource::Data),
+    ("headers", ParamSource::Headers),
+];
+
+/// A set-based statement ready to run: `sql` puts the relation `batch` in
+/// front of the statement as written. Its parameters: `$1` the event type
+/// (text), then one array per [`BATCH_COLUMNS`] entry, then one text array
+/// per entry of `paths`, all with one element per event of the slice (whose
+/// events of other types the relation leaves out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchStatement {
+    /// The SQL with positional parameters.
+    pub sql: String,
+    /// The body and header fields that are columns of `batch`, in
+    /// parameter order after the [`BATCH_COLUMNS`].
+    pub paths: Vec<ParamSource>,
+}
+
+/// Why a set-based statement is refused. Offsets are bytes into it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchSqlError {
+    /// A malformed or unknown placeholder.
+    #[error(transparent)]
+    Placeholder(#[from] PlaceholderError),
+    /// A placeholder of the whole event, which is a column here.
+    #[error("{token} is a column of batch in set-based SQL: write {column} (and FROM batch)")]
+    NotAValue {
+        /// Where it starts.
+        offset: usize,
+        /// As written.
+        token: String,
+        /// The column to use instead.
+        column: String,
+    },
+    /// A field whose column name Postgres would truncate.
+    #[error("{token} is too long to be a column of batch (at most 63 bytes after the ':')")]
+    PathTooLong {
+        /// Where it starts.
+        offset: usize,
+        /// As written.
+        token: String,
+    },
+    /// The statement never reads `batch`.
+    #[error("set-based SQL must read the relation batch (for example SELECT ... FROM batch GROUP BY stream_id)")]
+    NoBatch,
+}
+
+impl BatchSqlError {
+    /// Where the mistake starts, and the text found there.
+    pub fn at(&self) -> Option<(usize, &str)> {
+        match self {
+            BatchSqlError::Placeholder(e) => Some((e.offset(), e.token())),
+            BatchSqlError::NotAValue { offset, token, .. }
+            | BatchSqlError::PathTooLong { offset, token } => Some((*offset, token)),
+            BatchSqlError::NoBatch => None,
+        }
+    }
+}
+
+/// The column a path placeholder stands for in `batch`: its name without
+/// the `:`, double-quoted (`"data.amount"`). Segments are ASCII names, so
+/// nothing needs escaping.
+pub fn path_column(source: &ParamSource) -> String {
+    let name = source.to_string();
+    format!("\"{}\"", &name[1..])
+}
+
+/// Checks one set-based statement (already known to be a single, non-empty
+/// statement) and puts `batch` in front of it. `:data.<path>` and
+/// `:headers.<path>` become columns of `batch`; other placeholders are
+/// refused, since the event's fields are columns here.
+pub fn compose(sql: &str) -> Result<BatchStatement, BatchSqlError> {
+    let mut body = String::with_capacity(sql.len());
+    let mut paths: Vec<ParamSource> = Vec::new();
+    let mut copied = 0;
+    for placeholder in scan(sql)? {
+        let token = &sql[placeholder.range.clone()];
+        match &placeholder.source {
+            ParamSource::DataPath(_) | ParamSource::HeaderPath(_) => {
+                if token.len() - 1 > 63 {
+                    return Err(BatchSqlError::PathTooLong {
+                        offset: placeholder.range.start,
+                        token: token.to_owned(),
+                    });
+                }
+                if !paths.contains(&placeholder.source) {
+                    paths.push(placeholder.source.clone());
+                }
+                body.push_str(&sql[copied..placeholder.range.start]);
+                body.push_str(&path_column(&placeholder.source));
+                copied = placeholder.range.end;
+            }
+            other => {
+                return Err(BatchSqlError::NotAValue {
+                    offset: placeholder.range.start,
+                    token: token.to_owned(),
+                    column: other.to_string()[1..].to_owned(),
+                })
+            }
+        }
+    }
+    body.push_str(&sql[copied..]);
+    if !sql_lex::mentions(&body, "batch") {
+        return Err(BatchSqlError::NoBatch);
+    }
+    Ok(BatchStatement {
+        sql: with_batch(&body, &paths),
+        paths,
+    })
+}
+
+/// `WITH batch AS (...)` in front of `body`, merged into the statement's
+/// own `WITH [RECURSIVE]` when it has one.
+fn with_batch(body: &str, paths: &[ParamSource]) -> String {
+    let toks = sql_lex::tokens(body);
+    let mut words = toks.iter().filter_map(|(r, t)| match t {
+        Token::Word(w) => Some((r.clone(), w.as_str())),
+        _ => None,
+    });
+    let relation = relation(paths);
+    match (toks.first(), words.next(), words.next()) {
+        (Some((_, Token::Word(_))), Some((with, "with")), second) => {
+            let (recursive, rest) = match second {
+                Some((r, "recursive")) => ("RECURSIVE ", r.end),
+                _ => ("", with.end),
+            };
+            format!("WITH {recursive}{relation},{}", &body[rest..])
+        }
+        _ => format!("WITH {relation}\n{body}"),
+    }
+}
+
+/// `batch AS (...)`: the arrays unnested in step, the slice's events of the
+/// type in `$1` kept.
+fn relation(paths: &[ParamSource]) -> String {
+    let mut arrays = Vec::new();
+    let mut names = Vec::new();
+    let mut columns = vec!["u.seq".to_owned()];
+    for (n, (name, source)) in BATCH_COLUMNS.iter().enumerate() {
+        arrays.push(format!("${}::{}[]", n + 2, sql_type(source)));
+        names.push((*name).to_owned());
+        columns.push(format!("u.{name}"));
+    }
+    columns.push(
+        "(SELECT rf_owner.tenant_id FROM rf_streams rf_owner WHERE rf_owner.stream_id = u.stream_id) AS tenant_id"
+            .to_owned(),
+    );
+    for (n, path) in paths.iter().enumerate() {
+        let column = path_column(path);
+        arrays.push(format!("${}::text[]", n + 2 + BATCH_COLUMNS.len()));
+        columns.push(format!("u.{column}"));
+        names.push(column);
+    }
+    names.push("seq".to_owned());
+    format!(
+        "batch AS (SELECT {} FROM unnest({}) WITH ORDINALITY AS u({}) WHERE u.event_type = $1::text)",
+        columns.join(", "),
+        arrays.join(", "),
+        names.join(", ")
+    )
+}
+
+/// The SQL type a source's value is bound as, in handlers and in `batch`.
+pub fn sql_type(source: &ParamSource) -> &'static str {
+    match source {
+        ParamSource::StreamId
+        | ParamSource::EventId
+        | ParamSource::CausationId
+        | ParamSource::CorrelationId => "uuid",
+        ParamSource::Version | ParamSource::Position | ParamSource::TxId => "bigint",
+        ParamSource::SchemaVersion => "integer",
+        ParamSource::CreatedAt => "timestamptz",
+        ParamSource::Data | ParamSource::Headers => "jsonb",
+        ParamSource::EventType
+        | ParamSource::TenantId
+        | ParamSource::DataPath(_)
+        | ParamSource::HeaderPath(_) => "text",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leading_with_is_merged() {
+        let s = compose("with recursive x AS (SELECT 1) INSERT INTO t SELECT * FROM batch").unwrap();
+        assert!(s.sql.starts_with("WITH RECURSIVE batch AS (SELECT u.seq"), "{}", s.sql);
+        assert!(s.sql.ends_with("), x AS (SELECT 1) INSERT INTO t SELECT * FROM batch"), "{}", s.sql);
+        let s = compose("INSERT INTO t SELECT :data.a.b::int FROM batch").unwrap();
+        assert!(s.sql.ends_with(")\nINSERT INTO t SELECT \"data.a.b\"::int FROM batch"), "{}", s.sql);
+        assert!(s.sql.contains("$14::text[]) WITH ORDINALITY AS u(stream_id,"), "{}", s.sql);
+    }
+}
