@@ -384,8 +384,10 @@ fn errors_point_at_the_value_at_fault() {
         (one("", "\" \" = \"SELECT 1\"\n"), (4, 1), "projection \"a\": an event type must not be empty"),
         (one("", "X = 1\n"), (4, 5), "invalid type: integer `1`, expected an SQL string or an array of SQL strings"),
         (one("", "X = [\"SELECT 1\", 2]\n"), (4, 18), "invalid type: integer `2`, expected a string"),
-        (one("", ""), (3, 1), "projection \"a\" has no handlers (add a [projections.handlers] table mapping event types to SQL)"),
-        ("[[projections]]\nname = \"a\"\n".into(), (2, 8), "projection \"a\" has no handlers (add a [projections.handlers] table mapping event types to SQL)"),
+        // One statement per string: a second one is refused where it starts.
+        (one("", "X = \"SELECT 1; SELECT 2\"\n"), (4, 14), "projection \"a\": handler \"X\": one statement per string (a handler's statements run one by one: give an array of strings)"),
+        (one("", ""), (3, 1), "projection \"a\" has no handlers (add a [projections.handlers] table mapping event types to SQL, or [projections.batch_handlers] for set-based SQL)"),
+        ("[[projections]]\nname = \"a\"\n".into(), (2, 8), "projection \"a\" has no handlers (add a [projections.handlers] table mapping event types to SQL, or [projections.batch_handlers] for set-based SQL)"),
         ("[[projections]]\nname = \"Bad-Name\"\n[projections.handlers]\nX = \"SELECT 1\"\n".into(), (2, 8), "invalid projection name: identifier \"Bad-Name\" may only contain lowercase letters, digits and '_', and must not start with a digit"),
         ("[[projections]]\nname = \"pg_x\"\n".into(), (2, 8), "invalid projection name: identifier \"pg_x\" uses the reserved prefix pg_"),
         (format!("{}\n{}", one("", ok), one("", ok)), (7, 8), "projection \"a\" is declared twice (first on line 2)"),

@@ -183,10 +183,15 @@ fn compile(
             format!("{label} has no handlers (add a [projections.handlers] table mapping event types to SQL, or [projections.batch_handlers] for set-based SQL)"),
         )
     };
+    let empty_at = p
+        .handlers
+        .as_ref()
+        .or(p.batch_handlers.as_ref())
+        .map_or(name_at, |t| t.span().start);
     let per_event = p.handlers.filter(|t| !t.get_ref().is_empty());
     let set_based = p.batch_handlers.filter(|t| !t.get_ref().is_empty());
     if per_event.is_none() && set_based.is_none() {
-        return Err(no_handlers(name_at));
+        return Err(no_handlers(empty_at));
     }
     let mut handlers = BTreeMap::new();
     for (event_type, value) in per_event.map(Spanned::into_inner).unwrap_or_default() {
