@@ -1,5 +1,5 @@
 //! A batch's events as bind parameters: one array per event field, one
-//! element per event, in order.
+//! element per event, in order, of the element type `array_type` names.
 
 use rillflow_core::projection::{json_path_text, ParamSource};
 use sqlx::postgres::PgArguments;
@@ -29,8 +29,10 @@ pub(super) fn bind_array<'q>(
         ParamSource::CreatedAt => query.bind(each(events, |e| e.created_at)),
         ParamSource::CausationId => query.bind(each(events, |e| e.causation_id)),
         ParamSource::CorrelationId => query.bind(each(events, |e| e.correlation_id)),
-        ParamSource::Data => query.bind(each(events, |e| e.data.clone())),
-        ParamSource::Headers => query.bind(each(events, |e| e.headers.clone())),
+        // JSON text (see `array_type`): every digit as written, since the
+        // values were never floating point.
+        ParamSource::Data => query.bind(each(events, |e| e.data.to_string())),
+        ParamSource::Headers => query.bind(each(events, |e| e.headers.to_string())),
         ParamSource::DataPath(path) => query.bind(each(events, |e| json_path_text(&e.data, path))),
         ParamSource::HeaderPath(path) => {
             query.bind(each(events, |e| json_path_text(&e.headers, path)))

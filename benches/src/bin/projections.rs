@@ -10,11 +10,26 @@
 //! - `counter (set-based)`: the test kit's counting read model, whose
 //!   `apply_batch` upserts a whole batch in one statement;
 //! - `counter (per event)`: the same read model, one upsert per event;
-//! - `counter (declarative SQL)`: the same upsert declared in TOML;
+//! - `counter (declarative SQL)`: the same upsert declared in TOML, a whole
+//!   batch in one call of the generated function;
+//! - `counter (declared, set-based)`: the counter as a TOML
+//!   `batch_handlers` statement over the relation `batch`;
+//! - `counter (declared, 1 poison per 10,000)`: the declared counter whose
+//!   statement fails for events at positions divisible by 10,000 (dead
+//!   lettered at once, `max_retries = 0`, so no retry wait is measured);
 //! - `no-op`: handler does nothing (reading and checkpointing alone);
 //! - the set-based counter and the no-op again with a batch budget armed
 //!   (17 s, longer than any batch here), as the daemon runs them: what the
 //!   budget's statement limit and watchdog cost per batch.
+//!
+//! Then a second database gets `--events` bank events (`fill_accounts`)
+//! and `account_balances` from `examples/projections.toml` catches up, in
+//! batches (as the daemon runs it, with and without the batch budget) and
+//! one event at a time (the path before batching), next to a no-op on the
+//! same log.
+//!
+//! Every rate is also printed as a ratio to the no-op of its log, measured
+//! in the same run.
 //!
 //! Latency: a worker waits on the high-water watch while single events are appended
 //! one by one, `--latency-samples` times, 20 ms apart; each sample is the
@@ -30,7 +45,8 @@ use rillflow_adapters::projection::{
     SqlProjection, WriteFence,
 };
 use rillflow_adapters::{EventStore, RecordedEvent};
-use rillflow_benches::{fill, latency, percentile};
+use rillflow_adapters::projection::BatchFailure;
+use rillflow_benches::{fill, fill_accounts, latency, percentile};
 use rillflow_core::projection::ProjectionFile;
 use rillflow_core::PartitionSpec;
 use rillflow_testkit::{Counter, TestDb};
@@ -88,6 +104,42 @@ impl Projection for PerEvent {
     }
 }
 
+/// A projection without its batched form: `apply_batch` applies one event
+/// at a time (as declared projections did before they were batched).
+struct OneByOne(Arc<dyn Projection>);
+
+#[async_trait]
+impl Projection for OneByOne {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn handles(&self, t: &str) -> bool {
+        self.0.handles(t)
+    }
+    fn options(&self) -> rillflow_adapters::projection::ProjectionOptions {
+        self.0.options()
+    }
+    async fn setup(&self, conn: &mut PgConnection) -> Result<(), HandlerError> {
+        self.0.setup(conn).await
+    }
+    async fn apply(&self, conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), HandlerError> {
+        self.0.apply(conn, e).await
+    }
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&RecordedEvent],
+    ) -> Result<(), BatchFailure> {
+        for (index, e) in events.iter().enumerate() {
+            self.0
+                .apply(conn, e)
+                .await
+                .map_err(|error| BatchFailure { index, error })?;
+        }
+        Ok(())
+    }
+}
+
 /// Does nothing; named, so each run starts from its own checkpoint.
 struct NoOp(&'static str);
 
@@ -122,6 +174,40 @@ ON CONFLICT (stream_id) DO UPDATE SET events = c.events + 1, last_version = EXCL
 """
 "#;
 
+const DECLARED_SET: &str = r#"
+[[projections]]
+name = "bench_declared_set"
+setup = "CREATE TABLE IF NOT EXISTS bench_declared_set (stream_id uuid PRIMARY KEY, events bigint NOT NULL, last_version bigint NOT NULL)"
+[projections.batch_handlers]
+Counted = """
+INSERT INTO bench_declared_set AS c (stream_id, events, last_version)
+SELECT stream_id, count(*), max(version) FROM batch GROUP BY stream_id
+ON CONFLICT (stream_id) DO UPDATE SET events = c.events + EXCLUDED.events, last_version = EXCLUDED.last_version
+"""
+"#;
+
+/// The declared counter, failing (division by zero) for every event whose
+/// position is a multiple of 10,000.
+const DECLARED_POISON: &str = r#"
+[[projections]]
+name = "bench_declared_poison"
+max_retries = 0
+setup = "CREATE TABLE IF NOT EXISTS bench_declared_poison (stream_id uuid PRIMARY KEY, events bigint NOT NULL, last_version bigint NOT NULL)"
+[projections.handlers]
+Counted = """
+INSERT INTO bench_declared_poison AS c (stream_id, events, last_version) VALUES (:stream_id, 1, :version / sign(:position % 10000))
+ON CONFLICT (stream_id) DO UPDATE SET events = c.events + 1, last_version = EXCLUDED.last_version
+"""
+"#;
+
+fn declared(text: &str) -> Arc<dyn Projection> {
+    let spec = ProjectionFile::parse(text)
+        .expect("valid declaration")
+        .projections
+        .remove(0);
+    Arc::new(SqlProjection::new(spec))
+}
+
 /// Catches `projection` up from the start; events per second.
 async fn throughput(
     pool: &PgPool,
@@ -151,10 +237,49 @@ async fn throughput(
         match runner.run_batch(&fence).await.expect("batch") {
             BatchOutcome::Applied { read: r, .. } => read += r,
             BatchOutcome::Idle => tokio::time::sleep(Duration::from_millis(1)).await,
+            BatchOutcome::RetryIn(delay) => tokio::time::sleep(delay).await,
             other => panic!("unexpected {other:?}"),
         }
     }
     events as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Runs each projection in turn; the first is the no-op baseline that the
+/// others are compared with, and it runs once more at the end (its two
+/// rates show the drift of the run). An untimed no-op pass goes first: the
+/// first reader of new rows sets their hint bits, which would otherwise be
+/// charged to whichever projection ran first.
+async fn run_all(
+    pool: &PgPool,
+    mut runs: Vec<(&str, Arc<dyn Projection>, Option<Duration>)>,
+    events: usize,
+    prefix: &'static str,
+) {
+    let warm = match prefix {
+        "bank" => "bench_bank_warmup",
+        _ => "bench_warmup",
+    };
+    // Fresh statistics too: before autovacuum gets to the new rows, the
+    // reader's plans depend on when it happens to run.
+    sqlx::query("VACUUM (ANALYZE)")
+        .execute(pool)
+        .await
+        .expect("vacuum");
+    throughput(pool, Arc::new(NoOp(warm)), events, None).await;
+    let again = match prefix {
+        "bank" => "bench_bank_noop_again",
+        _ => "bench_noop_again",
+    };
+    runs.push(("no-op, again", Arc::new(NoOp(again)), None));
+    let mut baseline = None;
+    for (label, projection, budget) in runs {
+        let rate = throughput(pool, projection, events, budget).await;
+        let base = *baseline.get_or_insert(rate);
+        println!(
+            "{label}: {events} events in batches of 500: {rate:.0} events/s ({:.2}x the no-op)",
+            rate / base
+        );
+    }
 }
 
 #[tokio::main]
@@ -172,12 +297,9 @@ async fn main() {
     eprintln!("appending {} events...", opts.events);
     fill(&store, opts.events).await;
 
-    let declared = ProjectionFile::parse(DECLARED)
-        .expect("valid declaration")
-        .projections
-        .remove(0);
     let budget = Some(Duration::from_secs(17));
     let runs: Vec<(&str, Arc<dyn Projection>, Option<Duration>)> = vec![
+        ("no-op", Arc::new(NoOp("bench_noop")), None),
         (
             "counter (set-based)",
             Arc::new(Counter::new("bench_counter")),
@@ -188,12 +310,17 @@ async fn main() {
             Arc::new(PerEvent(Counter::new("bench_counter_each"))),
             None,
         ),
+        ("counter (declarative SQL)", declared(DECLARED), None),
         (
-            "counter (declarative SQL)",
-            Arc::new(SqlProjection::new(declared)),
+            "counter (declared, set-based)",
+            declared(DECLARED_SET),
             None,
         ),
-        ("no-op", Arc::new(NoOp("bench_noop")), None),
+        (
+            "counter (declared, 1 poison per 10,000)",
+            declared(DECLARED_POISON),
+            None,
+        ),
         (
             "counter (set-based, batch budget armed)",
             Arc::new(Counter::new("bench_counter_budget")),
@@ -205,13 +332,45 @@ async fn main() {
             budget,
         ),
     ];
-    for (label, projection, budget) in runs {
-        let rate = throughput(&pool, projection, opts.events, budget).await;
-        println!(
-            "{label}: {} events in batches of 500: {rate:.0} events/s",
-            opts.events
-        );
-    }
+    run_all(&pool, runs, opts.events, "counted").await;
+
+    let mut bank = TestDb::migrated().await;
+    let bank_pool = bank.pool_of(4).await;
+    eprintln!("appending {} bank events...", opts.events);
+    fill_accounts(&EventStore::new(bank_pool.clone()), opts.events).await;
+    let example = include_str!("../../../examples/projections.toml");
+    let file = ProjectionFile::parse(example).expect("the example file parses");
+    let balances = file
+        .projections
+        .iter()
+        .find(|p| p.name.as_str() == "account_balances")
+        .expect("the example declares account_balances")
+        .clone();
+    let renamed = |suffix: &str| {
+        let text = example.replace("account_balances", &format!("account_balances{suffix}"));
+        let file = ProjectionFile::parse(&text).expect("renamed example parses");
+        Arc::new(SqlProjection::new(file.projections[0].clone())) as Arc<dyn Projection>
+    };
+    let runs: Vec<(&str, Arc<dyn Projection>, Option<Duration>)> = vec![
+        ("bank no-op", Arc::new(NoOp("bench_bank_noop")), None),
+        (
+            "account_balances (batched)",
+            Arc::new(SqlProjection::new(balances)),
+            None,
+        ),
+        (
+            "account_balances (batched, batch budget armed)",
+            renamed("_budget"),
+            budget,
+        ),
+        (
+            "account_balances (one event at a time)",
+            Arc::new(OneByOne(renamed("_each"))),
+            None,
+        ),
+    ];
+    run_all(&bank_pool, runs, opts.events, "bank").await;
+
     let mut lat = latency(&pool, opts.latency_samples, 0).await;
     lat.sort_by(|a, b| a.total_cmp(b));
     println!(

@@ -25,7 +25,7 @@
 
 use std::fmt::Write;
 
-use super::batch_statement::{sql_type, BatchStatement, BATCH_COLUMNS};
+use super::batch_statement::{array_type, sql_type, BatchStatement, BATCH_COLUMNS};
 use super::param_source::ParamSource;
 use super::spec::ProjectionSpec;
 use super::sql_lex;
@@ -132,9 +132,8 @@ fn function(spec: &ProjectionSpec, kinds: &[String], arrays: &[ParamSource]) -> 
         "DECLARE\n  {RESERVED}i integer := 0;\n  {RESERVED}n integer := coalesce(array_length({RESERVED}kind, 1), 0);\n"
     );
     for (j, source) in arrays.iter().enumerate() {
-        let ty = sql_type(source);
-        let _ = write!(params, ", {} {ty}[]", array(j + 1));
-        let _ = writeln!(declare, "  {} {ty};", var(j + 1));
+        let _ = write!(params, ", {} {}[]", array(j + 1), array_type(source));
+        let _ = writeln!(declare, "  {} {};", var(j + 1), sql_type(source));
     }
     params.push_str(&format!(
         ", OUT {RESERVED}failed integer, OUT {RESERVED}state text, OUT {RESERVED}message text"
@@ -156,7 +155,13 @@ fn function(spec: &ProjectionSpec, kinds: &[String], arrays: &[ParamSource]) -> 
         used.sort_unstable();
         used.dedup();
         for j in used {
-            let _ = writeln!(body, "        {} := {}[{RESERVED}i];", var(j), array(j));
+            let source = &arrays[j - 1];
+            let cast = if array_type(source) == sql_type(source) {
+                String::new()
+            } else {
+                format!("::{}", sql_type(source))
+            };
+            let _ = writeln!(body, "        {} := {}[{RESERVED}i]{cast};", var(j), array(j));
         }
         for statement in statements {
             per_event(&mut body, statement, arrays);
@@ -178,7 +183,7 @@ fn function(spec: &ProjectionSpec, kinds: &[String], arrays: &[ParamSource]) -> 
         "SELECT {RESERVED}failed, {RESERVED}state, {RESERVED}message FROM pg_temp.{name}($1::integer[], $2::text[]"
     );
     for (j, source) in arrays.iter().enumerate() {
-        let _ = write!(call, ", ${}::{}[]", j + 3, sql_type(source));
+        let _ = write!(call, ", ${}::{}[]", j + 3, array_type(source));
     }
     call.push(')');
     BatchFunction {

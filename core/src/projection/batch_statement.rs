@@ -161,9 +161,9 @@ fn relation(paths: &[ParamSource]) -> String {
     let mut names = Vec::new();
     let mut columns = vec!["u.seq".to_owned()];
     for (n, (name, source)) in BATCH_COLUMNS.iter().enumerate() {
-        arrays.push(format!("${}::{}[]", n + 2, sql_type(source)));
+        arrays.push(format!("${}::{}[]", n + 2, array_type(source)));
         names.push((*name).to_owned());
-        columns.push(format!("u.{name}"));
+        columns.push(element(&format!("u.{name}"), source, name));
     }
     columns.push(
         "(SELECT rf_owner.tenant_id FROM rf_streams rf_owner WHERE rf_owner.stream_id = u.stream_id) AS tenant_id"
@@ -182,6 +182,27 @@ fn relation(paths: &[ParamSource]) -> String {
         arrays.join(", "),
         names.join(", ")
     )
+}
+
+/// The element type of the array that carries `source`'s values for a
+/// batch: its SQL type, except that bodies and headers travel as JSON text
+/// and become jsonb only where a statement uses them (an unused column of
+/// `batch` is never computed), so a batch does not pay for parsing them.
+pub fn array_type(source: &ParamSource) -> &'static str {
+    match source {
+        ParamSource::Data | ParamSource::Headers => "text",
+        other => sql_type(other),
+    }
+}
+
+/// An array element as the value of `source` (`x` or `x::jsonb`), named
+/// `name` when it needs a cast.
+pub fn element(expr: &str, source: &ParamSource, name: &str) -> String {
+    if array_type(source) == sql_type(source) {
+        expr.to_owned()
+    } else {
+        format!("{expr}::{} AS {name}", sql_type(source))
+    }
 }
 
 /// The SQL type a source's value is bound as, in handlers and in `batch`.
