@@ -27,7 +27,10 @@ use uuid::Uuid;
 /// before it wrote: a running value per stream (`(v * 3 + x) mod p`), a
 /// log of it after each move, a note per `Noted` (INSERT ... RETURNING: the
 /// prepared text inside the function) and set-based tick sums. `:data.x`
-/// of `"bad"` fails the cast: a poison event.
+/// of `"bad"` fails the cast: a poison event. The cast sits where it is
+/// always evaluated: in `UPDATE ... WHERE` matching no row, whether a bad
+/// cast fails depends on Postgres's plan (a custom plan folds it, a
+/// generic one never evaluates it), on either path.
 fn declaration(name: &str, batch_size: u32, max_retries: u32) -> String {
     format!(
         r#"
@@ -44,7 +47,8 @@ setup = [
 [projections.handlers]
 Opened = "INSERT INTO {name}_acc VALUES (:stream_id, 1, :version, :tenant_id) ON CONFLICT (id) DO NOTHING"
 Moved = [
-  "UPDATE {name}_acc SET v = (v * 3 + :data.x::bigint) % 1000003, last = :version WHERE id = :stream_id",
+  """INSERT INTO {name}_acc AS a VALUES (:stream_id, :data.x::bigint, :version, :tenant_id)
+     ON CONFLICT (id) DO UPDATE SET v = (a.v * 3 + EXCLUDED.v) % 1000003, last = EXCLUDED.last""",
   "INSERT INTO {name}_log SELECT id, :version, v, tenant FROM {name}_acc WHERE id = :stream_id;",
 ]
 Noted = "INSERT INTO {name}_notes VALUES (:event_id, :data, :data.x, :tenant_id) RETURNING event_id"
@@ -430,7 +434,10 @@ async fn a_declared_batch_over_budget_commits_what_fit_and_charges_no_event() {
             _ => 0,
         })
         .collect();
-    assert_eq!(sizes, vec![2, 2, 1]);
+    // Each batch commits what fit in its budget (two events, unless the
+    // machine is slow enough that only one did), none all five.
+    assert!(sizes.iter().all(|n| (1..=2).contains(n)), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 5);
     assert_eq!(seen_and_charged(&pool).await, (5, 0, 0));
 }
 

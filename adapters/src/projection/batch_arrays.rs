@@ -8,6 +8,15 @@ use sqlx::Postgres;
 
 use crate::event::RecordedEvent;
 
+/// Binds an empty array of `source`'s element type: for a column of
+/// `batch` that the statement cannot reach, NULL in every row.
+pub(super) fn bind_empty<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    source: &ParamSource,
+) -> Query<'q, Postgres, PgArguments> {
+    bind_array(query, source, &[])
+}
+
 /// Binds the array of `source`'s values over `events`.
 pub(super) fn bind_array<'q>(
     query: Query<'q, Postgres, PgArguments>,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rillflow_core::projection::{BatchPlan, BatchStatement, ProjectionSpec, BATCH_COLUMNS};
 use sqlx::{PgConnection, Row};
 
-use super::batch_arrays::bind_array;
+use super::batch_arrays::{bind_array, bind_empty};
 use super::handler::{BatchFailure, HandlerError};
 use crate::event::RecordedEvent;
 
@@ -142,7 +142,11 @@ pub(super) async fn run_set_based(
 ) -> Result<(), HandlerError> {
     let mut query = sqlx::query(&statement.sql).bind(event_type);
     for (_, source) in BATCH_COLUMNS.iter() {
-        query = bind_array(query, source, events);
+        query = if statement.needs.contains(source) {
+            bind_array(query, source, events)
+        } else {
+            bind_empty(query, source)
+        };
     }
     for path in &statement.paths {
         query = bind_array(query, path, events);

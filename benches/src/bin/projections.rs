@@ -55,12 +55,17 @@ use sqlx::{PgConnection, PgPool};
 struct Options {
     events: usize,
     latency_samples: usize,
+    rounds: usize,
+    /// Only the projections whose label holds this (and the baselines).
+    only: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
     let mut o = Options {
         events: 100_000,
         latency_samples: 200,
+        rounds: 3,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -72,15 +77,17 @@ fn options() -> Result<Options, String> {
         match arg.as_str() {
             "--events" => o.events = number("--events")?,
             "--latency-samples" => o.latency_samples = number("--latency-samples")?,
+            "--rounds" => o.rounds = number("--rounds")?,
+            "--only" => o.only = Some(args.next().ok_or("--only needs a label fragment")?),
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (expected --events N, --latency-samples N)"
+                    "unknown argument {other:?} (expected --events N, --latency-samples N, --rounds N, --only TEXT)"
                 ))
             }
         }
     }
-    if o.events == 0 || o.latency_samples == 0 {
-        return Err("--events and --latency-samples must be at least 1".into());
+    if o.events == 0 || o.latency_samples == 0 || o.rounds == 0 {
+        return Err("--events, --latency-samples and --rounds must be at least 1".into());
     }
     Ok(o)
 }
@@ -141,12 +148,12 @@ impl Projection for OneByOne {
 }
 
 /// Does nothing; named, so each run starts from its own checkpoint.
-struct NoOp(&'static str);
+struct NoOp(String);
 
 #[async_trait]
 impl Projection for NoOp {
     fn name(&self) -> &str {
-        self.0
+        &self.0
     }
     fn handles(&self, _: &str) -> bool {
         true
@@ -200,8 +207,11 @@ ON CONFLICT (stream_id) DO UPDATE SET events = c.events + 1, last_version = EXCL
 """
 "#;
 
-fn declared(text: &str) -> Arc<dyn Projection> {
-    let spec = ProjectionFile::parse(text)
+/// The first projection of `text` with every `name` in it (projection and
+/// table) suffixed by `suffix`, so each round starts from scratch.
+fn declared(text: &str, name: &str, suffix: &str) -> Arc<dyn Projection> {
+    let text = text.replace(name, &format!("{name}{suffix}"));
+    let spec = ProjectionFile::parse(&text)
         .expect("valid declaration")
         .projections
         .remove(0);
@@ -244,40 +254,66 @@ async fn throughput(
     events as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Runs each projection in turn; the first is the no-op baseline that the
-/// others are compared with, and it runs once more at the end (its two
-/// rates show the drift of the run). An untimed no-op pass goes first: the
-/// first reader of new rows sets their hint bits, which would otherwise be
-/// charged to whichever projection ran first.
+/// A projection to measure, made afresh (its name suffixed) each round.
+type Make = Box<dyn Fn(&str) -> Arc<dyn Projection>>;
+
+/// Runs every projection in turn, `rounds` times over; the first is the
+/// no-op baseline. Prints, per projection, each round's rate and its ratio
+/// to the baseline of the same round, then the medians: on this shared
+/// machine the absolute rates drift by tens of percent between minutes, so
+/// the ratios within a round are the figures to read. Before the first
+/// round the log is vacuumed and analysed and read once untimed: the first
+/// reader of new rows sets their hint bits, and plans made before
+/// autovacuum's ANALYZE depend on when it happens to run.
 async fn run_all(
     pool: &PgPool,
-    mut runs: Vec<(&str, Arc<dyn Projection>, Option<Duration>)>,
-    events: usize,
-    prefix: &'static str,
+    runs: Vec<(&str, Make, Option<Duration>)>,
+    opts: &Options,
+    log: &str,
 ) {
-    let warm = match prefix {
-        "bank" => "bench_bank_warmup",
-        _ => "bench_warmup",
-    };
-    // Fresh statistics too: before autovacuum gets to the new rows, the
-    // reader's plans depend on when it happens to run.
+    let (events, rounds) = (opts.events, opts.rounds);
+    let runs: Vec<_> = runs
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (label, _, _))| *i == 0 || opts.only.as_deref().is_none_or(|o| label.contains(o)))
+        .map(|(_, run)| run)
+        .collect();
+    if runs.len() == 1 && opts.only.is_some() {
+        return;
+    }
     sqlx::query("VACUUM (ANALYZE)")
         .execute(pool)
         .await
         .expect("vacuum");
-    throughput(pool, Arc::new(NoOp(warm)), events, None).await;
-    let again = match prefix {
-        "bank" => "bench_bank_noop_again",
-        _ => "bench_noop_again",
+    throughput(pool, Arc::new(NoOp(format!("bench_{log}_warmup"))), events, None).await;
+    let mut rates = vec![Vec::new(); runs.len()];
+    let mut ratios = vec![Vec::new(); runs.len()];
+    for round in 0..rounds {
+        let suffix = format!("_r{round}");
+        let mut baseline = None;
+        for (i, (_, make, budget)) in runs.iter().enumerate() {
+            let rate = throughput(pool, make(&suffix), events, *budget).await;
+            let base = *baseline.get_or_insert(rate);
+            rates[i].push(rate);
+            ratios[i].push(rate / base);
+        }
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
     };
-    runs.push(("no-op, again", Arc::new(NoOp(again)), None));
-    let mut baseline = None;
-    for (label, projection, budget) in runs {
-        let rate = throughput(pool, projection, events, budget).await;
-        let base = *baseline.get_or_insert(rate);
+    for (i, (label, _, _)) in runs.iter().enumerate() {
+        let each: Vec<String> = rates[i]
+            .iter()
+            .zip(&ratios[i])
+            .map(|(r, x)| format!("{r:.0} ({x:.2}x)"))
+            .collect();
         println!(
-            "{label}: {events} events in batches of 500: {rate:.0} events/s ({:.2}x the no-op)",
-            rate / base
+            "{log}: {label}: {events} events, batches of 500: median {:.0} events/s, median {:.2}x the no-op [rounds: {}]",
+            median(&rates[i]),
+            median(&ratios[i]),
+            each.join(", ")
         );
     }
 }
@@ -298,78 +334,77 @@ async fn main() {
     fill(&store, opts.events).await;
 
     let budget = Some(Duration::from_secs(17));
-    let runs: Vec<(&str, Arc<dyn Projection>, Option<Duration>)> = vec![
-        ("no-op", Arc::new(NoOp("bench_noop")), None),
+    let runs: Vec<(&str, Make, Option<Duration>)> = vec![
+        ("no-op", Box::new(|s| Arc::new(NoOp(format!("bench_noop{s}")))), None),
         (
-            "counter (set-based)",
-            Arc::new(Counter::new("bench_counter")),
+            "counter (set-based apply_batch in Rust)",
+            Box::new(|s| Arc::new(Counter::new(&format!("bench_counter{s}")))),
             None,
         ),
         (
-            "counter (per event)",
-            Arc::new(PerEvent(Counter::new("bench_counter_each"))),
-            None,
-        ),
-        ("counter (declarative SQL)", declared(DECLARED), None),
-        (
-            "counter (declared, set-based)",
-            declared(DECLARED_SET),
+            "counter (Rust, one upsert per event)",
+            Box::new(|s| Arc::new(PerEvent(Counter::new(&format!("bench_counter_each{s}"))))),
             None,
         ),
         (
-            "counter (declared, 1 poison per 10,000)",
-            declared(DECLARED_POISON),
+            "counter (declared per event, batched)",
+            Box::new(|s| declared(DECLARED, "bench_declared", s)),
             None,
         ),
         (
-            "counter (set-based, batch budget armed)",
-            Arc::new(Counter::new("bench_counter_budget")),
+            "counter (declared per event, one event at a time)",
+            Box::new(|s| Arc::new(OneByOne(declared(DECLARED, "bench_declared", &format!("_each{s}"))))),
+            None,
+        ),
+        (
+            "counter (declared set-based batch_handlers)",
+            Box::new(|s| declared(DECLARED_SET, "bench_declared_set", s)),
+            None,
+        ),
+        (
+            "counter (declared per event, batched, 1 poison per 10,000)",
+            Box::new(|s| declared(DECLARED_POISON, "bench_declared_poison", s)),
+            None,
+        ),
+        (
+            "counter (set-based apply_batch in Rust, batch budget armed)",
+            Box::new(|s| Arc::new(Counter::new(&format!("bench_counter_budget{s}")))),
             budget,
         ),
         (
             "no-op (batch budget armed)",
-            Arc::new(NoOp("bench_noop_budget")),
+            Box::new(|s| Arc::new(NoOp(format!("bench_noop_budget{s}")))),
             budget,
         ),
     ];
-    run_all(&pool, runs, opts.events, "counted").await;
+    run_all(&pool, runs, &opts, "counted").await;
 
     let mut bank = TestDb::migrated().await;
     let bank_pool = bank.pool_of(4).await;
     eprintln!("appending {} bank events...", opts.events);
     fill_accounts(&EventStore::new(bank_pool.clone()), opts.events).await;
-    let example = include_str!("../../../examples/projections.toml");
-    let file = ProjectionFile::parse(example).expect("the example file parses");
-    let balances = file
-        .projections
-        .iter()
-        .find(|p| p.name.as_str() == "account_balances")
-        .expect("the example declares account_balances")
-        .clone();
-    let renamed = |suffix: &str| {
+    let example: &'static str = include_str!("../../../examples/projections.toml");
+    // The example's first projection, as it is but for the name.
+    let balances = |suffix: &str| -> Arc<dyn Projection> {
         let text = example.replace("account_balances", &format!("account_balances{suffix}"));
-        let file = ProjectionFile::parse(&text).expect("renamed example parses");
-        Arc::new(SqlProjection::new(file.projections[0].clone())) as Arc<dyn Projection>
+        let file = ProjectionFile::parse(&text).expect("the example file parses");
+        Arc::new(SqlProjection::new(file.projections[0].clone()))
     };
-    let runs: Vec<(&str, Arc<dyn Projection>, Option<Duration>)> = vec![
-        ("bank no-op", Arc::new(NoOp("bench_bank_noop")), None),
-        (
-            "account_balances (batched)",
-            Arc::new(SqlProjection::new(balances)),
-            None,
-        ),
+    let runs: Vec<(&str, Make, Option<Duration>)> = vec![
+        ("no-op", Box::new(|s| Arc::new(NoOp(format!("bench_bank_noop{s}")))), None),
+        ("account_balances (batched)", Box::new(move |s| balances(s)), None),
         (
             "account_balances (batched, batch budget armed)",
-            renamed("_budget"),
+            Box::new(move |s| balances(&format!("_budget{s}"))),
             budget,
         ),
         (
             "account_balances (one event at a time)",
-            Arc::new(OneByOne(renamed("_each"))),
+            Box::new(move |s| Arc::new(OneByOne(balances(&format!("_each{s}"))))),
             None,
         ),
     ];
-    run_all(&bank_pool, runs, opts.events, "bank").await;
+    run_all(&bank_pool, runs, &opts, "bank").await;
 
     let mut lat = latency(&pool, opts.latency_samples, 0).await;
     lat.sort_by(|a, b| a.total_cmp(b));

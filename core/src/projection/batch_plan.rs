@@ -87,11 +87,14 @@ impl BatchPlan {
         for statement in spec.handlers.values().flatten() {
             statement.params.iter().for_each(&mut add);
         }
-        if !spec.batch_handlers.is_empty() {
-            BATCH_COLUMNS.iter().for_each(|(_, s)| add(s));
-            for statement in spec.batch_handlers.values().flatten() {
-                statement.paths.iter().for_each(&mut add);
-            }
+        for statement in spec.batch_handlers.values().flatten() {
+            // In the order of `BATCH_COLUMNS`, so that plans do not depend
+            // on the order statements happen to name them.
+            BATCH_COLUMNS
+                .iter()
+                .filter(|(_, s)| statement.needs.contains(s))
+                .for_each(|(_, s)| add(s));
+            statement.paths.iter().for_each(&mut add);
         }
         let function = (!spec.handlers.is_empty()).then(|| function(spec, &kinds, &arrays));
         Some(BatchPlan {
@@ -224,7 +227,12 @@ fn per_event(body: &mut String, statement: &Statement, arrays: &[ParamSource]) {
 fn set_based(body: &mut String, kind: usize, statement: &BatchStatement, arrays: &[ParamSource]) {
     let mut args = vec![format!("{RESERVED}types[{kind}]")];
     for (_, source) in BATCH_COLUMNS.iter() {
-        args.push(array(index_of(arrays, source)));
+        args.push(if statement.needs.contains(source) {
+            array(index_of(arrays, source))
+        } else {
+            // A column it cannot reach: NULL in every row.
+            format!("NULL::{}[]", array_type(source))
+        });
     }
     for path in &statement.paths {
         args.push(array(index_of(arrays, path)));

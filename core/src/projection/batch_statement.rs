@@ -38,6 +38,10 @@ pub struct BatchStatement {
     /// The body and header fields that are columns of `batch`, in
     /// parameter order after the [`BATCH_COLUMNS`].
     pub paths: Vec<ParamSource>,
+    /// The [`BATCH_COLUMNS`] whose arrays must be bound. The others may be
+    /// bound empty (their column is then NULL): the statement cannot reach
+    /// them (see [`reachable_columns`]).
+    pub needs: Vec<ParamSource>,
 }
 
 /// Why a set-based statement is refused. Offsets are bytes into it.
@@ -129,8 +133,101 @@ pub fn compose(sql: &str) -> Result<BatchStatement, BatchSqlError> {
     }
     Ok(BatchStatement {
         sql: with_batch(&body, &paths),
+        needs: reachable_columns(&body),
         paths,
     })
+}
+
+/// Words after `batch` that are not an alias for it.
+const NOT_ALIASES: [&str; 24] = [
+    "where", "group", "order", "having", "window", "limit", "offset", "fetch", "for", "on",
+    "using", "join", "left", "right", "inner", "full", "cross", "union", "intersect", "except",
+    "returning", "natural", "lateral", "tablesample",
+];
+
+/// The [`BATCH_COLUMNS`] that `body` may read: those it names, when it
+/// provably reads no others; every one otherwise. A column it does not
+/// name could still be reached through `*` (other than `count(*)`), a
+/// whole-row reference to `batch` or its alias, or a NATURAL join; so the
+/// columns are narrowed only when `batch` and its alias appear just after
+/// FROM or JOIN, as the alias's definition, or before a `.`, and no such
+/// construct appears. Bodies of several kilobytes of JSON per batch are
+/// what this saves.
+pub fn reachable_columns(body: &str) -> Vec<ParamSource> {
+    let all = || BATCH_COLUMNS.iter().map(|(_, s)| s.clone()).collect();
+    let toks: Vec<Token> = sql_lex::tokens(body).into_iter().map(|(_, t)| t).collect();
+    let word = |i: usize| match toks.get(i) {
+        Some(Token::Word(w)) => Some(w.as_str()),
+        _ => None,
+    };
+    let punct = |i: usize, c: u8| toks.get(i) == Some(&Token::Punct(c));
+    let mut names = vec!["batch".to_owned()];
+    let mut definitions = Vec::new();
+    for i in 0..toks.len() {
+        if word(i) != Some("batch") {
+            continue;
+        }
+        let at = if word(i + 1) == Some("as") { i + 2 } else { i + 1 };
+        if matches!(toks.get(at), Some(Token::QuotedName(_))) {
+            // A quoted alias is not followed up: every column.
+            return all();
+        }
+        if let Some(alias) = word(at).filter(|w| !NOT_ALIASES.contains(w) && *w != "as") {
+            names.push(alias.to_owned());
+            definitions.push(at);
+        }
+    }
+    for (i, t) in toks.iter().enumerate() {
+        let whole_row_risk = match t {
+            Token::Punct(b'*') => {
+                !(i >= 2 && punct(i - 1, b'(') && word(i - 2) == Some("count") && punct(i + 1, b')'))
+            }
+            Token::Word(w) if w == "natural" => true,
+            Token::Word(w) if names.contains(w) => {
+                let after_from = i >= 1 && matches!(word(i - 1), Some("from" | "join"));
+                !(after_from || definitions.contains(&i) || punct(i + 1, b'.'))
+            }
+            Token::QuotedName(_) => false,
+            _ => false,
+        };
+        if whole_row_risk {
+            return all();
+        }
+    }
+    let mut named: Vec<String> = toks
+        .iter()
+        .filter_map(|t| match t {
+            Token::Word(w) => Some(w.clone()),
+            _ => None,
+        })
+        .collect();
+    // Quoted names count as written, and a quoted `batch` or alias is not
+    // followed up: every column then.
+    for (range, t) in sql_lex::tokens(body) {
+        if let Token::QuotedName(_) = t {
+            let written = &body[range];
+            let inner = written
+                .strip_prefix('"')
+                .and_then(|w| w.strip_suffix('"'))
+                .unwrap_or(written)
+                .to_owned();
+            if names.contains(&inner) {
+                return all();
+            }
+            named.push(inner);
+        }
+    }
+    BATCH_COLUMNS
+        .iter()
+        .filter(|(name, _)| {
+            named.iter().any(|w| w == name)
+                // The relation keeps its rows by type; the owner is looked
+                // up by stream.
+                || *name == "event_type"
+                || (*name == "stream_id" && named.iter().any(|w| w == "tenant_id"))
+        })
+        .map(|(_, s)| s.clone())
+        .collect()
 }
 
 /// `WITH batch AS (...)` in front of `body`, merged into the statement's
@@ -226,6 +323,44 @@ pub fn sql_type(source: &ParamSource) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reach(body: &str) -> Vec<&'static str> {
+        let needs = reachable_columns(body);
+        BATCH_COLUMNS
+            .iter()
+            .filter(|(_, s)| needs.contains(s))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    #[test]
+    fn only_columns_that_cannot_be_reached_are_left_out() {
+        let every: Vec<&str> = BATCH_COLUMNS.iter().map(|(n, _)| *n).collect();
+        let narrowed = [
+            ("SELECT stream_id, count(*), max(version) FROM batch GROUP BY stream_id", vec!["stream_id", "version", "event_type"]),
+            ("SELECT b.data FROM batch AS b JOIN t ON t.id = b.position", vec!["position", "event_type", "data"]),
+            ("SELECT \"created_at\" FROM t JOIN batch x USING (tx_id)", vec!["tx_id", "event_type", "created_at"]),
+            ("SELECT tenant_id FROM batch", vec!["stream_id", "event_type"]),
+        ];
+        for (sql, want) in narrowed {
+            assert_eq!(reach(sql), want, "{sql}");
+        }
+        let whole = [
+            "SELECT * FROM batch",
+            "SELECT b.* FROM batch b",
+            "SELECT to_jsonb(b) FROM batch b",
+            "SELECT batch FROM batch",
+            "SELECT x FROM t, batch",
+            "SELECT x FROM t NATURAL JOIN batch",
+            "SELECT sum(version * 2) FROM batch",
+            "SELECT (b).data FROM batch b",
+            "SELECT row_to_json(\"batch\") FROM batch",
+            "SELECT to_jsonb(\"B\") FROM batch \"B\"",
+        ];
+        for sql in whole {
+            assert_eq!(reach(sql), every, "{sql}");
+        }
+    }
 
     #[test]
     fn a_leading_with_is_merged() {

