@@ -453,3 +453,40 @@ async fn a_declared_event_that_alone_outruns_the_budget_is_charged() {
     assert_eq!(letters[0].version, 2);
     assert!(letters[0].error.contains("57014"), "{}", letters[0].error);
 }
+
+#[tokio::test]
+async fn a_failing_set_based_statement_is_narrowed_down_by_halving() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let store = EventStore::new(pool.clone());
+    // 400 ticks over four streams, one of them poison: the set-based
+    // statement fails for the whole batch and cannot say which event.
+    let ticks: Vec<(u128, NewEvent)> = (0..400)
+        .map(|i| {
+            let x = if i == 277 { None } else { Some(1) };
+            (1 + (i as u128 % 4), new_event(3, x))
+        })
+        .collect();
+    for (s, e) in ticks {
+        append_each(&store, s, vec![e]).await;
+    }
+    let batched = Counted::new(sql_projection(&declaration("batched", 500, 0)), true);
+    catch_up(&pool, &runner_of(batched.clone())).await;
+    let total: (i64, String) = sqlx::query_as("SELECT sum(n)::bigint, sum(total)::text FROM batched_ticks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(total, (399, "399".to_owned()));
+    let letters = ProjectionCatalog::new(pool.clone())
+        .dead_letters("batched", 10)
+        .await
+        .expect("dead letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].error, "invalid input syntax for type numeric: \"bad\" (sqlstate 22P02)");
+    // The blamed first event went through alone, then runs were halved
+    // until the poison was alone: a handful of attempts, not 400.
+    let singles = batched.singles.load(Ordering::Relaxed);
+    let runs = batched.batches.load(Ordering::Relaxed);
+    assert!(singles <= 6, "{singles} events alone");
+    assert!(runs <= 2 + 2 * 9, "{runs} runs");
+}

@@ -393,10 +393,23 @@ impl ProjectionRunner {
         };
         // A failure at a run's first event may be a guess (a set-based
         // handler cannot tell which event broke it): if that event then
-        // goes through alone, later runs are halved instead.
+        // goes through alone, the runtime is `guessing` from then on and
+        // halves failing runs. `bad_end`: the end of the shortest run known
+        // to fail, which holds a failing event at or after `next`.
         let mut blamed_first = end == 0;
         let mut guessing = false;
+        let mut bad_end: Option<usize> = (end < h).then_some(end + 1);
         let mut attempts = 0;
+        // After `next` moved: the rest of a run known to fail, halved when
+        // guessing, else the blamed event alone; or everything left.
+        let after = |next: usize, guessing: bool, bad_end: &mut Option<usize>| match *bad_end {
+            Some(b) if next < b && guessing => next + (b - next) / 2,
+            Some(b) if next < b => next,
+            _ => {
+                *bad_end = None;
+                h
+            }
+        };
         let spent = |watch: &Option<BudgetWatch>| watch.as_ref().is_some_and(BudgetWatch::spent);
         // Where the checkpoint may go: past every event before the first
         // handled one not done.
@@ -428,16 +441,23 @@ impl ProjectionRunner {
                         progress.processed += run.len() as i64;
                         applied += run.len();
                         next = end;
-                        end = h;
+                        end = after(next, guessing, &mut bad_end);
                     }
                     Err(_) if cut(&watch, &progress) => break,
                     Err(_) if spent(&watch) => {
                         tx.rollback().await?;
                         return Ok(None);
                     }
-                    Err(index) if index > 0 && index < run.len() => end = next + index,
-                    Err(_) if guessing => end = next + run.len() / 2,
+                    Err(index) if index > 0 && index < run.len() => {
+                        bad_end = Some(next + index + 1);
+                        end = next + index;
+                    }
+                    Err(_) if guessing => {
+                        bad_end = Some(end);
+                        end = next + run.len() / 2;
+                    }
                     Err(_) => {
+                        bad_end = Some(next + 1);
                         end = next;
                         blamed_first = true;
                     }
@@ -452,7 +472,7 @@ impl ProjectionRunner {
                     next += 1;
                     guessing |= blamed_first;
                     blamed_first = false;
-                    end = h;
+                    end = after(next, guessing, &mut bad_end);
                     continue;
                 }
                 Err(_) if cut(&watch, &progress) => break,
@@ -483,6 +503,7 @@ impl ProjectionRunner {
                     sql::dead_letter(&mut tx, &slot, event, &error, failures).await?;
                     progress.dead_lettered += 1;
                     next += 1;
+                    bad_end = None;
                     end = h;
                 }
                 FailureDecision::Stop => {
