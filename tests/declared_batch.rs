@@ -490,3 +490,45 @@ async fn a_failing_set_based_statement_is_narrowed_down_by_halving() {
     assert!(singles <= 6, "{singles} events alone");
     assert!(runs <= 2 + 2 * 9, "{runs} runs");
 }
+
+#[tokio::test]
+async fn the_batch_function_names_the_failing_event_and_keeps_nothing_of_its_call() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let store = EventStore::new(pool.clone());
+    let xs = [Some(1), Some(2), None, Some(4)];
+    let events: Vec<NewEvent> = std::iter::once(new_event(0, Some(0)))
+        .chain(xs.iter().map(|x| new_event(1, *x)))
+        .collect();
+    store
+        .append(Uuid::from_u128(1), ExpectedVersion::Any, &events, &Default::default())
+        .await
+        .unwrap();
+    let recorded = store
+        .read_stream(Uuid::from_u128(1), 0, 100)
+        .await
+        .unwrap();
+    let refs: Vec<&RecordedEvent> = recorded.iter().collect();
+    let projection = sql_projection(&declaration("named", 500, 0));
+    ProjectionCatalog::new(pool.clone()).setup(&projection).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let failure = projection.apply_batch(&mut tx, &refs).await.unwrap_err();
+    // The fourth event (index 3) carries "bad".
+    assert_eq!(failure.index, 3);
+    // The transaction is still usable and holds nothing of the call.
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM named_acc")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    // The events before it apply in one call.
+    projection.apply_batch(&mut tx, &refs[..3]).await.unwrap();
+    let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM named_log")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(logged, 2);
+    // Its error reads as the per-event path's does.
+    let alone = projection.apply(&mut tx, refs[3]).await.unwrap_err();
+    assert_eq!(failure.error, alone);
+}
