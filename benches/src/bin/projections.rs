@@ -1,23 +1,25 @@
 //! Projection throughput and append→projected latency.
 //!
 //! ```sh
-//! cargo run --release -p rillflow-benches --bin projections -- --events 100000
+//! cargo run --release -p rillflow-benches --bin projections -- --events 100000 [--rounds 3] [--only TEXT]
 //! ```
 //!
 //! Throughput: `--events` events over 1,000 streams are appended first, then
 //! one worker catches up from the start with each projection in turn (fresh
 //! checkpoint and read model each time), batch size 500:
-//! - `counter (set-based)`: the test kit's counting read model, whose
-//!   `apply_batch` upserts a whole batch in one statement;
-//! - `counter (per event)`: the same read model, one upsert per event;
-//! - `counter (declarative SQL)`: the same upsert declared in TOML, a whole
-//!   batch in one call of the generated function;
-//! - `counter (declared, set-based)`: the counter as a TOML
+//! - `no-op`: handler does nothing (reading and checkpointing alone): the
+//!   baseline;
+//! - `counter (set-based apply_batch in Rust)`: the test kit's counting read
+//!   model, whose `apply_batch` upserts a whole batch in one statement;
+//! - `counter (Rust, one upsert per event)`: the same read model;
+//! - `counter (declared per event, batched)`: the same upsert declared in
+//!   TOML, a whole batch in one call of the generated function, and the
+//!   same declaration `one event at a time` (as before batching);
+//! - `counter (declared set-based batch_handlers)`: the counter as a TOML
 //!   `batch_handlers` statement over the relation `batch`;
-//! - `counter (declared, 1 poison per 10,000)`: the declared counter whose
-//!   statement fails for events at positions divisible by 10,000 (dead
-//!   lettered at once, `max_retries = 0`, so no retry wait is measured);
-//! - `no-op`: handler does nothing (reading and checkpointing alone);
+//! - `... 1 poison per 10,000`: the declared counter whose statement fails
+//!   for events at positions divisible by 10,000 (dead lettered at once,
+//!   `max_retries = 0`, so no retry wait is measured);
 //! - the set-based counter and the no-op again with a batch budget armed
 //!   (17 s, longer than any batch here), as the daemon runs them: what the
 //!   budget's statement limit and watchdog cost per batch.
@@ -28,8 +30,10 @@
 //! one event at a time (the path before batching), next to a no-op on the
 //! same log.
 //!
-//! Every rate is also printed as a ratio to the no-op of its log, measured
-//! in the same run.
+//! The projections of a log run in turn, `--rounds` times over (fresh
+//! checkpoints and read models each time); each rate is printed with its
+//! ratio to the no-op of the same round, then the medians. `--only TEXT`
+//! keeps the projections whose label holds TEXT (and the no-op).
 //!
 //! Latency: a worker waits on the high-water watch while single events are appended
 //! one by one, `--latency-samples` times, 20 ms apart; each sample is the
