@@ -131,9 +131,10 @@ pub fn compose(sql: &str) -> Result<BatchStatement, BatchSqlError> {
     if !sql_lex::mentions(&body, "batch") {
         return Err(BatchSqlError::NoBatch);
     }
+    let needs = reachable_columns(&body);
     Ok(BatchStatement {
-        sql: with_batch(&body, &paths),
-        needs: reachable_columns(&body),
+        sql: with_batch(&body, &paths, &needs),
+        needs,
         paths,
     })
 }
@@ -232,13 +233,13 @@ pub fn reachable_columns(body: &str) -> Vec<ParamSource> {
 
 /// `WITH batch AS (...)` in front of `body`, merged into the statement's
 /// own `WITH [RECURSIVE]` when it has one.
-fn with_batch(body: &str, paths: &[ParamSource]) -> String {
+fn with_batch(body: &str, paths: &[ParamSource], needs: &[ParamSource]) -> String {
     let toks = sql_lex::tokens(body);
     let mut words = toks.iter().filter_map(|(r, t)| match t {
         Token::Word(w) => Some((r.clone(), w.as_str())),
         _ => None,
     });
-    let relation = relation(paths);
+    let relation = relation(paths, needs);
     match (toks.first(), words.next(), words.next()) {
         (Some((_, Token::Word(_))), Some((with, "with")), second) => {
             let (recursive, rest) = match second {
@@ -252,20 +253,28 @@ fn with_batch(body: &str, paths: &[ParamSource]) -> String {
 }
 
 /// `batch AS (...)`: the arrays unnested in step, the slice's events of the
-/// type in `$1` kept.
-fn relation(paths: &[ParamSource]) -> String {
+/// type in `$1` kept. A column the statement cannot reach (not in `needs`)
+/// is a typed NULL: its array is still a parameter, bound empty, but is not
+/// unnested.
+fn relation(paths: &[ParamSource], needs: &[ParamSource]) -> String {
     let mut arrays = Vec::new();
     let mut names = Vec::new();
     let mut columns = vec!["u.seq".to_owned()];
     for (n, (name, source)) in BATCH_COLUMNS.iter().enumerate() {
-        arrays.push(format!("${}::{}[]", n + 2, array_type(source)));
-        names.push((*name).to_owned());
-        columns.push(element(&format!("u.{name}"), source, name));
+        if needs.contains(source) {
+            arrays.push(format!("${}::{}[]", n + 2, array_type(source)));
+            names.push((*name).to_owned());
+            columns.push(element(&format!("u.{name}"), source, name));
+        } else {
+            columns.push(format!("NULL::{} AS {name}", sql_type(source)));
+        }
     }
-    columns.push(
-        "(SELECT rf_owner.tenant_id FROM rf_streams rf_owner WHERE rf_owner.stream_id = u.stream_id) AS tenant_id"
-            .to_owned(),
-    );
+    let owner = if needs.contains(&ParamSource::StreamId) {
+        "(SELECT rf_owner.tenant_id FROM rf_streams rf_owner WHERE rf_owner.stream_id = u.stream_id)"
+    } else {
+        "NULL::text"
+    };
+    columns.push(format!("{owner} AS tenant_id"));
     for (n, path) in paths.iter().enumerate() {
         let column = path_column(path);
         arrays.push(format!("${}::text[]", n + 2 + BATCH_COLUMNS.len()));
@@ -369,6 +378,6 @@ mod tests {
         assert!(s.sql.ends_with("), x AS (SELECT 1) INSERT INTO t SELECT * FROM batch"), "{}", s.sql);
         let s = compose("INSERT INTO t SELECT :data.a.b::int FROM batch").unwrap();
         assert!(s.sql.ends_with(")\nINSERT INTO t SELECT \"data.a.b\"::int FROM batch"), "{}", s.sql);
-        assert!(s.sql.contains("$14::text[]) WITH ORDINALITY AS u(stream_id,"), "{}", s.sql);
+        assert!(s.sql.contains("unnest($7::text[], $14::text[]) WITH ORDINALITY AS u(event_type, \"data.a.b\", seq)"), "{}", s.sql);
     }
 }
