@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rillflow_core::ownership::Carry;
-use rillflow_core::{FailureDecision, GlobalCursor, PartitionSpec};
+use rillflow_core::{BatchReplay, FailureDecision, GlobalCursor, PartitionSpec, ReplayStep};
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::batch_error::BatchError;
@@ -382,34 +382,14 @@ impl ProjectionRunner {
                 .collect()
         };
         let h = handled.len();
-        // Every handled event before `next` is done; the next attempt covers
-        // `next..end`, and a single event (or `end == next`) goes alone.
-        let mut next = 0;
-        let mut end = match mode {
-            Careful::OneByOne => 0,
-            Careful::Runs { suspect } => suspect
-                .and_then(|p| handled.iter().position(|i| events[*i].position == p))
-                .unwrap_or(h),
+        let mut plan = match mode {
+            Careful::OneByOne => BatchReplay::one_by_one(h),
+            Careful::Runs { suspect } => BatchReplay::new(
+                h,
+                suspect.and_then(|p| handled.iter().position(|i| events[*i].position == p)),
+            ),
         };
-        // A failure at a run's first event may be a guess (a set-based
-        // handler cannot tell which event broke it): if that event then
-        // goes through alone, the runtime is `guessing` from then on and
-        // halves failing runs. `bad_end`: the end of the shortest run known
-        // to fail, which holds a failing event at or after `next`.
-        let mut blamed_first = end == 0;
-        let mut guessing = false;
-        let mut bad_end: Option<usize> = (end < h).then_some(end + 1);
         let mut attempts = 0;
-        // After `next` moved: the rest of a run known to fail, halved when
-        // guessing, else the blamed event alone; or everything left.
-        let after = |next: usize, guessing: bool, bad_end: &mut Option<usize>| match *bad_end {
-            Some(b) if next < b && guessing => next + (b - next) / 2,
-            Some(b) if next < b => next,
-            _ => {
-                *bad_end = None;
-                h
-            }
-        };
         let spent = |watch: &Option<BudgetWatch>| watch.as_ref().is_some_and(BudgetWatch::spent);
         // Where the checkpoint may go: past every event before the first
         // handled one not done.
@@ -427,52 +407,40 @@ impl ProjectionRunner {
             };
             (upto, cursor)
         };
-        while next < h {
+        loop {
             if cut(&watch, &progress) {
                 break;
             }
-            let alone = matches!(mode, Careful::OneByOne) || end <= next + 1;
             let tried_before = attempts > 0;
             attempts += 1;
-            if !alone {
-                let run: Vec<&RecordedEvent> = handled[next..end].iter().map(|i| &events[*i]).collect();
-                match self.apply_run(&mut tx, &run, &watch).await? {
-                    Ok(()) => {
-                        progress.processed += run.len() as i64;
-                        applied += run.len();
-                        next = end;
-                        end = after(next, guessing, &mut bad_end);
+            let at = match plan.step() {
+                ReplayStep::Done => break,
+                ReplayStep::Run(range) => {
+                    let run: Vec<&RecordedEvent> =
+                        handled[range].iter().map(|i| &events[*i]).collect();
+                    match self.apply_run(&mut tx, &run, &watch).await? {
+                        Ok(()) => {
+                            progress.processed += run.len() as i64;
+                            applied += run.len();
+                            plan.run_applied();
+                        }
+                        Err(_) if cut(&watch, &progress) => break,
+                        Err(_) if spent(&watch) => {
+                            tx.rollback().await?;
+                            return Ok(None);
+                        }
+                        Err(index) => plan.run_failed(index),
                     }
-                    Err(_) if cut(&watch, &progress) => break,
-                    Err(_) if spent(&watch) => {
-                        tx.rollback().await?;
-                        return Ok(None);
-                    }
-                    Err(index) if index > 0 && index < run.len() => {
-                        bad_end = Some(next + index + 1);
-                        end = next + index;
-                    }
-                    Err(_) if guessing => {
-                        bad_end = Some(end);
-                        end = next + run.len() / 2;
-                    }
-                    Err(_) => {
-                        bad_end = Some(next + 1);
-                        end = next;
-                        blamed_first = true;
-                    }
+                    continue;
                 }
-                continue;
-            }
-            let event = &events[handled[next]];
+                ReplayStep::Alone(at) => at,
+            };
+            let event = &events[handled[at]];
             let error = match self.apply_in_savepoint(&mut tx, event, &watch).await? {
                 Ok(()) => {
                     progress.processed += 1;
                     applied += 1;
-                    next += 1;
-                    guessing |= blamed_first;
-                    blamed_first = false;
-                    end = after(next, guessing, &mut bad_end);
+                    plan.alone_applied();
                     continue;
                 }
                 Err(_) if cut(&watch, &progress) => break,
@@ -482,7 +450,6 @@ impl ProjectionRunner {
                 }
                 Err(error) => error,
             };
-            blamed_first = false;
             let failures = match checkpoint.retry_position {
                 Some(p) if p == event.position => checkpoint.retry_attempts + 1,
                 _ => 1,
@@ -490,7 +457,7 @@ impl ProjectionRunner {
             progress.errors += 1;
             sql::record_error(&mut tx, &slot, &error).await?;
             tracing::warn!(projection = name, partition = slot.key, version = slot.version, position = event.position, failures, %error, "handler failed");
-            let (_, cursor) = passed(next);
+            let (_, cursor) = passed(plan.done());
             match policy.decide(failures) {
                 FailureDecision::Retry { delay } => {
                     let carry = pruned_carry(&checkpoint, cursor);
@@ -502,9 +469,7 @@ impl ProjectionRunner {
                 FailureDecision::DeadLetter => {
                     sql::dead_letter(&mut tx, &slot, event, &error, failures).await?;
                     progress.dead_lettered += 1;
-                    next += 1;
-                    bad_end = None;
-                    end = h;
+                    plan.alone_passed();
                 }
                 FailureDecision::Stop => {
                     let carry = pruned_carry(&checkpoint, cursor);
@@ -520,7 +485,7 @@ impl ProjectionRunner {
             }
         }
         disarm(&mut watch).await;
-        let (read, cursor) = passed(next);
+        let (read, cursor) = passed(plan.done());
         // Every event read was handled: the stretch the read passed is done.
         let cursor = match events.last() {
             Some(last) if read == events.len() && last.cursor() == cursor => {

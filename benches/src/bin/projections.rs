@@ -31,8 +31,8 @@
 //! same log.
 //!
 //! The projections of a log run in turn, `--rounds` times over (fresh
-//! checkpoints and read models each time); each rate is printed with its
-//! ratio to the no-op of the same round, then the medians. `--only TEXT`
+//! checkpoints and read models each time), each right after a no-op run;
+//! each rate is printed with its ratio to that no-op, then the medians. `--only TEXT`
 //! keeps the projections whose label holds TEXT (and the no-op).
 //!
 //! Latency: a worker waits on the high-water watch while single events are appended
@@ -258,14 +258,14 @@ async fn throughput(
     events as f64 / start.elapsed().as_secs_f64()
 }
 
-/// A projection to measure, made afresh (its name suffixed) each round.
+/// A projection to measure, made afresh (its name suffixed) each time.
 type Make = Box<dyn Fn(&str) -> Arc<dyn Projection>>;
 
-/// Runs every projection in turn, `rounds` times over; the first is the
-/// no-op baseline. Prints, per projection, each round's rate and its ratio
-/// to the baseline of the same round, then the medians: on this shared
-/// machine the absolute rates drift by tens of percent between minutes, so
-/// the ratios within a round are the figures to read. Before the first
+/// Runs every projection in turn, `rounds` times over, each right after a
+/// run of the first, the no-op baseline. Prints, per projection, each
+/// round's rate and its ratio to the no-op run just before it, then the
+/// medians: on this shared machine the absolute rates drift by tens of
+/// percent between minutes, so those ratios are the figures to read. Before the first
 /// round the log is vacuumed and analysed and read once untimed: the first
 /// reader of new rows sets their hint bits, and plans made before
 /// autovacuum's ANALYZE depend on when it happens to run.
@@ -293,11 +293,15 @@ async fn run_all(
     let mut rates = vec![Vec::new(); runs.len()];
     let mut ratios = vec![Vec::new(); runs.len()];
     for round in 0..rounds {
-        let suffix = format!("_r{round}");
-        let mut baseline = None;
-        for (i, (_, make, budget)) in runs.iter().enumerate() {
+        for (i, (_, make, budget)) in runs.iter().enumerate().skip(1) {
+            // The baseline right before each projection: on this shared
+            // machine the rates drift within a round, and a ratio to a
+            // no-op measured minutes earlier would carry that drift.
+            let suffix = format!("_r{round}_{i}");
+            let base = throughput(pool, (runs[0].1)(&suffix), events, None).await;
+            rates[0].push(base);
+            ratios[0].push(1.0);
             let rate = throughput(pool, make(&suffix), events, *budget).await;
-            let base = *baseline.get_or_insert(rate);
             rates[i].push(rate);
             ratios[i].push(rate / base);
         }
