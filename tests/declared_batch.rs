@@ -174,7 +174,10 @@ async fn read_model(pool: &PgPool, name: &str) -> Vec<String> {
     ];
     let mut rows = Vec::new();
     for q in queries {
-        let part: Vec<String> = sqlx::query_scalar(&q).fetch_all(pool).await.expect("read model");
+        let part: Vec<String> = sqlx::query_scalar(&q)
+            .fetch_all(pool)
+            .await
+            .expect("read model");
         rows.extend(part);
     }
     rows
@@ -182,7 +185,11 @@ async fn read_model(pool: &PgPool, name: &str) -> Vec<String> {
 
 /// One event of a generated log: stream, type, `x`.
 fn event() -> impl Strategy<Value = (u8, u8, Option<i8>)> {
-    (0u8..4, 0u8..4, prop_oneof![12 => (-9i8..10).prop_map(Some), 1 => Just(None)])
+    (
+        0u8..4,
+        0u8..4,
+        prop_oneof![12 => (-9i8..10).prop_map(Some), 1 => Just(None)],
+    )
 }
 
 fn new_event(kind: u8, x: Option<i8>) -> NewEvent {
@@ -210,17 +217,27 @@ fn the_batched_path_builds_what_one_event_at_a_time_builds() {
                     for (stream, kind, x) in &log {
                         let id = Uuid::from_u128(u128::from(*stream) + 1);
                         store
-                            .append(id, ExpectedVersion::Any, &[new_event(*kind, *x)], &Default::default())
+                            .append(
+                                id,
+                                ExpectedVersion::Any,
+                                &[new_event(*kind, *x)],
+                                &Default::default(),
+                            )
                             .await
                             .expect("append");
                     }
-                    let batched = Counted::new(sql_projection(&declaration("batched", batch_size, 0)), true);
-                    let single = Counted::new(sql_projection(&declaration("single", batch_size, 0)), false);
+                    let batched =
+                        Counted::new(sql_projection(&declaration("batched", batch_size, 0)), true);
+                    let single =
+                        Counted::new(sql_projection(&declaration("single", batch_size, 0)), false);
                     catch_up(&pool, &runner_of(batched.clone())).await;
                     catch_up(&pool, &runner_of(single.clone())).await;
                     let got = read_model(&pool, "batched").await;
                     let want = read_model(&pool, "single").await;
-                    let got: Vec<String> = got.iter().map(|r| r.replacen("batched", "single", 1)).collect();
+                    let got: Vec<String> = got
+                        .iter()
+                        .map(|r| r.replacen("batched", "single", 1))
+                        .collect();
                     prop_assert_eq!(got, want, "log {:?}, batches of {}", log, batch_size);
                     prop_assert!(batched.batches.load(Ordering::Relaxed) > 0);
                     Ok(())
@@ -234,7 +251,12 @@ fn the_batched_path_builds_what_one_event_at_a_time_builds() {
 async fn append_each(store: &EventStore, n: u128, events: Vec<NewEvent>) {
     for e in events {
         store
-            .append(Uuid::from_u128(n), ExpectedVersion::Any, &[e], &Default::default())
+            .append(
+                Uuid::from_u128(n),
+                ExpectedVersion::Any,
+                &[e],
+                &Default::default(),
+            )
             .await
             .expect("append");
     }
@@ -252,7 +274,11 @@ async fn a_poison_event_costs_its_own_attempts_and_the_rest_of_its_batch_goes_on
     }
     let moves: Vec<(u128, NewEvent)> = (0..1200)
         .map(|i| {
-            let x = if i == 299 || i == 899 { None } else { Some((i % 7) as i8) };
+            let x = if i == 299 || i == 899 {
+                None
+            } else {
+                Some((i % 7) as i8)
+            };
             (1 + (i as u128 % 3), new_event(1, x))
         })
         .collect();
@@ -284,7 +310,10 @@ async fn a_poison_event_costs_its_own_attempts_and_the_rest_of_its_batch_goes_on
     for letter in &letters {
         assert_eq!(letter.attempts, 2, "{letter:?}");
         assert!(
-            letter.error.contains("invalid input syntax for type bigint") && letter.error.contains("22P02"),
+            letter
+                .error
+                .contains("invalid input syntax for type bigint")
+                && letter.error.contains("22P02"),
             "{}",
             letter.error
         );
@@ -319,19 +348,32 @@ async fn every_column_of_batch_holds_the_value_of_its_placeholder() {
     let pool = db.pool().await;
     let store = EventStore::new(pool.clone());
     for i in 0..30u128 {
-        let data = serde_json::from_str(&format!(r#"{{"n": 1.000000000000000000001, "i": {i}}}"#)).unwrap();
+        let data = serde_json::from_str(&format!(r#"{{"n": 1.000000000000000000001, "i": {i}}}"#))
+            .unwrap();
         let mut e = NewEvent::new("Noted", data)
             .with_headers(json!({ "h": "x" }))
             .with_schema_version(1 + (i % 3) as i32);
         if i % 2 == 0 {
-            e = e.caused_by(Uuid::from_u128(77)).correlated_with(Uuid::from_u128(i));
+            e = e
+                .caused_by(Uuid::from_u128(77))
+                .correlated_with(Uuid::from_u128(i));
         }
         store
-            .append(Uuid::from_u128(1 + i % 4), ExpectedVersion::Any, &[e], &Default::default())
+            .append(
+                Uuid::from_u128(1 + i % 4),
+                ExpectedVersion::Any,
+                &[e],
+                &Default::default(),
+            )
             .await
             .expect("append");
         store
-            .append(Uuid::from_u128(9), ExpectedVersion::Any, &[NewEvent::new("Other", json!({}))], &Default::default())
+            .append(
+                Uuid::from_u128(9),
+                ExpectedVersion::Any,
+                &[NewEvent::new("Other", json!({}))],
+                &Default::default(),
+            )
             .await
             .expect("append");
     }
@@ -353,7 +395,10 @@ async fn every_column_of_batch_holds_the_value_of_its_placeholder() {
     .unwrap();
     assert_eq!(each.len(), 30);
     assert_eq!(set, each);
-    let letters = ProjectionCatalog::new(pool.clone()).dead_letters("cols_set", 10).await.unwrap();
+    let letters = ProjectionCatalog::new(pool.clone())
+        .dead_letters("cols_set", 10)
+        .await
+        .unwrap();
     assert!(letters.is_empty(), "{letters:?}");
     assert!(each[0].contains("1.000000000000000000001"), "{}", each[0]);
     // `seq` follows the log's order within each batch.
@@ -387,7 +432,12 @@ async fn sleeper_db(sleeps: &[u64], session_limit: Duration) -> (TestDb, PgPool)
         .map(|ms| NewEvent::new("slept", json!({ "ms": ms })))
         .collect();
     EventStore::new(setup_pool.clone())
-        .append(Uuid::from_u128(1), ExpectedVersion::Any, &events, &Default::default())
+        .append(
+            Uuid::from_u128(1),
+            ExpectedVersion::Any,
+            &events,
+            &Default::default(),
+        )
         .await
         .expect("append");
     let config = PoolConfig {
@@ -419,7 +469,13 @@ async fn seen_and_charged(pool: &PgPool) -> (i64, i64, i64) {
 async fn a_declared_batch_runs_past_the_session_limit_within_its_budget() {
     let (_db, pool) = sleeper_db(&[400, 400], Duration::from_millis(200)).await;
     let applied = catch_up(&pool, &sleeper_runner(Duration::from_secs(5))).await;
-    assert_eq!(applied, vec![BatchOutcome::Applied { read: 2, applied: 2 }]);
+    assert_eq!(
+        applied,
+        vec![BatchOutcome::Applied {
+            read: 2,
+            applied: 2
+        }]
+    );
     assert_eq!(seen_and_charged(&pool).await, (2, 0, 0));
 }
 
@@ -472,17 +528,21 @@ async fn a_failing_set_based_statement_is_narrowed_down_by_halving() {
     }
     let batched = Counted::new(sql_projection(&declaration("batched", 500, 0)), true);
     catch_up(&pool, &runner_of(batched.clone())).await;
-    let total: (i64, String) = sqlx::query_as("SELECT sum(n)::bigint, sum(total)::text FROM batched_ticks")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let total: (i64, String) =
+        sqlx::query_as("SELECT sum(n)::bigint, sum(total)::text FROM batched_ticks")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(total, (399, "399".to_owned()));
     let letters = ProjectionCatalog::new(pool.clone())
         .dead_letters("batched", 10)
         .await
         .expect("dead letters");
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].error, "invalid input syntax for type numeric: \"bad\" (sqlstate 22P02)");
+    assert_eq!(
+        letters[0].error,
+        "invalid input syntax for type numeric: \"bad\" (sqlstate 22P02)"
+    );
     // The blamed first event went through alone, then runs were halved
     // until the poison was alone: a handful of attempts, not 400.
     let singles = batched.singles.load(Ordering::Relaxed);
@@ -501,16 +561,21 @@ async fn the_batch_function_names_the_failing_event_and_keeps_nothing_of_its_cal
         .chain(xs.iter().map(|x| new_event(1, *x)))
         .collect();
     store
-        .append(Uuid::from_u128(1), ExpectedVersion::Any, &events, &Default::default())
+        .append(
+            Uuid::from_u128(1),
+            ExpectedVersion::Any,
+            &events,
+            &Default::default(),
+        )
         .await
         .unwrap();
-    let recorded = store
-        .read_stream(Uuid::from_u128(1), 0, 100)
-        .await
-        .unwrap();
+    let recorded = store.read_stream(Uuid::from_u128(1), 0, 100).await.unwrap();
     let refs: Vec<&RecordedEvent> = recorded.iter().collect();
     let projection = sql_projection(&declaration("named", 500, 0));
-    ProjectionCatalog::new(pool.clone()).setup(&projection).await.unwrap();
+    ProjectionCatalog::new(pool.clone())
+        .setup(&projection)
+        .await
+        .unwrap();
     let mut tx = pool.begin().await.unwrap();
     let failure = projection.apply_batch(&mut tx, &refs).await.unwrap_err();
     // The fourth event (index 3) carries "bad".

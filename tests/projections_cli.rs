@@ -195,11 +195,12 @@ async fn the_set_based_example_builds_its_read_models() {
             ("FundsWithdrawn".into(), 1, "25".into())
         ]
     );
-    let last: Vec<(Uuid, String, i64)> =
-        sqlx::query_as("SELECT account_id, event_type, version FROM last_activity ORDER BY version")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let last: Vec<(Uuid, String, i64)> = sqlx::query_as(
+        "SELECT account_id, event_type, version FROM last_activity ORDER BY version",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     assert_eq!(
         last,
         vec![

@@ -461,11 +461,12 @@ ON CONFLICT (tenant) DO UPDATE SET events = p.events + EXCLUDED.events
     // Per event (through the batch function) and set-based (the column
     // tenant_id of batch) alike.
     for table in ["per_tenant", "per_tenant_set"] {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as(&format!("SELECT tenant, events FROM {table} ORDER BY tenant"))
-                .fetch_all(&pool)
-                .await
-                .unwrap();
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT tenant, events FROM {table} ORDER BY tenant"
+        ))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
         assert_eq!(
             rows,
             [

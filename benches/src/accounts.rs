@@ -23,7 +23,9 @@ pub async fn fill_accounts(store: &EventStore, events: usize) {
             let n = 10.min(events - appended);
             let batch: Vec<NewEvent> = (0..n)
                 .map(|k| match (round, k) {
-                    (0, 0) => NewEvent::new("AccountOpened", json!({ "owner": stream.to_string() })),
+                    (0, 0) => {
+                        NewEvent::new("AccountOpened", json!({ "owner": stream.to_string() }))
+                    }
                     (_, k) if k % 4 == 3 => NewEvent::new("FundsWithdrawn", json!({ "amount": 3 })),
                     _ => NewEvent::new("FundsDeposited", json!({ "amount": 10 })),
                 })

@@ -176,7 +176,16 @@ mod tests {
         // Without a suspect, the first run finds it.
         assert_eq!(
             replay(BatchReplay::new(10, None), &[4, 7], true),
-            [Run(0..10), Run(0..4), Alone(4), Run(5..10), Run(5..7), Alone(7), Run(8..10), Done]
+            [
+                Run(0..10),
+                Run(0..4),
+                Alone(4),
+                Run(5..10),
+                Run(5..7),
+                Alone(7),
+                Run(8..10),
+                Done
+            ]
         );
         // A scheduled retry is the first event.
         assert_eq!(
@@ -190,7 +199,11 @@ mod tests {
         let steps = replay(BatchReplay::new(400, Some(0)), &[277], false);
         assert_eq!(steps[..2], [Alone(0), Run(1..400)]);
         assert!(steps.contains(&Alone(277)), "{steps:?}");
-        assert!(steps.len() <= 2 + 2 * 9 + 2, "{} steps: {steps:?}", steps.len());
+        assert!(
+            steps.len() <= 2 + 2 * 9 + 2,
+            "{} steps: {steps:?}",
+            steps.len()
+        );
         assert_eq!(steps[steps.len() - 2..], [Run(278..400), Done]);
     }
 

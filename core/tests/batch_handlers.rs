@@ -33,7 +33,9 @@ fn a_set_based_handler_reads_batch_with_fields_as_columns() {
         [ParamSource::DataPath(vec!["amount".into()])]
     );
     // The statement as written follows the relation, the field a column.
-    assert!(statement.sql.starts_with("WITH batch AS (SELECT u.seq, u.stream_id,"));
+    assert!(statement
+        .sql
+        .starts_with("WITH batch AS (SELECT u.seq, u.stream_id,"));
     assert!(statement.sql.ends_with(
         ")\nINSERT INTO counts AS c (stream_id, n, total)\nSELECT stream_id, count(*), sum(\"data.amount\"::bigint) FROM batch GROUP BY stream_id\nON CONFLICT (stream_id) DO UPDATE SET n = c.n + EXCLUDED.n"
     ), "{}", statement.sql);
@@ -67,7 +69,11 @@ fn set_based_mistakes_point_at_the_value_at_fault() {
     ];
     for (text, (line, column), message) in cases {
         let e = ProjectionFile::parse(&text).unwrap_err();
-        assert_eq!((e.line, e.column, e.message.as_str()), (line, column, message), "{text}");
+        assert_eq!(
+            (e.line, e.column, e.message.as_str()),
+            (line, column, message),
+            "{text}"
+        );
     }
     // Trailing semicolons are fine, and batch may be aliased or quoted.
     parse(&with_batch("", "X = \"SELECT 1 FROM \\\"batch\\\" b;\"\n"));
@@ -94,16 +100,36 @@ fn the_function_runs_common_statements_statically_and_the_rest_as_prepared() {
     assert_eq!(plan.kinds, ["O'Brien", "Summed"]);
     assert_eq!(plan.kind("Summed"), Some(2));
     let f = plan.function.expect("per-event handlers need the function");
-    assert!(f.name.starts_with("rf_decl_") && f.name.len() == 40, "{}", f.name);
-    assert!(f.create.starts_with(&format!("CREATE FUNCTION pg_temp.{}(", f.name)));
+    assert!(
+        f.name.starts_with("rf_decl_") && f.name.len() == 40,
+        "{}",
+        f.name
+    );
+    assert!(f
+        .create
+        .starts_with(&format!("CREATE FUNCTION pg_temp.{}(", f.name)));
     // A plain INSERT is static SQL with the event's values as variables.
-    assert!(f.create.contains("INSERT INTO t VALUES (rf_decl_v1, rf_decl_v2::int)\n"), "{}", f.create);
+    assert!(
+        f.create
+            .contains("INSERT INTO t VALUES (rf_decl_v1, rf_decl_v2::int)\n"),
+        "{}",
+        f.create
+    );
     // RETURNING and SELECT keep their prepared text and parameters.
     assert!(f.create.contains("EXECUTE $rf_decl_q$UPDATE t SET n = n + 1 WHERE id = $1 RETURNING n$rf_decl_q$ USING rf_decl_v1;"), "{}", f.create);
-    assert!(f.create.contains("EXECUTE $rf_decl_q$SELECT pg_notify('c', $1)$rf_decl_q$ USING rf_decl_v3;"), "{}", f.create);
+    assert!(
+        f.create
+            .contains("EXECUTE $rf_decl_q$SELECT pg_notify('c', $1)$rf_decl_q$ USING rf_decl_v3;"),
+        "{}",
+        f.create
+    );
     assert!(!f.create.contains("nothing but a comment"));
     // Set-based statements run after the loop, when their kind is present.
-    assert!(f.create.contains("IF 2 = ANY (rf_decl_kind) THEN"), "{}", f.create);
+    assert!(
+        f.create.contains("IF 2 = ANY (rf_decl_kind) THEN"),
+        "{}",
+        f.create
+    );
     // Event types are numbered, never written into the function.
     assert!(!f.create.contains("O'Brien") && !f.create.contains("Summed"));
     // The same declaration gets the same name; another gets another.
@@ -130,5 +156,7 @@ X = "INSERT INTO c_v{version} SELECT count(*) FROM batch"
 "#;
     let spec = &parse(text)[0];
     let v7 = spec.at_version(7);
-    assert!(v7.batch_handlers["X"][0].sql.ends_with("INSERT INTO c_v7 SELECT count(*) FROM batch"));
+    assert!(v7.batch_handlers["X"][0]
+        .sql
+        .ends_with("INSERT INTO c_v7 SELECT count(*) FROM batch"));
 }

@@ -68,7 +68,8 @@ impl DeclaredBatch {
         match exists {
             Ok(true) => {}
             Ok(false) => {
-                if let Err(e) = sqlx::Executor::execute(&mut *conn, function.create.as_str()).await {
+                if let Err(e) = sqlx::Executor::execute(&mut *conn, function.create.as_str()).await
+                {
                     let for_good = refuses_for_good(&e);
                     let error = HandlerError::from(e);
                     if for_good {

@@ -136,7 +136,9 @@ impl ProjectionRunner {
         if !opened.requeued.is_empty() || opened.checkpoint.retry_position.is_some() {
             // Work that is expected to fail goes straight to the slow path.
             let suspect = opened.checkpoint.retry_position;
-            return self.careful(fence, opened, &owner, Careful::Runs { suspect }).await;
+            return self
+                .careful(fence, opened, &owner, Careful::Runs { suspect })
+                .await;
         }
         let Opened {
             mut tx,

@@ -44,12 +44,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use rillflow_adapters::projection::BatchFailure;
 use rillflow_adapters::projection::{
     BatchOutcome, BatchOwner, HandlerError, Projection, ProjectionCatalog, ProjectionRunner,
     SqlProjection, WriteFence,
 };
 use rillflow_adapters::{EventStore, RecordedEvent};
-use rillflow_adapters::projection::BatchFailure;
 use rillflow_benches::{fill, fill_accounts, latency, percentile};
 use rillflow_core::projection::ProjectionFile;
 use rillflow_core::PartitionSpec;
@@ -279,7 +279,9 @@ async fn run_all(
     let runs: Vec<_> = runs
         .into_iter()
         .enumerate()
-        .filter(|(i, (label, _, _))| *i == 0 || opts.only.as_deref().is_none_or(|o| label.contains(o)))
+        .filter(|(i, (label, _, _))| {
+            *i == 0 || opts.only.as_deref().is_none_or(|o| label.contains(o))
+        })
         .map(|(_, run)| run)
         .collect();
     if runs.len() == 1 && opts.only.is_some() {
@@ -289,7 +291,13 @@ async fn run_all(
         .execute(pool)
         .await
         .expect("vacuum");
-    throughput(pool, Arc::new(NoOp(format!("bench_{log}_warmup"))), events, None).await;
+    throughput(
+        pool,
+        Arc::new(NoOp(format!("bench_{log}_warmup"))),
+        events,
+        None,
+    )
+    .await;
     let mut rates = vec![Vec::new(); runs.len()];
     let mut ratios = vec![Vec::new(); runs.len()];
     for round in 0..rounds {
@@ -343,7 +351,11 @@ async fn main() {
 
     let budget = Some(Duration::from_secs(17));
     let runs: Vec<(&str, Make, Option<Duration>)> = vec![
-        ("no-op", Box::new(|s| Arc::new(NoOp(format!("bench_noop{s}")))), None),
+        (
+            "no-op",
+            Box::new(|s| Arc::new(NoOp(format!("bench_noop{s}")))),
+            None,
+        ),
         (
             "counter (set-based apply_batch in Rust)",
             Box::new(|s| Arc::new(Counter::new(&format!("bench_counter{s}")))),
@@ -361,7 +373,13 @@ async fn main() {
         ),
         (
             "counter (declared per event, one event at a time)",
-            Box::new(|s| Arc::new(OneByOne(declared(DECLARED, "bench_declared", &format!("_each{s}"))))),
+            Box::new(|s| {
+                Arc::new(OneByOne(declared(
+                    DECLARED,
+                    "bench_declared",
+                    &format!("_each{s}"),
+                )))
+            }),
             None,
         ),
         (
@@ -399,8 +417,16 @@ async fn main() {
         Arc::new(SqlProjection::new(file.projections[0].clone()))
     };
     let runs: Vec<(&str, Make, Option<Duration>)> = vec![
-        ("no-op", Box::new(|s| Arc::new(NoOp(format!("bench_bank_noop{s}")))), None),
-        ("account_balances (batched)", Box::new(move |s| balances(s)), None),
+        (
+            "no-op",
+            Box::new(|s| Arc::new(NoOp(format!("bench_bank_noop{s}")))),
+            None,
+        ),
+        (
+            "account_balances (batched)",
+            Box::new(move |s| balances(s)),
+            None,
+        ),
         (
             "account_balances (batched, batch budget armed)",
             Box::new(move |s| balances(&format!("_budget{s}"))),

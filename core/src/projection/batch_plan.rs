@@ -70,7 +70,12 @@ impl BatchPlan {
             .values()
             .flatten()
             .map(|s| s.sql.as_str())
-            .chain(spec.batch_handlers.values().flatten().map(|s| s.sql.as_str()));
+            .chain(
+                spec.batch_handlers
+                    .values()
+                    .flatten()
+                    .map(|s| s.sql.as_str()),
+            );
         if all_sql
             .clone()
             .any(|sql| sql.to_ascii_lowercase().contains(RESERVED))
@@ -164,7 +169,12 @@ fn function(spec: &ProjectionSpec, kinds: &[String], arrays: &[ParamSource]) -> 
             } else {
                 format!("::{}", sql_type(source))
             };
-            let _ = writeln!(body, "        {} := {}[{RESERVED}i]{cast};", var(j), array(j));
+            let _ = writeln!(
+                body,
+                "        {} := {}[{RESERVED}i]{cast};",
+                var(j),
+                array(j)
+            );
         }
         for statement in statements {
             per_event(&mut body, statement, arrays);
@@ -218,7 +228,11 @@ fn per_event(body: &mut String, statement: &Statement, arrays: &[ParamSource]) {
         let text = sql_lex::replace_params(sql, |n| vars[n - 1].clone());
         let _ = writeln!(body, "        {text}\n        ;");
     } else {
-        let _ = writeln!(body, "        EXECUTE $rf_decl_q${sql}$rf_decl_q${};", using(&vars));
+        let _ = writeln!(
+            body,
+            "        EXECUTE $rf_decl_q${sql}$rf_decl_q${};",
+            using(&vars)
+        );
     }
 }
 

@@ -141,9 +141,30 @@ pub fn compose(sql: &str) -> Result<BatchStatement, BatchSqlError> {
 
 /// Words after `batch` that are not an alias for it.
 const NOT_ALIASES: [&str; 24] = [
-    "where", "group", "order", "having", "window", "limit", "offset", "fetch", "for", "on",
-    "using", "join", "left", "right", "inner", "full", "cross", "union", "intersect", "except",
-    "returning", "natural", "lateral", "tablesample",
+    "where",
+    "group",
+    "order",
+    "having",
+    "window",
+    "limit",
+    "offset",
+    "fetch",
+    "for",
+    "on",
+    "using",
+    "join",
+    "left",
+    "right",
+    "inner",
+    "full",
+    "cross",
+    "union",
+    "intersect",
+    "except",
+    "returning",
+    "natural",
+    "lateral",
+    "tablesample",
 ];
 
 /// The [`BATCH_COLUMNS`] that `body` may read: those it names, when it
@@ -168,7 +189,11 @@ pub fn reachable_columns(body: &str) -> Vec<ParamSource> {
         if word(i) != Some("batch") {
             continue;
         }
-        let at = if word(i + 1) == Some("as") { i + 2 } else { i + 1 };
+        let at = if word(i + 1) == Some("as") {
+            i + 2
+        } else {
+            i + 1
+        };
         if matches!(toks.get(at), Some(Token::QuotedName(_))) {
             // A quoted alias is not followed up: every column.
             return all();
@@ -181,7 +206,10 @@ pub fn reachable_columns(body: &str) -> Vec<ParamSource> {
     for (i, t) in toks.iter().enumerate() {
         let whole_row_risk = match t {
             Token::Punct(b'*') => {
-                !(i >= 2 && punct(i - 1, b'(') && word(i - 2) == Some("count") && punct(i + 1, b')'))
+                !(i >= 2
+                    && punct(i - 1, b'(')
+                    && word(i - 2) == Some("count")
+                    && punct(i + 1, b')'))
             }
             Token::Word(w) if w == "natural" => true,
             Token::Word(w) if names.contains(w) => {
@@ -346,10 +374,22 @@ mod tests {
     fn only_columns_that_cannot_be_reached_are_left_out() {
         let every: Vec<&str> = BATCH_COLUMNS.iter().map(|(n, _)| *n).collect();
         let narrowed = [
-            ("SELECT stream_id, count(*), max(version) FROM batch GROUP BY stream_id", vec!["stream_id", "version", "event_type"]),
-            ("SELECT b.data FROM batch AS b JOIN t ON t.id = b.position", vec!["position", "event_type", "data"]),
-            ("SELECT \"created_at\" FROM t JOIN batch x USING (tx_id)", vec!["tx_id", "event_type", "created_at"]),
-            ("SELECT tenant_id FROM batch", vec!["stream_id", "event_type"]),
+            (
+                "SELECT stream_id, count(*), max(version) FROM batch GROUP BY stream_id",
+                vec!["stream_id", "version", "event_type"],
+            ),
+            (
+                "SELECT b.data FROM batch AS b JOIN t ON t.id = b.position",
+                vec!["position", "event_type", "data"],
+            ),
+            (
+                "SELECT \"created_at\" FROM t JOIN batch x USING (tx_id)",
+                vec!["tx_id", "event_type", "created_at"],
+            ),
+            (
+                "SELECT tenant_id FROM batch",
+                vec!["stream_id", "event_type"],
+            ),
         ];
         for (sql, want) in narrowed {
             assert_eq!(reach(sql), want, "{sql}");
@@ -373,11 +413,26 @@ mod tests {
 
     #[test]
     fn a_leading_with_is_merged() {
-        let s = compose("with recursive x AS (SELECT 1) INSERT INTO t SELECT * FROM batch").unwrap();
-        assert!(s.sql.starts_with("WITH RECURSIVE batch AS (SELECT u.seq"), "{}", s.sql);
-        assert!(s.sql.ends_with("), x AS (SELECT 1) INSERT INTO t SELECT * FROM batch"), "{}", s.sql);
+        let s =
+            compose("with recursive x AS (SELECT 1) INSERT INTO t SELECT * FROM batch").unwrap();
+        assert!(
+            s.sql.starts_with("WITH RECURSIVE batch AS (SELECT u.seq"),
+            "{}",
+            s.sql
+        );
+        assert!(
+            s.sql
+                .ends_with("), x AS (SELECT 1) INSERT INTO t SELECT * FROM batch"),
+            "{}",
+            s.sql
+        );
         let s = compose("INSERT INTO t SELECT :data.a.b::int FROM batch").unwrap();
-        assert!(s.sql.ends_with(")\nINSERT INTO t SELECT \"data.a.b\"::int FROM batch"), "{}", s.sql);
+        assert!(
+            s.sql
+                .ends_with(")\nINSERT INTO t SELECT \"data.a.b\"::int FROM batch"),
+            "{}",
+            s.sql
+        );
         assert!(s.sql.contains("unnest($7::text[], $14::text[]) WITH ORDINALITY AS u(event_type, \"data.a.b\", seq)"), "{}", s.sql);
     }
 }

@@ -20,14 +20,14 @@ use std::ops::RangeInclusive;
 
 use toml::Spanned;
 
+use super::batch_statement::{compose, BatchStatement};
 use super::on_error::OnError;
 use super::placeholders::scan;
-use super::batch_statement::{compose, BatchStatement};
 use super::raw::{statements, RawFile, RawProjection, SqlValue};
-use super::sql_lex;
 use super::source::Source;
 use super::spec::{ProjectionSpec, VERSION_TOKEN};
 use super::spec_error::SpecError;
+use super::sql_lex;
 use super::statement::{rewrite, Statement};
 use crate::Identifier;
 

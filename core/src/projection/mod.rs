@@ -20,7 +20,9 @@ mod sql_lex;
 mod statement;
 
 pub use batch_plan::{BatchFunction, BatchPlan};
-pub use batch_statement::{array_type, compose, path_column, sql_type, BatchSqlError, BatchStatement, BATCH_COLUMNS};
+pub use batch_statement::{
+    array_type, compose, path_column, sql_type, BatchSqlError, BatchStatement, BATCH_COLUMNS,
+};
 pub use file::ProjectionFile;
 pub use on_error::{OnError, UnknownOnError};
 pub use param_source::{json_path_text, ParamSource};

@@ -98,9 +98,7 @@ pub(crate) fn single_statement(sql: &str) -> (&str, bool) {
         trailing -= 1;
         end = toks[trailing].0.start;
     }
-    let single = !toks[..trailing]
-        .iter()
-        .any(|(_, t)| *t == Token::Semicolon);
+    let single = !toks[..trailing].iter().any(|(_, t)| *t == Token::Semicolon);
     (&sql[..end], single)
 }
 
@@ -185,7 +183,10 @@ mod tests {
         assert!(mentions("SELECT * FROM Batch", "batch"));
         assert!(mentions("SELECT * FROM \"batch\"", "batch"));
         assert!(!mentions("SELECT 'batch' FROM batches -- batch", "batch"));
-        assert_eq!(first_word("  /* c */ WITH x AS (SELECT 1)"), Some("with".into()));
+        assert_eq!(
+            first_word("  /* c */ WITH x AS (SELECT 1)"),
+            Some("with".into())
+        );
         assert_eq!(first_word("(SELECT 1)"), None);
         assert_eq!(first_word("-- only a comment"), None);
     }
