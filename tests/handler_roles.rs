@@ -193,6 +193,13 @@ async fn a_handler_role_writes_its_read_models_and_nothing_else() {
         "{}",
         String::from_utf8_lossy(&ran.stderr)
     );
+    // Its batches went through the batch function, which the role created
+    // in its own temporary schema (no fallback to one event at a time).
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(
+        !stderr.contains("cannot create the batch function"),
+        "{stderr}"
+    );
 
     // Its read model: its own table, in its own schema, every deposit.
     let (owner, n): (String, i64) = sqlx::query_as(&format!(

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/projections.toml");
+const SET_BASED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/set_based.toml");
 
 const BIN: &str = env!("CARGO_BIN_EXE_rillflow");
 
@@ -181,6 +182,41 @@ async fn the_example_file_builds_its_read_models() {
         ],
     );
     assert_eq!(s["partitions"][0]["lag"], 6);
+}
+
+#[tokio::test]
+async fn the_set_based_example_builds_its_read_models() {
+    let mut db = TestDb::migrated().await;
+    let (alice, bob) = bank_events(&mut db).await;
+    CliRunner::new(BIN, &db).catch_up(SET_BASED, "daily_flows");
+    CliRunner::new(BIN, &db).catch_up(SET_BASED, "last_activity");
+    let pool = db.pool().await;
+    let flows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT event_type, sum(events)::bigint, sum(amount)::text FROM daily_flows GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        flows,
+        vec![
+            ("FundsDeposited".into(), 3, "135".into()),
+            ("FundsWithdrawn".into(), 1, "25".into())
+        ]
+    );
+    let last: Vec<(Uuid, String, i64)> = sqlx::query_as(
+        "SELECT account_id, event_type, version FROM last_activity ORDER BY version",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        last,
+        vec![
+            (bob, "FundsDeposited".into(), 2),
+            (alice, "FundsDeposited".into(), 4)
+        ]
+    );
 }
 
 #[tokio::test]

@@ -420,6 +420,16 @@ Counted = """
 INSERT INTO per_tenant AS p (tenant, events) VALUES (coalesce(:tenant_id, '(none)'), 1)
 ON CONFLICT (tenant) DO UPDATE SET events = p.events + 1
 """
+
+[[projections]]
+name = "per_tenant_set"
+setup = "CREATE TABLE IF NOT EXISTS per_tenant_set (tenant text PRIMARY KEY, events bigint NOT NULL)"
+[projections.batch_handlers]
+Counted = """
+INSERT INTO per_tenant_set AS p (tenant, events)
+SELECT coalesce(tenant_id, '(none)'), count(*) FROM batch GROUP BY 1
+ON CONFLICT (tenant) DO UPDATE SET events = p.events + EXCLUDED.events
+"""
 "#,
     )
     .unwrap();
@@ -434,7 +444,12 @@ ON CONFLICT (tenant) DO UPDATE SET events = p.events + 1
             "SELECT coalesce(sum(events), 0)::bigint FROM per_tenant",
         )
         .await;
-        if total == 7 {
+        let set_based = count(
+            &pool,
+            "SELECT coalesce(sum(events), 0)::bigint FROM per_tenant_set",
+        )
+        .await;
+        if total == 7 && set_based == 7 {
             break;
         }
         assert!(
@@ -443,17 +458,23 @@ ON CONFLICT (tenant) DO UPDATE SET events = p.events + 1
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT tenant, events FROM per_tenant ORDER BY tenant")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert_eq!(
-        rows,
-        [
-            ("(none)".to_owned(), 1),
-            ("globex".to_owned(), 4),
-            ("initech".to_owned(), 2)
-        ]
-    );
+    // Per event (through the batch function) and set-based (the column
+    // tenant_id of batch) alike.
+    for table in ["per_tenant", "per_tenant_set"] {
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT tenant, events FROM {table} ORDER BY tenant"
+        ))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("(none)".to_owned(), 1),
+                ("globex".to_owned(), 4),
+                ("initech".to_owned(), 2)
+            ],
+            "{table}"
+        );
+    }
 }

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+mod accounts;
 mod latency;
 pub mod raw;
+pub use accounts::fill_accounts;
 pub use latency::latency;
 
 use rillflow_adapters::{EventStore, NewEvent};

@@ -5,6 +5,7 @@
 //! to PostgreSQL; the simulation binds them to a model of it.
 
 pub mod archive;
+pub mod batch_replay;
 pub mod cursor;
 pub mod expected_version;
 pub mod ident;
@@ -16,6 +17,7 @@ pub mod projection;
 pub mod retry_policy;
 pub mod tenant;
 
+pub use batch_replay::{BatchReplay, ReplayStep};
 pub use cursor::GlobalCursor;
 pub use expected_version::{ExpectedVersion, ParseExpectedVersionError, VersionConflict};
 pub use ident::{Identifier, IdentifierError};

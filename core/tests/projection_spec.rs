@@ -275,6 +275,7 @@ fn a_full_file_parses_to_exactly_this() {
         max_retries: 7,
         on_error: OnError::Stop,
         versioned_tables: vec![],
+        batch_handlers: BTreeMap::new(),
         handlers: BTreeMap::from([
             (
                 "Opened".to_string(),
@@ -303,6 +304,7 @@ fn a_full_file_parses_to_exactly_this() {
         max_retries: 3,
         on_error: OnError::DeadLetter,
         versioned_tables: vec![],
+        batch_handlers: BTreeMap::new(),
         handlers: BTreeMap::from([(
             "Opened".to_string(),
             vec![statement(
@@ -382,8 +384,10 @@ fn errors_point_at_the_value_at_fault() {
         (one("", "\" \" = \"SELECT 1\"\n"), (4, 1), "projection \"a\": an event type must not be empty"),
         (one("", "X = 1\n"), (4, 5), "invalid type: integer `1`, expected an SQL string or an array of SQL strings"),
         (one("", "X = [\"SELECT 1\", 2]\n"), (4, 18), "invalid type: integer `2`, expected a string"),
-        (one("", ""), (3, 1), "projection \"a\" has no handlers (add a [projections.handlers] table mapping event types to SQL)"),
-        ("[[projections]]\nname = \"a\"\n".into(), (2, 8), "projection \"a\" has no handlers (add a [projections.handlers] table mapping event types to SQL)"),
+        // One statement per string: a second one is refused where it starts.
+        (one("", "X = \"SELECT 1; SELECT 2\"\n"), (4, 14), "projection \"a\": handler \"X\": one statement per string (a handler's statements run one by one: give an array of strings)"),
+        (one("", ""), (3, 1), "projection \"a\" has no handlers (add a [projections.handlers] table mapping event types to SQL, or [projections.batch_handlers] for set-based SQL)"),
+        ("[[projections]]\nname = \"a\"\n".into(), (2, 8), "projection \"a\" has no handlers (add a [projections.handlers] table mapping event types to SQL, or [projections.batch_handlers] for set-based SQL)"),
         ("[[projections]]\nname = \"Bad-Name\"\n[projections.handlers]\nX = \"SELECT 1\"\n".into(), (2, 8), "invalid projection name: identifier \"Bad-Name\" may only contain lowercase letters, digits and '_', and must not start with a digit"),
         ("[[projections]]\nname = \"pg_x\"\n".into(), (2, 8), "invalid projection name: identifier \"pg_x\" uses the reserved prefix pg_"),
         (format!("{}\n{}", one("", ok), one("", ok)), (7, 8), "projection \"a\" is declared twice (first on line 2)"),
@@ -398,7 +402,7 @@ fn errors_point_at_the_value_at_fault() {
         (one("setup = \"CREATE TABLE t (x int DEFAULT :version)\"\n", ok), (3, 40), "projection \"a\": setup: :version is not allowed: setup SQL runs without an event, so it takes no parameters"),
         (one("reset = [\"TRUNCATE t\", \"DELETE FROM t WHERE a = $1\"]\n", ok), (3, 49), "projection \"a\": reset: $1 is not allowed: reset SQL runs without an event, so it takes no parameters"),
         (one("reset = \"\"\n", ok), (3, 9), "projection \"a\": reset: empty SQL statement"),
-        (one("colour = 1\n", ok), (3, 1), "unknown field `colour`, expected one of `name`, `setup`, `reset`, `batch_size`, `max_retries`, `on_error`, `versioned_tables`, `handlers`"),
+        (one("colour = 1\n", ok), (3, 1), "unknown field `colour`, expected one of `name`, `setup`, `reset`, `batch_size`, `max_retries`, `on_error`, `versioned_tables`, `handlers`, `batch_handlers`"),
         (format!("[defaults]\nbatchsize = 1\n{}", one("", ok)), (2, 1), "unknown field `batchsize`, expected one of `batch_size`, `max_retries`, `on_error`"),
         (format!("[projection]\n{}", one("", ok)), (1, 2), "unknown field `projection`, expected `defaults` or `projections`"),
         ("[[projections]]\nname = \"a\"\nthis is not toml\n".into(), (3, 6), "expected `.`, `=`"),

@@ -37,7 +37,10 @@ impl From<sqlx::Error> for HandlerError {
 /// A failure inside [`Projection::apply_batch`]: which event failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchFailure {
-    /// Index of the failing event in the slice given to `apply_batch`.
+    /// Index of the failing event in the slice given to `apply_batch`: the
+    /// events before it applied without error. 0 when the handler cannot
+    /// tell (a set-based statement failed); the runtime then tries that
+    /// event alone and, if it goes through, halves the rest.
     pub index: usize,
     /// What went wrong.
     pub error: HandlerError,
@@ -119,9 +122,11 @@ pub trait Projection: Send + Sync {
 
     /// Applies several events in order, as one unit. The runtime calls this
     /// on its fast path; when it fails, the runtime rolls the whole batch
-    /// back and replays it one event at a time, each in a savepoint. So an
-    /// override (for example one set-based statement for the whole slice)
-    /// only has to be equivalent to calling [`Projection::apply`] in order.
+    /// back and replays it in runs given to this method again, each in a
+    /// savepoint, with the failing event alone through
+    /// [`Projection::apply`]. So an override (for example one set-based
+    /// statement for the whole slice) only has to be equivalent to calling
+    /// [`Projection::apply`] in order, on any slice of a batch.
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,

@@ -1,10 +1,12 @@
 //! The projection runtime: read models kept exactly once from the event log.
 
+mod batch_arrays;
 mod batch_error;
 mod batch_sql;
 pub mod batches;
 mod budget;
 pub mod catalog;
+mod declared_batch;
 pub mod fence;
 pub mod handler;
 pub mod handler_roles;

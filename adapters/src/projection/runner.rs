@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rillflow_core::ownership::Carry;
-use rillflow_core::{FailureDecision, GlobalCursor, PartitionSpec};
+use rillflow_core::{BatchReplay, FailureDecision, GlobalCursor, PartitionSpec, ReplayStep};
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::batch_error::BatchError;
@@ -135,7 +135,10 @@ impl ProjectionRunner {
         };
         if !opened.requeued.is_empty() || opened.checkpoint.retry_position.is_some() {
             // Work that is expected to fail goes straight to the slow path.
-            return self.careful_in(opened, &owner).await;
+            let suspect = opened.checkpoint.retry_position;
+            return self
+                .careful(fence, opened, &owner, Careful::Runs { suspect })
+                .await;
         }
         let Opened {
             mut tx,
@@ -157,12 +160,19 @@ impl ProjectionRunner {
             None => self.projection.apply_batch(&mut tx, &handled).await,
         };
         disarm(&mut watch).await;
-        if applied.is_err() {
-            // Over budget too: one event at a time, the slow path commits
-            // what fits and charges only an event that alone did not fit.
+        if let Err(failure) = applied {
+            let mode = if watch.as_ref().is_some_and(BudgetWatch::spent) {
+                // Over budget: one event at a time, the slow path commits
+                // what fits and charges only an event that alone did not fit.
+                Careful::OneByOne
+            } else {
+                let suspect = handled.get(failure.index).map(|e| e.position);
+                Careful::Runs { suspect }
+            };
+            drop(handled);
             tx.rollback().await?;
             return match self.open(fence).await? {
-                Ok(opened) => self.careful_in(opened, &owner).await,
+                Ok(opened) => self.careful(fence, opened, &owner, mode).await,
                 Err(outcome) => Ok(outcome),
             };
         }
@@ -284,18 +294,46 @@ impl ProjectionRunner {
         passed > at && passed.position.saturating_sub(at.position) >= self.limit()
     }
 
-    /// Applies requeued dead letters, then `events`, each in a savepoint.
+    /// The slow path: [`Self::careful_in`], started over one event at a
+    /// time when a run of events used up the budget before anything was
+    /// applied (no event can be blamed for that, and the first event must
+    /// get a whole budget to itself before it is charged).
+    async fn careful(
+        &self,
+        fence: &WriteFence,
+        opened: Opened,
+        owner: &BatchOwner,
+        mode: Careful,
+    ) -> Result<BatchOutcome, BatchError> {
+        if let Some(outcome) = self.careful_in(opened, owner, mode).await? {
+            return Ok(outcome);
+        }
+        match self.open(fence).await? {
+            Ok(opened) => Ok(self
+                .careful_in(opened, owner, Careful::OneByOne)
+                .await?
+                .expect("one event at a time never starts over")),
+            Err(outcome) => Ok(outcome),
+        }
+    }
+
+    /// Applies requeued dead letters, each in a savepoint, then `events`:
+    /// in runs handed to [`Projection::apply_batch`] in a savepoint each,
+    /// an event that fails (or is suspected) alone in a savepoint, or, in
+    /// [`Careful::OneByOne`], every event alone. None when the transaction
+    /// was rolled back to start over one by one.
     async fn careful_in(
         &self,
         opened: Opened,
         owner: &BatchOwner,
-    ) -> Result<BatchOutcome, BatchError> {
+        mode: Careful,
+    ) -> Result<Option<BatchOutcome>, BatchError> {
         let Opened {
             mut tx,
             checkpoint,
             requeued,
             events,
-            passed,
+            passed: passed_by_read,
             mut watch,
         } = opened;
         let slot = self.slot();
@@ -333,27 +371,85 @@ impl ProjectionRunner {
                 }
             }
         }
-        let mut cursor = checkpoint.cursor;
-        let mut read = 0;
         let policy = self.projection.options().retry;
-        for event in events.iter().take_while(|_| !stopped) {
-            if !self.projection.handles(&event.event_type) || carried(&checkpoint, event) {
-                cursor = event.cursor();
-                read += 1;
-                continue;
-            }
+        // The events to apply, by index into `events`; the others are passed.
+        let handled: Vec<usize> = if stopped {
+            Vec::new()
+        } else {
+            (0..events.len())
+                .filter(|i| {
+                    let e = &events[*i];
+                    self.projection.handles(&e.event_type) && !carried(&checkpoint, e)
+                })
+                .collect()
+        };
+        let h = handled.len();
+        let mut plan = match mode {
+            Careful::OneByOne => BatchReplay::one_by_one(h),
+            Careful::Runs { suspect } => BatchReplay::new(
+                h,
+                suspect.and_then(|p| handled.iter().position(|i| events[*i].position == p)),
+            ),
+        };
+        let mut attempts = 0;
+        let spent = |watch: &Option<BudgetWatch>| watch.as_ref().is_some_and(BudgetWatch::spent);
+        // Where the checkpoint may go: past every event before the first
+        // handled one not done.
+        let passed = |next: usize| -> (usize, GlobalCursor) {
+            let upto = if stopped {
+                0
+            } else if next == h {
+                events.len()
+            } else {
+                handled[next]
+            };
+            let cursor = match upto {
+                0 => checkpoint.cursor,
+                n => events[n - 1].cursor(),
+            };
+            (upto, cursor)
+        };
+        loop {
             if cut(&watch, &progress) {
                 break;
             }
+            let tried_before = attempts > 0;
+            attempts += 1;
+            let at = match plan.step() {
+                ReplayStep::Done => break,
+                ReplayStep::Run(range) => {
+                    let run: Vec<&RecordedEvent> =
+                        handled[range].iter().map(|i| &events[*i]).collect();
+                    match self.apply_run(&mut tx, &run, &watch).await? {
+                        Ok(()) => {
+                            progress.processed += run.len() as i64;
+                            applied += run.len();
+                            plan.run_applied();
+                        }
+                        Err(_) if cut(&watch, &progress) => break,
+                        Err(_) if spent(&watch) => {
+                            tx.rollback().await?;
+                            return Ok(None);
+                        }
+                        Err(index) => plan.run_failed(index),
+                    }
+                    continue;
+                }
+                ReplayStep::Alone(at) => at,
+            };
+            let event = &events[handled[at]];
             let error = match self.apply_in_savepoint(&mut tx, event, &watch).await? {
                 Ok(()) => {
                     progress.processed += 1;
                     applied += 1;
-                    cursor = event.cursor();
-                    read += 1;
+                    plan.alone_applied();
                     continue;
                 }
                 Err(_) if cut(&watch, &progress) => break,
+                Err(_) if spent(&watch) && tried_before => {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
                 Err(error) => error,
             };
             let failures = match checkpoint.retry_position {
@@ -363,19 +459,19 @@ impl ProjectionRunner {
             progress.errors += 1;
             sql::record_error(&mut tx, &slot, &error).await?;
             tracing::warn!(projection = name, partition = slot.key, version = slot.version, position = event.position, failures, %error, "handler failed");
+            let (_, cursor) = passed(plan.done());
             match policy.decide(failures) {
                 FailureDecision::Retry { delay } => {
                     let carry = pruned_carry(&checkpoint, cursor);
                     sql::advance(&mut tx, &slot, cursor, progress, owner, carry.as_ref()).await?;
                     sql::schedule_retry(&mut tx, &slot, event.position, failures, delay).await?;
                     tx.commit().await?;
-                    return Ok(BatchOutcome::RetryIn(delay));
+                    return Ok(Some(BatchOutcome::RetryIn(delay)));
                 }
                 FailureDecision::DeadLetter => {
                     sql::dead_letter(&mut tx, &slot, event, &error, failures).await?;
                     progress.dead_lettered += 1;
-                    cursor = event.cursor();
-                    read += 1;
+                    plan.alone_passed();
                 }
                 FailureDecision::Stop => {
                     let carry = pruned_carry(&checkpoint, cursor);
@@ -386,22 +482,56 @@ impl ProjectionRunner {
                     );
                     sql::stop_projection(&mut tx, name, &reason).await?;
                     tx.commit().await?;
-                    return Ok(BatchOutcome::Stopped);
+                    return Ok(Some(BatchOutcome::Stopped));
                 }
             }
         }
         disarm(&mut watch).await;
+        let (read, cursor) = passed(plan.done());
         // Every event read was handled: the stretch the read passed is done.
         let cursor = match events.last() {
             Some(last) if read == events.len() && last.cursor() == cursor => {
-                self.reach(events.len(), cursor, passed)
+                self.reach(events.len(), cursor, passed_by_read)
             }
             _ => cursor,
         };
         let carry = pruned_carry(&checkpoint, cursor);
         sql::advance(&mut tx, &slot, cursor, progress, owner, carry.as_ref()).await?;
         tx.commit().await?;
-        Ok(BatchOutcome::Applied { read, applied })
+        Ok(Some(BatchOutcome::Applied { read, applied }))
+    }
+
+    /// Applies a run of events with [`Projection::apply_batch`] inside a
+    /// savepoint. The outer error is a broken transaction; the inner one is
+    /// the index the handler blamed, its effects rolled back.
+    async fn apply_run(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        run: &[&RecordedEvent],
+        watch: &Option<BudgetWatch>,
+    ) -> Result<Result<(), usize>, BatchError> {
+        sqlx::query("SAVEPOINT rf_run").execute(&mut **tx).await?;
+        let applied = match watch {
+            Some(w) => w.during(self.projection.apply_batch(tx, run)).await,
+            None => self.projection.apply_batch(tx, run).await,
+        };
+        match applied {
+            Ok(()) => {
+                sqlx::query("RELEASE SAVEPOINT rf_run")
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(Ok(()))
+            }
+            Err(failure) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT rf_run")
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("RELEASE SAVEPOINT rf_run")
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(Err(failure.index))
+            }
+        }
     }
 
     /// Applies one event inside a savepoint. The outer error is a broken
@@ -436,6 +566,17 @@ impl ProjectionRunner {
             }
         }
     }
+}
+
+/// How the slow path goes through a batch.
+#[derive(Debug, Clone, Copy)]
+enum Careful {
+    /// Runs of events through [`Projection::apply_batch`], an event that
+    /// fails alone; `suspect` is the position of an event that failed
+    /// before, which goes alone after the run before it.
+    Runs { suspect: Option<i64> },
+    /// Every event alone (after a batch ran out of its budget).
+    OneByOne,
 }
 
 /// An open batch transaction with its locked checkpoint and its work.

@@ -10,26 +10,41 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 
-use super::handler::{HandlerError, Projection, ProjectionOptions};
+use super::declared_batch::{run_set_based, Attempt, DeclaredBatch};
+use super::handler::{BatchFailure, HandlerError, Projection, ProjectionOptions};
 use crate::event::RecordedEvent;
 
 /// Runs a [`ProjectionSpec`]'s SQL. Values always travel as bind
 /// parameters; body and header fields are bound as text, so statements cast
 /// them (`:data.amount::bigint`).
+///
+/// A batch goes to the database in one round trip (after a catalog probe):
+/// the events as arrays, applied in order by a function generated from the
+/// declaration (see [`rillflow_core::projection::BatchPlan`]), which reports
+/// the index of an event that fails. One event alone (the runtime's careful
+/// path) runs its statements one by one, as prepared statements.
 #[derive(Debug, Clone)]
 pub struct SqlProjection {
     /// As declared, `{version}` tokens included.
     template: ProjectionSpec,
     /// Rendered for the read-model version this instance writes.
     spec: ProjectionSpec,
+    /// The batched form of `spec`; None when its SQL cannot have one.
+    batch: Option<Arc<DeclaredBatch>>,
 }
 
 impl SqlProjection {
     /// A projection running `spec` (at read-model version 1 if versioned).
     pub fn new(spec: ProjectionSpec) -> Self {
+        Self::rendered(spec, 1)
+    }
+
+    fn rendered(template: ProjectionSpec, version: u32) -> Self {
+        let spec = template.at_version(version);
         SqlProjection {
-            spec: spec.at_version(1),
-            template: spec,
+            batch: DeclaredBatch::new(&spec).map(Arc::new),
+            spec,
+            template,
         }
     }
 
@@ -122,10 +137,7 @@ impl Projection for SqlProjection {
 
     fn at_version(&self, version: u32) -> Option<Arc<dyn Projection>> {
         self.template.is_versioned().then(|| {
-            Arc::new(SqlProjection {
-                spec: self.template.at_version(version),
-                template: self.template.clone(),
-            }) as Arc<dyn Projection>
+            Arc::new(SqlProjection::rendered(self.template.clone(), version)) as Arc<dyn Projection>
         })
     }
 
@@ -146,11 +158,33 @@ impl Projection for SqlProjection {
         conn: &mut PgConnection,
         event: &RecordedEvent,
     ) -> Result<(), HandlerError> {
-        let Some(statements) = self.spec.handlers.get(&event.event_type) else {
-            return Ok(());
-        };
-        for statement in statements {
-            execute(conn, statement, event).await?;
+        if let Some(statements) = self.spec.handlers.get(&event.event_type) {
+            for statement in statements {
+                execute(conn, statement, event).await?;
+            }
+        }
+        if let Some(statements) = self.spec.batch_handlers.get(&event.event_type) {
+            for statement in statements {
+                run_set_based(conn, &event.event_type, statement, &[event]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&RecordedEvent],
+    ) -> Result<(), BatchFailure> {
+        if let Some(batch) = &self.batch {
+            if let Attempt::Ran(outcome) = batch.apply(conn, &self.spec, events).await {
+                return outcome;
+            }
+        }
+        for (index, event) in events.iter().enumerate() {
+            self.apply(conn, event)
+                .await
+                .map_err(|error| BatchFailure { index, error })?;
         }
         Ok(())
     }

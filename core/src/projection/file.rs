@@ -20,12 +20,14 @@ use std::ops::RangeInclusive;
 
 use toml::Spanned;
 
+use super::batch_statement::{compose, BatchStatement};
 use super::on_error::OnError;
 use super::placeholders::scan;
 use super::raw::{statements, RawFile, RawProjection, SqlValue};
 use super::source::Source;
 use super::spec::{ProjectionSpec, VERSION_TOKEN};
 use super::spec_error::SpecError;
+use super::sql_lex;
 use super::statement::{rewrite, Statement};
 use crate::Identifier;
 
@@ -178,17 +180,37 @@ fn compile(
     let no_handlers = |at| {
         src.error_at(
             at,
-            format!("{label} has no handlers (add a [projections.handlers] table mapping event types to SQL)"),
+            format!("{label} has no handlers (add a [projections.handlers] table mapping event types to SQL, or [projections.batch_handlers] for set-based SQL)"),
         )
     };
-    let handlers_table = p.handlers.ok_or_else(|| no_handlers(name_at))?;
-    if handlers_table.get_ref().is_empty() {
-        return Err(no_handlers(handlers_table.span().start));
+    let empty_at = p
+        .handlers
+        .as_ref()
+        .or(p.batch_handlers.as_ref())
+        .map_or(name_at, |t| t.span().start);
+    let per_event = p.handlers.filter(|t| !t.get_ref().is_empty());
+    let set_based = p.batch_handlers.filter(|t| !t.get_ref().is_empty());
+    if per_event.is_none() && set_based.is_none() {
+        return Err(no_handlers(empty_at));
     }
     let mut handlers = BTreeMap::new();
-    for (event_type, value) in handlers_table.into_inner() {
+    for (event_type, value) in per_event.map(Spanned::into_inner).unwrap_or_default() {
         let compiled = sql.handler(&event_type, value)?;
         handlers.insert(event_type.into_inner(), compiled);
+    }
+    let mut batch_handlers = BTreeMap::new();
+    for (event_type, value) in set_based.map(Spanned::into_inner).unwrap_or_default() {
+        if handlers.contains_key(event_type.get_ref()) {
+            return Err(src.error_at(
+                event_type.span().start,
+                format!(
+                    "{label}: event type {:?} has both a handler and a batch handler; give it one or the other",
+                    event_type.get_ref()
+                ),
+            ));
+        }
+        let compiled = sql.batch_handler(&event_type, value)?;
+        batch_handlers.insert(event_type.into_inner(), compiled);
     }
     // A versioned projection that never says `{version}` would build each
     // new version into the live version's tables.
@@ -207,6 +229,7 @@ fn compile(
         on_error: own.on_error,
         versioned_tables,
         handlers,
+        batch_handlers,
     })
 }
 
@@ -315,23 +338,9 @@ impl SqlChecker<'_> {
         value: Spanned<SqlValue>,
     ) -> Result<Vec<Statement>, SpecError> {
         let label = self.label;
-        if event_type.get_ref().trim().is_empty() {
-            return Err(self.src.error_at(
-                event_type.span().start,
-                format!("{label}: an event type must not be empty"),
-            ));
-        }
-        let what = format!("handler {:?}", event_type.get_ref());
-        let (span, list) = statements(value);
-        if list.is_empty() {
-            return Err(self.src.error_at(
-                span.start,
-                format!("{label}: {what}: no SQL statements (give a string or a non-empty array of strings)"),
-            ));
-        }
+        let (what, list) = self.handler_list("handler", event_type, value)?;
         let mut out = Vec::with_capacity(list.len());
         for sql in list {
-            self.common(&what, &sql)?;
             let statement = rewrite(sql.get_ref()).map_err(|e| {
                 self.src
                     .error_in(&sql, e.offset(), e.token(), format!("{label}: {what}: {e}"))
@@ -339,5 +348,67 @@ impl SqlChecker<'_> {
             out.push(statement);
         }
         Ok(out)
+    }
+
+    /// One set-based handler: its statements with `batch` in front.
+    fn batch_handler(
+        &mut self,
+        event_type: &Spanned<String>,
+        value: Spanned<SqlValue>,
+    ) -> Result<Vec<BatchStatement>, SpecError> {
+        let label = self.label;
+        let (what, list) = self.handler_list("batch handler", event_type, value)?;
+        let mut out = Vec::with_capacity(list.len());
+        for sql in list {
+            let (body, _) = sql_lex::single_statement(sql.get_ref());
+            let statement = compose(body).map_err(|e| {
+                let message = format!("{label}: {what}: {e}");
+                match e.at() {
+                    Some((at, token)) => self.src.error_in(&sql, at, token, message),
+                    None => self.src.error_at(sql.span().start, message),
+                }
+            })?;
+            out.push(statement);
+        }
+        Ok(out)
+    }
+
+    /// The statements of a handler of either kind, each checked to be one
+    /// non-blank statement; `kind` starts the label (`handler "X"`).
+    fn handler_list(
+        &mut self,
+        kind: &str,
+        event_type: &Spanned<String>,
+        value: Spanned<SqlValue>,
+    ) -> Result<(String, Vec<Spanned<String>>), SpecError> {
+        let label = self.label;
+        if event_type.get_ref().trim().is_empty() {
+            return Err(self.src.error_at(
+                event_type.span().start,
+                format!("{label}: an event type must not be empty"),
+            ));
+        }
+        let what = format!("{kind} {:?}", event_type.get_ref());
+        let (span, list) = statements(value);
+        if list.is_empty() {
+            return Err(self.src.error_at(
+                span.start,
+                format!("{label}: {what}: no SQL statements (give a string or a non-empty array of strings)"),
+            ));
+        }
+        for sql in &list {
+            self.common(&what, sql)?;
+            let (body, single) = sql_lex::single_statement(sql.get_ref());
+            if !single {
+                let at = sql_lex::tokens(body)
+                    .into_iter()
+                    .find(|(_, t)| *t == sql_lex::Token::Semicolon)
+                    .map_or(0, |(r, _)| r.start);
+                return Err(self.src.error_in(sql, at, ";", format!(
+                    "{label}: {what}: one statement per string (a handler's statements run one by one: give an array of strings)"
+                )));
+            }
+        }
+        Ok((what, list))
     }
 }

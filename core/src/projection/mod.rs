@@ -6,6 +6,8 @@
 //! The adapters run the statements; [`json_path_text`] is what they bind for
 //! a `:data.<path>` parameter.
 
+mod batch_plan;
+mod batch_statement;
 mod file;
 mod on_error;
 mod param_source;
@@ -14,8 +16,13 @@ mod raw;
 mod source;
 mod spec;
 mod spec_error;
+mod sql_lex;
 mod statement;
 
+pub use batch_plan::{BatchFunction, BatchPlan};
+pub use batch_statement::{
+    array_type, compose, path_column, sql_type, BatchSqlError, BatchStatement, BATCH_COLUMNS,
+};
 pub use file::ProjectionFile;
 pub use on_error::{OnError, UnknownOnError};
 pub use param_source::{json_path_text, ParamSource};

@@ -199,24 +199,24 @@ fn placeholder_at(sql: &str, start: usize) -> Result<Placeholder, PlaceholderErr
     }
 }
 
-fn ident_start(c: u8) -> bool {
+pub(super) fn ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_'
 }
 
-fn ident_char(c: u8) -> bool {
+pub(super) fn ident_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
 
 /// A byte that can be part of an SQL word (Postgres names may hold `$` and
 /// any non-ASCII letter).
-fn word_char(c: u8) -> bool {
+pub(super) fn word_char(c: u8) -> bool {
     ident_char(c) || c == b'$' || c >= 0x80
 }
 
 /// The end of the quoted text opened at `open` (`'` or `"`): a doubled
 /// quote escapes itself, and in `E'...'` so does a backslash. Unterminated
 /// text runs to the end; Postgres will report it.
-fn end_of_quoted(b: &[u8], open: usize, backslashes: bool) -> usize {
+pub(super) fn end_of_quoted(b: &[u8], open: usize, backslashes: bool) -> usize {
     let quote = b[open];
     let mut k = open + 1;
     while k < b.len() {
@@ -233,7 +233,7 @@ fn end_of_quoted(b: &[u8], open: usize, backslashes: bool) -> usize {
 }
 
 /// The end of the `/* ... */` opened at `open`; Postgres nests them.
-fn end_of_block_comment(b: &[u8], open: usize) -> usize {
+pub(super) fn end_of_block_comment(b: &[u8], open: usize) -> usize {
     let (mut depth, mut k) = (1usize, open + 2);
     while k < b.len() && depth > 0 {
         match (b[k], b.get(k + 1)) {
@@ -253,7 +253,7 @@ fn end_of_block_comment(b: &[u8], open: usize) -> usize {
 
 /// The end of the dollar-quoted body whose opening tag (`$$` or `$tag$`)
 /// starts at `open`, or None when no tag starts there.
-fn end_of_dollar_quoted(b: &[u8], open: usize) -> Option<usize> {
+pub(super) fn end_of_dollar_quoted(b: &[u8], open: usize) -> Option<usize> {
     let mut k = open + 1;
     if b.get(k).is_some_and(|c| ident_start(*c) || *c >= 0x80) {
         while b.get(k).is_some_and(|c| ident_char(*c) || *c >= 0x80) {

@@ -39,6 +39,7 @@ pub(super) struct RawProjection {
     pub on_error: Option<Spanned<String>>,
     pub versioned_tables: Option<Spanned<Vec<Spanned<String>>>>,
     pub handlers: Option<Spanned<BTreeMap<Spanned<String>, Spanned<SqlValue>>>>,
+    pub batch_handlers: Option<Spanned<BTreeMap<Spanned<String>, Spanned<SqlValue>>>>,
 }
 
 /// A string or an array of strings. Written by hand rather than as an

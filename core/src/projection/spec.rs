@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::batch_statement::BatchStatement;
 use super::on_error::OnError;
 use super::statement::Statement;
 use crate::Identifier;
@@ -38,19 +39,29 @@ pub struct ProjectionSpec {
     /// new version once it has caught up.
     pub versioned_tables: Vec<Identifier>,
     /// Per event type, the statements run in order for each such event.
-    /// The keys are exactly the event types the projection handles.
     pub handlers: BTreeMap<String, Vec<Statement>>,
+    /// Per event type, set-based statements run once per batch over the
+    /// batch's events of that type (the relation `batch`), after the
+    /// batch's per-event statements. No type is in both maps; together
+    /// their keys are exactly the event types the projection handles.
+    pub batch_handlers: BTreeMap<String, Vec<BatchStatement>>,
 }
 
 impl ProjectionSpec {
     /// Whether it handles events of `event_type`.
     pub fn handles(&self, event_type: &str) -> bool {
-        self.handlers.contains_key(event_type)
+        self.handlers.contains_key(event_type) || self.batch_handlers.contains_key(event_type)
     }
 
     /// The event types it handles, sorted.
     pub fn event_types(&self) -> impl Iterator<Item = &str> {
-        self.handlers.keys().map(String::as_str)
+        let all: std::collections::BTreeSet<&str> = self
+            .handlers
+            .keys()
+            .chain(self.batch_handlers.keys())
+            .map(String::as_str)
+            .collect();
+        all.into_iter()
     }
 
     /// Whether a rebuild builds a new version beside the live one.
@@ -80,6 +91,21 @@ impl ProjectionSpec {
                 (event_type.clone(), rendered)
             })
             .collect();
+        let batch_handlers = self
+            .batch_handlers
+            .iter()
+            .map(|(event_type, statements)| {
+                let rendered = statements
+                    .iter()
+                    .map(|s| BatchStatement {
+                        sql: render_version(&s.sql, version),
+                        paths: s.paths.clone(),
+                        needs: s.needs.clone(),
+                    })
+                    .collect();
+                (event_type.clone(), rendered)
+            })
+            .collect();
         ProjectionSpec {
             name: self.name.clone(),
             setup: render_all(&self.setup),
@@ -89,6 +115,7 @@ impl ProjectionSpec {
             on_error: self.on_error,
             versioned_tables: self.versioned_tables.clone(),
             handlers,
+            batch_handlers,
         }
     }
 }
