@@ -69,6 +69,19 @@ fn token_bucket_spends_its_burst_then_paces() {
     assert_eq!(bucket.take(s(1), 10), Duration::from_millis(100));
 }
 
+/// A case the property test found: waits rounded down to the nanosecond
+/// let 7,596 tokens through where 7,595.999999 were allowed.
+#[test]
+fn a_token_bucket_wait_is_never_a_nanosecond_short() {
+    let rate = 2548.0;
+    let mut now = Duration::ZERO;
+    let mut bucket = TokenBucket::new(now, rate, rate);
+    for n in [3045u64, 4551] {
+        now += bucket.take(now, n);
+    }
+    assert!(7596.0 <= rate + rate * now.as_secs_f64());
+}
+
 proptest! {
     /// Over any run, events taken never exceed burst + rate × (elapsed +
     /// waits): the limit holds whatever the batch sizes and timing.

@@ -43,7 +43,10 @@ impl TokenBucket {
         if self.tokens >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-self.tokens / self.per_sec)
+            // Rounded up to the nanosecond: a wait rounded down ends a
+            // fraction of a token early, and the rate is then exceeded.
+            let nanos = (-self.tokens / self.per_sec * 1e9).ceil();
+            Duration::from_nanos(nanos as u64)
         }
     }
 }
