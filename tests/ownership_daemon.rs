@@ -394,9 +394,10 @@ async fn events_held_back_by_an_open_transaction_are_applied_once_it_ends() {
     let _solo = quiet_worker(&db, "held-back", &fixture());
     wait_claimed(&cli, &["stream_counts"]).await;
 
-    // A transaction with an id, in this database, that appends nothing.
+    // A transaction with an id, in this database, registered as one that
+    // may append (sql/0016), that appends nothing: readers must wait for it.
     let mut blocker = pool.begin().await.unwrap();
-    sqlx::query("SELECT pg_current_xact_id()")
+    sqlx::query("SELECT rf_register_appender(), pg_current_xact_id()")
         .execute(&mut *blocker)
         .await
         .unwrap();
