@@ -28,6 +28,9 @@
 --   such horizon, so it is never refused. Raisers take turns (advisory lock
 --   (29286, 2)), so the floor never goes down.
 --
+-- A transaction that holds a lock on an object of another database runs
+-- there and can never append here: it is passed at once, floor or not.
+--
 -- The sequence is read and set outside transactions (a sequence is not
 -- MVCC), so an appender in a repeatable-read transaction sees the newest
 -- floor too. Locks, not pg_stat_activity, tell whose transaction is whose:
@@ -87,12 +90,14 @@ DECLARE
     horizon     bigint := pg_snapshot_xmax(snap)::text::bigint;
     own         bigint := pg_current_xact_id_if_assigned()::text::bigint;
     floor       bigint;
+    here        oid := (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
     owner_xids  bigint[];
     owner_vxids text[];
     registered  text[];
+    elsewhere   text[];
     counted     bigint;   -- oldest open transaction that holds readers back
-    passed      bigint;   -- oldest unregistered one
-    guarded     bigint;   -- oldest unregistered one the floor does not cover yet
+    passed      bigint;   -- oldest unregistered one of this database
+    guarded     bigint;   -- oldest such one the floor does not cover yet
 BEGIN
     IF pg_is_in_recovery() THEN
         -- A standby's snapshots list no open transactions: keep to xmin.
@@ -108,29 +113,40 @@ BEGIN
     -- The floor first, then the locks (see the header).
     floor := coalesce(pg_sequence_last_value('rf_read_floor'), 0);
     -- Every transaction with an id holds the exclusive lock on it; its
-    -- registration is a lock of the same virtual transaction. One scan.
+    -- registration is a lock of the same virtual transaction, and a lock on
+    -- an object of another database shows that it runs there (a backend
+    -- stays in one database; 0 marks shared catalogs). One scan.
     SELECT array_agg(l.transactionid::text::bigint) FILTER (WHERE l.locktype = 'transactionid'),
            array_agg(l.virtualtransaction) FILTER (WHERE l.locktype = 'transactionid'),
-           array_agg(l.virtualtransaction) FILTER (WHERE l.locktype = 'advisory')
-      INTO owner_xids, owner_vxids, registered
+           array_agg(l.virtualtransaction) FILTER (WHERE l.locktype = 'advisory'
+                                                     AND l.database = here),
+           array_agg(DISTINCT l.virtualtransaction) FILTER (WHERE l.database <> here
+                                                              AND l.database <> 0)
+      INTO owner_xids, owner_vxids, registered, elsewhere
       FROM pg_locks l
      WHERE l.granted
        AND ((l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock')
             OR (l.locktype = 'advisory' AND l.classid = 29286::oid AND l.objid = 1::oid
-                AND l.objsubid = 2
-                AND l.database = (SELECT d.oid FROM pg_database d
-                                   WHERE d.datname = current_database())));
+                AND l.objsubid = 2 AND l.database = here)
+            OR (l.database <> here AND l.database <> 0));
     -- A transaction is passed only when its lock shows it open and
     -- unregistered at the scan; one that ended since the snapshot (its
-    -- events, if any, are not in it) or cannot be found still counts.
-    SELECT min(e.x) FILTER (WHERE NOT e.unregistered),
-           min(e.x) FILTER (WHERE e.unregistered),
-           min(e.x) FILTER (WHERE e.unregistered AND e.x >= floor)
+    -- events, if any, are not in it) or cannot be found still counts. One
+    -- of another database can never append here and is passed at once;
+    -- one of this database (or of no database it shows) waits for the
+    -- floor.
+    SELECT min(e.x) FILTER (WHERE e.owner IS NULL OR e.owner = ANY (coalesce(registered, '{}'))),
+           min(e.x) FILTER (WHERE e.owner IS NOT NULL
+                              AND e.owner <> ALL (coalesce(registered, '{}'))
+                              AND e.owner <> ALL (coalesce(elsewhere, '{}'))),
+           min(e.x) FILTER (WHERE e.owner IS NOT NULL
+                              AND e.owner <> ALL (coalesce(registered, '{}'))
+                              AND e.owner <> ALL (coalesce(elsewhere, '{}'))
+                              AND e.x >= floor)
       INTO counted, passed, guarded
       FROM (SELECT x::text::bigint AS x,
-                   EXISTS (SELECT 1 FROM unnest(owner_xids, owner_vxids) AS o(xid, vxid)
-                            WHERE o.xid = x::text::bigint % 4294967296
-                              AND o.vxid <> ALL (coalesce(registered, '{}'))) AS unregistered
+                   (SELECT o.vxid FROM unnest(owner_xids, owner_vxids) AS o(xid, vxid)
+                     WHERE o.xid = x::text::bigint % 4294967296 LIMIT 1) AS owner
               FROM pg_snapshot_xip(snap) AS x
              WHERE x::text::bigint < horizon) e;
     horizon := LEAST(horizon, counted);
