@@ -123,3 +123,12 @@ pub fn one_line_failure(out: &Output, code: Option<i32>) -> String {
     );
     err
 }
+
+/// The line `run-until-idle` ends with when it leaves a read model
+/// incomplete (handler warnings may come before it).
+pub fn incomplete_line(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.trim_end().lines().last().unwrap_or_default().to_owned();
+    assert!(last.starts_with("error: incomplete: "), "{err}");
+    last
+}

@@ -23,7 +23,7 @@ pub mod test_db;
 pub mod test_pg;
 
 pub use built_bin::rillflow_bin;
-pub use cli_runner::{one_line_failure, CliRunner};
+pub use cli_runner::{incomplete_line, one_line_failure, CliRunner};
 pub use cluster_watch::wait_for_view;
 pub use counter::Counter;
 pub use http::{free_port, http_get, http_get_with, wait_for_body};
