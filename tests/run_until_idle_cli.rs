@@ -2,8 +2,6 @@
 //! it can (retries waited out, held-back events looked at again) and its
 //! exit status says whether the read models are complete.
 
-use std::process::Output;
-
 use rillflow_adapters::{EventStore, NewEvent};
 use rillflow_core::ExpectedVersion;
 use rillflow_testkit::{incomplete_line, projection_file, CliRunner, TestDb};
