@@ -130,15 +130,7 @@ async fn a_transaction_in_another_database_does_not_hold_an_unprivileged_reader_
         .execute(&mut *blocker)
         .await
         .unwrap();
-    EventStore::new(admin.clone())
-        .append(
-            Uuid::from_u128(9),
-            ExpectedVersion::Any,
-            &[NewEvent::new("Here", json!({}))],
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+    append_one(&EventStore::new(admin.clone()), 9, "Here").await;
 
     // At the first read: its locks on that database's table show where it
     // runs, so no floor has to cover it.
@@ -163,24 +155,8 @@ async fn a_transaction_in_another_database_does_not_hold_an_unprivileged_reader_
 async fn a_transaction_that_never_appends_does_not_hold_readers_back() {
     let mut db = TestDb::migrated().await;
     let store = EventStore::new(db.pool_of(4).await);
-    sqlx::query("CREATE TABLE jobs (x int)")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    let mut blocker = store.pool().begin().await.unwrap();
-    sqlx::query("INSERT INTO jobs VALUES (1)")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
-    store
-        .append(
-            Uuid::from_u128(10),
-            ExpectedVersion::Any,
-            &[NewEvent::new("Here", json!({}))],
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+    let blocker = open_job(&store).await;
+    append_one(&store, 10, "Here").await;
 
     assert_eq!(read_in_two(&store).await, vec!["Here"]);
     blocker.rollback().await.unwrap();
@@ -194,24 +170,8 @@ async fn a_transaction_that_never_appends_does_not_hold_readers_back() {
 async fn a_transaction_that_appends_after_readers_passed_it_is_refused() {
     let mut db = TestDb::migrated().await;
     let store = EventStore::new(db.pool_of(4).await);
-    sqlx::query("CREATE TABLE jobs (x int)")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    let mut late = store.pool().begin().await.unwrap();
-    sqlx::query("INSERT INTO jobs VALUES (1)")
-        .execute(&mut *late)
-        .await
-        .unwrap();
-    store
-        .append(
-            Uuid::from_u128(11),
-            ExpectedVersion::Any,
-            &[NewEvent::new("Early", json!({}))],
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+    let mut late = open_job(&store).await;
+    append_one(&store, 11, "Early").await;
     let mut cursor = GlobalCursor::START;
     let mut seen = Vec::new();
     for _ in 0..2 {
@@ -261,25 +221,13 @@ async fn a_transaction_that_appends_after_readers_passed_it_is_refused() {
 async fn a_registered_transaction_holds_readers_back_and_appends_later() {
     let mut db = TestDb::migrated().await;
     let store = EventStore::new(db.pool_of(4).await);
-    sqlx::query("CREATE TABLE jobs (x int)")
-        .execute(store.pool())
-        .await
-        .unwrap();
     let mut tx = store.pool().begin().await.unwrap();
     assert!(EventStore::register_appender(&mut tx).await.unwrap());
-    sqlx::query("INSERT INTO jobs VALUES (1)")
+    sqlx::raw_sql("CREATE TABLE jobs (x int); INSERT INTO jobs VALUES (1)")
         .execute(&mut *tx)
         .await
         .unwrap();
-    store
-        .append(
-            Uuid::from_u128(13),
-            ExpectedVersion::Any,
-            &[NewEvent::new("After", json!({}))],
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+    append_one(&store, 13, "After").await;
     for _ in 0..3 {
         let batch = store.read_all(GlobalCursor::START, 100).await.unwrap();
         assert!(
@@ -299,6 +247,30 @@ async fn a_registered_transaction_holds_readers_back_and_appends_later() {
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(read_until(&store, 2).await, vec!["Registered", "After"]);
+}
+
+/// Appends one event of `event_type` to stream `n`.
+async fn append_one(store: &EventStore, n: u128, event_type: &str) {
+    store
+        .append(
+            Uuid::from_u128(n),
+            ExpectedVersion::Any,
+            &[NewEvent::new(event_type, json!({}))],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+}
+
+/// A transaction of this database that writes a table of its own (so it
+/// has an id) and has not appended.
+async fn open_job(store: &EventStore) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS jobs (x int); INSERT INTO jobs VALUES (1)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
 }
 
 /// Reads from the start twice, back to back, and returns what arrived.
