@@ -95,6 +95,7 @@ DECLARE
     owner_vxids text[];
     registered  text[];
     elsewhere   text[];
+    away_xids   bigint[];
     counted     bigint;   -- oldest open transaction that holds readers back
     passed      bigint;   -- oldest unregistered one of this database
     guarded     bigint;   -- oldest such one the floor does not cover yet
@@ -129,6 +130,11 @@ BEGIN
             OR (l.locktype = 'advisory' AND l.classid = 29286::oid AND l.objid = 1::oid
                 AND l.objsubid = 2 AND l.database = here)
             OR (l.database <> here AND l.database <> 0));
+    -- Where pg_stat_activity shows a transaction's database (to roles that
+    -- may see it), it tells the same: a transaction id is unique while open.
+    SELECT array_agg(a.backend_xid::text::bigint) INTO away_xids
+      FROM pg_stat_get_activity(NULL) a
+     WHERE a.backend_xid IS NOT NULL AND a.datid <> here;
     -- A transaction is passed only when its lock shows it open and
     -- unregistered at the scan; one that ended since the snapshot (its
     -- events, if any, are not in it) or cannot be found still counts. One
@@ -138,10 +144,12 @@ BEGIN
     SELECT min(e.x) FILTER (WHERE e.owner IS NULL OR e.owner = ANY (coalesce(registered, '{}'))),
            min(e.x) FILTER (WHERE e.owner IS NOT NULL
                               AND e.owner <> ALL (coalesce(registered, '{}'))
-                              AND e.owner <> ALL (coalesce(elsewhere, '{}'))),
+                              AND e.owner <> ALL (coalesce(elsewhere, '{}'))
+                              AND e.x % 4294967296 <> ALL (coalesce(away_xids, '{}'))),
            min(e.x) FILTER (WHERE e.owner IS NOT NULL
                               AND e.owner <> ALL (coalesce(registered, '{}'))
                               AND e.owner <> ALL (coalesce(elsewhere, '{}'))
+                              AND e.x % 4294967296 <> ALL (coalesce(away_xids, '{}'))
                               AND e.x >= floor)
       INTO counted, passed, guarded
       FROM (SELECT x::text::bigint AS x,
