@@ -40,6 +40,7 @@ fn view(
         promote: None,
         demote: None,
         nodes,
+        lease_session: None,
     }
 }
 

@@ -44,6 +44,7 @@ fn free_view(names: &[&str]) -> ClusterView {
         promote: None,
         demote: None,
         nodes: names.iter().map(|n| node(n, NodeRole::Cold, 0)).collect(),
+        lease_session: None,
     }
 }
 

@@ -156,6 +156,7 @@ impl World {
                     heartbeat_age_ms: (t - at) as i64,
                 })
                 .collect(),
+            lease_session: None,
         }
     }
 

@@ -314,6 +314,7 @@ impl ModelDb {
             promote: None,
             demote: None,
             nodes,
+            lease_session: None,
         }
     }
 

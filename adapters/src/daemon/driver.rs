@@ -18,6 +18,8 @@ use super::write_gate::{Permit, TokioClock, WriteGate};
 pub enum Signal {
     /// Another node released the lease (database notification).
     PeerReleased,
+    /// The session the leader's lease is bound to ended.
+    LeaderSessionEnded,
     /// Stop gracefully (SIGINT/SIGTERM).
     Shutdown,
 }
@@ -48,6 +50,7 @@ pub struct Driver<S, P> {
     config: LeaseConfig,
     processor: P,
     clock: TokioClock,
+    watched: Option<watch::Sender<Option<i64>>>,
 }
 
 impl<S: LeaseStore + 'static, P: Processor> Driver<S, P> {
@@ -65,7 +68,16 @@ impl<S: LeaseStore + 'static, P: Processor> Driver<S, P> {
             config,
             processor,
             clock,
+            watched: None,
         }
+    }
+
+    /// Publishes the leader session this node should wait on (see
+    /// [`watch_leader_sessions`](super::session_watch::watch_leader_sessions))
+    /// to `targets` after every step.
+    pub fn watch_sessions(mut self, targets: watch::Sender<Option<i64>>) -> Self {
+        self.watched = Some(targets);
+        self
     }
 
     /// Drives `machine`: performs its actions, feeds back their outcomes,
@@ -87,6 +99,12 @@ impl<S: LeaseStore + 'static, P: Processor> Driver<S, P> {
             // started below checks it at once, and a permit that was just
             // withdrawn must be gone before the stop is announced.
             publish(&permits, &machine);
+            if let Some(targets) = &self.watched {
+                targets.send_if_modified(|t| {
+                    let next = machine.session_to_watch();
+                    std::mem::replace(t, next) != next
+                });
+            }
             while let Some(action) = machine.poll_action() {
                 if action == Action::Exit {
                     permits.send_replace(None);
@@ -123,6 +141,7 @@ impl<S: LeaseStore + 'static, P: Processor> Driver<S, P> {
                 signal = signals.recv(), if signals_open => {
                     let input = match signal {
                         Some(Signal::PeerReleased) => Input::PeerReleased,
+                        Some(Signal::LeaderSessionEnded) => Input::LeaderSessionEnded,
                         Some(Signal::Shutdown) => Input::Shutdown,
                         None => {
                             signals_open = false;

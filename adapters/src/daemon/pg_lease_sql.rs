@@ -22,6 +22,9 @@ macro_rules! view_columns {
          c.promote_node,
          c.promote_force,
          c.demote_node,
+         c.lease_lock_key,
+         CASE WHEN c.lease_lock_key IS NOT NULL
+              THEN rf_session_lock_held(c.lease_lock_key) END AS lease_session_alive,
          n.node_name,
          n.role,
          n.epoch AS node_epoch,
@@ -162,11 +165,19 @@ pub(super) const HEARTBEAT: &str = concat!(
 /// remaining time is measured after the write, floored to µs.
 ///
 /// A released lease (leader NULL) is free at once, which also covers a
-/// promotion target taking over after the leader handed off.
+/// promotion target taking over after the leader handed off; so is a lease
+/// bound to a session lock ($6 when the grant was made, sql/0017) that no
+/// session holds any more: its holder's session ended.
+///
+/// The grant binds the new lease to the lock key $6 only when this very
+/// session holds it; otherwise (no key given, or a transaction pooler put
+/// the statement on another server connection) the lease is judged by its
+/// ttl alone, and `session_bound` says so.
 pub(super) const TRY_ACQUIRE: &str = "
 UPDATE rf_daemon_clusters c
 SET epoch = c.epoch + 1,
     leader_node = $2,
+    lease_lock_key = CASE WHEN rf_session_lock_mine($6) THEN $6 END,
     lease_token = gen_random_uuid(),
     lease_expires_at = clock_timestamp() + $4 * interval '1 microsecond',
     lease_granted_at = clock_timestamp(),
@@ -182,14 +193,18 @@ WHERE c.cluster_name = $1
   AND (c.leader_node IS NULL
        OR c.leader_node = $2
        OR c.lease_expires_at IS NULL
-       OR c.lease_expires_at + $5 * interval '1 microsecond' < clock_timestamp())
+       OR c.lease_expires_at + $5 * interval '1 microsecond' < clock_timestamp()
+       OR (c.lease_lock_key IS NOT NULL AND NOT rf_session_lock_held(c.lease_lock_key)))
 RETURNING c.epoch,
           floor(extract(epoch FROM c.lease_expires_at - clock_timestamp()) * 1000000)::bigint
-              AS remaining_us";
+              AS remaining_us,
+          c.lease_lock_key IS NOT NULL AS session_bound";
 
 /// Extends the lease of epoch $4 to `ttl` ($5, µs) from now if we still hold
-/// it and it has not expired. Never shortens it: the node keeps the later of
-/// its old and new deadlines.
+/// it and it has not expired, and, for a lease bound to a session lock, only
+/// on the session that holds that lock: a node whose session was replaced
+/// has lost the lease (anyone may take it) and must stand by. Never
+/// shortens it: the node keeps the later of its old and new deadlines.
 pub(super) const RENEW: &str = "
 UPDATE rf_daemon_clusters c
 SET lease_expires_at = greatest(c.lease_expires_at, clock_timestamp() + $5 * interval '1 microsecond'),
@@ -198,6 +213,7 @@ WHERE c.cluster_name = $1
   AND c.leader_node = $2
   AND c.epoch = $4
   AND c.lease_expires_at > clock_timestamp()
+  AND (c.lease_lock_key IS NULL OR rf_session_lock_mine(c.lease_lock_key))
   AND EXISTS (SELECT 1 FROM rf_daemon_nodes n
               WHERE n.cluster_name = $1 AND n.node_name = $2 AND n.daemon_id = $3)
 RETURNING floor(extract(epoch FROM c.lease_expires_at - clock_timestamp()) * 1000000)::bigint";
@@ -211,6 +227,7 @@ WITH released AS (
     UPDATE rf_daemon_clusters c
     SET leader_node = NULL,
         lease_expires_at = clock_timestamp(),
+        lease_lock_key = NULL,
         demote_node = CASE WHEN c.demote_node = $2 THEN NULL ELSE c.demote_node END,
         updated_at = clock_timestamp()
     WHERE c.cluster_name = $1 AND c.leader_node = $2 AND c.epoch = $3

@@ -15,17 +15,20 @@
 //! Heartbeats and registrations of nodes touch only node rows (and take the
 //! foreign key's `FOR KEY SHARE`), so they never wait for writers.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rillflow_core::lease::{
-    AcquireOutcome, ClusterTiming, ClusterView, Grant, NodeRole, NodeView, PromoteRequest,
-    RenewOutcome,
+    AcquireOutcome, ClusterTiming, ClusterView, Grant, LeaseSession, NodeRole, NodeView,
+    PromoteRequest, RenewOutcome,
 };
 use sqlx::postgres::{PgListener, PgPool, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use super::lease_session::PgLeaseSession;
 use super::lease_store::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
 use super::pg_lease_sql::*;
 use super::release_notices::ReleaseNotices;
@@ -70,14 +73,35 @@ impl From<sqlx::Error> for FenceError {
 #[derive(Debug, Clone)]
 pub struct PgLeaseStore {
     pool: PgPool,
+    session: Option<Arc<PgLeaseSession>>,
 }
 
 impl PgLeaseStore {
-    /// A store on `pool`. The pool's statement, lock and
-    /// idle-in-transaction timeouts bound how long a stuck peer can delay
-    /// any of these statements (LEASE-3).
+    /// A store on `pool` whose leases are judged by their ttl alone. The
+    /// pool's statement, lock and idle-in-transaction timeouts bound how
+    /// long a stuck peer can delay any of these statements (LEASE-3).
     pub fn new(pool: PgPool) -> Self {
-        PgLeaseStore { pool }
+        PgLeaseStore {
+            pool,
+            session: None,
+        }
+    }
+
+    /// A store whose grants, renewals and releases run on a lease session
+    /// of their own (sql/0017), so the leases it is granted end with this
+    /// process's session as well as with their ttl. Needs real sessions: not
+    /// through a transaction-pooling PgBouncer.
+    pub fn with_session_leases(pool: PgPool) -> Self {
+        let session = Arc::new(PgLeaseSession::new(&pool));
+        PgLeaseStore {
+            pool,
+            session: Some(session),
+        }
+    }
+
+    /// The lease session, if leases are bound to one.
+    pub fn lease_session(&self) -> Option<&Arc<PgLeaseSession>> {
+        self.session.as_ref()
     }
 
     /// The pool this store uses.
@@ -394,20 +418,48 @@ impl LeaseStore for PgLeaseStore {
         grace: Duration,
     ) -> Result<AcquireOutcome, LeaseError> {
         check_identity(node)?;
-        let row = sqlx::query(TRY_ACQUIRE)
-            .bind(&node.cluster)
-            .bind(&node.node)
-            .bind(node.daemon_id)
-            .bind(micros(ttl))
-            .bind(micros(grace))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(lease_error)?;
+        let query = |key: Option<i64>| {
+            sqlx::query(TRY_ACQUIRE)
+                .bind(&node.cluster)
+                .bind(&node.node)
+                .bind(node.daemon_id)
+                .bind(micros(ttl))
+                .bind(micros(grace))
+                .bind(key)
+        };
+        let row = match &self.session {
+            None => query(None).fetch_optional(&self.pool).await,
+            // A session found broken is replaced once: the statement did
+            // not run on it, or ran and is safe to repeat (a grant to
+            // ourselves again takes a new epoch).
+            Some(session) => {
+                let mut retried = false;
+                loop {
+                    let mut s = session.open().await.map_err(lease_error)?;
+                    let key = s.key();
+                    match query(Some(key)).fetch_optional(s.conn()).await {
+                        Err(e) => {
+                            if s.after_error(&e) && !retried {
+                                retried = true;
+                                continue;
+                            }
+                            break Err(e);
+                        }
+                        ok => break ok,
+                    }
+                }
+            }
+        }
+        .map_err(lease_error)?;
         let Some(row) = row else {
             return Ok(AcquireOutcome::Denied);
         };
         let epoch: i64 = row.try_get("epoch").map_err(lease_error)?;
         let remaining: i64 = row.try_get("remaining_us").map_err(lease_error)?;
+        let bound: bool = row.try_get("session_bound").map_err(lease_error)?;
+        if self.session.is_some() && !bound {
+            warn_unbound();
+        }
         Ok(AcquireOutcome::Granted(Grant {
             epoch: to_u64(epoch, "epoch")?,
             valid_for: from_micros(remaining),
@@ -425,15 +477,37 @@ impl LeaseStore for PgLeaseStore {
             // No grant ever had such an epoch.
             return Ok(RenewOutcome::Lost);
         };
-        let remaining: Option<i64> = sqlx::query_scalar(RENEW)
-            .bind(&node.cluster)
-            .bind(&node.node)
-            .bind(node.daemon_id)
-            .bind(epoch)
-            .bind(micros(ttl))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(lease_error)?;
+        let query = || {
+            sqlx::query_scalar(RENEW)
+                .bind(&node.cluster)
+                .bind(&node.node)
+                .bind(node.daemon_id)
+                .bind(epoch)
+                .bind(micros(ttl))
+        };
+        let remaining: Option<i64> = match &self.session {
+            None => query().fetch_optional(&self.pool).await,
+            // On a new session a lease bound to the old one is lost, which
+            // is what the node must learn; a repeat of a renewal that did
+            // run is harmless.
+            Some(session) => {
+                let mut retried = false;
+                loop {
+                    let mut s = session.open().await.map_err(lease_error)?;
+                    match query().fetch_optional(s.conn()).await {
+                        Err(e) => {
+                            if s.after_error(&e) && !retried {
+                                retried = true;
+                                continue;
+                            }
+                            break Err(e);
+                        }
+                        ok => break ok,
+                    }
+                }
+            }
+        }
+        .map_err(lease_error)?;
         Ok(match remaining {
             Some(us) => RenewOutcome::Renewed {
                 valid_for: from_micros(us),
@@ -447,6 +521,8 @@ impl LeaseStore for PgLeaseStore {
         let Ok(epoch) = i64::try_from(epoch) else {
             return Ok(());
         };
+        // On the pool: a release needs no session, and one whose lease
+        // session broke must still get through.
         sqlx::query(RELEASE)
             .bind(&node.cluster)
             .bind(&node.node)
@@ -467,6 +543,19 @@ impl LeaseStore for PgLeaseStore {
             .await
             .map_err(lease_error)?;
         Ok(())
+    }
+}
+
+/// Says once per process that a grant could not be bound to the lease
+/// session: the lock and the grant ran on different server connections.
+fn warn_unbound() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "the lease was granted on a connection that does not hold this daemon's session \
+             lock, so it is judged by its ttl alone; behind a transaction-pooling PgBouncer, \
+             run with --session-leases off"
+        );
     }
 }
 
@@ -497,6 +586,7 @@ fn views_from_rows(rows: &[PgRow]) -> Result<Vec<ClusterView>, LeaseError> {
                 promote: promote_node.map(|node| PromoteRequest { node, force }),
                 demote: get(row, "demote_node")?,
                 nodes: Vec::new(),
+                lease_session: lease_session(row)?,
             });
         }
         let Some(name) = get::<Option<String>>(row, "node_name")? else {
@@ -516,6 +606,17 @@ fn views_from_rows(rows: &[PgRow]) -> Result<Vec<ClusterView>, LeaseError> {
             .push(node);
     }
     Ok(views)
+}
+
+/// The session lock a view row's lease is bound to, and whether a session
+/// still holds it.
+fn lease_session(row: &PgRow) -> Result<Option<LeaseSession>, LeaseError> {
+    let key: Option<i64> = get(row, "lease_lock_key")?;
+    let alive: Option<bool> = get(row, "lease_session_alive")?;
+    Ok(key.map(|key| LeaseSession {
+        key,
+        alive: alive.unwrap_or(false),
+    }))
 }
 
 fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, LeaseError>

@@ -260,6 +260,15 @@ pub enum ClusterMode {
     Hotcold,
 }
 
+/// A setting that is on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
 #[derive(Debug, Args)]
 pub struct RunLoopArgs {
     #[command(flatten)]
@@ -289,6 +298,11 @@ pub struct RunLoopArgs {
     /// Standbys this cluster should have; reported by health and metrics.
     #[arg(long, default_value_t = 1)]
     pub min_cold_standbys: u32,
+    /// on: bind leases (the hot node's, or dynamic partitions') to this
+    /// process's database session as well as to their ttl, so a crash frees
+    /// them at once; off: ttl only, for a transaction-pooling PgBouncer.
+    #[arg(long, value_enum, default_value_t = Switch::On, value_name = "on|off")]
+    pub session_leases: Switch,
     /// Serve JSON health on / and Prometheus metrics on /metrics here
     /// (ADDR or a bare port, which binds 127.0.0.1).
     #[arg(long, value_name = "ADDR", value_parser = parse_bind)]

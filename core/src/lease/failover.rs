@@ -96,10 +96,15 @@ pub fn choose_candidate<'a>(view: &'a ClusterView, rules: &FailoverRules) -> Opt
 /// A release keeps the expiry, set to the release time, so a released lease
 /// is measured the same way as an expired one. A released lease whose expiry
 /// still lies ahead (which the schema does not produce) counts as just freed.
+///
+/// A lease whose session ended is free although its ttl runs on; the view
+/// cannot say since when, so it counts as freed just now.
 pub fn lease_free_for_ms(view: &ClusterView) -> Option<i64> {
     match (view.leader.as_deref(), view.lease_remaining_ms) {
         (_, None) => Some(i64::MAX),
-        (Some(_), Some(remaining)) if remaining > 0 => None,
+        (Some(_), Some(remaining)) if remaining > 0 => {
+            view.leader_session_ended().then_some(0)
+        }
         (_, Some(remaining)) => Some(remaining.saturating_neg().max(0)),
     }
 }
@@ -117,6 +122,10 @@ pub fn lease_free_for_ms(view: &ClusterView) -> Option<i64> {
 ///   handoff, not a failover, so the failover interval does not apply. Every
 ///   live standby tries (the one that just released is held off by its own
 ///   machine) and the database grants one.
+/// - A lease whose holder's session ended: its holder is gone (or can no
+///   longer renew), so there is no grace to wait out; the rest is as for a
+///   lost lease. A holder whose session was cut while it still runs may
+///   write until it learns; the epoch fence refuses it once the lease moved.
 /// - A lost lease (its holder stopped renewing): only once it has been free
 ///   for more than `lease_grace_ms`, and only when the last automatic
 ///   failover was at least `min_failover_interval_ms` ago (LEASE-4). Then the
@@ -147,7 +156,8 @@ pub fn should_try_acquire(view: &ClusterView, me: &str, rules: &FailoverRules) -
     let interval_passed = view
         .since_last_failover_ms
         .is_none_or(|ms| ms >= rules.min_failover_interval_ms);
-    if free_for <= rules.lease_grace_ms || !interval_passed {
+    let past_grace = free_for > rules.lease_grace_ms || view.leader_session_ended();
+    if !past_grace || !interval_passed {
         return false;
     }
     let chosen = choose_candidate(view, rules).is_some_and(|c| c.name == me);
@@ -168,18 +178,26 @@ pub enum StepDown {
     /// The database names another leader: this node's lease is gone, stop at
     /// once (there is nothing left to release).
     Superseded,
+    /// The session this node's lease is bound to has ended (the server
+    /// ended it, or the connection broke): anyone may take the lease now, so
+    /// stop at once and stand by.
+    SessionEnded,
 }
 
 /// Whether the hot node `me` should step down, judged from a view.
 ///
-/// Superseded wins over the operator's requests: when another node already
-/// holds the grant, stopping at once matters more than a graceful release.
+/// Superseded and an ended session win over the operator's requests: when
+/// another node holds the grant, or may take it at any moment, stopping at
+/// once matters more than a graceful release.
 /// A promotion hands over only to a live standby, so a request naming a node
 /// that died after it was made cannot make the hot node release again and
 /// again (LEASE-4).
 pub fn should_step_down(view: &ClusterView, me: &str, rules: &FailoverRules) -> Option<StepDown> {
     if view.leader.as_deref().is_some_and(|leader| leader != me) {
         return Some(StepDown::Superseded);
+    }
+    if view.leader_session_ended() {
+        return Some(StepDown::SessionEnded);
     }
     if view.demote.as_deref() == Some(me) {
         return Some(StepDown::Demoted);

@@ -55,6 +55,9 @@ pub enum Input {
     },
     /// Another node released its lease (a database notification).
     PeerReleased,
+    /// The session the leader's lease is bound to has ended (the wait on
+    /// [`NodeMachine::session_to_watch`] returned).
+    LeaderSessionEnded,
     /// The operator asked the process to stop (SIGINT/SIGTERM).
     Shutdown,
 }
@@ -163,6 +166,9 @@ pub struct NodeMachine {
     next_heartbeat: MonoTime,
     pending_heartbeat: Option<(RequestId, MonoTime)>,
     shutting_down: bool,
+    /// The leader's session lock in the last view, while that session was
+    /// open and another node led.
+    leader_session: Option<i64>,
     /// An epoch this node stopped believing in on its own clock (no renewal
     /// in time, or a grant that arrived too late to use) while the database
     /// may still count its lease. Released on shutdown, so a graceful stop
@@ -187,6 +193,7 @@ impl NodeMachine {
             next_heartbeat: now,
             pending_heartbeat: None,
             shutting_down: false,
+            leader_session: None,
             lapsed: None,
             actions: VecDeque::new(),
         }
@@ -225,6 +232,19 @@ impl NodeMachine {
             | State::Stopping {
                 epoch, deadline, ..
             } => Some((epoch, deadline)),
+            _ => None,
+        }
+    }
+
+    /// The session lock a standby should wait on: the one the leader's
+    /// lease is bound to, as the last view showed it open. When the wait
+    /// ends, feed [`Input::LeaderSessionEnded`]. None while this node leads,
+    /// stops, or the lease is bound to its ttl alone.
+    pub fn session_to_watch(&self) -> Option<i64> {
+        match self.state {
+            State::Cold { .. } | State::Acquiring { .. } if !self.shutting_down => {
+                self.leader_session
+            }
             _ => None,
         }
     }
@@ -280,7 +300,7 @@ impl NodeMachine {
             Input::Renewed { req, result } => self.on_renewed(now, req, result),
             Input::Released { req } => self.on_released(now, req),
             Input::ProcessingStopped { epoch } => self.on_processing_stopped(now, epoch),
-            Input::PeerReleased => self.on_peer_released(now),
+            Input::PeerReleased | Input::LeaderSessionEnded => self.look_now(now),
             Input::Shutdown => self.on_shutdown(now),
         }
         self.on_time(now);
@@ -397,6 +417,9 @@ impl NodeMachine {
         }
         self.pending_heartbeat = None;
         let Ok(view) = result else { return };
+        self.leader_session = view
+            .live_leader_session()
+            .filter(|_| view.leader.as_deref() != Some(self.me.as_str()));
         match self.state.clone() {
             State::Cold { holdoff_until } => {
                 let held_off = holdoff_until.is_some_and(|until| now < until);
@@ -415,6 +438,17 @@ impl NodeMachine {
                     self.state = State::Cold {
                         holdoff_until: None,
                     };
+                }
+                Some(StepDown::SessionEnded) => {
+                    // Anyone may take the lease now, this node included once
+                    // it reports cold: report at once rather than a beat
+                    // later, and give the lease back on shutdown.
+                    self.push(Action::StopProcessing { epoch });
+                    self.lapsed = Some(epoch);
+                    self.state = State::Cold {
+                        holdoff_until: None,
+                    };
+                    self.send_heartbeat(now);
                 }
                 Some(StepDown::Demoted) | Some(StepDown::Handoff { .. }) => {
                     self.begin_demote(epoch, deadline, AfterDemote::Standby);
@@ -581,9 +615,10 @@ impl NodeMachine {
         }
     }
 
-    fn on_peer_released(&mut self, now: MonoTime) {
-        // A graceful release frees the lease at once: look now instead of at
-        // the next heartbeat, so a standby takes over within a round trip.
+    fn look_now(&mut self, now: MonoTime) {
+        // A graceful release, or the end of the leader's session, frees the
+        // lease at once: look now instead of at the next heartbeat, so a
+        // standby takes over within a round trip.
         if matches!(self.state, State::Cold { .. }) && !self.shutting_down {
             self.pending_heartbeat = None;
             self.send_heartbeat(now);

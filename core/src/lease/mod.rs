@@ -16,4 +16,4 @@ pub use machine::{Action, Input, NodeMachine, RequestFailed, RequestId};
 pub use outcome::{AcquireOutcome, Grant, RenewOutcome};
 pub use score_reasons::{deductions, Deduction};
 pub use time::MonoTime;
-pub use view::{ClusterTiming, ClusterView, NodeRole, NodeView, PromoteRequest};
+pub use view::{ClusterTiming, ClusterView, LeaseSession, NodeRole, NodeView, PromoteRequest};

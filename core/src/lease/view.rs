@@ -126,6 +126,26 @@ pub struct ClusterView {
     pub demote: Option<String>,
     /// Node rows, sorted by name.
     pub nodes: Vec<NodeView>,
+    /// The database session the current lease is bound to; None for a
+    /// lease bound to its ttl alone (`--session-leases off`, a pooler, or no
+    /// lease).
+    #[serde(default)]
+    pub lease_session: Option<LeaseSession>,
+}
+
+/// The database session a lease is bound to, as the database sees it.
+///
+/// The holder keeps an exclusive advisory lock on a session of its own for
+/// as long as it runs; the lease names that lock. When the session ends
+/// (the holder's process died and the kernel closed its socket, or the
+/// server ended the backend) the lock is gone at once, and so is the lease:
+/// nobody has to wait for its ttl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseSession {
+    /// The advisory lock key that names the holder's session.
+    pub key: i64,
+    /// Whether a session still holds that lock.
+    pub alive: bool,
 }
 
 impl ClusterView {
@@ -134,8 +154,26 @@ impl ClusterView {
         self.nodes.iter().find(|n| n.name == name)
     }
 
-    /// True when `name` holds a lease that has not expired.
+    /// True when `name` holds a lease that has not expired and whose
+    /// session, if it is bound to one, is still open.
     pub fn holds_valid_lease(&self, name: &str) -> bool {
-        self.leader.as_deref() == Some(name) && self.lease_remaining_ms.is_some_and(|ms| ms > 0)
+        self.leader.as_deref() == Some(name)
+            && self.lease_remaining_ms.is_some_and(|ms| ms > 0)
+            && !self.leader_session_ended()
+    }
+
+    /// True when a leader is named and the session its lease is bound to
+    /// has ended: the lease is free although its ttl has not run out.
+    pub fn leader_session_ended(&self) -> bool {
+        self.leader.is_some() && self.lease_session.is_some_and(|s| !s.alive)
+    }
+
+    /// The key of the leader's session lock while that session is open: a
+    /// standby waits on it to learn of the leader's death at once.
+    pub fn live_leader_session(&self) -> Option<i64> {
+        match self.lease_session {
+            Some(s) if s.alive && self.leader.is_some() => Some(s.key),
+            _ => None,
+        }
     }
 }

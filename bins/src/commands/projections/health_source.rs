@@ -12,7 +12,7 @@ use rillflow_adapters::projection::{ProjectionCatalog, ProjectionStatus, Runtime
 use rillflow_core::lease::health::{evaluate, ClusterHealth, HealthRules};
 use serde_json::{json, Value};
 
-use crate::cli::RunLoopArgs;
+use crate::cli::{RunLoopArgs, Switch};
 
 pub struct DaemonHealth {
     pub store: PgLeaseStore,
@@ -40,6 +40,7 @@ pub fn daemon_config(args: &RunLoopArgs, node: &str) -> Value {
         "lease_ttl_secs": args.lease_ttl_secs,
         "lease_grace_secs": args.lease_grace_secs,
         "min_cold_standbys": args.min_cold_standbys,
+        "session_leases": args.session_leases == Switch::On,
         "health_bind": args.health_bind.map(|a| a.to_string()),
         "diag_over_http": args.diag_token.is_some(),
         "projections": args.source.projections.as_ref().map(|p| p.display().to_string()),

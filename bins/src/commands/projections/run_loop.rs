@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rillflow_adapters::daemon::{
-    check_names, daemon_pool_config, forward_releases, Driver, LeaseStore, NodeIdentity,
-    PgLeaseStore, Processor, Signal, TokioClock, WriteGate, WriteProbe,
+    check_names, daemon_pool_config, forward_releases, watch_leader_sessions, Driver, LeaseStore,
+    NodeIdentity, PgLeaseStore, PgSessionWatch, Processor, Signal, TokioClock, WriteGate,
+    WriteProbe,
 };
 use rillflow_adapters::health;
 use rillflow_adapters::projection::{
@@ -24,7 +25,7 @@ use uuid::Uuid;
 
 use super::health_source::{daemon_config, DaemonHealth};
 use super::{declared, handler_session, run_auto};
-use crate::cli::{ClusterMode, PartitionMode, RunLoopArgs};
+use crate::cli::{ClusterMode, PartitionMode, RunLoopArgs, Switch};
 use crate::commands::{database, signals};
 
 pub async fn run(args: RunLoopArgs) -> Result<()> {
@@ -66,7 +67,12 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
     let scoped =
         database::open_configured(&args.db, &pool_config, TenantOperation::WholeLog).await?;
     let pool = scoped.pool.clone();
-    let store = PgLeaseStore::new(pool.clone());
+    let sessions = args.session_leases == Switch::On;
+    let store = if sessions && args.cluster_mode == ClusterMode::Hotcold {
+        PgLeaseStore::with_session_leases(pool.clone())
+    } else {
+        PgLeaseStore::new(pool.clone())
+    };
     let batch_pool = handler_session::batch_pool(
         &pool,
         args.source.handler_database_url.as_deref(),
@@ -181,9 +187,28 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
                 store.clone(),
                 listener,
                 identity.cluster.clone(),
-                signal_tx,
+                signal_tx.clone(),
                 Duration::from_secs(1),
             );
+            // A standby waits on the leader's session, so a crash wakes it
+            // at once. Through a transaction pooler a wait's lock could be
+            // left on a pooled server connection: off with the leases.
+            let (watch_tx, watch_rx) = watch::channel(None);
+            if sessions {
+                watch_leader_sessions(
+                    PgSessionWatch::new(&pool),
+                    watch_rx,
+                    signal_tx,
+                    Duration::from_secs(1),
+                );
+                // Opened now rather than by the first grant, which then
+                // costs one round trip instead of a new connection.
+                if let Some(session) = store.lease_session() {
+                    if let Err(e) = session.connect().await {
+                        tracing::warn!(error = %e, "cannot open the lease session yet");
+                    }
+                }
+            }
             let machine = NodeMachine::new(identity.node.clone(), config.clone(), clock.now());
             let store = Arc::new(store);
             // Without projections the hot node still proves its write path
@@ -197,9 +222,13 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
             } else {
                 Box::new(ProjectionProcessor::new(worker, wake))
             };
-            Driver::new(store, identity, config, work, clock)
-                .run(machine, signal_rx, permits, gate)
-                .await?;
+            let driver = Driver::new(store, identity, config, work, clock);
+            let driver = if sessions {
+                driver.watch_sessions(watch_tx)
+            } else {
+                driver
+            };
+            driver.run(machine, signal_rx, permits, gate).await?;
         }
         _ => {
             // Without coordination the node runs its projections until told

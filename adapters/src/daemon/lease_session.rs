@@ -1,0 +1,156 @@
+//! The database session a daemon's lease is bound to (sql/0017).
+//!
+//! One connection of its own, outside the pool, on which the daemon holds an
+//! exclusive session-level advisory lock under a key drawn at random when the
+//! session opens. Grants, renewals and releases run on it, so a grant can
+//! record the key and a renewal can check that it still runs on the session
+//! that holds it. When the process dies the kernel closes the socket, the
+//! backend exits, the lock goes with it, and the lease is free at once.
+//!
+//! A session that breaks is replaced by a new one with a new key: a lease
+//! bound to the old key is not renewed on it (the renewal reports the lease
+//! lost) and the node stands by, then competes again like everyone else.
+
+use rand::Rng;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
+use sqlx::Connection;
+use tokio::sync::{Mutex, MutexGuard};
+
+/// The high half of every lease session key: "rfLS". The low half is drawn
+/// at random. Advisory keys share one space per database; a foreign
+/// application that happened to hold the same key would make our try-lock
+/// fail, and we would draw again.
+const KEY_PREFIX: i64 = 0x7266_4c53;
+
+/// How many keys to try before giving up on a session lock.
+const DRAWS: usize = 8;
+
+struct Held {
+    conn: PgConnection,
+    key: i64,
+}
+
+/// A lease session: opened on first use, reopened after it breaks.
+pub struct PgLeaseSession {
+    options: PgConnectOptions,
+    held: Mutex<Option<Held>>,
+}
+
+impl std::fmt::Debug for PgLeaseSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLeaseSession").finish_non_exhaustive()
+    }
+}
+
+/// Exclusive use of the open session until dropped.
+pub(super) struct SessionGuard<'a>(MutexGuard<'a, Option<Held>>);
+
+impl SessionGuard<'_> {
+    /// The session's connection.
+    pub(super) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.0.as_mut().expect("a guard holds an open session").conn
+    }
+
+    /// The key of the lock this session holds.
+    pub(super) fn key(&self) -> i64 {
+        self.0.as_ref().expect("a guard holds an open session").key
+    }
+
+    /// Drops the session after `err` when the connection cannot be trusted
+    /// any more (and says so); the next use opens a new one under a new key.
+    pub(super) fn after_error(mut self, err: &sqlx::Error) -> bool {
+        let broken = breaks_session(err);
+        if broken {
+            tracing::warn!(error = %err, "the lease session broke; its leases are lost");
+            *self.0 = None;
+        }
+        broken
+    }
+}
+
+impl PgLeaseSession {
+    /// A session on the server and with the settings (timeouts,
+    /// search_path) of `pool`.
+    pub fn new(pool: &PgPool) -> Self {
+        PgLeaseSession {
+            options: (*pool.connect_options()).clone(),
+            held: Mutex::new(None),
+        }
+    }
+
+    /// The open session, opening one (and taking its lock) when there is
+    /// none.
+    pub(super) async fn open(&self) -> Result<SessionGuard<'_>, sqlx::Error> {
+        let mut held = self.held.lock().await;
+        if held.is_none() {
+            let mut conn = PgConnection::connect_with(&self.options).await?;
+            let key = take_lock(&mut conn).await?;
+            tracing::debug!(key, "lease session opened");
+            *held = Some(Held { conn, key });
+        }
+        Ok(SessionGuard(held))
+    }
+
+    /// Opens the session now if it is not open.
+    pub async fn connect(&self) -> Result<(), sqlx::Error> {
+        self.open().await.map(drop)
+    }
+
+    /// Closes the session, which frees its lock (a clean shutdown).
+    pub async fn close(&self) {
+        if let Some(held) = self.held.lock().await.take() {
+            let _ = held.conn.close().await;
+        }
+    }
+}
+
+/// Takes an exclusive session lock under a fresh random key.
+async fn take_lock(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    for _ in 0..DRAWS {
+        let low: u32 = rand::rng().random();
+        let key = (KEY_PREFIX << 32) | i64::from(low);
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await?;
+        if taken {
+            return Ok(key);
+        }
+    }
+    Err(sqlx::Error::Protocol(
+        "no free advisory lock key for the lease session".to_owned(),
+    ))
+}
+
+/// Whether the connection is gone or unusable after `err`: anything but an
+/// error the server reported on a live session, and the server's own
+/// "terminating connection" errors.
+fn breaks_session(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_carry_the_prefix_in_their_high_half() {
+        let key = (KEY_PREFIX << 32) | i64::from(u32::MAX);
+        assert_eq!(key >> 32, KEY_PREFIX);
+        assert_eq!(key & 0xffff_ffff, i64::from(u32::MAX));
+        assert!(key > 0);
+    }
+
+    #[test]
+    fn only_broken_connections_drop_the_session() {
+        assert!(breaks_session(&sqlx::Error::PoolTimedOut));
+        assert!(breaks_session(&sqlx::Error::Io(std::io::Error::other(
+            "reset"
+        ))));
+    }
+}
