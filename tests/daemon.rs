@@ -117,6 +117,116 @@ async fn hot_node_failover_promotes_standby() {
     eprintln!("crash failover took {took:?}");
 }
 
+/// The lease's expiry and grant time by the database clock.
+async fn lease_times(
+    store: &PgLeaseStore,
+    cluster: &str,
+) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    sqlx::query_as(
+        "SELECT lease_expires_at, lease_granted_at FROM rf_daemon_clusters WHERE cluster_name = $1",
+    )
+    .bind(cluster)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+/// With session-bound leases (the default) a crash frees the lease with the
+/// dead process's session: the standby is granted it while the dead node's
+/// lease is still unexpired by the database clock, instead of after ttl +
+/// grace.
+#[tokio::test]
+async fn a_crash_frees_the_lease_before_its_ttl() {
+    let (db, store) = setup().await;
+    let (a, _b, first) = hot_and_standby(&db, &store, "crash-session", "payments").await;
+    let v = view(&store, "payments").await.unwrap();
+    assert!(v.lease_session.is_some_and(|s| s.alive), "{v:?}");
+
+    // Read first: a renewal in between only moves the expiry later.
+    let (expires_before_kill, _) = lease_times(&store, "payments").await;
+    a.signal("KILL");
+    let (second, _) = wait_hot(&store, "payments", "b", CRASH_BOUND).await;
+    assert!(second > first);
+    let (_, granted) = lease_times(&store, "payments").await;
+    assert!(
+        granted < expires_before_kill,
+        "b was granted at {granted}, after a's lease ran out at {expires_before_kill}"
+    );
+}
+
+/// The database ends the hot node's lease session while the node runs: its
+/// lease is free at once; whoever takes it gets a new epoch, the old one is
+/// fenced, and the old holder stands by (or wins again), never exits.
+#[tokio::test]
+async fn a_live_node_whose_lease_session_ends_is_fenced_and_stands_by() {
+    let (db, store) = setup().await;
+    let (mut a, mut b, first) = hot_and_standby(&db, &store, "session-ended", "audit").await;
+    wait_fenced_write(&store, "audit", "a", first).await;
+    let key = view(&store, "audit")
+        .await
+        .unwrap()
+        .lease_session
+        .expect("a's lease names its session")
+        .key;
+    let ended: bool = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks
+          WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND objsubid = 1
+            AND classid = (($1::bigint >> 32) & 4294967295)::oid
+            AND objid = ($1::bigint & 4294967295)::oid",
+    )
+    .bind(key)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert!(ended);
+
+    let (v, _) = wait_for_view(
+        &store,
+        "audit",
+        "a new epoch held by a live session",
+        CRASH_BOUND,
+        Duration::from_millis(20),
+        |v| v.epoch > first && v.leader.as_deref().is_some_and(|l| v.holds_valid_lease(l)),
+    )
+    .await;
+    assert!(
+        store.begin_fenced("audit", first).await.is_err(),
+        "epoch {first} must be fenced"
+    );
+    let leader = v.leader.clone().unwrap();
+    let other = if leader == "a" { "b" } else { "a" };
+    wait_role(&store, "audit", other, "cold", Duration::from_secs(5)).await;
+    assert!(a.is_running() && b.is_running(), "nobody exits");
+    for p in [&mut a, &mut b] {
+        p.signal("INT");
+        assert!(p.wait_exit(Duration::from_secs(10)).is_some());
+    }
+}
+
+/// `--session-leases off` (a transaction-pooling PgBouncer): the lease names
+/// no session and is judged by its ttl alone.
+#[tokio::test]
+async fn with_session_leases_off_the_lease_is_judged_by_its_ttl() {
+    let (db, store) = setup().await;
+    let off = ["--session-leases", "off"];
+    let a = node(&db, "session-off", "reports", "a", &off);
+    let (first, _) = wait_hot(&store, "reports", "a", Duration::from_secs(10)).await;
+    let _b = node(&db, "session-off", "reports", "b", &off);
+    wait_role(&store, "reports", "b", "cold", Duration::from_secs(10)).await;
+    assert_eq!(view(&store, "reports").await.unwrap().lease_session, None);
+
+    // Read first: the lease can only run out later than this.
+    let (expires_before_kill, _) = lease_times(&store, "reports").await;
+    a.signal("KILL");
+    let (second, _) = wait_hot(&store, "reports", "b", CRASH_BOUND).await;
+    assert!(second > first);
+    let (_, granted) = lease_times(&store, "reports").await;
+    assert!(
+        granted > expires_before_kill,
+        "without a session the lease is waited out: granted {granted}, expired {expires_before_kill}"
+    );
+}
+
 #[tokio::test]
 async fn graceful_handoff_is_fast_and_exits_cleanly() {
     let (db, store) = setup().await;

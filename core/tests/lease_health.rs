@@ -87,6 +87,7 @@ fn a_healthy_cluster_reports_every_field() {
             lease_remaining_ms: Some(25_000),
             min_cold_standbys: 2,
             timing: Default::default(),
+            lease_binding: "ttl",
             hot_nodes: 1,
             hot_claims: 1,
             standby_nodes: 2,

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use rillflow_core::lease::machine::{Action, Input, NodeMachine, RequestFailed};
 use rillflow_core::lease::{
-    AcquireOutcome, ClusterView, Grant, LeaseConfig, MonoTime, NodeRole, NodeView, RenewOutcome,
+    AcquireOutcome, ClusterView, Grant, LeaseConfig, LeaseSession, MonoTime, NodeRole, NodeView,
+    RenewOutcome,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -502,4 +503,134 @@ fn a_batch_that_outlives_the_lease_is_abandoned() {
     assert_eq!(m.may_write(at(27.0)), None);
     m.handle(at(27.1), Input::Released { req: 4 });
     assert_eq!(drain(&mut m), vec![Action::Exit]);
+}
+
+fn bound(mut v: ClusterView, key: i64, alive: bool) -> ClusterView {
+    v.lease_session = Some(LeaseSession { key, alive });
+    v
+}
+
+#[test]
+fn a_standby_watches_the_leaders_session_and_looks_when_it_ends() {
+    let mut m = NodeMachine::new("b", config(), at(0.0));
+    m.handle(at(0.0), Input::Tick);
+    drain(&mut m);
+    assert_eq!(m.session_to_watch(), None, "nothing seen yet");
+    m.handle(
+        at(0.0),
+        Input::Heartbeat {
+            req: 1,
+            result: Ok(bound(held_view("a", 3, &["a", "b"]), 7, true)),
+        },
+    );
+    assert_eq!(drain(&mut m), vec![], "the lease is held");
+    assert_eq!(m.session_to_watch(), Some(7));
+
+    m.handle(at(1.0), Input::LeaderSessionEnded);
+    assert_eq!(
+        drain(&mut m),
+        vec![Action::Heartbeat {
+            req: 2,
+            role: NodeRole::Cold,
+            epoch: 0
+        }]
+    );
+    m.handle(
+        at(1.01),
+        Input::Heartbeat {
+            req: 2,
+            result: Ok(bound(held_view("a", 3, &["a", "b"]), 7, false)),
+        },
+    );
+    assert_eq!(
+        drain(&mut m),
+        vec![Action::TryAcquire { req: 3 }],
+        "an ended session frees the lease at once"
+    );
+    assert_eq!(m.session_to_watch(), None, "nothing left to wait on");
+}
+
+#[test]
+fn a_leader_watches_nobody_and_steps_down_when_its_session_ended() {
+    let mut m = hot_node();
+    m.handle(at(5.0), Input::Tick);
+    drain(&mut m);
+    m.handle(
+        at(5.0),
+        Input::Heartbeat {
+            req: 4,
+            result: Ok(bound(held_view("a", 1, &["a", "b"]), 9, true)),
+        },
+    );
+    assert_eq!(drain(&mut m), vec![]);
+    assert_eq!(m.session_to_watch(), None, "its own session");
+    m.handle(at(10.0), Input::Tick);
+    drain(&mut m);
+    m.handle(
+        at(10.0),
+        Input::Heartbeat {
+            req: 6,
+            result: Ok(bound(held_view("a", 1, &["a", "b"]), 9, false)),
+        },
+    );
+    assert_eq!(
+        drain(&mut m),
+        vec![
+            Action::StopProcessing { epoch: 1 },
+            // 7 is the renewal sent with the beat at 10 s.
+            Action::Heartbeat {
+                req: 8,
+                role: NodeRole::Cold,
+                epoch: 1
+            }
+        ]
+    );
+    assert_eq!(m.role(), NodeRole::Cold);
+    assert_eq!(m.may_write(at(10.0)), None);
+    // A shutdown now gives the lease back rather than leaving it bound.
+    m.handle(at(10.5), Input::Shutdown);
+    assert!(matches!(
+        drain(&mut m).as_slice(),
+        [Action::Release { epoch: 1, .. }]
+    ));
+}
+
+/// A frozen node wakes with every timer due: its work may stop on its own
+/// (its permit lapsed) before the machine sees its deadline. That is a
+/// lapse, not a failed work: it stands by without a holdoff, so a release
+/// right after is taken at once.
+#[test]
+fn work_stopped_by_a_lapsed_permit_leaves_no_holdoff() {
+    let mut m = hot_node();
+    // Frozen from 0 s to 40 s: the lease (30 s − margin) lapsed meanwhile.
+    m.handle(at(40.0), Input::ProcessingStopped { epoch: 1 });
+    let actions = drain(&mut m);
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Release { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(m.role(), NodeRole::Cold);
+    let hb = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Heartbeat { req, .. } => Some(*req),
+            _ => None,
+        })
+        .expect("it reports cold at once");
+    m.handle(at(40.1), Input::PeerReleased);
+    drain(&mut m);
+    let mut released = free_view(&["a", "b"]);
+    released.epoch = 2;
+    released.lease_remaining_ms = Some(-5);
+    m.handle(
+        at(40.2),
+        Input::Heartbeat {
+            req: hb + 1,
+            result: Ok(released),
+        },
+    );
+    assert!(matches!(
+        drain(&mut m).as_slice(),
+        [Action::TryAcquire { .. }]
+    ));
 }

@@ -32,6 +32,7 @@ pub fn hotcold(clusters: &[ClusterHealth]) -> Value {
                 "epoch": c.epoch,
                 "leader": c.leader,
                 "lease_expires_in_ms": c.lease_remaining_ms,
+                "lease_binding": c.lease_binding,
                 "min_cold_standbys": c.min_cold_standbys,
                 "heartbeat_ms": c.timing.heartbeat_ms,
                 "lease_ttl_ms": c.timing.lease_ttl_ms,

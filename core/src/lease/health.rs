@@ -91,6 +91,10 @@ pub struct ClusterHealth {
     pub min_cold_standbys: u32,
     /// The timing the cluster's daemons run with.
     pub timing: ClusterTiming,
+    /// What the current lease is bound to: "session" (its holder's
+    /// session is open), "session-ended", "ttl" (granted without a
+    /// session), or "none" (no leader).
+    pub lease_binding: &'static str,
     /// 1 when the leader holds a valid lease and its row is live, else 0.
     pub hot_nodes: u32,
     /// Live rows whose role says hot. More than one means stale rows (a
@@ -199,6 +203,12 @@ pub fn evaluate(view: &ClusterView, rules: &HealthRules) -> ClusterHealth {
         lease_remaining_ms: view.lease_remaining_ms,
         min_cold_standbys: view.min_cold_standbys,
         timing: view.timing,
+        lease_binding: match (&view.leader, view.lease_session) {
+            (None, _) => "none",
+            (Some(_), None) => "ttl",
+            (Some(_), Some(s)) if s.alive => "session",
+            (Some(_), Some(_)) => "session-ended",
+        },
         hot_nodes,
         hot_claims,
         standby_nodes,

@@ -574,9 +574,16 @@ impl NodeMachine {
             // look healthy while nothing happens: hand it over and stand by,
             // held off for a while, so another node (or this one, later)
             // starts afresh.
-            State::Hot { epoch: e, .. } if e == epoch => {
-                self.release(now, epoch, AfterDemote::Standby)
-            }
+            //
+            // Unless the belief ran out: work stops on its own when its
+            // permit lapses (a node that was frozen wakes with every timer
+            // due at once, and the work may notice first). That is no
+            // failure of the work; the deadline (in `on_time`, right after
+            // this input) stands the node by without a holdoff, so a
+            // handoff right after finds it ready.
+            State::Hot {
+                epoch: e, deadline, ..
+            } if e == epoch && now < deadline => self.release(now, epoch, AfterDemote::Standby),
             _ => {}
         }
     }

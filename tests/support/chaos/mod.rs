@@ -50,13 +50,17 @@ pub struct ChaosConfig {
     pub handoffs: usize,
     /// `pg_terminate_backend` of every daemon session.
     pub terminations: usize,
+    /// `pg_terminate_backend` of the hot node's lease session alone, while
+    /// the node runs on.
+    pub lease_session_ends: usize,
     /// Postgres stopped and started again.
     pub pg_restarts: usize,
 }
 
 impl ChaosConfig {
     /// The issue's full run: ≥ 100k events, ten kills and ten freezes,
-    /// three handoffs, three session terminations, three restarts.
+    /// three handoffs, three terminations of all sessions, three of the hot
+    /// node's lease session, three restarts.
     pub fn full(bin: PathBuf, work_dir: PathBuf) -> Self {
         ChaosConfig {
             bin,
@@ -68,6 +72,7 @@ impl ChaosConfig {
             freezes: 10,
             handoffs: 3,
             terminations: 3,
+            lease_session_ends: 3,
             pg_restarts: 3,
         }
     }
@@ -80,6 +85,7 @@ impl ChaosConfig {
             freezes: 1,
             handoffs: 1,
             terminations: 1,
+            lease_session_ends: 1,
             pg_restarts: 1,
             ..Self::full(bin, work_dir)
         }
@@ -93,6 +99,7 @@ impl ChaosConfig {
             (Fault::Freeze, self.freezes),
             (Fault::Handoff, self.handoffs),
             (Fault::Terminate, self.terminations),
+            (Fault::EndLeaseSession, self.lease_session_ends),
             (Fault::PgRestart, self.pg_restarts),
         ];
         let mut out = Vec::new();
@@ -114,6 +121,7 @@ enum Fault {
     Freeze,
     Handoff,
     Terminate,
+    EndLeaseSession,
     PgRestart,
 }
 
@@ -124,6 +132,7 @@ impl Fault {
             Fault::Freeze => "SIGSTOP hot node past lease",
             Fault::Handoff => "SIGINT handoff",
             Fault::Terminate => "pg_terminate_backend",
+            Fault::EndLeaseSession => "pg_terminate_backend of the lease session",
             Fault::PgRestart => "Postgres restart",
         }
     }
@@ -188,13 +197,12 @@ pub async fn run(config: &ChaosConfig, progress: impl Fn(&str)) -> Result<ChaosR
         // Taken once the blow has landed (the process gone or frozen, the
         // sessions cut, the server back).
         let after = db_now(&pool).await?;
-        let downtime = wait_applied_after(
-            &pool,
-            (before, after),
-            node.as_deref(),
-            Duration::from_secs(60),
-        )
-        .await?;
+        // A node whose lease session was ended may win the lease back:
+        // an application by anyone counts.
+        let others_only = node.as_deref().filter(|_| fault != Fault::EndLeaseSession);
+        let downtime =
+            wait_applied_after(&pool, (before, after), others_only, Duration::from_secs(60))
+                .await?;
         recover(fault, &leader, &mut nodes).await;
         progress(&format!(
             "fault {}: {} ({}): projection resumed after {} ms",
@@ -282,6 +290,24 @@ async fn inject(
             .map_err(|e| e.to_string())?;
             return Ok(None);
         }
+        Fault::EndLeaseSession => {
+            // The backend holding the lock the current lease names: the
+            // node runs on and may believe it is hot until it learns.
+            let ended: Option<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(l.pid) FROM rf_daemon_clusters c, pg_locks l
+                  WHERE c.cluster_name = $1 AND l.locktype = 'advisory' AND l.granted
+                    AND l.mode = 'ExclusiveLock' AND l.objsubid = 1
+                    AND l.classid = ((c.lease_lock_key >> 32) & 4294967295)::oid
+                    AND l.objid = (c.lease_lock_key & 4294967295)::oid",
+            )
+            .bind(CLUSTER)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| e.to_string())?;
+            if ended != Some(true) {
+                return Err(format!("the lease of {leader} names no live session"));
+            }
+        }
         Fault::PgRestart => {
             server.restart().await?;
             return Ok(None);
@@ -304,7 +330,7 @@ async fn recover(fault: Fault, leader: &str, nodes: &mut Nodes) {
             nodes.wait_exit(leader, Duration::from_secs(10));
             nodes.spawn(leader);
         }
-        Fault::Terminate | Fault::PgRestart => {}
+        Fault::Terminate | Fault::EndLeaseSession | Fault::PgRestart => {}
     }
 }
 

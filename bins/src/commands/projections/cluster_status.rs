@@ -44,7 +44,7 @@ fn print_table(healths: &[ClusterHealth]) {
     }
     for c in healths {
         println!(
-            "cluster {}: {} (score {}), hot {}, standbys {}/{}, epoch {}",
+            "cluster {}: {} (score {}), hot {}, standbys {}/{}, epoch {}, lease binding {}",
             c.cluster,
             if c.healthy { "healthy" } else { "UNHEALTHY" },
             c.score,
@@ -55,6 +55,7 @@ fn print_table(healths: &[ClusterHealth]) {
             c.standby_nodes,
             c.min_cold_standbys,
             c.epoch,
+            c.lease_binding,
         );
         println!(
             "  {:<24} {:<9} {:>6} {:>10} {:>10}",
