@@ -12,8 +12,9 @@
 //! lost) and the node stands by, then competes again like everyone else.
 
 use rand::Rng;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
-use sqlx::Connection;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgRow};
+use sqlx::query::Query;
+use sqlx::{Connection, Postgres};
 use tokio::sync::{Mutex, MutexGuard};
 
 /// The high half of every lease session key: "rfLS". The low half is drawn
@@ -43,22 +44,22 @@ impl std::fmt::Debug for PgLeaseSession {
 }
 
 /// Exclusive use of the open session until dropped.
-pub(super) struct SessionGuard<'a>(MutexGuard<'a, Option<Held>>);
+struct SessionGuard<'a>(MutexGuard<'a, Option<Held>>);
 
 impl SessionGuard<'_> {
     /// The session's connection.
-    pub(super) fn conn(&mut self) -> &mut PgConnection {
+    fn conn(&mut self) -> &mut PgConnection {
         &mut self.0.as_mut().expect("a guard holds an open session").conn
     }
 
     /// The key of the lock this session holds.
-    pub(super) fn key(&self) -> i64 {
+    fn key(&self) -> i64 {
         self.0.as_ref().expect("a guard holds an open session").key
     }
 
     /// Drops the session after `err` when the connection cannot be trusted
     /// any more (and says so); the next use opens a new one under a new key.
-    pub(super) fn after_error(mut self, err: &sqlx::Error) -> bool {
+    fn after_error(mut self, err: &sqlx::Error) -> bool {
         let broken = breaks_session(err);
         if broken {
             tracing::warn!(error = %err, "the lease session broke; its leases are lost");
@@ -80,7 +81,7 @@ impl PgLeaseSession {
 
     /// The open session, opening one (and taking its lock) when there is
     /// none.
-    pub(super) async fn open(&self) -> Result<SessionGuard<'_>, sqlx::Error> {
+    async fn open(&self) -> Result<SessionGuard<'_>, sqlx::Error> {
         let mut held = self.held.lock().await;
         if held.is_none() {
             let mut conn = PgConnection::connect_with(&self.options).await?;
@@ -89,6 +90,34 @@ impl PgLeaseSession {
             *held = Some(Held { conn, key });
         }
         Ok(SessionGuard(held))
+    }
+
+    /// Runs the statement `query` makes for this session's key on the
+    /// session and fetches its row, if any. A session found broken is
+    /// replaced (new key) and the statement made and run once more: a lease
+    /// statement that did not run on the old session is simply run, and one
+    /// that did run is safe to repeat (a grant to ourselves again takes a
+    /// new epoch; a renewal on a new session finds a bound lease lost, which
+    /// is what the node must learn).
+    pub(super) async fn fetch_optional<'q>(
+        &self,
+        mut query: impl FnMut(i64) -> Query<'q, Postgres, PgArguments>,
+    ) -> Result<Option<PgRow>, sqlx::Error> {
+        let mut retried = false;
+        loop {
+            let mut s = self.open().await?;
+            let key = s.key();
+            match query(key).fetch_optional(s.conn()).await {
+                Err(e) => {
+                    if s.after_error(&e) && !retried {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(e);
+                }
+                ok => return ok,
+            }
+        }
     }
 
     /// Opens the session now if it is not open.

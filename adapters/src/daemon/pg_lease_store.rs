@@ -87,9 +87,9 @@ impl PgLeaseStore {
         }
     }
 
-    /// A store whose grants, renewals and releases run on a lease session
-    /// of their own (sql/0017), so the leases it is granted end with this
-    /// process's session as well as with their ttl. Needs real sessions: not
+    /// A store whose grants and renewals run on a lease session of their
+    /// own (sql/0017), so the leases it is granted end with this process's
+    /// session as well as with their ttl. Needs real sessions: not
     /// through a transaction-pooling PgBouncer.
     pub fn with_session_leases(pool: PgPool) -> Self {
         let session = Arc::new(PgLeaseSession::new(&pool));
@@ -429,26 +429,7 @@ impl LeaseStore for PgLeaseStore {
         };
         let row = match &self.session {
             None => query(None).fetch_optional(&self.pool).await,
-            // A session found broken is replaced once: the statement did
-            // not run on it, or ran and is safe to repeat (a grant to
-            // ourselves again takes a new epoch).
-            Some(session) => {
-                let mut retried = false;
-                loop {
-                    let mut s = session.open().await.map_err(lease_error)?;
-                    let key = s.key();
-                    match query(Some(key)).fetch_optional(s.conn()).await {
-                        Err(e) => {
-                            if s.after_error(&e) && !retried {
-                                retried = true;
-                                continue;
-                            }
-                            break Err(e);
-                        }
-                        ok => break ok,
-                    }
-                }
-            }
+            Some(session) => session.fetch_optional(|key| query(Some(key))).await,
         }
         .map_err(lease_error)?;
         let Some(row) = row else {
@@ -478,36 +459,19 @@ impl LeaseStore for PgLeaseStore {
             return Ok(RenewOutcome::Lost);
         };
         let query = || {
-            sqlx::query_scalar(RENEW)
+            sqlx::query(RENEW)
                 .bind(&node.cluster)
                 .bind(&node.node)
                 .bind(node.daemon_id)
                 .bind(epoch)
                 .bind(micros(ttl))
         };
-        let remaining: Option<i64> = match &self.session {
+        let row = match &self.session {
             None => query().fetch_optional(&self.pool).await,
-            // On a new session a lease bound to the old one is lost, which
-            // is what the node must learn; a repeat of a renewal that did
-            // run is harmless.
-            Some(session) => {
-                let mut retried = false;
-                loop {
-                    let mut s = session.open().await.map_err(lease_error)?;
-                    match query().fetch_optional(s.conn()).await {
-                        Err(e) => {
-                            if s.after_error(&e) && !retried {
-                                retried = true;
-                                continue;
-                            }
-                            break Err(e);
-                        }
-                        ok => break ok,
-                    }
-                }
-            }
+            Some(session) => session.fetch_optional(|_| query()).await,
         }
         .map_err(lease_error)?;
+        let remaining: Option<i64> = row.map(|r| r.try_get(0)).transpose().map_err(lease_error)?;
         Ok(match remaining {
             Some(us) => RenewOutcome::Renewed {
                 valid_for: from_micros(us),

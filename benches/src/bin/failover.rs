@@ -29,7 +29,6 @@ use rillflow_adapters::daemon::PgLeaseStore;
 use rillflow_benches::summary;
 use rillflow_testkit::{fast_hotcold_args, wait_for_view, Process, TestDb};
 
-const CLUSTER: &str = "bench";
 const POLL: Duration = Duration::from_millis(5);
 const LIMIT: Duration = Duration::from_secs(30);
 
