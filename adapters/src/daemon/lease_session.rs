@@ -124,13 +124,6 @@ impl PgLeaseSession {
     pub async fn connect(&self) -> Result<(), sqlx::Error> {
         self.open().await.map(drop)
     }
-
-    /// Closes the session, which frees its lock (a clean shutdown).
-    pub async fn close(&self) {
-        if let Some(held) = self.held.lock().await.take() {
-            let _ = held.conn.close().await;
-        }
-    }
 }
 
 /// Takes an exclusive session lock under a fresh random key.

@@ -3,8 +3,11 @@
 //! declarative projection that records every application, a writer appends
 //! steadily, and faults are injected in turn: kill -9 of the hot node,
 //! SIGSTOP past its lease then SIGCONT, SIGINT handoffs, termination of the
-//! daemons' database sessions, and Postgres restarts. At the end the store,
-//! the writer's acknowledgements and the read model are compared.
+//! daemons' database sessions or of the hot node's lease session alone, and
+//! Postgres restarts. A kill waits until the last failover is one ttl past,
+//! so it measures a crash failover and not LEASE-4's interval between
+//! failovers. At the end the store, the writer's acknowledgements and the
+//! read model are compared.
 //!
 //! `cargo run --release -p rillflow-testkit --bin chaos` runs the full
 //! version; `tests/chaos.rs` a short one.
@@ -191,6 +194,11 @@ pub async fn run(config: &ChaosConfig, progress: impl Fn(&str)) -> Result<ChaosR
     for (i, fault) in config.schedule().into_iter().enumerate() {
         // Let the cluster apply for a moment before the next blow.
         tokio::time::sleep(Duration::from_millis(700)).await;
+        if fault == Fault::Kill {
+            // A crash right after another failover waits out LEASE-4's
+            // interval, which the figure would then measure instead.
+            past_failover_interval(&leases, Duration::from_secs(60)).await?;
+        }
         let leader = hot_node(&leases, Duration::from_secs(60)).await?;
         let before = db_now(&pool).await?;
         let node = inject(fault, &leader, &mut nodes, &pool, &server).await?;
@@ -255,6 +263,26 @@ async fn hot_node(leases: &PgLeaseStore, limit: Duration) -> Result<String, Stri
             return Err(format!("no hot node within {limit:?}"));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the last automatic failover is at least one ttl ago (the
+/// least time between two, LEASE-4).
+async fn past_failover_interval(leases: &PgLeaseStore, limit: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(v)) = leases.cluster_view(CLUSTER).await {
+            if v
+                .since_last_failover_ms
+                .is_none_or(|ms| ms >= v.timing.lease_ttl_ms)
+            {
+                return Ok(());
+            }
+        }
+        if start.elapsed() > limit {
+            return Err(format!("still within the failover interval after {limit:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
