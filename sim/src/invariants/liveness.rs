@@ -7,6 +7,7 @@ use crate::faults::{Fault, FREEZE_START};
 use crate::model_db::{GrantRecord, WriteRecord};
 use crate::trace::Belief;
 
+use super::session_takeover::SessionTakeover;
 use super::Violation;
 
 /// Checks at `deadline` that `leader` (the database's valid lease holder
@@ -120,6 +121,12 @@ fn silence(
 /// held the latest grant and committed a write in the second before, in
 /// its current incarnation: a node restarted after a crash comes back cold,
 /// and stopping it hands nothing over (its old lease runs out instead).
+///
+/// With session-bound leases (`sessions`), a crash ends the hot node's lease
+/// session, and another node must be granted the lease within the bound
+/// [`SessionTakeover::deadline`] derives; so must some node (it may be the
+/// same one) after the database ended the active hot node's session while
+/// it ran (`EndSession`).
 pub fn check_takeovers(
     faults: &[(Duration, Fault)],
     freezes: &[(String, Duration)],
@@ -127,8 +134,22 @@ pub fn check_takeovers(
     writes: &[WriteRecord],
     bound: Duration,
     healed_at: Duration,
+    sessions: Option<&SessionTakeover>,
 ) -> Option<Violation> {
-    for (i, (_, fault)) in faults.iter().enumerate() {
+    for (i, (at, fault)) in faults.iter().enumerate() {
+        if let (Fault::EndSession(node), Some(s)) = (fault, sessions) {
+            if disturbed(faults, i, node, *at) || !was_active(faults, i, node, *at, grants, writes)
+            {
+                continue;
+            }
+            let Some(deadline) = s.deadline(faults, i, node, grants) else {
+                continue;
+            };
+            if !grants.iter().any(|g| g.at > *at && g.at <= deadline) {
+                return Some(late(node, fault, *at, deadline));
+            }
+            continue;
+        }
         let Some(node) = silenced(fault) else {
             continue;
         };
@@ -140,53 +161,67 @@ pub fn check_takeovers(
         if disturbed(faults, i, node, start) {
             continue;
         }
-        // A graceful stop releases the lease and wakes the standbys: one
-        // second, not the crash bound.
-        let limit = if matches!(fault, Fault::Stop(_)) {
-            GRACEFUL
-        } else {
-            bound
+        let deadline = match (fault, sessions) {
+            // A graceful stop releases the lease and wakes the standbys:
+            // one second, not the crash bound.
+            (Fault::Stop(_), _) => start + GRACEFUL,
+            // The crash ended its lease session.
+            (Fault::Crash(_), Some(s)) => match s.deadline(faults, i, node, grants) {
+                Some(deadline) => deadline,
+                None => continue,
+            },
+            _ => start + bound,
         };
-        let deadline = start + limit;
-        if end < deadline {
-            continue;
-        }
-        let leader = grants
-            .iter()
-            .rev()
-            .find(|g| g.at <= start)
-            .map(|g| g.node.as_str());
-        let booted = faults[..i]
-            .iter()
-            .filter(|(_, f)| matches!(f, Fault::Restart(n) if n == node))
-            .map(|(t, _)| *t)
-            .next_back()
-            .unwrap_or(Duration::ZERO);
-        let active = writes.iter().any(|w| {
-            w.node == node
-                && w.at >= booted
-                && w.at <= start
-                && w.at + Duration::from_secs(1) > start
-        });
-        if leader != Some(node) || !active {
+        if end < deadline || !was_active(faults, i, node, start, grants, writes) {
             continue;
         }
         let took_over = grants
             .iter()
             .any(|g| g.node != node && g.at > start && g.at <= deadline);
         if !took_over {
-            return Some(Violation {
-                invariant: "LEASE-3",
-                at: deadline,
-                detail: format!(
-                    "{node} was silenced at {:.3}s by {fault:?} and nobody took over within {:.3}s",
-                    start.as_secs_f64(),
-                    limit.as_secs_f64()
-                ),
-            });
+            return Some(late(node, fault, start, deadline));
         }
     }
     None
+}
+
+fn late(node: &str, fault: &Fault, start: Duration, deadline: Duration) -> Violation {
+    Violation {
+        invariant: "LEASE-3",
+        at: deadline,
+        detail: format!(
+            "{node} was silenced at {:.3}s by {fault:?} and nobody took over within {:.3}s",
+            start.as_secs_f64(),
+            (deadline - start).as_secs_f64()
+        ),
+    }
+}
+
+/// Whether `node` held the latest grant at `start` and committed a write in
+/// the second before, in the incarnation `faults[i]` found running.
+pub(crate) fn was_active(
+    faults: &[(Duration, Fault)],
+    i: usize,
+    node: &str,
+    start: Duration,
+    grants: &[GrantRecord],
+    writes: &[WriteRecord],
+) -> bool {
+    let leader = grants
+        .iter()
+        .rev()
+        .find(|g| g.at <= start)
+        .map(|g| g.node.as_str());
+    let booted = faults[..i]
+        .iter()
+        .filter(|(_, f)| matches!(f, Fault::Restart(n) if n == node))
+        .map(|(t, _)| *t)
+        .next_back()
+        .unwrap_or(Duration::ZERO);
+    let active = writes.iter().any(|w| {
+        w.node == node && w.at >= booted && w.at <= start && w.at + Duration::from_secs(1) > start
+    });
+    leader == Some(node) && active
 }
 
 #[cfg(test)]
@@ -231,6 +266,7 @@ mod tests {
             at: Duration::from_millis(at),
             node: node.to_owned(),
             epoch,
+            failover: false,
         }
     }
 
@@ -262,11 +298,12 @@ mod tests {
         ];
         let (g, w) = history(7_500);
         assert_eq!(
-            check_takeovers(&crash, &[], &g, &w, at(6_000), at(20_000)),
+            check_takeovers(&crash, &[], &g, &w, at(6_000), at(20_000), None),
             None
         );
         let (g, w) = history(8_500);
-        let v = check_takeovers(&crash, &[], &g, &w, at(6_000), at(20_000)).expect("late takeover");
+        let v = check_takeovers(&crash, &[], &g, &w, at(6_000), at(20_000), None)
+            .expect("late takeover");
         assert_eq!((v.invariant, v.at), ("LEASE-3", at(8_000)));
 
         let stop = vec![
@@ -275,12 +312,12 @@ mod tests {
         ];
         let (g, w) = history(2_400);
         assert_eq!(
-            check_takeovers(&stop, &[], &g, &w, at(6_000), at(20_000)),
+            check_takeovers(&stop, &[], &g, &w, at(6_000), at(20_000), None),
             None
         );
         let (g, w) = history(3_500);
         assert!(
-            check_takeovers(&stop, &[], &g, &w, at(6_000), at(20_000)).is_some(),
+            check_takeovers(&stop, &[], &g, &w, at(6_000), at(20_000), None).is_some(),
             "a stop gets one second"
         );
     }
@@ -298,7 +335,7 @@ mod tests {
             (at(6_000), Fault::Restart("a".into())),
         ];
         assert_eq!(
-            check_takeovers(&partitioned_stop, &[], &g, &w, at(6_000), at(20_000)),
+            check_takeovers(&partitioned_stop, &[], &g, &w, at(6_000), at(20_000), None),
             None
         );
         // A standby's crash needs no takeover.
@@ -313,7 +350,8 @@ mod tests {
                 &[grant(0, "a", 1)],
                 &w,
                 at(6_000),
-                at(20_000)
+                at(20_000),
+                None
             ),
             None
         );
@@ -332,7 +370,8 @@ mod tests {
                 &[grant(0, "a", 1), grant(6_500, "b", 2)],
                 &w,
                 at(6_000),
-                at(20_000)
+                at(20_000),
+                None
             ),
             None
         );
@@ -343,7 +382,15 @@ mod tests {
         ];
         let w = vec![wrote(16_900, "a")];
         assert_eq!(
-            check_takeovers(&late, &[], &[grant(0, "a", 1)], &w, at(6_000), at(20_000)),
+            check_takeovers(
+                &late,
+                &[],
+                &[grant(0, "a", 1)],
+                &w,
+                at(6_000),
+                at(20_000),
+                None
+            ),
             None
         );
     }
