@@ -158,3 +158,21 @@ fn without_the_floor_check_a_late_append_is_caught() {
     let (seed, v) = caught.expect("some seed commits an append behind the checkpoint");
     assert_eq!(v.invariant, "PROJ-2", "seed {seed}: {v:?}");
 }
+
+/// The trap: a crashed hot node's lease bound by its ttl alone (the nodes
+/// run with `--session-leases off`) is taken over only after the ttl and
+/// the grace; the takeover check, expecting session-bound leases, reports
+/// it.
+#[test]
+fn without_session_leases_a_crash_waits_for_the_ttl() {
+    let caught = (1..=20).find_map(|seed| {
+        let params = Params {
+            session_leases_disabled: true,
+            ..Params::from_seed(seed, 30, Scenario::Crashes)
+        };
+        run(&params).violation.map(|v| (seed, v))
+    });
+    let (seed, v) = caught.expect("some seed crashes the active hot node");
+    assert_eq!(v.invariant, "LEASE-3", "seed {seed}: {v:?}");
+    assert!(v.detail.contains("Crash"), "seed {seed}: {v:?}");
+}
