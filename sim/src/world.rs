@@ -372,8 +372,13 @@ pub fn run(params: &Params) -> Outcome {
     });
     let events = trace.events();
     let hash = Trace::hash(&events);
-    let takeovers =
-        failover_times::takeovers(&params.faults, &db.grants, &db.writes, params.heal_at);
+    let takeovers = failover_times::takeovers(
+        &params.faults,
+        &db.grants,
+        &db.writes,
+        params.heal_at,
+        sessions.as_ref(),
+    );
     Outcome {
         violation,
         hash,

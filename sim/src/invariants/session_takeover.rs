@@ -96,6 +96,11 @@ impl SessionTakeover {
         self.msgs(WAKE + LOOK + ACQUIRE)
     }
 
+    /// The same when the standby must replace its ended session first.
+    pub fn tight_reopened(&self) -> Duration {
+        self.msgs(WAKE + LOOK + ACQUIRE_REOPENED)
+    }
+
     /// The latest a grant must follow the end of `ended`'s lease session
     /// at `faults[i]` (its crash, or `EndSession`): the earliest of the
     /// other nodes' bounds and, when it keeps running, its own.
