@@ -10,6 +10,7 @@ use rillflow_adapters::daemon::contract;
 use rillflow_adapters::daemon::contract_sessions::{self, SessionHarness};
 
 use crate::db_host::{self, SessionTimeouts};
+use crate::exclusive::exclusive;
 use crate::model_db::ModelDb;
 use crate::sim_store::SimLeaseStore;
 use crate::trace::Trace;
@@ -61,6 +62,7 @@ where
     F: FnOnce(Arc<Mutex<ModelDb>>) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
+    let _alone = exclusive();
     let mut sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_secs(60))
         .tick_duration(Duration::from_millis(1))

@@ -16,6 +16,7 @@ pub mod contract_run;
 pub mod db_conn;
 pub mod db_host;
 pub mod db_sessions;
+pub mod exclusive;
 pub mod failover_times;
 pub mod faults;
 pub mod history;

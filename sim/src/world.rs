@@ -15,6 +15,7 @@ use crate::archive_run;
 use crate::archive_summary::ArchiveSummary;
 use crate::client_faults;
 use crate::db_host::{self, SessionTimeouts};
+use crate::exclusive::exclusive;
 use crate::failover_times::{self, Takeover};
 use crate::faults::{self, Fault, Scenario, FREEZE_START};
 use crate::invariants::one_believer::{self, Lifecycle};
@@ -250,6 +251,7 @@ pub struct Outcome {
 
 /// Runs `params` to the end and checks every invariant.
 pub fn run(params: &Params) -> Outcome {
+    let _alone = exclusive();
     if params.scenario == Scenario::Ownership {
         return ownership_run::run(params);
     }

@@ -42,6 +42,22 @@ fn the_same_seed_gives_the_same_trace() {
     );
 }
 
+/// SIM-2 across runs: what a process ran before must not reach a seed's
+/// trace (a sweep's failure must replay alone). tokio numbers tasks
+/// process-wide, and the order a crashed host's sockets close in follows
+/// those numbers; `exclusive` starts every run at the same point.
+#[test]
+fn a_seed_replays_the_same_after_other_runs() {
+    let params = Params::from_seed(3, 30, Scenario::Chaos);
+    let alone = run(&params).hash;
+    let other = Params {
+        session_leases_disabled: true,
+        ..Params::from_seed(2, 30, Scenario::Chaos)
+    };
+    run(&other);
+    assert_eq!(run(&params).hash, alone);
+}
+
 /// Without the database fence, a hot node whose messages were held past its
 /// lease gets a stale write in, and the single-writer check catches it.
 #[test]
