@@ -371,7 +371,7 @@ impl LeaseStore for SimLeaseStore {
 
     async fn release(&self, node: &NodeIdentity, epoch: u64) -> Result<(), LeaseError> {
         self.trace
-            .record(sim_now(), &node.node, format!("releases epoch {epoch}"));
+            .record_release(&node.node, sim_now(), format!("releases epoch {epoch}"));
         match self
             .call(&Request::Release {
                 caller: caller(node),

@@ -331,7 +331,8 @@ pub fn run(params: &Params) -> Outcome {
     let learn = one_believer::learning_bound(&params.config);
     let bound_to_sessions = params.scenario.session_leases();
     let life = Lifecycle::of(&params.faults, bound_to_sessions, learn);
-    let sessions = bound_to_sessions.then(|| session_takeover(params));
+    let sessions =
+        bound_to_sessions.then(|| session_takeover(params).with_releases(trace.releases()));
     let violation = violation
         .or_else(|| single_writer::check(&db.writes))
         .or_else(|| one_believer::check(&beliefs, &db.grants, end, &life))

@@ -61,6 +61,19 @@ fn ends(fault: &Fault, node: &str) -> bool {
     matches!(fault, Fault::Restart(n) | Fault::Repair(n) | Fault::Thaw(n) | Fault::Release(n) if n == node)
 }
 
+/// The host a fault is applied to (`db` for the database's).
+fn host(fault: &Fault) -> Option<&str> {
+    match fault {
+        Fault::CrashDb | Fault::RestartDb => Some("db"),
+        Fault::Restart(n)
+        | Fault::Repair(n)
+        | Fault::Release(n)
+        | Fault::Thaw(n)
+        | Fault::EndSession(n) => Some(n),
+        other => affects(other),
+    }
+}
+
 /// Any fault that affects `node`'s link or process.
 fn affects(fault: &Fault) -> Option<&str> {
     match fault {
@@ -145,6 +158,15 @@ pub fn check_takeovers(
             let Some(deadline) = s.deadline(faults, i, node, grants) else {
                 continue;
             };
+            // Nothing undoes it: the bound holds while no other fault on a
+            // node or the database comes first.
+            let interrupted = faults[i + 1..].iter().any(|(t, f)| {
+                *t < deadline
+                    && host(f).is_some_and(|h| h == "db" || s.nodes.iter().any(|n| n == h))
+            });
+            if interrupted {
+                continue;
+            }
             if !grants.iter().any(|g| g.at > *at && g.at <= deadline) {
                 return Some(late(node, fault, *at, deadline));
             }
@@ -393,5 +415,95 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn with_session_leases_a_crash_or_a_session_end_gets_the_tight_bound() {
+        use rillflow_core::lease::LeaseConfig;
+        let sessions = SessionTakeover::new(
+            &LeaseConfig::from_secs(1, 3, 1),
+            at(500),
+            at(30),
+            &["a".to_owned(), "b".to_owned()],
+        );
+        let w = vec![wrote(9_900, "a")];
+        let crash = vec![
+            (at(10_000), Fault::Crash("a".into())),
+            (at(14_000), Fault::Restart("a".into())),
+        ];
+        let judge = |faults: &[(Duration, Fault)], grants: &[GrantRecord]| {
+            check_takeovers(
+                faults,
+                &[],
+                grants,
+                &w,
+                at(6_000),
+                at(20_000),
+                Some(&sessions),
+            )
+        };
+        assert_eq!(
+            judge(&crash, &[grant(0, "a", 1), grant(10_250, "b", 2)]),
+            None
+        );
+        let v = judge(&crash, &[grant(0, "a", 1), grant(10_400, "b", 2)]).expect("late");
+        assert_eq!((v.invariant, v.at), ("LEASE-3", at(10_300)));
+        // The same node may take its lease back after its session was
+        // ended, but someone must be granted it in time.
+        let ended = vec![(at(10_000), Fault::EndSession("a".into()))];
+        assert_eq!(
+            judge(&ended, &[grant(0, "a", 1), grant(10_250, "a", 2)]),
+            None
+        );
+        assert!(judge(&ended, &[grant(0, "a", 1)]).is_some());
+    }
+
+    #[test]
+    fn a_session_end_is_not_judged_past_the_next_fault() {
+        use rillflow_core::lease::LeaseConfig;
+        let sessions = SessionTakeover::new(
+            &LeaseConfig::from_secs(1, 3, 1),
+            at(500),
+            at(30),
+            &["a".to_owned(), "b".to_owned()],
+        );
+        let w = vec![wrote(9_900, "a")];
+        // The failover interval holds b back past the database's crash.
+        let grants = [grant(8_000, "a", 1)];
+        let grants: Vec<GrantRecord> = grants
+            .into_iter()
+            .map(|g| GrantRecord {
+                failover: true,
+                ..g
+            })
+            .collect();
+        let faults = vec![
+            (at(10_000), Fault::EndSession("a".into())),
+            (at(12_000), Fault::CrashDb),
+            (at(14_000), Fault::RestartDb),
+        ];
+        assert_eq!(
+            check_takeovers(
+                &faults,
+                &[],
+                &grants,
+                &w,
+                at(6_000),
+                at(20_000),
+                Some(&sessions)
+            ),
+            None
+        );
+        let alone = &faults[..1];
+        assert!(check_takeovers(
+            alone,
+            &[],
+            &grants,
+            &w,
+            at(6_000),
+            at(20_000),
+            Some(&sessions)
+        )
+        .is_some());
     }
 }

@@ -11,6 +11,17 @@
 //! the earliest of the standbys' own bounds. LEASE-4's failover interval
 //! can hold every standby back; each then asks again at its first
 //! heartbeat after the interval.
+//!
+//! A woken standby asks only if it is the candidate (`choose_candidate`:
+//! the freshest heartbeat, ties to the first name). Its own heartbeat is
+//! the freshest in its own view, unless another standby's fell in the same
+//! millisecond (in the model, the same 10 ms step: standbys woken by the
+//! same end heartbeat together). A standby held off after it gave a lease
+//! up (`demote_holdoff`, after its work stopped on its own, as a fenced
+//! writer's does) does not ask, yet may win such a tie; then nobody asks
+//! until the standbys' next heartbeats. While one may be held off, the
+//! bound is that of a standby that is not watching, from the holdoff's
+//! end if that is later.
 
 use std::time::Duration;
 
@@ -58,8 +69,14 @@ pub struct SessionTakeover {
     /// How long a waiter's call may go unanswered before it fails, and the
     /// watch loop opens another after its backoff (at most a heartbeat).
     pub call_timeout: Duration,
+    /// How long a release may go unanswered before the node stands by.
+    pub request_timeout: Duration,
+    /// How long a node that gave its lease up leaves it to others.
+    pub demote_holdoff: Duration,
     /// Every node.
     pub nodes: Vec<String>,
+    /// When each node asked to release a lease (the trace's record).
+    pub releases: Vec<(String, Duration)>,
 }
 
 impl SessionTakeover {
@@ -77,8 +94,45 @@ impl SessionTakeover {
             min_failover_interval: config.min_failover_interval,
             one_way,
             call_timeout: CALL_TIMEOUT,
+            request_timeout: config.request_timeout,
+            demote_holdoff: config.demote_holdoff,
             nodes: nodes.to_vec(),
+            releases: Vec::new(),
         }
+    }
+
+    /// The same, knowing when nodes released leases.
+    pub fn with_releases(self, releases: Vec<(String, Duration)>) -> Self {
+        SessionTakeover { releases, ..self }
+    }
+
+    /// Until when a standby other than `ended`, running since its last
+    /// boot and not granted since, may be held off at `at` after releasing
+    /// a lease (the holdoff starts when its release is answered, or given
+    /// up on).
+    fn held_off_until(
+        &self,
+        before: &[(Duration, Fault)],
+        at: Duration,
+        ended: &str,
+        grants: &[GrantRecord],
+    ) -> Option<Duration> {
+        self.releases
+            .iter()
+            .filter(|(node, released)| {
+                let booted = last(before, |f| matches!(f, Fault::Restart(n) if n == node));
+                let granted_since = grants
+                    .iter()
+                    .any(|g| g.node == *node && g.at > *released && g.at <= at);
+                node != ended
+                    && *released <= at
+                    && booted.is_none_or(|b| b <= *released)
+                    && !granted_since
+                    && !down(before, node)
+            })
+            .map(|(_, released)| *released + self.request_timeout + self.demote_holdoff)
+            .filter(|until| *until > at)
+            .max()
     }
 
     fn msgs(&self, n: u32) -> Duration {
@@ -138,6 +192,7 @@ impl SessionTakeover {
             leader_granted + self.beat() + self.msgs(LOOK) + self.lock_timeout + self.msgs(3);
         let db_back =
             last(before, |f| *f == Fault::RestartDb).map(|t| t + self.heartbeat + self.msgs(2));
+        let held_off = self.held_off_until(before, at, ended, grants);
         let mut best: Option<Duration> = None;
         for node in self.nodes.iter().filter(|n| *n != ended) {
             if down(before, node) {
@@ -159,10 +214,10 @@ impl SessionTakeover {
             .flatten()
             .max()
             .expect("some");
-            let noticed = if at >= ready {
-                at + self.msgs(WAKE)
-            } else {
-                at + self.beat()
+            let noticed = match held_off {
+                Some(until) => until + self.beat(),
+                None if at >= ready => at + self.msgs(WAKE),
+                None => at + self.beat(),
             };
             let last_opened = booted.into_iter().chain(
                 grants
@@ -223,6 +278,27 @@ mod tests {
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
+    }
+
+    #[test]
+    fn a_standby_held_off_after_its_release_may_win_the_tie_of_a_wake() {
+        let t = timing().with_releases(vec![("b".to_owned(), ms(8_000))]);
+        let faults = [(ms(10_000), Fault::Crash("a".into()))];
+        // b (held off until 8 + 1 + 3 s) may be the candidate of every
+        // view until then; nobody may ask before the next beats after it.
+        let d = t.deadline(&faults, 0, "a", &[grant(0, "a", false)]);
+        assert_eq!(d, Some(ms(12_000 + 1_002 + 180)));
+        // Not once the holdoff is over, nor for a restarted node.
+        let faults = [(ms(13_000), Fault::Crash("a".into()))];
+        let d = t.deadline(&faults, 0, "a", &[grant(0, "a", false)]);
+        assert_eq!(d, Some(ms(13_300)));
+        let faults = [
+            (ms(9_000), Fault::Crash("b".into())),
+            (ms(9_300), Fault::Restart("b".into())),
+            (ms(10_000), Fault::Crash("a".into())),
+        ];
+        let d = t.deadline(&faults, 2, "a", &[grant(0, "a", false)]);
+        assert_eq!(d, Some(ms(10_300)));
     }
 
     fn timing() -> SessionTakeover {
