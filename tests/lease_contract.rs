@@ -1,9 +1,13 @@
-//! The lease store contract (`rillflow_adapters::daemon::contract`) against
-//! Postgres. The simulation runs the same checks against its model
-//! database (`sim/tests/contract.rs`).
+//! The lease store contract (`rillflow_adapters::daemon::contract`, and
+//! `contract_sessions` for leases bound to sessions) against Postgres. The
+//! simulation runs the same checks against its model database
+//! (`sim/tests/contract.rs`).
 
+use async_trait::async_trait;
+use rillflow_adapters::daemon::contract_sessions::{self, SessionHarness};
 use rillflow_adapters::daemon::{contract, PgLeaseStore};
 use rillflow_testkit::TestDb;
+use sqlx::PgPool;
 
 fn check(name: &str) {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
@@ -14,4 +18,55 @@ fn check(name: &str) {
     });
 }
 
+fn check_sessions(name: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let mut db = TestDb::migrated().await;
+        let harness = PgHarness {
+            pool: db.pool().await,
+        };
+        contract_sessions::run(name, &harness, "contract").await;
+    });
+}
+
+/// Each node's store holds a lease session of its own, as each daemon does.
+struct PgHarness {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl SessionHarness for PgHarness {
+    type Store = PgLeaseStore;
+
+    fn session_store(&self, _node: &str) -> PgLeaseStore {
+        PgLeaseStore::with_session_leases(self.pool.clone())
+    }
+
+    fn plain_store(&self) -> PgLeaseStore {
+        PgLeaseStore::new(self.pool.clone())
+    }
+
+    /// `pg_terminate_backend` of the backend `pg_locks` shows holding the
+    /// key, waiting for it to exit.
+    async fn end_session(&self, key: i64) {
+        let pid: i32 = sqlx::query_scalar(
+            "SELECT pid FROM pg_locks
+              WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND objsubid = 1
+                AND classid = (($1::bigint >> 32) & 4294967295)::oid
+                AND objid = ($1::bigint & 4294967295)::oid",
+        )
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await
+        .expect("a session holds the lease lock");
+        let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+            .bind(pid)
+            .fetch_one(&self.pool)
+            .await
+            .expect("terminate");
+        assert!(ended, "backend {pid} ended");
+    }
+}
+
 rillflow_adapters::lease_contract_tests!(check);
+rillflow_adapters::lease_session_contract_tests!(check_sessions);

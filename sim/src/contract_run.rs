@@ -1,12 +1,16 @@
 //! Runs a lease store contract check against the model database, over the
 //! simulated network, in simulated time.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use rillflow_adapters::daemon::contract;
+use rillflow_adapters::daemon::contract_sessions::{self, SessionHarness};
 
 use crate::db_host::{self, SessionTimeouts};
+use crate::exclusive::exclusive;
 use crate::model_db::ModelDb;
 use crate::sim_store::SimLeaseStore;
 use crate::trace::Trace;
@@ -15,6 +19,50 @@ use crate::trace::Trace;
 /// Postgres.
 pub fn run(name: &str) {
     let check = name.to_owned();
+    in_sim(name, move |_| async move {
+        contract::run(&check, &SimLeaseStore::default(), "contract").await;
+    });
+}
+
+/// Runs the session contract check `name` (see `contract_sessions`).
+pub fn run_sessions(name: &str) {
+    let check = name.to_owned();
+    in_sim(name, move |db| async move {
+        contract_sessions::run(&check, &ModelHarness { db }, "contract").await;
+    });
+}
+
+/// The model database's side of the session checks: stores with and
+/// without lease sessions, and the database ending a session.
+struct ModelHarness {
+    db: Arc<Mutex<ModelDb>>,
+}
+
+#[async_trait]
+impl SessionHarness for ModelHarness {
+    type Store = SimLeaseStore;
+
+    fn session_store(&self, node: &str) -> SimLeaseStore {
+        SimLeaseStore::default().with_session_leases(node)
+    }
+
+    fn plain_store(&self) -> SimLeaseStore {
+        SimLeaseStore::default()
+    }
+
+    async fn end_session(&self, key: i64) {
+        let ended = self.db.lock().expect("db lock").sessions.end_key(key);
+        assert!(ended, "a session holds the lease lock {key:#x}");
+    }
+}
+
+/// Runs `check` as a client of a `db` host serving a fresh model.
+fn in_sim<F, Fut>(name: &str, check: F)
+where
+    F: FnOnce(Arc<Mutex<ModelDb>>) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let _alone = exclusive();
     let mut sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_secs(60))
         .tick_duration(Duration::from_millis(1))
@@ -25,11 +73,12 @@ pub fn run(name: &str) {
         lock: Duration::from_millis(500),
         idle_in_transaction: Duration::from_secs(1),
     };
+    let served = db.clone();
     sim.host("db", move || {
-        db_host::serve(db.clone(), Trace::default(), timeouts)
+        db_host::serve(served.clone(), Trace::default(), timeouts)
     });
     sim.client("tester", async move {
-        contract::run(&check, &SimLeaseStore::default(), "contract").await;
+        check(db).await;
         Ok(())
     });
     sim.run()

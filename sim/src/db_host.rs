@@ -12,13 +12,14 @@ use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::{TcpListener, TcpStream};
 
 use crate::archive_requests;
+use crate::db_sessions;
 use crate::history::Step;
 use crate::model_db::ModelDb;
 use crate::ownership_requests::ModelOwnership;
 use crate::protocol::{Caller, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
-async fn send(write: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
+pub(crate) async fn send(write: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
     let mut out = serde_json::to_string(reply).expect("replies serialize");
     out.push('\n');
     write.write_all(out.as_bytes()).await
@@ -76,11 +77,13 @@ pub async fn serve(
     timeouts: SessionTimeouts,
 ) -> turmoil::Result {
     let listener = TcpListener::bind(("0.0.0.0", DB_PORT)).await?;
-    // A restart ended every open transaction, appends and batches included.
+    // A restart ended every open transaction, appends and batches
+    // included, and every session with the locks it held.
     {
         let mut db = db.lock().expect("db lock");
         db.log.abort_open();
         db.ownership.abort_open();
+        db.sessions.end_all();
     }
     trace.record(sim_now(), "db", "up".to_owned());
     let locks = Locks::default();
@@ -189,6 +192,10 @@ impl Session {
                 return Ok(());
             };
             let reply = match serde_json::from_str::<Request>(&line) {
+                Ok(Request::OpenSession { node }) => {
+                    // From here on this connection only holds the session.
+                    return db_sessions::hold(&self.db, &self.trace, &node, lines, write).await;
+                }
                 Ok(request @ (Request::Listen | Request::ListenChanges)) => {
                     // From here on this connection only carries notices.
                     let channel = match request {
@@ -262,6 +269,9 @@ impl Session {
                         .notify(&Reply::Released { cluster: c.cluster });
                 }
                 reply
+            }
+            Request::WaitSessionEnd { key } => {
+                db_sessions::wait_ended(&self.db, key, self.timeouts.lock).await
             }
             other if archive_requests::waits_for_locks(&other) => self.apply_waiting(other).await,
             other if ModelOwnership::handles(&other) => {

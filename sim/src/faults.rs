@@ -49,7 +49,12 @@ pub enum Fault {
     /// Stop the node gracefully (SIGTERM): finish, release, exit. A
     /// `Restart` starts it again.
     Stop(String),
-    /// Restart the database host (committed state survives).
+    /// The database ends the node's lease sessions while it runs
+    /// (`pg_terminate_backend`): their locks go, and a lease bound to one
+    /// is free at once. Nothing undoes it; the node opens a new session.
+    EndSession(String),
+    /// Restart the database host (committed state survives; every session
+    /// ends).
     CrashDb,
     /// Start the database host again.
     RestartDb,
@@ -84,6 +89,9 @@ pub enum Scenario {
     /// mover moves events cold; the clients crash and lose replies too
     /// (see `client_faults`).
     Archive,
+    /// What ends lease sessions: node crashes, the database ending a
+    /// node's session while it runs, database restarts.
+    Sessions,
     /// Workers share a partitioned projection through per-partition
     /// leases (the production `OwnerDriver` and `OwnedWorker`) while a
     /// writer appends and an operator repartitions; workers join late,
@@ -94,7 +102,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, by name.
-    pub const ALL: [(&'static str, Scenario); 9] = [
+    pub const ALL: [(&'static str, Scenario); 10] = [
         ("chaos", Scenario::Chaos),
         ("crashes", Scenario::Crashes),
         ("network", Scenario::Network),
@@ -103,6 +111,7 @@ impl Scenario {
         ("locks", Scenario::Locks),
         ("projections", Scenario::Projections),
         ("archive", Scenario::Archive),
+        ("sessions", Scenario::Sessions),
         ("ownership", Scenario::Ownership),
     ];
 
@@ -127,24 +136,38 @@ impl Scenario {
     /// The fault kinds it draws from (see [`schedule`]).
     fn kinds(self) -> &'static [u32] {
         match self {
-            Scenario::Chaos | Scenario::Ownership => &[0, 1, 2, 3, 4, 5, 6, 7, 8],
+            Scenario::Chaos => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
             Scenario::Crashes => &[0, 8],
             Scenario::Network => &[1, 2, 3, 4],
             Scenario::Pauses => &[5],
             Scenario::DbRestarts => &[6],
             Scenario::Locks => &[7],
-            Scenario::Projections | Scenario::Archive => &[0, 1, 2, 3, 4, 5, 6, 8],
+            Scenario::Projections | Scenario::Archive => &[0, 1, 2, 3, 4, 5, 6, 8, 9],
+            Scenario::Sessions => &[0, 6, 9],
+            // Partition leases are not bound to sessions.
+            Scenario::Ownership => &[0, 1, 2, 3, 4, 5, 6, 7, 8],
         }
+    }
+
+    /// Whether the nodes' leases are bound to lease sessions (the hot/cold
+    /// scenarios, as `projections run-loop` binds them by default).
+    pub fn session_leases(self) -> bool {
+        self != Scenario::Ownership
     }
 }
 
 /// Faults in time order, all before `until`, each undone before the next
-/// starts (so every fault's effect can be read off the trace).
+/// starts (so every fault's effect can be read off the trace). A fault that
+/// ends a running node's lease session (a database restart, `EndSession`)
+/// is followed by `learn` without faults when sessions bind leases: the
+/// time such a node has to learn it lost its lease, which the one-believer
+/// check grants it (see `invariants::one_believer`).
 pub fn schedule(
     rng: &mut StdRng,
     scenario: Scenario,
     nodes: &[String],
     until: Duration,
+    learn: Duration,
 ) -> Vec<(Duration, Fault)> {
     let kinds = scenario.kinds();
     let mut plan = Vec::new();
@@ -154,7 +177,7 @@ pub fn schedule(
         // Up to 9 s: some faults outlast LEASE-3's bound (6 s at the
         // simulated timing), so takeovers are checked while faults go on.
         let length_ms = rng.random_range(200..9_000);
-        let end = (t + Duration::from_millis(length_ms)).min(until);
+        let mut end = (t + Duration::from_millis(length_ms)).min(until);
         let (start, stop) = match kinds[rng.random_range(0..kinds.len())] {
             0 => (Fault::Crash(node.clone()), Some(Fault::Restart(node))),
             1 => (Fault::Partition(node.clone()), Some(Fault::Repair(node))),
@@ -176,17 +199,25 @@ pub fn schedule(
             ),
             6 => (Fault::CrashDb, Some(Fault::RestartDb)),
             8 => (Fault::Stop(node.clone()), Some(Fault::Restart(node))),
+            9 => {
+                end = t;
+                (Fault::EndSession(node), None)
+            }
             // The database host ends this freeze itself, from the moment
             // the node's write arrives (within FREEZE_START of the plan).
             _ => (Fault::FreezeInTransaction { node, length_ms }, None),
         };
         let late_start = matches!(start, Fault::FreezeInTransaction { .. });
+        let ends_sessions =
+            scenario.session_leases() && matches!(start, Fault::CrashDb | Fault::EndSession(_));
         plan.push((t, start));
         if let Some(stop) = stop {
             plan.push((end, stop));
         }
         let settle = if late_start {
             FREEZE_START
+        } else if ends_sessions {
+            learn
         } else {
             Duration::ZERO
         };

@@ -4,9 +4,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use rillflow_sim::failover_times::{Cause, Takeover};
 use rillflow_sim::trace::Trace;
+use rillflow_sim::world::session_takeover;
 use rillflow_sim::{run, Params, Scenario};
 
 #[derive(Debug, Parser)]
@@ -28,15 +31,15 @@ struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
     nodes: Option<u64>,
     /// Fault mix: chaos, crashes, network, pauses, db-restarts, locks,
-    /// projections, archive, ownership.
+    /// projections, archive, sessions, ownership.
     #[arg(long, default_value = "chaos", value_parser = parse_scenario)]
     scenario: Scenario,
     /// Remove a protection (fence, idle-timeout, the reader's horizon, the
     /// refusal of an append readers passed (floor-check), the mover's
-    /// single-transaction move, the partition lease fence, or the
-    /// checkpoints a repartition carries) to watch the checks catch what
-    /// it prevents.
-    #[arg(long, value_name = "PROTECTION", value_parser = ["fence", "idle-timeout", "horizon", "floor-check", "atomic-move", "partition-fence", "carry"])]
+    /// single-transaction move, the partition lease fence, the
+    /// checkpoints a repartition carries, or leases bound to the holder's
+    /// session) to watch the checks catch what it prevents.
+    #[arg(long, value_name = "PROTECTION", value_parser = ["fence", "idle-timeout", "horizon", "floor-check", "atomic-move", "partition-fence", "carry", "session-leases"])]
     without: Option<String>,
     /// Run this one seed and print its whole trace.
     #[arg(long, value_name = "SEED")]
@@ -63,6 +66,7 @@ fn params_for(args: &Args, seed: u64) -> Params {
     params.atomic_move_disabled = args.without.as_deref() == Some("atomic-move");
     params.partition_fence_disabled = args.without.as_deref() == Some("partition-fence");
     params.carry_disabled = args.without.as_deref() == Some("carry");
+    params.session_leases_disabled = args.without.as_deref() == Some("session-leases");
     params
 }
 
@@ -94,9 +98,11 @@ fn main() -> ExitCode {
         eprintln!("error: --from + --seeds overflows");
         return ExitCode::from(2);
     };
+    let mut takeovers = Vec::new();
     for seed in args.from..last {
         let params = params_for(&args, seed);
         let outcome = run(&params);
+        takeovers.extend(outcome.takeovers.iter().copied());
         let Some(v) = outcome.violation else {
             println!(
                 "seed {seed}: ok ({} nodes, {} faults, {} grants, {} writes, {}{} fenced off, hash {:016x})",
@@ -112,6 +118,14 @@ fn main() -> ExitCode {
                 outcome.refused_writes,
                 outcome.hash
             );
+            if !outcome.takeovers.is_empty() {
+                let took: Vec<String> = outcome
+                    .takeovers
+                    .iter()
+                    .map(|t| format!("{:?} {} ms", t.cause, t.took.as_millis()))
+                    .collect();
+                println!("  takeovers: {}", took.join(", "));
+            }
             if let Some(archive) = outcome.archive {
                 println!("  {archive}");
             }
@@ -154,5 +168,52 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    // The tight bound, a session to replace on the way included.
+    let tight = session_takeover(&params_for(&args, args.from)).tight_reopened();
+    summarize(&takeovers, tight);
     ExitCode::SUCCESS
+}
+
+/// One line per kind of takeover: how many, median, worst; then the same
+/// for those the tight bound judged (every standby watching, nothing
+/// holding them back) and for the rest.
+fn summarize(takeovers: &[Takeover], tight: Duration) {
+    for (cause, what) in [
+        (Cause::Crash, "after a crash of the hot node"),
+        (Cause::SessionEnded, "after its lease session was ended"),
+        (
+            Cause::DbRestart,
+            "after a database restart, from its return",
+        ),
+    ] {
+        let of = |keep: &dyn Fn(&Takeover) -> bool| {
+            let mut took: Vec<_> = takeovers
+                .iter()
+                .filter(|t| t.cause == cause && keep(t))
+                .map(|t| t.took)
+                .collect();
+            took.sort();
+            took
+        };
+        let line = |label: &str, took: &[Duration]| {
+            if let (Some(median), Some(worst)) = (took.get(took.len() / 2), took.last()) {
+                println!(
+                    "{label}: {}, median {:.3}s, worst {:.3}s",
+                    took.len(),
+                    median.as_secs_f64(),
+                    worst.as_secs_f64()
+                );
+            }
+        };
+        let judged_tight = |t: &Takeover| t.allowed.is_some_and(|a| a <= tight);
+        line(&format!("takeovers {what}"), &of(&|_| true));
+        if cause == Cause::DbRestart {
+            continue;
+        }
+        line(
+            &format!("  allowed at most {} ms", tight.as_millis()),
+            &of(&judged_tight),
+        );
+        line("  allowed more", &of(&|t| !judged_tight(t)));
+    }
 }

@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rillflow_core::lease::{ClusterTiming, ClusterView, NodeRole, NodeView};
+use rillflow_core::lease::{ClusterTiming, ClusterView, LeaseSession, NodeRole, NodeView};
 use uuid::Uuid;
 
 use crate::archive_requests;
+use crate::lease_sessions::LeaseSessions;
 use crate::model_events::Outcome;
 use crate::model_log::ModelLog;
 use crate::ownership_requests::ModelOwnership;
@@ -22,6 +23,8 @@ struct ClusterRow {
     epoch: u64,
     leader: Option<String>,
     expires_at: Option<Duration>,
+    /// The session lock the lease is bound to (`lease_lock_key`).
+    lock_key: Option<i64>,
     last_failover_at: Option<Duration>,
     min_cold_standbys: u32,
     timing: ClusterTiming,
@@ -59,6 +62,9 @@ pub struct GrantRecord {
     pub node: String,
     /// Epoch granted.
     pub epoch: u64,
+    /// Whether it was an automatic failover: the lease was taken from
+    /// another node that had not released it (`last_failover_at`, LEASE-4).
+    pub failover: bool,
 }
 
 /// The database's committed state. It lives outside the database host, so a
@@ -80,6 +86,8 @@ pub struct ModelDb {
     /// Partition ownership and the partitioned projection (ownership
     /// scenario), reading `log`'s events.
     pub ownership: ModelOwnership,
+    /// Lease sessions and the locks they hold.
+    pub sessions: LeaseSessions,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -112,17 +120,20 @@ impl ModelDb {
                 caller,
                 ttl_us,
                 grace_us,
+                session,
             } => self.try_acquire(
                 now,
                 &caller,
                 Duration::from_micros(ttl_us),
                 Duration::from_micros(grace_us),
+                session,
             ),
             Request::Renew {
                 caller,
                 epoch,
                 ttl_us,
-            } => self.renew(now, &caller, epoch, Duration::from_micros(ttl_us)),
+                session,
+            } => self.renew(now, &caller, epoch, Duration::from_micros(ttl_us), session),
             Request::Release { caller, epoch } => self.release(now, &caller, epoch),
             Request::MarkStopped { caller } => {
                 if let Some(row) = self.own_row(&caller) {
@@ -187,7 +198,11 @@ impl ModelDb {
             }
             // The database host runs these itself: they span time or
             // connections.
-            Request::FrozenFencedWrite { .. } | Request::Listen | Request::ListenChanges => {
+            Request::FrozenFencedWrite { .. }
+            | Request::Listen
+            | Request::ListenChanges
+            | Request::OpenSession { .. }
+            | Request::WaitSessionEnd { .. } => {
                 Reply::Failed("handled by the database host".to_owned())
             }
         }
@@ -240,6 +255,7 @@ impl ModelDb {
                 epoch: 0,
                 leader: None,
                 expires_at: None,
+                lock_key: None,
                 last_failover_at: None,
                 min_cold_standbys: min,
                 timing,
@@ -314,17 +330,33 @@ impl ModelDb {
             promote: None,
             demote: None,
             nodes,
-            lease_session: None,
+            lease_session: c.lock_key.map(|key| LeaseSession {
+                key,
+                alive: self.sessions.held(key),
+            }),
         }
     }
 
+    /// Whether the current lease of `c` is bound to a session lock that no
+    /// session holds any more: its holder's session ended.
+    fn session_ended(sessions: &LeaseSessions, c: &ClusterRow) -> bool {
+        c.lock_key.is_some_and(|key| !sessions.held(key))
+    }
+
+    /// `TRY_ACQUIRE`. A lease bound to a lock no session holds is free at
+    /// once; a grant made on a lease session binds the lease to its lock.
     fn try_acquire(
         &mut self,
         now: Duration,
         caller: &Caller,
         ttl: Duration,
         grace: Duration,
+        session: Option<u64>,
     ) -> Reply {
+        // On Postgres the statement fails with its dead connection.
+        if session.is_some_and(|id| !self.sessions.is_open(id)) {
+            return Reply::SessionGone;
+        }
         if self.own_row(caller).is_none() {
             return Reply::Denied;
         }
@@ -333,20 +365,25 @@ impl ModelDb {
         };
         let free = c.leader.is_none()
             || c.leader.as_deref() == Some(caller.node.as_str())
-            || c.expires_at.is_none_or(|e| e + grace < now);
+            || c.expires_at.is_none_or(|e| e + grace < now)
+            || Self::session_ended(&self.sessions, c);
         if !free {
             return Reply::Denied;
         }
-        if c.leader.as_deref().is_some_and(|l| l != caller.node) {
+        let failover = c.leader.as_deref().is_some_and(|l| l != caller.node);
+        if failover {
             c.last_failover_at = Some(now);
         }
         c.epoch += 1;
         c.leader = Some(caller.node.clone());
         c.expires_at = Some(now + ttl);
+        // The statement runs on the session, which holds its own key.
+        c.lock_key = session.and_then(|id| self.sessions.key_of(id));
         self.grants.push(GrantRecord {
             at: now,
             node: caller.node.clone(),
             epoch: c.epoch,
+            failover,
         });
         Reply::Granted {
             epoch: c.epoch,
@@ -354,7 +391,19 @@ impl ModelDb {
         }
     }
 
-    fn renew(&mut self, now: Duration, caller: &Caller, epoch: u64, ttl: Duration) -> Reply {
+    /// `RENEW`: a lease bound to a lock only on the session holding it.
+    fn renew(
+        &mut self,
+        now: Duration,
+        caller: &Caller,
+        epoch: u64,
+        ttl: Duration,
+        session: Option<u64>,
+    ) -> Reply {
+        if session.is_some_and(|id| !self.sessions.is_open(id)) {
+            return Reply::SessionGone;
+        }
+        let mine = session.and_then(|id| self.sessions.key_of(id));
         let owned = self.own_row(caller).is_some();
         let Some(c) = self.clusters.get_mut(&caller.cluster) else {
             return Reply::Lost;
@@ -362,7 +411,8 @@ impl ModelDb {
         let holds = owned
             && c.leader.as_deref() == Some(caller.node.as_str())
             && c.epoch == epoch
-            && c.expires_at.is_some_and(|e| e > now);
+            && c.expires_at.is_some_and(|e| e > now)
+            && c.lock_key.is_none_or(|key| mine == Some(key));
         if !holds {
             return Reply::Lost;
         }
@@ -378,6 +428,7 @@ impl ModelDb {
             if c.leader.as_deref() == Some(caller.node.as_str()) && c.epoch == epoch {
                 c.leader = None;
                 c.expires_at = Some(now);
+                c.lock_key = None;
             }
         }
         Reply::Done
@@ -449,10 +500,14 @@ impl ModelDb {
         self.clusters.get(cluster)?.leader.clone()
     }
 
-    /// The holder of an unexpired lease at `now`, with its epoch.
+    /// The holder of an unexpired lease at `now` whose session, if the
+    /// lease is bound to one, is still open, with its epoch.
     pub fn valid_leader(&self, now: Duration, cluster: &str) -> Option<(String, u64)> {
         let c = self.clusters.get(cluster)?;
         let leader = c.leader.clone()?;
+        if Self::session_ended(&self.sessions, c) {
+            return None;
+        }
         c.expires_at.filter(|e| *e > now).map(|_| (leader, c.epoch))
     }
 }

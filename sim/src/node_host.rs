@@ -6,17 +6,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rillflow_adapters::daemon::{
-    forward_releases, Driver, LeaseStore, NodeIdentity, Processor, ReleaseNotices, Signal,
-    TokioClock, WriteGate, WriteProbe,
+    forward_releases, watch_leader_sessions, Driver, LeaseStore, NodeIdentity, Processor,
+    ReleaseNotices, Signal, TokioClock, WriteGate, WriteProbe,
 };
 use rillflow_adapters::projection::{
     Batches, ProjectionProcessor, ProjectionWorker, RuntimeMetrics, WorkerTiming,
 };
 use rillflow_core::lease::{ClusterTiming, LeaseConfig, NodeMachine};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use uuid::Uuid;
 
 use crate::sim_batches::SimBatches;
+use crate::sim_session_watch::SimSessionWatch;
 use crate::sim_store::{Pauses, SimLeaseStore};
 use crate::trace::{sim_now, Belief, Trace};
 
@@ -64,6 +65,9 @@ pub struct NodeSpec {
     /// Run the projection (the production worker and processor over
     /// [`SimBatches`]) instead of the write probe.
     pub projections: bool,
+    /// Bind leases to the node's lease session and watch the leader's
+    /// (`--session-leases on`, the run-loop's default).
+    pub session_leases: bool,
 }
 
 /// Runs one incarnation of the node until the host is crashed.
@@ -75,6 +79,11 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
         daemon_id: Uuid::from_u64_pair(spec.seed, boot),
     };
     let store = SimLeaseStore::with_pauses(spec.pauses.clone(), trace.clone());
+    let store = if spec.session_leases {
+        store.with_session_leases(&spec.name)
+    } else {
+        store
+    };
     trace.record(sim_now(), &spec.name, format!("boot {boot}"));
     // Subscribe to release notices before joining, as the daemon does, and
     // join; both are retried like a daemon that starts while the database
@@ -95,7 +104,6 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
     let clock = TokioClock::with_rate(spec.rate_ppm);
     let (permits, gate) = WriteGate::new(clock);
     watch_permits(gate.clone(), clock, spec.name.clone(), trace.clone());
-    let machine = NodeMachine::new(spec.name.clone(), spec.config.clone(), clock.now());
     // The runner stops the node gracefully through this sender, as an
     // operator's SIGTERM would.
     let (signals_tx, signals) = mpsc::channel(1);
@@ -104,9 +112,21 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
         store.clone(),
         listener,
         CLUSTER.to_owned(),
-        signals_tx,
+        signals_tx.clone(),
         spec.config.heartbeat,
     );
+    // As the run-loop does: a standby waits on the leader's session, so a
+    // crash wakes it at once, and the lease session opens now rather than
+    // with the first grant.
+    let (watch_tx, watch_rx) = watch::channel(None);
+    if spec.session_leases {
+        watch_leader_sessions(SimSessionWatch, watch_rx, signals_tx, spec.config.heartbeat);
+        if let Some(session) = store.lease_session() {
+            let _ = session.connect().await;
+        }
+    }
+    let session = store.lease_session().cloned();
+    let machine = NodeMachine::new(spec.name.clone(), spec.config.clone(), clock.now());
     // The production processors: the write probe, writing more often than
     // once a heartbeat so that stale writes get many chances to slip
     // through, or the projection worker, polling every 50 ms: appends
@@ -136,10 +156,18 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
             Duration::from_millis(150),
         ))
     };
-    let result = Driver::new(store, identity, spec.config.clone(), work, clock)
-        .run(machine, signals, permits, gate)
-        .await;
+    let driver = Driver::new(store, identity, spec.config.clone(), work, clock);
+    let driver = if spec.session_leases {
+        driver.watch_sessions(watch_tx)
+    } else {
+        driver
+    };
+    let result = driver.run(machine, signals, permits, gate).await;
     trace.record(sim_now(), &spec.name, format!("driver ended: {result:?}"));
+    // The process would exit here, closing its lease session.
+    if let Some(session) = session {
+        session.close().await;
+    }
     // A replaced or stopped node idles until the host is restarted.
     std::future::pending::<()>().await;
     Ok(())

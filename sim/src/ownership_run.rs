@@ -106,7 +106,7 @@ pub fn run(params: &Params) -> Outcome {
                 break;
             }
             trace.record(*at, "faults", format!("{fault:?}"));
-            world::apply(&mut sim, &pauses, &stop, fault);
+            world::apply(&mut sim, &pauses, &stop, &db, &trace, fault);
             pending.next();
         }
         if let Err(e) = sim.step() {
@@ -150,6 +150,7 @@ pub fn run(params: &Params) -> Outcome {
         violation,
         hash,
         events,
+        takeovers: Vec::new(),
         grants: summary.claims,
         writes: summary.batches,
         refused_writes: summary.fenced,

@@ -45,6 +45,10 @@ pub enum Request {
         ttl_us: u64,
         /// Grace after expiry.
         grace_us: u64,
+        /// The lease session the statement runs on (see `OpenSession`):
+        /// a grant binds the lease to its lock. None: a plain connection,
+        /// a lease judged by its ttl alone (`--session-leases off`).
+        session: Option<u64>,
     },
     /// Extend the lease.
     Renew {
@@ -54,6 +58,9 @@ pub enum Request {
         epoch: u64,
         /// Lease length.
         ttl_us: u64,
+        /// The lease session the statement runs on: a lease bound to a
+        /// lock is renewed only on the session that holds it.
+        session: Option<u64>,
     },
     /// Give the lease up.
     Release {
@@ -73,6 +80,24 @@ pub enum Request {
         caller: Caller,
         /// Epoch written under.
         epoch: u64,
+    },
+    /// Open a lease session (sql/0017): the host takes an exclusive lock
+    /// under a fresh key for it and answers `SessionOpened`. From then on
+    /// the connection carries nothing; the session, and its lock, end when
+    /// the connection ends, the database restarts, or the database ends the
+    /// session. Statements name it to run "on" it: turmoil never resends a
+    /// lost segment, so a connection that carried traffic through a
+    /// partition would be dead for good, where TCP would resend and keep the
+    /// session; a quiet connection survives partitions as TCP's does.
+    OpenSession {
+        /// The node it belongs to (for the fault that ends it).
+        node: String,
+    },
+    /// Wait, up to the lock timeout, for no session to hold the lock `key`
+    /// (`pg_advisory_lock_shared` under `lock_timeout`); answers `Waited`.
+    WaitSessionEnd {
+        /// The lock.
+        key: i64,
     },
     /// Subscribe to release notices: after a `Done`, the connection
     /// carries one `Released` line per release, as LISTEN does.
@@ -445,6 +470,22 @@ pub enum Reply {
     OwnershipChanged {
         /// The projection.
         projection: String,
+    },
+    /// A lease session is open on this connection.
+    SessionOpened {
+        /// The session, for statements to name.
+        id: u64,
+        /// The key of the lock it holds.
+        key: i64,
+    },
+    /// The statement named a lease session that has ended: on Postgres it
+    /// would have failed with its connection.
+    SessionGone,
+    /// The end of a wait on a session lock.
+    Waited {
+        /// True when no session holds the lock any more; false when it was
+        /// still held at the lock timeout.
+        ended: bool,
     },
     /// A leader of `cluster` released its lease (on a `Listen` connection).
     Released {

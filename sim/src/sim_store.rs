@@ -19,6 +19,7 @@ use turmoil::net::TcpStream;
 
 use crate::db_host::DB_PORT;
 use crate::protocol::{Caller, Reply, Request};
+use crate::sim_lease_session::SimLeaseSession;
 use crate::trace::{sim_now, Trace};
 
 /// Gives up on a request after this long; the machine has long moved on by
@@ -91,17 +92,38 @@ impl Pauses {
     }
 }
 
-/// A store on the `db` host.
+/// A store on the `db` host. Its leases are judged by their ttl alone,
+/// unless it has a lease session ([`with_session_leases`](Self::with_session_leases)).
 #[derive(Debug, Clone, Default)]
 pub struct SimLeaseStore {
     pauses: Pauses,
     trace: Trace,
+    session: Option<Arc<SimLeaseSession>>,
 }
 
 impl SimLeaseStore {
     /// A store whose fenced writes honour the planned `pauses`.
     pub fn with_pauses(pauses: Pauses, trace: Trace) -> Self {
-        SimLeaseStore { pauses, trace }
+        SimLeaseStore {
+            pauses,
+            trace,
+            session: None,
+        }
+    }
+
+    /// The same store with its grants and renewals run on a lease session
+    /// of `node`'s (`PgLeaseStore::with_session_leases`).
+    pub fn with_session_leases(self, node: &str) -> Self {
+        let session = Arc::new(SimLeaseSession::new(node, self.trace.clone()));
+        SimLeaseStore {
+            session: Some(session),
+            ..self
+        }
+    }
+
+    /// The lease session, if leases are bound to one.
+    pub fn lease_session(&self) -> Option<&Arc<SimLeaseSession>> {
+        self.session.as_ref()
     }
 
     pub(crate) fn pauses(&self) -> &Pauses {
@@ -142,6 +164,27 @@ impl SimLeaseStore {
             .map_err(|_| LeaseError::Timeout("no reply from db".to_owned()))?
             .map_err(|e: std::io::Error| LeaseError::Unavailable(e.to_string()))?;
         serde_json::from_str(&line).map_err(|e| LeaseError::Unavailable(format!("bad reply: {e}")))
+    }
+}
+
+impl SimLeaseStore {
+    /// Sends `request(session)`: on the lease session when there is one
+    /// (replaced once if it ended), else on a plain connection.
+    async fn on_session(
+        &self,
+        request: impl Fn(Option<u64>) -> Request,
+    ) -> Result<Reply, LeaseError> {
+        match &self.session {
+            None => self.call(&request(None)).await,
+            Some(session) => {
+                session
+                    .run(
+                        |id| request(Some(id)),
+                        |r| async move { self.call(&r).await },
+                    )
+                    .await
+            }
+        }
     }
 }
 
@@ -287,12 +330,13 @@ impl LeaseStore for SimLeaseStore {
         ttl: Duration,
         grace: Duration,
     ) -> Result<AcquireOutcome, LeaseError> {
-        let request = Request::TryAcquire {
+        let request = |session| Request::TryAcquire {
             caller: caller(node),
             ttl_us: micros(ttl),
             grace_us: micros(grace),
+            session,
         };
-        match self.call(&request).await? {
+        match self.on_session(request).await? {
             Reply::Granted { epoch, valid_us } => Ok(AcquireOutcome::Granted(Grant {
                 epoch,
                 valid_for: Duration::from_micros(valid_us),
@@ -308,14 +352,15 @@ impl LeaseStore for SimLeaseStore {
         epoch: u64,
         ttl: Duration,
     ) -> Result<RenewOutcome, LeaseError> {
-        match self
-            .call(&Request::Renew {
-                caller: caller(node),
-                epoch,
-                ttl_us: micros(ttl),
-            })
-            .await?
-        {
+        let request = |session| Request::Renew {
+            caller: caller(node),
+            epoch,
+            ttl_us: micros(ttl),
+            session,
+        };
+        // On a new session a lease bound to the old one is lost, which is
+        // what the node must learn.
+        match self.on_session(request).await? {
             Reply::Renewed { valid_us } => Ok(RenewOutcome::Renewed {
                 valid_for: Duration::from_micros(valid_us),
             }),
@@ -326,7 +371,7 @@ impl LeaseStore for SimLeaseStore {
 
     async fn release(&self, node: &NodeIdentity, epoch: u64) -> Result<(), LeaseError> {
         self.trace
-            .record(sim_now(), &node.node, format!("releases epoch {epoch}"));
+            .record_release(&node.node, sim_now(), format!("releases epoch {epoch}"));
         match self
             .call(&Request::Release {
                 caller: caller(node),

@@ -35,6 +35,7 @@ pub struct Trace {
     events: Arc<Mutex<Vec<TraceEvent>>>,
     beliefs: Arc<Mutex<Vec<(String, Belief)>>>,
     freezes: Arc<Mutex<Vec<(String, Duration)>>>,
+    releases: Arc<Mutex<Vec<(String, Duration)>>>,
 }
 
 impl Trace {
@@ -71,6 +72,20 @@ impl Trace {
             .lock()
             .expect("trace lock")
             .push((node.to_owned(), at));
+    }
+
+    /// Records that `node` asked to release its lease at `at`.
+    pub fn record_release(&self, node: &str, at: Duration, what: String) {
+        self.record(at, node, what);
+        self.releases
+            .lock()
+            .expect("trace lock")
+            .push((node.to_owned(), at));
+    }
+
+    /// When each node asked to release its lease.
+    pub fn releases(&self) -> Vec<(String, Duration)> {
+        self.releases.lock().expect("trace lock").clone()
     }
 
     /// When each freeze inside a transaction began.

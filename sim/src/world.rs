@@ -15,8 +15,12 @@ use crate::archive_run;
 use crate::archive_summary::ArchiveSummary;
 use crate::client_faults;
 use crate::db_host::{self, SessionTimeouts};
+use crate::exclusive::exclusive;
+use crate::failover_times::{self, Takeover};
 use crate::faults::{self, Fault, Scenario, FREEZE_START};
-use crate::invariants::{liveness, one_believer, projections, single_writer, Violation};
+use crate::invariants::one_believer::{self, Lifecycle};
+use crate::invariants::session_takeover::SessionTakeover;
+use crate::invariants::{liveness, projections, single_writer, Violation};
 use crate::ledger::Ledger;
 use crate::model_db::ModelDb;
 use crate::model_events::ModelEvents;
@@ -74,6 +78,10 @@ pub struct Params {
     /// Off only to show the checks catch a repartition that drops the
     /// carried checkpoints.
     pub carry_disabled: bool,
+    /// Off only to show the checks catch a crash whose lease waits for its
+    /// ttl: the nodes run with `--session-leases off`, the checks still
+    /// expect what session-bound leases promise.
+    pub session_leases_disabled: bool,
 }
 
 impl Params {
@@ -102,7 +110,8 @@ impl Params {
             .collect();
         let config = LeaseConfig::from_secs(1, 3, 1);
         let heal_at = Duration::from_secs(sim_secs.max(10) * 2 / 3);
-        let mut faults = faults::schedule(&mut rng, scenario, &nodes, heal_at);
+        let learn = one_believer::learning_bound(&config);
+        let mut faults = faults::schedule(&mut rng, scenario, &nodes, heal_at, learn);
         let clients = if scenario == Scenario::Archive {
             archive_run::clients()
         } else {
@@ -155,6 +164,7 @@ impl Params {
             ownership,
             partition_fence_disabled: false,
             carry_disabled: false,
+            session_leases_disabled: false,
         }
     }
 
@@ -196,6 +206,8 @@ impl Params {
             if !off.is_empty() {
                 out.push_str(&format!("without: {}\n", off.join(", ")));
             }
+        } else if self.session_leases_disabled {
+            out.push_str("without: session leases\n");
         }
         out.push_str("faults:\n");
         for (at, f) in &self.faults {
@@ -221,6 +233,8 @@ pub struct Outcome {
     pub events: Vec<TraceEvent>,
     /// Its hash.
     pub hash: u64,
+    /// Takeovers after the hot node crashed or its session ended.
+    pub takeovers: Vec<Takeover>,
     /// Grants made.
     pub grants: usize,
     /// Committed writes.
@@ -237,6 +251,7 @@ pub struct Outcome {
 
 /// Runs `params` to the end and checks every invariant.
 pub fn run(params: &Params) -> Outcome {
+    let _alone = exclusive();
     if params.scenario == Scenario::Ownership {
         return ownership_run::run(params);
     }
@@ -262,6 +277,7 @@ pub fn run(params: &Params) -> Outcome {
             stops: stops.clone(),
             boots: Arc::new(AtomicU64::new(0)),
             projections: params.scenario.projects(),
+            session_leases: params.scenario.session_leases() && !params.session_leases_disabled,
         };
         let trace = trace.clone();
         sim.host(name.as_str(), move || {
@@ -296,7 +312,7 @@ pub fn run(params: &Params) -> Outcome {
                 break;
             }
             trace.record(*at, "faults", format!("{fault:?}"));
-            apply(&mut sim, &pauses, &stop, fault);
+            apply(&mut sim, &pauses, &stop, &db, &trace, fault);
             pending.next();
         }
         if let Err(e) = sim.step() {
@@ -312,9 +328,14 @@ pub fn run(params: &Params) -> Outcome {
     let end = sim.elapsed();
     let db = db.lock().expect("db lock");
     let beliefs = trace.beliefs();
+    let learn = one_believer::learning_bound(&params.config);
+    let bound_to_sessions = params.scenario.session_leases();
+    let life = Lifecycle::of(&params.faults, bound_to_sessions, learn);
+    let sessions =
+        bound_to_sessions.then(|| session_takeover(params).with_releases(trace.releases()));
     let violation = violation
         .or_else(|| single_writer::check(&db.writes))
-        .or_else(|| one_believer::check(&beliefs, &db.grants, end))
+        .or_else(|| one_believer::check(&beliefs, &db.grants, end, &life))
         .or_else(|| {
             let bound = liveness_bound(&params.config);
             liveness::check_takeovers(
@@ -324,6 +345,7 @@ pub fn run(params: &Params) -> Outcome {
                 &db.writes,
                 bound,
                 params.heal_at,
+                sessions.as_ref(),
             )
         })
         .or_else(|| liveness::check(params.heal_at, end, db.valid_leader(end, CLUSTER), &beliefs))
@@ -353,10 +375,18 @@ pub fn run(params: &Params) -> Outcome {
     });
     let events = trace.events();
     let hash = Trace::hash(&events);
+    let takeovers = failover_times::takeovers(
+        &params.faults,
+        &db.grants,
+        &db.writes,
+        params.heal_at,
+        sessions.as_ref(),
+    );
     Outcome {
         violation,
         hash,
         events,
+        takeovers,
         grants: db.grants.len(),
         writes: db.writes.len(),
         refused_writes: db.refused_writes,
@@ -366,14 +396,32 @@ pub fn run(params: &Params) -> Outcome {
     }
 }
 
+/// The simulation's step.
+pub const TICK: Duration = Duration::from_millis(10);
+/// The longest a message takes on the network.
+pub const MAX_LATENCY: Duration = Duration::from_millis(20);
+
+/// What LEASE-3's bound after a lease session ended derives from (see
+/// `invariants::session_takeover`): a message arrives within the latency
+/// cap, seen by its receiver at the next step.
+pub fn session_takeover(params: &Params) -> SessionTakeover {
+    let lock_timeout = daemon_pool_config(&params.config).lock_timeout;
+    SessionTakeover::new(
+        &params.config,
+        lock_timeout,
+        MAX_LATENCY + TICK,
+        &params.nodes,
+    )
+}
+
 /// The simulation of `params`: 10 ms ticks, messages taking 1–20 ms, its
 /// randomness from the seed.
 pub(crate) fn simulation<'a>(params: &Params) -> turmoil::Sim<'a> {
     turmoil::Builder::new()
         .simulation_duration(params.end_at + Duration::from_secs(60))
-        .tick_duration(Duration::from_millis(10))
+        .tick_duration(TICK)
         .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(20))
+        .max_message_latency(MAX_LATENCY)
         .rng_seed(params.seed)
         .epoch(UNIX_EPOCH + Duration::from_secs(1_800_000_000))
         .build()
@@ -418,6 +466,8 @@ pub(crate) fn apply(
     sim: &mut turmoil::Sim<'_>,
     pauses: &Pauses,
     stop: &dyn Fn(&str),
+    db: &Arc<Mutex<ModelDb>>,
+    trace: &Trace,
     fault: &Fault,
 ) {
     match fault {
@@ -443,6 +493,19 @@ pub(crate) fn apply(
             sim.elapsed() + FREEZE_START,
         ),
         Fault::Stop(n) => stop(n),
+        Fault::EndSession(n) => {
+            // The host's session tasks see it and close their connections.
+            let keys = db.lock().expect("db lock").sessions.end_node(n);
+            let keys: Vec<String> = keys.iter().map(|k| format!("{k:#x}")).collect();
+            trace.record(
+                sim.elapsed(),
+                "db",
+                format!(
+                    "ended the lease sessions of {n}: keys [{}]",
+                    keys.join(", ")
+                ),
+            );
+        }
         Fault::CrashDb => sim.crash("db"),
         Fault::RestartDb => sim.bounce("db"),
     }

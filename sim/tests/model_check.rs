@@ -97,11 +97,13 @@ fn perform(node: usize, m: &mut NodeMachine, t: MonoTime, out: &mut Vec<Msg>) {
                 caller: caller(node),
                 ttl_us: micros(cfg.lease_ttl),
                 grace_us: micros(cfg.lease_grace),
+                session: None,
             },
             Action::Renew { epoch, .. } => Request::Renew {
                 caller: caller(node),
                 epoch: *epoch,
                 ttl_us: micros(cfg.lease_ttl),
+                session: None,
             },
             Action::Release { epoch, .. } => Request::Release {
                 caller: caller(node),

@@ -24,6 +24,7 @@ fn store() -> SimOwnershipStore {
 /// Runs `check` as a client of a `db` host whose projection `p` has one
 /// partition and whose log holds one event.
 fn in_sim<F: Future<Output = ()> + 'static>(check: impl FnOnce() -> F + 'static) {
+    let _alone = rillflow_sim::exclusive::exclusive();
     let mut sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_secs(60))
         .tick_duration(Duration::from_millis(1))

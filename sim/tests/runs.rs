@@ -42,6 +42,22 @@ fn the_same_seed_gives_the_same_trace() {
     );
 }
 
+/// SIM-2 across runs: what a process ran before must not reach a seed's
+/// trace (a sweep's failure must replay alone). tokio numbers tasks
+/// process-wide, and the order a crashed host's sockets close in follows
+/// those numbers; `exclusive` starts every run at the same point.
+#[test]
+fn a_seed_replays_the_same_after_other_runs() {
+    let params = Params::from_seed(3, 30, Scenario::Chaos);
+    let alone = run(&params).hash;
+    let other = Params {
+        session_leases_disabled: true,
+        ..Params::from_seed(2, 30, Scenario::Chaos)
+    };
+    run(&other);
+    assert_eq!(run(&params).hash, alone);
+}
+
 /// Without the database fence, a hot node whose messages were held past its
 /// lease gets a stale write in, and the single-writer check catches it.
 #[test]
@@ -157,4 +173,22 @@ fn without_the_floor_check_a_late_append_is_caught() {
     });
     let (seed, v) = caught.expect("some seed commits an append behind the checkpoint");
     assert_eq!(v.invariant, "PROJ-2", "seed {seed}: {v:?}");
+}
+
+/// The trap: a crashed hot node's lease bound by its ttl alone (the nodes
+/// run with `--session-leases off`) is taken over only after the ttl and
+/// the grace; the takeover check, expecting session-bound leases, reports
+/// it.
+#[test]
+fn without_session_leases_a_crash_waits_for_the_ttl() {
+    let caught = (1..=20).find_map(|seed| {
+        let params = Params {
+            session_leases_disabled: true,
+            ..Params::from_seed(seed, 30, Scenario::Crashes)
+        };
+        run(&params).violation.map(|v| (seed, v))
+    });
+    let (seed, v) = caught.expect("some seed crashes the active hot node");
+    assert_eq!(v.invariant, "LEASE-3", "seed {seed}: {v:?}");
+    assert!(v.detail.contains("Crash"), "seed {seed}: {v:?}");
 }

@@ -97,7 +97,12 @@ fn id(cluster: &str, node: &str, n: u128) -> NodeIdentity {
     }
 }
 
-async fn join<S: LeaseStore>(store: &S, cluster: &str, nodes: &[&str]) -> Vec<NodeIdentity> {
+/// Registers `nodes` in `cluster`, with daemon ids of their own.
+pub(super) async fn join<S: LeaseStore>(
+    store: &S,
+    cluster: &str,
+    nodes: &[&str],
+) -> Vec<NodeIdentity> {
     let mut ids = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         let me = id(cluster, node, 0xC0_0000 + i as u128);

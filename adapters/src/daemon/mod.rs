@@ -1,6 +1,7 @@
 //! The hot/cold daemon's side effects: lease storage and the driver loop.
 
 pub mod contract;
+pub mod contract_sessions;
 pub mod driver;
 pub mod lease_session;
 pub mod lease_store;
@@ -15,8 +16,8 @@ pub mod write_gate;
 pub mod write_probe;
 
 pub use driver::{Driver, DriverError, Signal};
-pub use lease_store::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
 pub use lease_session::PgLeaseSession;
+pub use lease_store::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
 pub use pg_lease_store::{check_names, FenceError, PgLeaseStore};
 pub use pg_session_watch::PgSessionWatch;
 pub use processor::{Idle, Processor};

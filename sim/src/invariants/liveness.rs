@@ -7,6 +7,7 @@ use crate::faults::{Fault, FREEZE_START};
 use crate::model_db::{GrantRecord, WriteRecord};
 use crate::trace::Belief;
 
+use super::session_takeover::SessionTakeover;
 use super::Violation;
 
 /// Checks at `deadline` that `leader` (the database's valid lease holder
@@ -58,6 +59,19 @@ fn silenced(fault: &Fault) -> Option<&str> {
 
 fn ends(fault: &Fault, node: &str) -> bool {
     matches!(fault, Fault::Restart(n) | Fault::Repair(n) | Fault::Thaw(n) | Fault::Release(n) if n == node)
+}
+
+/// The host a fault is applied to (`db` for the database's).
+fn host(fault: &Fault) -> Option<&str> {
+    match fault {
+        Fault::CrashDb | Fault::RestartDb => Some("db"),
+        Fault::Restart(n)
+        | Fault::Repair(n)
+        | Fault::Release(n)
+        | Fault::Thaw(n)
+        | Fault::EndSession(n) => Some(n),
+        other => affects(other),
+    }
 }
 
 /// Any fault that affects `node`'s link or process.
@@ -120,6 +134,12 @@ fn silence(
 /// held the latest grant and committed a write in the second before, in
 /// its current incarnation: a node restarted after a crash comes back cold,
 /// and stopping it hands nothing over (its old lease runs out instead).
+///
+/// With session-bound leases (`sessions`), a crash ends the hot node's lease
+/// session, and another node must be granted the lease within the bound
+/// [`SessionTakeover::deadline`] derives; so must some node (it may be the
+/// same one) after the database ended the active hot node's session while
+/// it ran (`EndSession`).
 pub fn check_takeovers(
     faults: &[(Duration, Fault)],
     freezes: &[(String, Duration)],
@@ -127,8 +147,31 @@ pub fn check_takeovers(
     writes: &[WriteRecord],
     bound: Duration,
     healed_at: Duration,
+    sessions: Option<&SessionTakeover>,
 ) -> Option<Violation> {
-    for (i, (_, fault)) in faults.iter().enumerate() {
+    for (i, (at, fault)) in faults.iter().enumerate() {
+        if let (Fault::EndSession(node), Some(s)) = (fault, sessions) {
+            if disturbed(faults, i, node, *at) || !was_active(faults, i, node, *at, grants, writes)
+            {
+                continue;
+            }
+            let Some(deadline) = s.deadline(faults, i, node, grants) else {
+                continue;
+            };
+            // Nothing undoes it: the bound holds while no other fault on a
+            // node or the database comes first.
+            let interrupted = faults[i + 1..].iter().any(|(t, f)| {
+                *t < deadline
+                    && host(f).is_some_and(|h| h == "db" || s.nodes.iter().any(|n| n == h))
+            });
+            if interrupted {
+                continue;
+            }
+            if !grants.iter().any(|g| g.at > *at && g.at <= deadline) {
+                return Some(late(node, fault, *at, deadline));
+            }
+            continue;
+        }
         let Some(node) = silenced(fault) else {
             continue;
         };
@@ -140,53 +183,67 @@ pub fn check_takeovers(
         if disturbed(faults, i, node, start) {
             continue;
         }
-        // A graceful stop releases the lease and wakes the standbys: one
-        // second, not the crash bound.
-        let limit = if matches!(fault, Fault::Stop(_)) {
-            GRACEFUL
-        } else {
-            bound
+        let deadline = match (fault, sessions) {
+            // A graceful stop releases the lease and wakes the standbys:
+            // one second, not the crash bound.
+            (Fault::Stop(_), _) => start + GRACEFUL,
+            // The crash ended its lease session.
+            (Fault::Crash(_), Some(s)) => match s.deadline(faults, i, node, grants) {
+                Some(deadline) => deadline,
+                None => continue,
+            },
+            _ => start + bound,
         };
-        let deadline = start + limit;
-        if end < deadline {
-            continue;
-        }
-        let leader = grants
-            .iter()
-            .rev()
-            .find(|g| g.at <= start)
-            .map(|g| g.node.as_str());
-        let booted = faults[..i]
-            .iter()
-            .filter(|(_, f)| matches!(f, Fault::Restart(n) if n == node))
-            .map(|(t, _)| *t)
-            .next_back()
-            .unwrap_or(Duration::ZERO);
-        let active = writes.iter().any(|w| {
-            w.node == node
-                && w.at >= booted
-                && w.at <= start
-                && w.at + Duration::from_secs(1) > start
-        });
-        if leader != Some(node) || !active {
+        if end < deadline || !was_active(faults, i, node, start, grants, writes) {
             continue;
         }
         let took_over = grants
             .iter()
             .any(|g| g.node != node && g.at > start && g.at <= deadline);
         if !took_over {
-            return Some(Violation {
-                invariant: "LEASE-3",
-                at: deadline,
-                detail: format!(
-                    "{node} was silenced at {:.3}s by {fault:?} and nobody took over within {:.3}s",
-                    start.as_secs_f64(),
-                    limit.as_secs_f64()
-                ),
-            });
+            return Some(late(node, fault, start, deadline));
         }
     }
     None
+}
+
+fn late(node: &str, fault: &Fault, start: Duration, deadline: Duration) -> Violation {
+    Violation {
+        invariant: "LEASE-3",
+        at: deadline,
+        detail: format!(
+            "{node} was silenced at {:.3}s by {fault:?} and nobody took over within {:.3}s",
+            start.as_secs_f64(),
+            (deadline - start).as_secs_f64()
+        ),
+    }
+}
+
+/// Whether `node` held the latest grant at `start` and committed a write in
+/// the second before, in the incarnation `faults[i]` found running.
+pub(crate) fn was_active(
+    faults: &[(Duration, Fault)],
+    i: usize,
+    node: &str,
+    start: Duration,
+    grants: &[GrantRecord],
+    writes: &[WriteRecord],
+) -> bool {
+    let leader = grants
+        .iter()
+        .rev()
+        .find(|g| g.at <= start)
+        .map(|g| g.node.as_str());
+    let booted = faults[..i]
+        .iter()
+        .filter(|(_, f)| matches!(f, Fault::Restart(n) if n == node))
+        .map(|(t, _)| *t)
+        .next_back()
+        .unwrap_or(Duration::ZERO);
+    let active = writes.iter().any(|w| {
+        w.node == node && w.at >= booted && w.at <= start && w.at + Duration::from_secs(1) > start
+    });
+    leader == Some(node) && active
 }
 
 #[cfg(test)]
@@ -231,6 +288,7 @@ mod tests {
             at: Duration::from_millis(at),
             node: node.to_owned(),
             epoch,
+            failover: false,
         }
     }
 
@@ -262,11 +320,12 @@ mod tests {
         ];
         let (g, w) = history(7_500);
         assert_eq!(
-            check_takeovers(&crash, &[], &g, &w, at(6_000), at(20_000)),
+            check_takeovers(&crash, &[], &g, &w, at(6_000), at(20_000), None),
             None
         );
         let (g, w) = history(8_500);
-        let v = check_takeovers(&crash, &[], &g, &w, at(6_000), at(20_000)).expect("late takeover");
+        let v = check_takeovers(&crash, &[], &g, &w, at(6_000), at(20_000), None)
+            .expect("late takeover");
         assert_eq!((v.invariant, v.at), ("LEASE-3", at(8_000)));
 
         let stop = vec![
@@ -275,12 +334,12 @@ mod tests {
         ];
         let (g, w) = history(2_400);
         assert_eq!(
-            check_takeovers(&stop, &[], &g, &w, at(6_000), at(20_000)),
+            check_takeovers(&stop, &[], &g, &w, at(6_000), at(20_000), None),
             None
         );
         let (g, w) = history(3_500);
         assert!(
-            check_takeovers(&stop, &[], &g, &w, at(6_000), at(20_000)).is_some(),
+            check_takeovers(&stop, &[], &g, &w, at(6_000), at(20_000), None).is_some(),
             "a stop gets one second"
         );
     }
@@ -298,7 +357,7 @@ mod tests {
             (at(6_000), Fault::Restart("a".into())),
         ];
         assert_eq!(
-            check_takeovers(&partitioned_stop, &[], &g, &w, at(6_000), at(20_000)),
+            check_takeovers(&partitioned_stop, &[], &g, &w, at(6_000), at(20_000), None),
             None
         );
         // A standby's crash needs no takeover.
@@ -313,7 +372,8 @@ mod tests {
                 &[grant(0, "a", 1)],
                 &w,
                 at(6_000),
-                at(20_000)
+                at(20_000),
+                None
             ),
             None
         );
@@ -332,7 +392,8 @@ mod tests {
                 &[grant(0, "a", 1), grant(6_500, "b", 2)],
                 &w,
                 at(6_000),
-                at(20_000)
+                at(20_000),
+                None
             ),
             None
         );
@@ -343,8 +404,106 @@ mod tests {
         ];
         let w = vec![wrote(16_900, "a")];
         assert_eq!(
-            check_takeovers(&late, &[], &[grant(0, "a", 1)], &w, at(6_000), at(20_000)),
+            check_takeovers(
+                &late,
+                &[],
+                &[grant(0, "a", 1)],
+                &w,
+                at(6_000),
+                at(20_000),
+                None
+            ),
             None
         );
+    }
+
+    #[test]
+    fn with_session_leases_a_crash_or_a_session_end_gets_the_tight_bound() {
+        use rillflow_core::lease::LeaseConfig;
+        let sessions = SessionTakeover::new(
+            &LeaseConfig::from_secs(1, 3, 1),
+            at(500),
+            at(30),
+            &["a".to_owned(), "b".to_owned()],
+        );
+        let w = vec![wrote(9_900, "a")];
+        let crash = vec![
+            (at(10_000), Fault::Crash("a".into())),
+            (at(14_000), Fault::Restart("a".into())),
+        ];
+        let judge = |faults: &[(Duration, Fault)], grants: &[GrantRecord]| {
+            check_takeovers(
+                faults,
+                &[],
+                grants,
+                &w,
+                at(6_000),
+                at(20_000),
+                Some(&sessions),
+            )
+        };
+        assert_eq!(
+            judge(&crash, &[grant(0, "a", 1), grant(10_250, "b", 2)]),
+            None
+        );
+        let v = judge(&crash, &[grant(0, "a", 1), grant(10_400, "b", 2)]).expect("late");
+        assert_eq!((v.invariant, v.at), ("LEASE-3", at(10_300)));
+        // The same node may take its lease back after its session was
+        // ended, but someone must be granted it in time.
+        let ended = vec![(at(10_000), Fault::EndSession("a".into()))];
+        assert_eq!(
+            judge(&ended, &[grant(0, "a", 1), grant(10_250, "a", 2)]),
+            None
+        );
+        assert!(judge(&ended, &[grant(0, "a", 1)]).is_some());
+    }
+
+    #[test]
+    fn a_session_end_is_not_judged_past_the_next_fault() {
+        use rillflow_core::lease::LeaseConfig;
+        let sessions = SessionTakeover::new(
+            &LeaseConfig::from_secs(1, 3, 1),
+            at(500),
+            at(30),
+            &["a".to_owned(), "b".to_owned()],
+        );
+        let w = vec![wrote(9_900, "a")];
+        // The failover interval holds b back past the database's crash.
+        let grants = [grant(8_000, "a", 1)];
+        let grants: Vec<GrantRecord> = grants
+            .into_iter()
+            .map(|g| GrantRecord {
+                failover: true,
+                ..g
+            })
+            .collect();
+        let faults = vec![
+            (at(10_000), Fault::EndSession("a".into())),
+            (at(12_000), Fault::CrashDb),
+            (at(14_000), Fault::RestartDb),
+        ];
+        assert_eq!(
+            check_takeovers(
+                &faults,
+                &[],
+                &grants,
+                &w,
+                at(6_000),
+                at(20_000),
+                Some(&sessions)
+            ),
+            None
+        );
+        let alone = &faults[..1];
+        assert!(check_takeovers(
+            alone,
+            &[],
+            &grants,
+            &w,
+            at(6_000),
+            at(20_000),
+            Some(&sessions)
+        )
+        .is_some());
     }
 }

@@ -8,6 +8,7 @@ pub mod liveness;
 pub mod one_believer;
 pub mod projections;
 pub mod routing;
+pub mod session_takeover;
 pub mod single_owner;
 pub mod single_writer;
 pub mod versions;
