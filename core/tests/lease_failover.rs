@@ -705,22 +705,37 @@ fn session(mut v: ClusterView, alive: bool) -> ClusterView {
 /// ttl as before.
 #[test]
 fn an_ended_session_frees_the_lease_without_grace() {
-    let nodes = || vec![node("a", Hot, 500), node("b", Cold, 0), node("c", Cold, 900)];
+    let nodes = || {
+        vec![
+            node("a", Hot, 500),
+            node("b", Cold, 0),
+            node("c", Cold, 900),
+        ]
+    };
     let held = view(Some("a"), Some(25_000), nodes());
 
     let ended = session(held.clone(), false);
     assert!(ended.leader_session_ended());
     assert!(!ended.holds_valid_lease("a"));
     assert_eq!(lease_free_for_ms(&ended), Some(0));
-    assert!(should_try_acquire(&ended, "b", &rules()), "the freshest standby");
-    assert!(!should_try_acquire(&ended, "c", &rules()), "not before b had two beats");
+    assert!(
+        should_try_acquire(&ended, "b", &rules()),
+        "the freshest standby"
+    );
+    assert!(
+        !should_try_acquire(&ended, "c", &rules()),
+        "not before b had two beats"
+    );
     assert_eq!(
         should_step_down(&ended, "a", &rules()),
         Some(StepDown::SessionEnded)
     );
     assert_eq!(ended.live_leader_session(), None);
     let recent = since_failover(ended.clone(), 1_000);
-    assert!(!should_try_acquire(&recent, "b", &rules()), "LEASE-4 still holds");
+    assert!(
+        !should_try_acquire(&recent, "b", &rules()),
+        "LEASE-4 still holds"
+    );
 
     let alive = session(held.clone(), true);
     assert!(alive.holds_valid_lease("a"));
@@ -738,9 +753,16 @@ fn an_ended_session_frees_the_lease_without_grace() {
 #[test]
 fn a_holder_whose_session_ended_may_compete_again() {
     let v = session(
-        view(Some("a"), Some(25_000), vec![node("a", Cold, 0), node("b", Cold, 700)]),
+        view(
+            Some("a"),
+            Some(25_000),
+            vec![node("a", Cold, 0), node("b", Cold, 700)],
+        ),
         false,
     );
-    assert_eq!(choose_candidate(&v, &rules()).map(|n| n.name.as_str()), Some("a"));
+    assert_eq!(
+        choose_candidate(&v, &rules()).map(|n| n.name.as_str()),
+        Some("a")
+    );
     assert!(should_try_acquire(&v, "a", &rules()));
 }

@@ -234,7 +234,10 @@ async fn main() {
     summary("crash failover (SIGKILL), session-bound leases", crashes);
     summary("frozen hot node (SIGSTOP), session-bound leases", freezes);
     if !ttl_crashes.is_empty() {
-        summary("crash failover (SIGKILL), --session-leases off", ttl_crashes);
+        summary(
+            "crash failover (SIGKILL), --session-leases off",
+            ttl_crashes,
+        );
     }
     let _ = std::fs::remove_dir_all(&logs);
 }

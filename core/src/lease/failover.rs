@@ -102,9 +102,7 @@ pub fn choose_candidate<'a>(view: &'a ClusterView, rules: &FailoverRules) -> Opt
 pub fn lease_free_for_ms(view: &ClusterView) -> Option<i64> {
     match (view.leader.as_deref(), view.lease_remaining_ms) {
         (_, None) => Some(i64::MAX),
-        (Some(_), Some(remaining)) if remaining > 0 => {
-            view.leader_session_ended().then_some(0)
-        }
+        (Some(_), Some(remaining)) if remaining > 0 => view.leader_session_ended().then_some(0),
         (_, Some(remaining)) => Some(remaining.saturating_neg().max(0)),
     }
 }

@@ -272,15 +272,16 @@ async fn past_failover_interval(leases: &PgLeaseStore, limit: Duration) -> Resul
     let start = Instant::now();
     loop {
         if let Ok(Some(v)) = leases.cluster_view(CLUSTER).await {
-            if v
-                .since_last_failover_ms
+            if v.since_last_failover_ms
                 .is_none_or(|ms| ms >= v.timing.lease_ttl_ms)
             {
                 return Ok(());
             }
         }
         if start.elapsed() > limit {
-            return Err(format!("still within the failover interval after {limit:?}"));
+            return Err(format!(
+                "still within the failover interval after {limit:?}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
