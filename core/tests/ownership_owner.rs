@@ -43,7 +43,23 @@ fn viewed(partitions: u32, workers: &[&str], held: &[(u32, &str, u64)]) -> Input
         partitions,
         workers: names(workers),
         holders: holders(held),
+        sessions: BTreeMap::new(),
     }
+}
+
+/// [`viewed`] in which every live worker's registration names a session:
+/// worker `w` under key `session_key(w)`.
+fn viewed_with_sessions(partitions: u32, workers: &[&str], held: &[(u32, &str, u64)]) -> Input {
+    Input::Viewed {
+        partitions,
+        workers: names(workers),
+        holders: holders(held),
+        sessions: workers.iter().map(|w| (w.to_string(), session_key(w))).collect(),
+    }
+}
+
+fn session_key(worker: &str) -> i64 {
+    worker.bytes().fold(7, |k, b| k * 31 + i64::from(b))
 }
 
 fn claim(p: u32) -> Action {
@@ -390,4 +406,62 @@ fn a_batch_on_an_owned_partition_leaves_a_round_for_the_renewal() {
     assert_eq!(timing(5, 30).batch_budget(), Duration::from_secs(10));
     // At the tightest valid timing a batch still gets a heartbeat.
     assert_eq!(timing(1, 2).batch_budget(), Duration::from_secs(1));
+}
+
+#[test]
+fn a_worker_watches_the_next_live_session_by_name_as_the_view_changes() {
+    let mut m = owning_four();
+    assert_eq!(m.session_to_watch(), None, "no view named a session yet");
+    // One view per round; what the rounds ask for is not the point here.
+    let round = |m: &mut PartitionOwner, at: u64, view: Input| {
+        m.handle(t(at), Input::Tick);
+        let _ = drain(m);
+        m.handle(t(at + 10), view);
+        let _ = drain(m);
+        m.handle(t(at + 20), Input::Failed);
+    };
+    round(&mut m, 1000, viewed_with_sessions(4, &["a", "b", "c"], &[]));
+    assert_eq!(m.session_to_watch(), Some(session_key("b")));
+    // b died: its session is gone from the next view; a watches c now.
+    round(&mut m, 2000, viewed_with_sessions(4, &["a", "c"], &[]));
+    assert_eq!(m.session_to_watch(), Some(session_key("c")));
+    // A view without sessions (ttl-only registrations): nothing to watch.
+    round(&mut m, 3000, viewed(4, &["a", "c"], &[]));
+    assert_eq!(m.session_to_watch(), None);
+}
+
+#[test]
+fn the_watcher_of_an_ended_session_tells_the_others_and_looks_at_once() {
+    let mut m = owning_four();
+    // Idle between rounds: announce, then sync now instead of at 1000.
+    m.handle(t(200), Input::PeerSessionEnded);
+    assert_eq!(drain(&mut m), vec![Action::Announce, Action::Sync]);
+    // During a round: the announcement goes out at once, the sync after
+    // the round.
+    m.handle(t(210), Input::PeerSessionEnded);
+    assert_eq!(drain(&mut m), vec![Action::Announce]);
+    m.handle(t(220), viewed_with_sessions(4, &["a"], &[]));
+    let claims = drain(&mut m);
+    assert_eq!(claims, vec![claim(0), claim(1), claim(2), claim(3)]);
+    for p in 0..4 {
+        m.handle(
+            t(230),
+            Input::Claimed {
+                partition: p,
+                epoch: Some(20 + u64::from(p)),
+            },
+        );
+    }
+    assert_eq!(drain(&mut m), vec![Action::Sync]);
+}
+
+#[test]
+fn a_stopped_worker_watches_nobody() {
+    let mut m = owning_four();
+    m.handle(t(1000), Input::Tick);
+    let _ = drain(&mut m);
+    m.handle(t(1010), viewed_with_sessions(4, &["a", "b"], &[]));
+    assert_eq!(m.session_to_watch(), Some(session_key("b")));
+    m.handle(t(1020), Input::Shutdown);
+    assert_eq!(m.session_to_watch(), None);
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::fair_share::{decide, Move};
+use super::watch_ring::session_to_watch;
 use crate::lease::MonoTime;
 
 /// How often a worker syncs and how long a partition lease lasts.
@@ -77,6 +78,9 @@ pub enum Input {
         workers: Vec<String>,
         /// Unexpired leases by partition.
         holders: BTreeMap<u32, Holder>,
+        /// The session key of each live worker whose registration names
+        /// one (sql/0018); empty where sessions are not tracked.
+        sessions: BTreeMap<String, i64>,
     },
     /// A claim's answer: the epoch granted, or None when someone holds it.
     Claimed {
@@ -104,6 +108,10 @@ pub enum Input {
     /// Another worker of the projection released a partition, joined or
     /// left: sync now rather than at the next heartbeat.
     PeerChanged,
+    /// The session this worker watched ([`PartitionOwner::session_to_watch`])
+    /// ended: that worker is gone and its leases are free. Only this worker
+    /// was waiting on it, so it tells the others, then syncs.
+    PeerSessionEnded,
     /// A store call failed; its outcome is unknown.
     Failed,
     /// Stop: give everything up and leave.
@@ -138,6 +146,9 @@ pub enum Action {
     },
     /// Remove this worker's registration (after releasing everything).
     Leave,
+    /// Tell the projection's other workers to sync now (a watched peer's
+    /// session ended); no answer is needed.
+    Announce,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +188,8 @@ pub struct PartitionOwner {
     again: bool,
     stopped: bool,
     partitions: u32,
+    /// The peer session to wait on, from the last view.
+    watch: Option<i64>,
     actions: VecDeque<Action>,
 }
 
@@ -194,6 +207,7 @@ impl PartitionOwner {
             again: false,
             stopped: false,
             partitions: 0,
+            watch: None,
             actions: VecDeque::new(),
         }
     }
@@ -234,6 +248,14 @@ impl PartitionOwner {
             .map(|h| h.epoch)
     }
 
+    /// The session of the peer this worker should wait on (the next live
+    /// worker in name order, see [`session_to_watch`]), so that its death
+    /// is heard at once; None once stopped, or when no peer has a session.
+    /// Answer its end with [`Input::PeerSessionEnded`].
+    pub fn session_to_watch(&self) -> Option<i64> {
+        self.watch.filter(|_| !self.stopped)
+    }
+
     /// True once it released everything and left.
     pub fn is_stopped(&self) -> bool {
         self.stopped
@@ -271,7 +293,11 @@ impl PartitionOwner {
                 partitions,
                 workers,
                 holders,
-            } => self.on_viewed(partitions, &workers, &holders),
+                sessions,
+            } => {
+                self.watch = session_to_watch(&self.me, &sessions);
+                self.on_viewed(partitions, &workers, &holders);
+            }
             Input::Claimed { partition, epoch } => {
                 self.answered();
                 if let Some(epoch) = epoch {
@@ -289,19 +315,25 @@ impl PartitionOwner {
                     self.held.remove(&partition);
                 }
             }
-            Input::PeerChanged => {
-                if self.in_round {
-                    // The round under way may have read the view before the
-                    // change: run another as soon as it ends.
-                    self.again = true;
-                } else {
-                    self.next_round = self.next_round.min(now);
-                }
+            Input::PeerChanged => self.look_now(now),
+            Input::PeerSessionEnded => {
+                self.actions.push_back(Action::Announce);
+                self.look_now(now);
             }
             Input::Failed => self.end_round(),
             Input::Shutdown => return self.shut_down(),
         }
         self.on_time(now);
+    }
+
+    /// Syncs as soon as possible: at once, or right after the round under
+    /// way, which may have read the view before the change.
+    fn look_now(&mut self, now: MonoTime) {
+        if self.in_round {
+            self.again = true;
+        } else {
+            self.next_round = self.next_round.min(now);
+        }
     }
 
     fn on_time(&mut self, now: MonoTime) {
