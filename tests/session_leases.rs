@@ -11,33 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use rillflow_adapters::daemon::{
-    LeaseStore, PgLeaseStore, PgSessionWatch, SessionWatch,
-};
+use rillflow_adapters::daemon::{LeaseStore, PgLeaseStore, PgSessionWatch, SessionWatch};
 use rillflow_core::lease::{AcquireOutcome, NodeRole, RenewOutcome};
 use rillflow_testkit::lease_fixtures::*;
-use sqlx::PgPool;
-
-/// Ends the backend that holds the session lock `key`; returns its pid.
-async fn end_session(pool: &PgPool, key: i64) -> i32 {
-    let pid: i32 = sqlx::query_scalar(
-        "SELECT pid FROM pg_locks
-          WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND objsubid = 1
-            AND classid = (($1::bigint >> 32) & 4294967295)::oid
-            AND objid = ($1::bigint & 4294967295)::oid",
-    )
-    .bind(key)
-    .fetch_one(pool)
-    .await
-    .expect("a session holds the lease lock");
-    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
-        .bind(pid)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert!(ended, "backend {pid} ended");
-    pid
-}
+use rillflow_testkit::session_locks::end_session;
 
 #[tokio::test]
 async fn a_lease_is_free_the_moment_its_session_ends() {
@@ -60,7 +37,10 @@ async fn a_lease_is_free_the_moment_its_session_ends() {
 
     end_session(&pool, session.key).await;
     let v = wait_for(&plain, "a's session gone", |v| v.leader_session_ended()).await;
-    assert!(v.lease_remaining_ms.unwrap() > 30_000, "the ttl runs on: {v:?}");
+    assert!(
+        v.lease_remaining_ms.unwrap() > 30_000,
+        "the ttl runs on: {v:?}"
+    );
     assert!(!v.holds_valid_lease("a"));
 
     // Free with no grace, under a new epoch; the old one is fenced.
@@ -69,7 +49,10 @@ async fn a_lease_is_free_the_moment_its_session_ends() {
     assert!(plain.begin_fenced(C, first.epoch).await.is_err());
     let v = view(&plain).await;
     assert!(v.holds_valid_lease("b"));
-    assert!(v.since_last_failover_ms.is_some(), "a takeover is a failover");
+    assert!(
+        v.since_last_failover_ms.is_some(),
+        "a takeover is a failover"
+    );
 
     // a still runs: its store opens a new session, on which the old lease
     // cannot be renewed.
@@ -97,7 +80,10 @@ async fn a_holder_whose_session_was_replaced_loses_the_lease_even_unchallenged()
     );
 
     // Standing by, it may take the lease again at once, on the new session.
-    plain.heartbeat(&a, NodeRole::Cold, first.epoch).await.unwrap();
+    plain
+        .heartbeat(&a, NodeRole::Cold, first.epoch)
+        .await
+        .unwrap();
     let again = granted(a_store.try_acquire(&a, LONG, GRACE).await.unwrap());
     assert!(again.epoch > first.epoch);
     let v = view(&plain).await;

@@ -54,7 +54,10 @@ fn viewed_with_sessions(partitions: u32, workers: &[&str], held: &[(u32, &str, u
         partitions,
         workers: names(workers),
         holders: holders(held),
-        sessions: workers.iter().map(|w| (w.to_string(), session_key(w))).collect(),
+        sessions: workers
+            .iter()
+            .map(|w| (w.to_string(), session_key(w)))
+            .collect(),
     }
 }
 

@@ -42,5 +42,8 @@ fn alone_or_without_sessions_nobody_is_watched() {
     assert_eq!(session_to_watch("a", &sessions(&[])), None);
     assert_eq!(session_to_watch("a", &sessions(&[("a", 1)])), None);
     assert_eq!(session_to_watch("a", &sessions(&[("b", 2)])), Some(2));
-    assert_eq!(session_to_watch("b", &sessions(&[("a", 1), ("b", 2)])), Some(1));
+    assert_eq!(
+        session_to_watch("b", &sessions(&[("a", 1), ("b", 2)])),
+        Some(1)
+    );
 }

@@ -12,8 +12,9 @@
 //! lost) and the node stands by, then competes again like everyone else.
 
 use rand::Rng;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
-use sqlx::Connection;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgRow};
+use sqlx::query::Query;
+use sqlx::{Connection, Postgres};
 use tokio::sync::{Mutex, MutexGuard};
 
 /// The high half of every lease session key: "rfLS". The low half is drawn
@@ -89,6 +90,37 @@ impl PgLeaseSession {
             *held = Some(Held { conn, key });
         }
         Ok(SessionGuard(held))
+    }
+
+    /// Runs the statement `make` builds for the session's key on the
+    /// session and returns its rows. A session found broken is replaced
+    /// once, under a new key, and the statement run again there: callers
+    /// pass statements that are safe to repeat and that judge a lease bound
+    /// to the old key as not theirs (dynamic partition ownership, sql/0018).
+    pub(crate) async fn fetch_all<'q>(
+        &self,
+        make: impl Fn(i64) -> Query<'q, Postgres, PgArguments>,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        let mut retried = false;
+        loop {
+            let mut s = self.open().await?;
+            let key = s.key();
+            match make(key).fetch_all(s.conn()).await {
+                Err(e) => {
+                    if s.after_error(&e) && !retried {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(e);
+                }
+                ok => return ok,
+            }
+        }
+    }
+
+    /// The key of the open session's lock; None when no session is open.
+    pub async fn key(&self) -> Option<i64> {
+        self.held.lock().await.as_ref().map(|h| h.key)
     }
 
     /// Opens the session now if it is not open.

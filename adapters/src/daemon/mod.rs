@@ -15,13 +15,13 @@ pub mod write_gate;
 pub mod write_probe;
 
 pub use driver::{Driver, DriverError, Signal};
-pub use lease_store::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
 pub use lease_session::PgLeaseSession;
+pub use lease_store::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
 pub use pg_lease_store::{check_names, FenceError, PgLeaseStore};
 pub use pg_session_watch::PgSessionWatch;
 pub use processor::{Idle, Processor};
 pub use release_notices::{forward_releases, ReleaseNotices};
 pub use session_timeouts::daemon_pool_config;
-pub use session_watch::{watch_leader_sessions, SessionWatch};
+pub use session_watch::{watch_leader_sessions, watch_sessions, SessionWatch};
 pub use write_gate::{Permit, TokioClock, WriteGate};
 pub use write_probe::WriteProbe;

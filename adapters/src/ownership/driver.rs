@@ -43,6 +43,9 @@ pub enum OwnerSignal {
     },
     /// Another worker released, joined or left: sync now.
     PeerChanged,
+    /// The peer session this worker watched ended (see
+    /// [`OwnerDriver::watch_sessions`]).
+    PeerSessionEnded,
     /// Release everything and leave (the batches have stopped).
     Shutdown,
 }
@@ -56,6 +59,7 @@ pub struct OwnerDriver<S: OwnershipStore + ?Sized> {
     projection: String,
     timing: OwnerTiming,
     clock: TokioClock,
+    watched: Option<watch::Sender<Option<i64>>>,
 }
 
 impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
@@ -66,7 +70,17 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
             projection,
             timing,
             clock,
+            watched: None,
         }
+    }
+
+    /// Publishes the peer session this worker should wait on
+    /// ([`PartitionOwner::session_to_watch`]) to `targets` after every step,
+    /// for [`watch_sessions`](crate::daemon::session_watch::watch_sessions)
+    /// to wait on and answer with [`OwnerSignal::PeerSessionEnded`].
+    pub fn watch_sessions(mut self, targets: watch::Sender<Option<i64>>) -> Self {
+        self.watched = Some(targets);
+        self
     }
 
     /// Drives `machine` until it stopped (after [`OwnerSignal::Shutdown`], or
@@ -84,6 +98,12 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
                 }
             }
             let _ = publish.send(snapshot(&machine, self.clock.now()));
+            if let Some(targets) = &self.watched {
+                targets.send_if_modified(|t| {
+                    let next = machine.session_to_watch();
+                    std::mem::replace(t, next) != next
+                });
+            }
             let Some(next) = machine.poll_timeout() else {
                 return;
             };
@@ -95,6 +115,7 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
                             Input::Fenced { partition, epoch }
                         }
                         Some(OwnerSignal::PeerChanged) => Input::PeerChanged,
+                        Some(OwnerSignal::PeerSessionEnded) => Input::PeerSessionEnded,
                         Some(OwnerSignal::Shutdown) | None => Input::Shutdown,
                     };
                     machine.handle(self.clock.now(), input);
@@ -126,13 +147,19 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
         let ttl = self.timing.ttl;
         let result =
             match action {
-                Action::Sync => store.sync(projection, me, ttl).await.map(|view| {
-                    Some(Input::Viewed {
-                        partitions: view.partitions,
-                        workers: view.workers,
-                        holders: view.holders,
-                    })
-                }),
+                Action::Sync => {
+                    store
+                        .sync_with_sessions(projection, me, ttl)
+                        .await
+                        .map(|(view, sessions)| {
+                            Some(Input::Viewed {
+                                partitions: view.partitions,
+                                workers: view.workers,
+                                holders: view.holders,
+                                sessions,
+                            })
+                        })
+                }
                 Action::Claim { partition } => store
                     .claim(projection, partition, me, ttl)
                     .await
@@ -162,6 +189,13 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
                     })
                 }
                 Action::Leave => store.leave(projection, me).await.map(|()| None),
+                Action::Announce => store.announce(projection).await.map(|()| {
+                    tracing::info!(
+                        projection,
+                        "a watched worker's session ended; told the others"
+                    );
+                    None
+                }),
             };
         result.unwrap_or_else(|error| {
             tracing::warn!(projection, %error, "partition ownership call failed; retrying next round");

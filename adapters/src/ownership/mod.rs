@@ -10,6 +10,7 @@ mod notices;
 mod owned_worker;
 mod repartition;
 mod store;
+mod store_sql;
 
 pub use contract::OwnershipStore;
 pub use driver::{OwnedPartition, OwnerDriver, OwnerSignal, Ownership};
