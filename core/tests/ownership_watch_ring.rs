@@ -47,3 +47,21 @@ fn alone_or_without_sessions_nobody_is_watched() {
         Some(1)
     );
 }
+
+proptest::proptest! {
+    /// Whatever the names, with two or more workers every one is watched by
+    /// exactly one other, and nobody watches itself.
+    #[test]
+    fn the_ring_watches_every_worker_once(names in proptest::collection::btree_set("[a-z]{1,4}", 2..12)) {
+        let ring: BTreeMap<String, i64> =
+            names.iter().enumerate().map(|(i, n)| (n.clone(), i as i64)).collect();
+        let mut watched = Vec::new();
+        for (me, key) in &ring {
+            let target = session_to_watch(me, &ring).expect("a peer to watch");
+            proptest::prop_assert_ne!(target, *key);
+            watched.push(target);
+        }
+        watched.sort();
+        proptest::prop_assert_eq!(watched, (0..ring.len() as i64).collect::<Vec<_>>());
+    }
+}

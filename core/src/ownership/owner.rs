@@ -166,6 +166,9 @@ struct Held {
 /// round. Each round heartbeats and reads the view, releases what is over
 /// this worker's fair share (or beyond the partition count), renews what it
 /// keeps and claims free partitions up to its share.
+/// After each step the driver may also wait on
+/// [`session_to_watch`](Self::session_to_watch) and report its end as
+/// [`Input::PeerSessionEnded`].
 ///
 /// Beliefs are judged on the worker's own clock only against its own
 /// earlier readings: a lease renewed in a round that began at `t` is used
