@@ -451,13 +451,13 @@ async fn registration_key(pool: &PgPool, worker: &str) -> Option<i64> {
     .expect("a registration")
 }
 
-/// True when some survivor's log says it heard a watched session end and
-/// told the others.
+/// True when some survivor's log says it saw the worker it watched die
+/// (its waiter woke, or its view showed it gone first) and told the others.
 fn announced(test: &str, survivors: &[&str]) -> bool {
     survivors.iter().any(|name| {
         std::fs::read_to_string(log_dir(test).join(format!("{name}.log")))
             .unwrap_or_default()
-            .contains("a watched worker's session ended")
+            .contains("; told the others")
     })
 }
 

@@ -44,20 +44,27 @@ pub fn watch_leader_sessions<W: SessionWatch>(
     signals: mpsc::Sender<Signal>,
     retry: Duration,
 ) {
-    watch_sessions(watch, targets, signals, Signal::LeaderSessionEnded, retry);
+    watch_sessions(
+        watch,
+        targets,
+        signals,
+        |_| Signal::LeaderSessionEnded,
+        retry,
+    );
 }
 
 /// Waits, over and over, on the session lock `targets` names and sends
-/// `ended_signal` once per key when it goes: a standby waiting on its leader, or a
+/// `ended(key)` once per key when it goes: a standby waiting on its leader, or a
 /// partition owner on its peer in the watch ring
-/// ([`rillflow_core::ownership::session_to_watch`]). A broken waiter is
-/// opened again after 50 ms, doubling up to `retry`. Missing an end only
-/// costs time: the lease still expires.
-pub fn watch_sessions<W: SessionWatch, M: Clone + Send + 'static>(
+/// ([`rillflow_core::ownership::session_to_watch`]). A wait under way is
+/// called off when the target changes. A broken waiter is opened again
+/// after 50 ms, doubling up to `retry`. Missing an end only costs time: the
+/// lease still expires.
+pub fn watch_sessions<W: SessionWatch, M: Send + 'static>(
     watch: W,
     mut targets: watch::Receiver<Option<i64>>,
     signals: mpsc::Sender<M>,
-    ended_signal: M,
+    ended_signal: impl Fn(i64) -> M + Send + 'static,
     retry: Duration,
 ) {
     tokio::spawn(async move {
@@ -88,12 +95,32 @@ pub fn watch_sessions<W: SessionWatch, M: Clone + Send + 'static>(
                     }
                 },
             };
-            match watch.wait_ended(w, key).await {
+            // A new target calls the wait off: the session it waits on
+            // may be alive for long, while the new one may already be gone.
+            // A wait cannot be withdrawn on its connection, so that waiter
+            // is dropped and the next wait opens another.
+            let waited = tokio::select! {
+                biased;
+                waited = watch.wait_ended(w, key) => Ok(waited),
+                changed = targets.changed() => Err(changed.is_ok()),
+            };
+            let waited = match waited {
+                Ok(waited) => waited,
+                Err(retarget) => {
+                    waiter = None;
+                    if retarget {
+                        continue;
+                    }
+                    // The driver is gone.
+                    return;
+                }
+            };
+            match waited {
                 Ok(true) => {
                     backoff = Duration::from_millis(50);
                     ended = Some(key);
                     tracing::info!(key, "a watched lease session ended");
-                    if signals.send(ended_signal.clone()).await.is_err() {
+                    if signals.send(ended_signal(key)).await.is_err() {
                         return;
                     }
                 }

@@ -66,9 +66,10 @@ pub trait OwnershipStore: Send + Sync {
         Ok((self.sync(projection, worker, ttl).await?, BTreeMap::new()))
     }
 
-    /// Wakes every worker of `projection` to sync now. Only a worker that
-    /// watched a session that ended asks for it, which a store naming no
-    /// sessions never leads to: the default does nothing.
+    /// Wakes every worker of `projection` to sync now (a watched peer's
+    /// session ended, see [`super::announce_session_ends`]). Workers watch
+    /// only the sessions [`Self::sync_with_sessions`] names, which a store
+    /// binding nothing to sessions never does: the default does nothing.
     async fn announce(&self, projection: &str) -> Result<(), OwnershipError> {
         let _ = projection;
         Ok(())

@@ -41,11 +41,14 @@ pub enum OwnerSignal {
         /// The epoch refused.
         epoch: u64,
     },
-    /// Another worker released, joined or left: sync now.
+    /// Another worker released, joined, left or died: sync now.
     PeerChanged,
-    /// The peer session this worker watched ended (see
-    /// [`OwnerDriver::watch_sessions`]).
-    PeerSessionEnded,
+    /// The waiter announced the end of the watched session `key` (see
+    /// [`super::announce_session_ends`]).
+    PeerSessionEnded {
+        /// The session that ended.
+        key: i64,
+    },
     /// Release everything and leave (the batches have stopped).
     Shutdown,
 }
@@ -75,9 +78,12 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
     }
 
     /// Publishes the peer session this worker should wait on
-    /// ([`PartitionOwner::session_to_watch`]) to `targets` after every step,
-    /// for [`watch_sessions`](crate::daemon::session_watch::watch_sessions)
-    /// to wait on and answer with [`OwnerSignal::PeerSessionEnded`].
+    /// ([`PartitionOwner::session_to_watch`]) to `targets` as soon as it
+    /// changes, for [`watch_sessions`](crate::daemon::watch_sessions) to wait
+    /// on and [`announce_session_ends`](super::announce_session_ends) to
+    /// announce. Published after every answer, not only once the round is
+    /// over: a round's renewals wait for running batches, and a peer that
+    /// dies meanwhile must already be watched.
     pub fn watch_sessions(mut self, targets: watch::Sender<Option<i64>>) -> Self {
         self.watched = Some(targets);
         self
@@ -95,15 +101,11 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
             while let Some(action) = machine.poll_action() {
                 if let Some(answer) = self.perform(machine.name(), action).await {
                     machine.handle(self.clock.now(), answer);
+                    self.publish_watch(&machine);
                 }
             }
             let _ = publish.send(snapshot(&machine, self.clock.now()));
-            if let Some(targets) = &self.watched {
-                targets.send_if_modified(|t| {
-                    let next = machine.session_to_watch();
-                    std::mem::replace(t, next) != next
-                });
-            }
+            self.publish_watch(&machine);
             let Some(next) = machine.poll_timeout() else {
                 return;
             };
@@ -115,7 +117,9 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
                             Input::Fenced { partition, epoch }
                         }
                         Some(OwnerSignal::PeerChanged) => Input::PeerChanged,
-                        Some(OwnerSignal::PeerSessionEnded) => Input::PeerSessionEnded,
+                        Some(OwnerSignal::PeerSessionEnded { key }) => {
+                            Input::PeerSessionEnded { key }
+                        }
                         Some(OwnerSignal::Shutdown) | None => Input::Shutdown,
                     };
                     machine.handle(self.clock.now(), input);
@@ -124,6 +128,15 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
                     machine.handle(self.clock.now(), Input::Tick);
                 }
             }
+        }
+    }
+
+    fn publish_watch(&self, machine: &PartitionOwner) {
+        if let Some(targets) = &self.watched {
+            targets.send_if_modified(|t| {
+                let next = machine.session_to_watch();
+                std::mem::replace(t, next) != next
+            });
         }
     }
 
@@ -192,7 +205,7 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
                 Action::Announce => store.announce(projection).await.map(|()| {
                     tracing::info!(
                         projection,
-                        "a watched worker's session ended; told the others"
+                        "the watched worker is gone from the view; told the others"
                     );
                     None
                 }),

@@ -231,7 +231,9 @@ async fn main() {
             pool: db.pool().await,
             url: db.url.clone(),
             bin: opts.bin.clone(),
-            logs: std::env::temp_dir().join(format!("rillflow-ownership-{}", std::process::id())),
+            logs: std::env::temp_dir()
+                .join(format!("rillflow-ownership-{}", std::process::id()))
+                .join(format!("run-{run}")),
         };
         round(&bench, &mut f).await;
         eprintln!("run {} of {} done", run + 1, opts.runs);

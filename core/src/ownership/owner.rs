@@ -105,13 +105,15 @@ pub enum Input {
         /// The epoch refused.
         epoch: u64,
     },
-    /// Another worker of the projection released a partition, joined or
-    /// left: sync now rather than at the next heartbeat.
+    /// Another worker of the projection released a partition, joined, left
+    /// or died: sync now rather than at the next heartbeat.
     PeerChanged,
-    /// The session this worker watched ([`PartitionOwner::session_to_watch`])
-    /// ended: that worker is gone and its leases are free. Only this worker
-    /// was waiting on it, so it tells the others, then syncs.
-    PeerSessionEnded,
+    /// This worker's waiter heard the session `key` it watched end
+    /// ([`PartitionOwner::session_to_watch`]) and told every worker to sync.
+    PeerSessionEnded {
+        /// The session that ended.
+        key: i64,
+    },
     /// A store call failed; its outcome is unknown.
     Failed,
     /// Stop: give everything up and leave.
@@ -146,8 +148,9 @@ pub enum Action {
     },
     /// Remove this worker's registration (after releasing everything).
     Leave,
-    /// Tell the projection's other workers to sync now (a watched peer's
-    /// session ended); no answer is needed.
+    /// Tell every worker of the projection to sync now: the peer this
+    /// worker watched is gone from the view and its waiter did not hear it
+    /// end. No answer is needed.
     Announce,
 }
 
@@ -166,9 +169,9 @@ struct Held {
 /// round. Each round heartbeats and reads the view, releases what is over
 /// this worker's fair share (or beyond the partition count), renews what it
 /// keeps and claims free partitions up to its share.
-/// After each step the driver may also wait on
-/// [`session_to_watch`](Self::session_to_watch) and report its end as
-/// [`Input::PeerSessionEnded`].
+/// After each step the driver may also publish
+/// [`session_to_watch`](Self::session_to_watch) for a waiter whose wake-up
+/// makes every worker sync, reported as [`Input::PeerSessionEnded`].
 ///
 /// Beliefs are judged on the worker's own clock only against its own
 /// earlier readings: a lease renewed in a round that began at `t` is used
@@ -193,6 +196,11 @@ pub struct PartitionOwner {
     partitions: u32,
     /// The peer session to wait on, from the last view.
     watch: Option<i64>,
+    /// The last watched session whose end the waiter announced.
+    heard: Option<i64>,
+    /// Free partitions of this round's view beyond those claimed, lowest
+    /// first: a claim lost to another worker is made up from here.
+    spare: VecDeque<u32>,
     actions: VecDeque<Action>,
 }
 
@@ -211,6 +219,8 @@ impl PartitionOwner {
             stopped: false,
             partitions: 0,
             watch: None,
+            heard: None,
+            spare: VecDeque::new(),
             actions: VecDeque::new(),
         }
     }
@@ -252,9 +262,14 @@ impl PartitionOwner {
     }
 
     /// The session of the peer this worker should wait on (the next live
-    /// worker in name order, see [`session_to_watch`]), so that its death
+    /// worker in name order, see [`super::watch_ring`]), so that its death
     /// is heard at once; None once stopped, or when no peer has a session.
-    /// Answer its end with [`Input::PeerSessionEnded`].
+    /// The waiter tells every worker, this one included, to sync, and
+    /// reports it with [`Input::PeerSessionEnded`]. A watched peer that is
+    /// gone from a view without that report (it died before the waiter got
+    /// to it, which may take a connection's setup) is announced by the
+    /// machine itself ([`Action::Announce`]), so someone always tells the
+    /// others.
     pub fn session_to_watch(&self) -> Option<i64> {
         self.watch.filter(|_| !self.stopped)
     }
@@ -298,15 +313,33 @@ impl PartitionOwner {
                 holders,
                 sessions,
             } => {
+                let unheard = self
+                    .watch
+                    .filter(|k| !sessions.values().any(|s| s == k) && self.heard != Some(*k));
+                if unheard.is_some() {
+                    self.actions.push_back(Action::Announce);
+                }
                 self.watch = session_to_watch(&self.me, &sessions);
                 self.on_viewed(partitions, &workers, &holders);
             }
             Input::Claimed { partition, epoch } => {
-                self.answered();
-                if let Some(epoch) = epoch {
-                    let until = self.round_started + self.timing.ttl;
-                    self.held.insert(partition, Held { epoch, until });
+                match epoch {
+                    Some(epoch) => {
+                        let until = self.round_started + self.timing.ttl;
+                        self.held.insert(partition, Held { epoch, until });
+                    }
+                    // Another worker took it since the view: workers woken
+                    // by the same notice claim from the same free list, and
+                    // one that stopped at its first loss would wait a
+                    // heartbeat for its share. Each loss means someone else
+                    // got the partition, so this ends with the free list.
+                    None => {
+                        if let Some(next) = self.spare.pop_front() {
+                            self.push_request(Action::Claim { partition: next });
+                        }
+                    }
                 }
+                self.answered();
             }
             Input::Renewed {
                 partition,
@@ -318,25 +351,21 @@ impl PartitionOwner {
                     self.held.remove(&partition);
                 }
             }
-            Input::PeerChanged => self.look_now(now),
-            Input::PeerSessionEnded => {
-                self.actions.push_back(Action::Announce);
-                self.look_now(now);
+            // The announcement wakes this worker too.
+            Input::PeerSessionEnded { key } => self.heard = Some(key),
+            Input::PeerChanged => {
+                if self.in_round {
+                    // The round under way may have read the view before the
+                    // change: run another as soon as it ends.
+                    self.again = true;
+                } else {
+                    self.next_round = self.next_round.min(now);
+                }
             }
             Input::Failed => self.end_round(),
             Input::Shutdown => return self.shut_down(),
         }
         self.on_time(now);
-    }
-
-    /// Syncs as soon as possible: at once, or right after the round under
-    /// way, which may have read the view before the change.
-    fn look_now(&mut self, now: MonoTime) {
-        if self.in_round {
-            self.again = true;
-        } else {
-            self.next_round = self.next_round.min(now);
-        }
     }
 
     fn on_time(&mut self, now: MonoTime) {
@@ -371,6 +400,7 @@ impl PartitionOwner {
     fn end_round(&mut self) {
         self.actions
             .retain(|a| !matches!(a, Action::Claim { .. } | Action::Renew { .. }));
+        self.spare.clear();
         self.in_round = false;
         self.outstanding = 0;
     }
@@ -418,7 +448,24 @@ impl PartitionOwner {
         for p in beyond {
             self.release(p);
         }
-        for step in decide(&self.me, partitions, workers, &owners) {
+        let steps = decide(&self.me, partitions, workers, &owners);
+        let claimed: Vec<u32> = steps
+            .iter()
+            .filter_map(|m| match m {
+                Move::Claim(p) => Some(*p),
+                Move::Release(_) => None,
+            })
+            .collect();
+        // Free as decide() judges it: no live owner.
+        self.spare = if claimed.is_empty() {
+            VecDeque::new()
+        } else {
+            (0..partitions)
+                .filter(|p| !claimed.contains(p))
+                .filter(|p| !owners.get(p).is_some_and(|o| workers.contains(o)))
+                .collect()
+        };
+        for step in steps {
             match step {
                 Move::Release(p) => self.release(p),
                 Move::Claim(p) => self.push_request(Action::Claim { partition: p }),

@@ -12,8 +12,8 @@ use rillflow_adapters::daemon::{
 };
 use rillflow_adapters::health;
 use rillflow_adapters::ownership::{
-    forward_changes, ChangeNotices, OwnedWorker, OwnerDriver, OwnerSignal, Ownership,
-    PartitionBatches, PgChangeNotices, PgOwnershipStore,
+    announce_session_ends, forward_changes, ChangeNotices, OwnedWorker, OwnerDriver, OwnerSignal,
+    Ownership, PartitionBatches, PgChangeNotices, PgOwnershipStore,
 };
 use rillflow_adapters::projection::{
     wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionRunner,
@@ -116,8 +116,9 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
         }
     });
     // With session leases, this worker's registration and leases end with
-    // its process (sql/0018), and each projection's driver waits on the
-    // session of the next worker in name order, so a crash is heard at once.
+    // its process (sql/0018), and for each projection it waits on the
+    // session of the next worker in name order and tells everyone when that
+    // one ends, so a crash is heard at once.
     // Through a transaction pooler neither can work: off, ttl only.
     let sessions = args.session_leases == Switch::On;
     let store = Arc::new(if sessions {
@@ -161,13 +162,15 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
         let mut driver = OwnerDriver::new(store.clone(), p.name().to_owned(), timing, clock);
         if sessions {
             let (targets, watched) = watch::channel(None);
+            let (ended, ends) = mpsc::channel(4);
             watch_sessions(
                 PgSessionWatch::new(&pool),
                 watched,
-                signal_tx.clone(),
-                OwnerSignal::PeerSessionEnded,
+                ended,
+                |key| key,
                 timing.heartbeat,
             );
+            announce_session_ends(store.clone(), p.name().to_owned(), ends, signal_tx.clone());
             driver = driver.watch_sessions(targets);
         }
         let machine = PartitionOwner::new(node.clone(), timing, clock.now());
