@@ -501,7 +501,11 @@ fn a_watched_peer_gone_from_the_view_unheard_is_announced_once() {
         m.handle(t(at + 20), Input::Failed);
         actions
     };
-    let first = round(&mut m, 1000, viewed_with_sessions(4, &["a", "b", "c"], &mine));
+    let first = round(
+        &mut m,
+        1000,
+        viewed_with_sessions(4, &["a", "b", "c"], &mine),
+    );
     assert!(!first.contains(&Action::Announce));
     // b died before a's waiter got to its session: a's view shows it gone
     // and nobody announced it. a does, before anything else.

@@ -109,14 +109,18 @@ impl PgOwnershipStore {
     }
 
     /// Runs the statement `make` builds on the lease session, passing its
-    /// key, or on the pool without one.
+    /// key and server process id, or on the pool with neither.
     async fn bound<'q>(
         &self,
-        make: impl Fn(Option<i64>) -> Query<'q, Postgres, PgArguments>,
+        make: impl Fn(Option<i64>, Option<i32>) -> Query<'q, Postgres, PgArguments>,
     ) -> Result<Vec<PgRow>, sqlx::Error> {
         match &self.session {
-            None => make(None).fetch_all(&self.pool).await,
-            Some(session) => session.fetch_all(|key| make(Some(key))).await,
+            None => make(None, None).fetch_all(&self.pool).await,
+            Some(session) => {
+                session
+                    .fetch_all(|key, pid| make(Some(key), Some(pid)))
+                    .await
+            }
         }
     }
 
@@ -129,13 +133,14 @@ impl PgOwnershipStore {
         worker: &str,
         ttl: Duration,
     ) -> Result<(), OwnershipError> {
-        self.bound(|key| {
+        self.bound(|key, pid| {
             sqlx::query(HEARTBEAT)
                 .bind(projection)
                 .bind(worker)
                 .bind(millis(ttl).max(1))
                 .bind(CHANGES_CHANNEL)
                 .bind(key)
+                .bind(pid)
         })
         .await?;
         Ok(())
@@ -170,37 +175,37 @@ impl PgOwnershipStore {
         projection: &str,
         ttl: Duration,
     ) -> Result<(OwnershipView, BTreeMap<String, i64>), OwnershipError> {
-        let workers: Vec<(String, Option<i64>)> = sqlx::query_as(VIEW_WORKERS)
+        type ViewRow = (
+            String,
+            Option<String>,
+            Option<i64>,
+            Option<i32>,
+            Option<i64>,
+        );
+        let rows: Vec<ViewRow> = sqlx::query_as(VIEW)
             .bind(projection)
             .bind(millis(ttl))
             .fetch_all(&self.pool)
             .await?;
-        let holders: Vec<(i32, String, i64)> = sqlx::query_as(VIEW_HOLDERS)
-            .bind(projection)
-            .fetch_all(&self.pool)
-            .await?;
-        let partitions: Option<i32> = sqlx::query_scalar(VIEW_PARTITIONS)
-            .bind(projection)
-            .fetch_optional(&self.pool)
-            .await?;
-        let sessions = workers
-            .iter()
-            .filter_map(|(w, key)| key.map(|k| (w.clone(), k)))
-            .collect();
-        let view = OwnershipView {
-            partitions: partitions.unwrap_or(0).max(0) as u32,
-            workers: workers.into_iter().map(|(w, _)| w).collect(),
-            holders: holders
-                .into_iter()
-                .map(|(p, worker, epoch)| {
-                    let holder = Holder {
-                        worker,
-                        epoch: epoch.max(0) as u64,
-                    };
-                    (p.max(0) as u32, holder)
-                })
-                .collect(),
-        };
+        let mut view = OwnershipView::default();
+        let mut sessions = BTreeMap::new();
+        for (kind, name, key, num, epoch) in rows {
+            let num = num.unwrap_or(0).max(0) as u32;
+            match (kind.as_str(), name) {
+                ("w", Some(worker)) => {
+                    if let Some(key) = key {
+                        sessions.insert(worker.clone(), key);
+                    }
+                    view.workers.push(worker);
+                }
+                ("l", Some(worker)) => {
+                    let epoch = epoch.unwrap_or(0).max(0) as u64;
+                    view.holders.insert(num, Holder { worker, epoch });
+                }
+                ("p", _) => view.partitions = num,
+                _ => {}
+            }
+        }
         Ok((view, sessions))
     }
 
@@ -215,13 +220,14 @@ impl PgOwnershipStore {
         ttl: Duration,
     ) -> Result<Option<u64>, OwnershipError> {
         let rows = self
-            .bound(|key| {
+            .bound(|key, pid| {
                 sqlx::query(CLAIM)
                     .bind(projection)
                     .bind(partition as i32)
                     .bind(worker)
                     .bind(millis(ttl))
                     .bind(key)
+                    .bind(pid)
             })
             .await?;
         match rows.first() {
@@ -240,12 +246,14 @@ impl PgOwnershipStore {
         ttl: Duration,
     ) -> Result<bool, OwnershipError> {
         let rows = self
-            .bound(|_| {
+            .bound(|key, pid| {
                 sqlx::query(RENEW)
                     .bind(projection)
                     .bind(partition as i32)
                     .bind(epoch as i64)
                     .bind(millis(ttl))
+                    .bind(key)
+                    .bind(pid)
             })
             .await?;
         Ok(rows.len() == 1)

@@ -2,15 +2,18 @@
 //! by the database clock.
 //!
 //! Registrations and leases made on a worker's lease session record its key
-//! (sql/0018): `CASE WHEN rf_session_lock_mine(k) THEN k END` binds them only
-//! when the statement runs on the session holding the lock, so a statement
-//! sent without a session, or put on another server connection by a
-//! transaction pooler, records no key and is judged by its ttl alone. A
-//! registration or lease whose key no session holds any more is treated as
-//! gone: the worker's session ended.
+//! (sql/0018): `CASE WHEN pg_backend_pid() = pid THEN key END`, with the key
+//! and server process id of the session, binds them only when the statement
+//! runs on the server process holding the lock, so a statement sent without
+//! a session (NULLs), or put on another server connection by a transaction
+//! pooler, records no key and is judged by its ttl alone. The process id
+//! stands in for 0017's `rf_session_lock_mine`, which reads pg_locks: cheap
+//! enough for one lease per cluster, not for a renewal per partition per
+//! round. A registration or lease whose key no session holds any more is
+//! treated as gone: the worker's session ended.
 
 /// Records a worker as alive now, live for `ttl_ms` ($3), bound to the
-/// session key $5 if this session holds it. Wakes the others on $4 when the
+/// session key $5 if this runs on its server process $6. Wakes the others on $4 when the
 /// worker was not live before under this very session: it is new, it had
 /// gone stale, or it comes back on a new session (a restart, or a session
 /// that broke). Their quotas just fell.
@@ -22,7 +25,7 @@ WITH before AS (
      WHERE w.projection = $1 AND w.worker = $2),
 beat AS (
     INSERT INTO rf_projection_workers AS w (projection, worker, ttl_ms, lease_lock_key)
-    VALUES ($1, $2, $3, CASE WHEN rf_session_lock_mine($5) THEN $5 END)
+    VALUES ($1, $2, $3, CASE WHEN pg_backend_pid() = $6 THEN $5 END)
     ON CONFLICT (projection, worker)
     DO UPDATE SET heartbeat_at = clock_timestamp(), ttl_ms = EXCLUDED.ttl_ms,
                   lease_lock_key = EXCLUDED.lease_lock_key
@@ -38,31 +41,33 @@ WITH w AS (DELETE FROM rf_projection_workers WHERE projection = $1 AND worker = 
            RETURNING projection)
 SELECT pg_notify($3, projection) FROM w";
 
-/// Live workers: heartbeat younger than $2 ms and, when bound to a session,
-/// that session still open. With their session keys.
-pub(super) const VIEW_WORKERS: &str = "
-SELECT w.worker, w.lease_lock_key
+/// A projection's view in one round trip and one read of pg_locks, as
+/// rows of three kinds:
+/// - `w`: a live worker (`name`), with its session `key`: heartbeat younger
+///   than $2 ms and, when bound to a session, that session still open;
+/// - `l`: a lease held now, partition `num` by `name` under `epoch`:
+///   unexpired and, when bound to a session, that session still open;
+/// - `p`: the partition count (`num`), when the projection is registered.
+pub(super) const VIEW: &str = "
+WITH held AS MATERIALIZED (SELECT rf_session_locks_held() AS key)
+SELECT 'w' AS kind, w.worker AS name, w.lease_lock_key AS key,
+       NULL::integer AS num, NULL::bigint AS epoch
   FROM rf_projection_workers w
  WHERE w.projection = $1
    AND w.heartbeat_at > clock_timestamp() - make_interval(secs => $2::float8 / 1000)
-   AND (w.lease_lock_key IS NULL OR w.lease_lock_key IN (SELECT rf_session_locks_held()))
- ORDER BY w.worker";
-
-/// Leases held now: unexpired and, when bound to a session, that session
-/// still open.
-pub(super) const VIEW_HOLDERS: &str = "
-SELECT l.partition_key, l.owner, l.epoch
+   AND (w.lease_lock_key IS NULL OR w.lease_lock_key IN (SELECT key FROM held))
+UNION ALL
+SELECT 'l', l.owner, NULL, l.partition_key, l.epoch
   FROM rf_partition_leases l
  WHERE l.projection = $1 AND l.owner IS NOT NULL AND l.expires_at > clock_timestamp()
-   AND (l.lease_lock_key IS NULL OR l.lease_lock_key IN (SELECT rf_session_locks_held()))
- ORDER BY l.partition_key";
-
-/// The projection's partition count.
-pub(super) const VIEW_PARTITIONS: &str =
-    "SELECT total_partitions FROM rf_projections WHERE name = $1";
+   AND (l.lease_lock_key IS NULL OR l.lease_lock_key IN (SELECT key FROM held))
+UNION ALL
+SELECT 'p', NULL, NULL, p.total_partitions, NULL
+  FROM rf_projections p WHERE p.name = $1
+ORDER BY kind, name, num";
 
 /// Takes partition $2 for worker $3 for $4 ms, bound to session key $5 if
-/// this session holds it, when nobody holds it: never granted, released,
+/// this runs on its server process $6, when nobody holds it: never granted, released,
 /// expired, or bound to a session that ended. Returns the new epoch.
 ///
 /// A lease freed by its session's end was unowned for a moment nobody
@@ -72,7 +77,7 @@ pub(super) const CLAIM: &str = "
 INSERT INTO rf_partition_leases AS l
        (projection, partition_key, owner, epoch, expires_at, lease_lock_key)
 VALUES ($1, $2, $3, 1, clock_timestamp() + make_interval(secs => $4::float8 / 1000),
-        CASE WHEN rf_session_lock_mine($5) THEN $5 END)
+        CASE WHEN pg_backend_pid() = $6 THEN $5 END)
 ON CONFLICT (projection, partition_key) DO UPDATE
    SET owner = EXCLUDED.owner, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at,
        lease_lock_key = EXCLUDED.lease_lock_key,
@@ -85,14 +90,15 @@ RETURNING l.epoch";
 
 /// Extends the lease of partition $2 held under epoch $3 by $4 ms if it is
 /// still held and unexpired and, when bound to a session, only on that
-/// session: a worker whose session was replaced has lost it (anyone may
-/// claim it) and must claim again like everyone else.
+/// session (key $5, server process $6): a worker whose session was replaced
+/// has lost it (anyone may claim it) and must claim again like everyone
+/// else.
 pub(super) const RENEW: &str = "
 UPDATE rf_partition_leases
    SET expires_at = clock_timestamp() + make_interval(secs => $4::float8 / 1000)
  WHERE projection = $1 AND partition_key = $2 AND epoch = $3
    AND owner IS NOT NULL AND expires_at > clock_timestamp()
-   AND (lease_lock_key IS NULL OR rf_session_lock_mine(lease_lock_key))
+   AND (lease_lock_key IS NULL OR (lease_lock_key = $5 AND pg_backend_pid() = $6))
 RETURNING epoch";
 
 /// Gives up the lease of partition $2 held under epoch $3 and wakes the
