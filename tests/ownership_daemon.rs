@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use rillflow_adapters::projection::ProjectionCatalog;
 use rillflow_adapters::EventStore;
+use rillflow_testkit::session_locks::{end_session, session_pid};
 use rillflow_testkit::stream_counts::{assert_fold, fixture, wait_caught_up, writer};
 use rillflow_testkit::{fast_auto_args, CliRunner, Process, TestDb};
 use serde_json::Value;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rillflow");
@@ -414,4 +416,177 @@ async fn events_held_back_by_an_open_transaction_are_applied_once_it_ends() {
     blocker.commit().await.unwrap();
     wait_applied(&catalog, "stream_counts", total, Duration::from_secs(20)).await;
     assert_fold(&pool, &streams).await;
+}
+
+/// The earliest expiry among `worker`'s leases, in seconds since the epoch
+/// by the database clock.
+async fn earliest_expiry(pool: &PgPool, worker: &str) -> f64 {
+    sqlx::query_scalar(
+        "SELECT extract(epoch FROM min(expires_at))::float8 FROM rf_partition_leases
+          WHERE projection = 'stream_counts' AND owner = $1",
+    )
+    .bind(worker)
+    .fetch_one(pool)
+    .await
+    .expect("a lease of the worker")
+}
+
+/// The database clock now, in seconds since the epoch.
+async fn db_now(pool: &PgPool) -> f64 {
+    sqlx::query_scalar("SELECT extract(epoch FROM clock_timestamp())::float8")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The session key `worker`'s registration is bound to.
+async fn registration_key(pool: &PgPool, worker: &str) -> Option<i64> {
+    sqlx::query_scalar(
+        "SELECT lease_lock_key FROM rf_projection_workers
+          WHERE projection = 'stream_counts' AND worker = $1",
+    )
+    .bind(worker)
+    .fetch_one(pool)
+    .await
+    .expect("a registration")
+}
+
+/// True when some survivor's log says it saw the worker it watched die
+/// (its waiter woke, or its view showed it gone first) and told the others.
+fn announced(test: &str, survivors: &[&str]) -> bool {
+    survivors.iter().any(|name| {
+        std::fs::read_to_string(log_dir(test).join(format!("{name}.log")))
+            .unwrap_or_default()
+            .contains("; told the others")
+    })
+}
+
+/// kill -9 of one of three workers: its registration and leases end with
+/// its session (sql/0018), the survivor watching that session tells the
+/// others, and they own all partitions while the dead worker's leases are
+/// still unexpired by the database clock: the move did not wait for the
+/// ttl. The read model stays exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_partitions_move_before_its_leases_could_expire() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let cli = CliRunner::new(BIN, &db);
+    let test = "kill-session";
+    let settle = Duration::from_secs(20);
+    let load = start_writer(EventStore::new(pool.clone()));
+    let mut w: BTreeMap<&str, Process> = ["k1", "k2", "k3"]
+        .into_iter()
+        .map(|n| (n, worker(&db, test, n, "8")))
+        .collect();
+    wait_shares(&cli, &[("k1", 3), ("k2", 3), ("k3", 2)], settle);
+
+    // Read before the kill: renewals only push it later.
+    let expiry = earliest_expiry(&pool, "k3").await;
+    let mut k3 = w.remove("k3").expect("k3");
+    k3.signal("KILL");
+    k3.wait_exit(Duration::from_secs(5)).expect("k3 killed");
+    wait_shares(&cli, &[("k1", 4), ("k2", 4)], settle);
+    let now = db_now(&pool).await;
+    assert!(
+        now < expiry,
+        "the survivors own k3's partitions {:.3} s before its earliest lease expires",
+        expiry - now
+    );
+    assert!(
+        announced(test, &["k1", "k2"]),
+        "k2 watched k3's session and told the others"
+    );
+
+    let (streams, total) = load.finish().await;
+    wait_caught_up(&pool, total, Duration::from_secs(30)).await;
+    assert_fold(&pool, &streams).await;
+    let status = ProjectionCatalog::new(pool.clone())
+        .status("stream_counts")
+        .await
+        .unwrap();
+    assert_eq!(status.processed_total(), total);
+    assert_eq!(status.errors_total(), 0, "{status:?}");
+    drop(w);
+}
+
+/// A worker whose lease session the server ends (pg_terminate_backend)
+/// while it runs loses its registration and leases at once, keeps running,
+/// notices on its next statement, and re-joins on a new session; any batch
+/// it had under the old epochs is refused once a partition moved, so the
+/// read model stays exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_session_is_ended_keeps_running_and_rejoins() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let cli = CliRunner::new(BIN, &db);
+    let test = "end-session";
+    let settle = Duration::from_secs(20);
+    let load = start_writer(EventStore::new(pool.clone()));
+    let mut w: BTreeMap<&str, Process> = ["s1", "s2", "s3"]
+        .into_iter()
+        .map(|n| (n, worker(&db, test, n, "8")))
+        .collect();
+    wait_shares(&cli, &[("s1", 3), ("s2", 3), ("s3", 2)], settle);
+
+    let old = registration_key(&pool, "s3")
+        .await
+        .expect("bound to a session");
+    end_session(&pool, old).await;
+    let start = Instant::now();
+    let new = loop {
+        let key = registration_key(&pool, "s3").await;
+        if let Some(key) = key.filter(|k| *k != old) {
+            break key;
+        }
+        assert!(start.elapsed() < settle, "s3 never came back: {key:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(session_pid(&pool, new).await.is_some(), "on a live session");
+    wait_shares(&cli, &[("s1", 3), ("s2", 3), ("s3", 2)], settle);
+    let stale: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rf_partition_leases WHERE owner IS NOT NULL AND lease_lock_key = $1",
+    )
+    .bind(old)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stale, 0, "every lease of the old session was claimed anew");
+    assert!(
+        w.get_mut("s3").expect("s3").is_running(),
+        "s3 stood by and re-joined"
+    );
+
+    let (streams, total) = load.finish().await;
+    wait_caught_up(&pool, total, Duration::from_secs(30)).await;
+    assert_fold(&pool, &streams).await;
+    let status = ProjectionCatalog::new(pool.clone())
+        .status("stream_counts")
+        .await
+        .unwrap();
+    assert_eq!(status.processed_total(), total);
+    assert_eq!(status.errors_total(), 0, "{status:?}");
+    drop(w);
+}
+
+/// `--session-leases off` (a transaction pooler): registrations and leases
+/// name no session and are judged by their ttl alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_session_leases_off_nothing_is_bound_to_a_session() {
+    let mut db = TestDb::migrated().await;
+    let pool = db.pool().await;
+    let cli = CliRunner::new(BIN, &db);
+    let file = fixture();
+    let mut args = fast_auto_args(&file, "t1", "2");
+    args.extend_from_slice(&["--session-leases", "off"]);
+    let t1 = Process::spawn(BIN.as_ref(), "t1", &db.url, &args, &log_dir("sessions-off"));
+    wait_shares(&cli, &[("t1", 2)], Duration::from_secs(20));
+    assert_eq!(registration_key(&pool, "t1").await, None);
+    let bound: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rf_partition_leases WHERE lease_lock_key IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(bound, 0);
+    drop(t1);
 }

@@ -14,28 +14,7 @@ use std::time::{Duration, Instant};
 use rillflow_adapters::daemon::{LeaseStore, PgLeaseStore, PgSessionWatch, SessionWatch};
 use rillflow_core::lease::{AcquireOutcome, NodeRole, RenewOutcome};
 use rillflow_testkit::lease_fixtures::*;
-use sqlx::PgPool;
-
-/// Ends the backend that holds the session lock `key`; returns its pid.
-async fn end_session(pool: &PgPool, key: i64) -> i32 {
-    let pid: i32 = sqlx::query_scalar(
-        "SELECT pid FROM pg_locks
-          WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND objsubid = 1
-            AND classid = (($1::bigint >> 32) & 4294967295)::oid
-            AND objid = ($1::bigint & 4294967295)::oid",
-    )
-    .bind(key)
-    .fetch_one(pool)
-    .await
-    .expect("a session holds the lease lock");
-    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
-        .bind(pid)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert!(ended, "backend {pid} ended");
-    pid
-}
+use rillflow_testkit::session_locks::end_session;
 
 #[tokio::test]
 async fn a_lease_is_free_the_moment_its_session_ends() {

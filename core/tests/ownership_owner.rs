@@ -43,7 +43,26 @@ fn viewed(partitions: u32, workers: &[&str], held: &[(u32, &str, u64)]) -> Input
         partitions,
         workers: names(workers),
         holders: holders(held),
+        sessions: BTreeMap::new(),
     }
+}
+
+/// [`viewed`] in which every live worker's registration names a session:
+/// worker `w` under key `session_key(w)`.
+fn viewed_with_sessions(partitions: u32, workers: &[&str], held: &[(u32, &str, u64)]) -> Input {
+    Input::Viewed {
+        partitions,
+        workers: names(workers),
+        holders: holders(held),
+        sessions: workers
+            .iter()
+            .map(|w| (w.to_string(), session_key(w)))
+            .collect(),
+    }
+}
+
+fn session_key(worker: &str) -> i64 {
+    worker.bytes().fold(7, |k, b| k * 31 + i64::from(b))
 }
 
 fn claim(p: u32) -> Action {
@@ -390,4 +409,143 @@ fn a_batch_on_an_owned_partition_leaves_a_round_for_the_renewal() {
     assert_eq!(timing(5, 30).batch_budget(), Duration::from_secs(10));
     // At the tightest valid timing a batch still gets a heartbeat.
     assert_eq!(timing(1, 2).batch_budget(), Duration::from_secs(1));
+}
+
+#[test]
+fn a_worker_watches_the_next_live_session_by_name_as_the_view_changes() {
+    let mut m = owning_four();
+    assert_eq!(m.session_to_watch(), None, "no view named a session yet");
+    // One view per round; what the rounds ask for is not the point here.
+    let round = |m: &mut PartitionOwner, at: u64, view: Input| {
+        m.handle(t(at), Input::Tick);
+        let _ = drain(m);
+        m.handle(t(at + 10), view);
+        let _ = drain(m);
+        m.handle(t(at + 20), Input::Failed);
+    };
+    round(&mut m, 1000, viewed_with_sessions(4, &["a", "b", "c"], &[]));
+    assert_eq!(m.session_to_watch(), Some(session_key("b")));
+    // b died: its session is gone from the next view; a watches c now.
+    round(&mut m, 2000, viewed_with_sessions(4, &["a", "c"], &[]));
+    assert_eq!(m.session_to_watch(), Some(session_key("c")));
+    // A view without sessions (ttl-only registrations): nothing to watch.
+    round(&mut m, 3000, viewed(4, &["a", "c"], &[]));
+    assert_eq!(m.session_to_watch(), None);
+}
+
+#[test]
+fn a_claim_lost_to_another_worker_is_made_up_from_the_rest_of_the_free_list() {
+    // A peer holding 0..4 died; "a" and "b" were both told at once and read
+    // the same view: both claim 0 and 1 first.
+    let mut m = PartitionOwner::new("a", TIMING, t(0));
+    m.handle(t(0), Input::Tick);
+    assert_eq!(drain(&mut m), vec![Action::Sync]);
+    m.handle(t(5), viewed(4, &["a", "b"], &[]));
+    assert_eq!(drain(&mut m), vec![claim(0), claim(1)]);
+    let lost = |p| Input::Claimed {
+        partition: p,
+        epoch: None,
+    };
+    m.handle(t(6), lost(0));
+    assert_eq!(drain(&mut m), vec![claim(2)], "the next free one instead");
+    m.handle(
+        t(7),
+        Input::Claimed {
+            partition: 1,
+            epoch: Some(5),
+        },
+    );
+    m.handle(t(8), lost(2));
+    assert_eq!(drain(&mut m), vec![claim(3)]);
+    m.handle(
+        t(9),
+        Input::Claimed {
+            partition: 3,
+            epoch: Some(6),
+        },
+    );
+    assert!(drain(&mut m).is_empty(), "the round is over");
+    assert_eq!(m.owned(t(10)), vec![(1, 5), (3, 6)]);
+    assert_eq!(m.poll_timeout(), Some(t(1000)), "no extra round");
+}
+
+#[test]
+fn losses_end_with_the_free_list() {
+    let mut m = PartitionOwner::new("a", TIMING, t(0));
+    m.handle(t(0), Input::Tick);
+    let _ = drain(&mut m);
+    m.handle(t(5), viewed(3, &["a", "b"], &[]));
+    assert_eq!(drain(&mut m), vec![claim(0), claim(1)]);
+    for p in [0, 1, 2] {
+        m.handle(
+            t(6),
+            Input::Claimed {
+                partition: p,
+                epoch: None,
+            },
+        );
+    }
+    assert_eq!(drain(&mut m), vec![claim(2)], "only 2 was left to try");
+    assert!(m.owned(t(7)).is_empty());
+}
+
+#[test]
+fn a_watched_peer_gone_from_the_view_unheard_is_announced_once() {
+    let mut m = owning_four();
+    let mine = [(0, "a", 10), (1, "a", 11), (2, "a", 12), (3, "a", 13)];
+    let round = |m: &mut PartitionOwner, at: u64, view: Input| {
+        m.handle(t(at), Input::Tick);
+        assert_eq!(drain(m), vec![Action::Sync]);
+        m.handle(t(at + 10), view);
+        let actions = drain(m);
+        m.handle(t(at + 20), Input::Failed);
+        actions
+    };
+    let first = round(
+        &mut m,
+        1000,
+        viewed_with_sessions(4, &["a", "b", "c"], &mine),
+    );
+    assert!(!first.contains(&Action::Announce));
+    // b died before a's waiter got to its session: a's view shows it gone
+    // and nobody announced it. a does, before anything else.
+    let second = round(&mut m, 2000, viewed_with_sessions(4, &["a", "c"], &mine));
+    assert_eq!(second.first(), Some(&Action::Announce));
+    let third = round(&mut m, 3000, viewed_with_sessions(4, &["a", "c"], &mine));
+    assert!(!third.contains(&Action::Announce), "once: {third:?}");
+}
+
+#[test]
+fn a_peer_end_the_waiter_announced_is_not_announced_again() {
+    let mut m = owning_four();
+    let mine = [(0, "a", 10), (1, "a", 11), (2, "a", 12), (3, "a", 13)];
+    m.handle(t(1000), Input::Tick);
+    let _ = drain(&mut m);
+    m.handle(t(1010), viewed_with_sessions(4, &["a", "b", "c"], &mine));
+    let _ = drain(&mut m);
+    m.handle(t(1020), Input::Failed);
+    m.handle(
+        t(1100),
+        Input::PeerSessionEnded {
+            key: session_key("b"),
+        },
+    );
+    assert!(drain(&mut m).is_empty(), "its announcement wakes a too");
+    m.handle(t(1110), Input::PeerChanged);
+    assert_eq!(drain(&mut m), vec![Action::Sync]);
+    m.handle(t(1120), viewed_with_sessions(4, &["a", "c"], &mine));
+    let actions = drain(&mut m);
+    assert!(!actions.contains(&Action::Announce), "{actions:?}");
+    assert_eq!(m.session_to_watch(), Some(session_key("c")));
+}
+
+#[test]
+fn a_stopped_worker_watches_nobody() {
+    let mut m = owning_four();
+    m.handle(t(1000), Input::Tick);
+    let _ = drain(&mut m);
+    m.handle(t(1010), viewed_with_sessions(4, &["a", "b"], &[]));
+    assert_eq!(m.session_to_watch(), Some(session_key("b")));
+    m.handle(t(1020), Input::Shutdown);
+    assert_eq!(m.session_to_watch(), None);
 }

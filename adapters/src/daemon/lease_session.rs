@@ -29,6 +29,8 @@ const DRAWS: usize = 8;
 struct Held {
     conn: PgConnection,
     key: i64,
+    /// The server process of `conn`, which holds the lock.
+    pid: i32,
 }
 
 /// A lease session: opened on first use, reopened after it breaks.
@@ -55,6 +57,11 @@ impl SessionGuard<'_> {
     /// The key of the lock this session holds.
     fn key(&self) -> i64 {
         self.0.as_ref().expect("a guard holds an open session").key
+    }
+
+    /// The server process that holds it.
+    fn pid(&self) -> i32 {
+        self.0.as_ref().expect("a guard holds an open session").pid
     }
 
     /// Drops the session after `err` when the connection cannot be trusted
@@ -85,29 +92,34 @@ impl PgLeaseSession {
         let mut held = self.held.lock().await;
         if held.is_none() {
             let mut conn = PgConnection::connect_with(&self.options).await?;
-            let key = take_lock(&mut conn).await?;
-            tracing::debug!(key, "lease session opened");
-            *held = Some(Held { conn, key });
+            let (key, pid) = take_lock(&mut conn).await?;
+            tracing::debug!(key, pid, "lease session opened");
+            *held = Some(Held { conn, key, pid });
         }
         Ok(SessionGuard(held))
     }
 
-    /// Runs the statement `query` makes for this session's key on the
-    /// session and fetches its row, if any. A session found broken is
-    /// replaced (new key) and the statement made and run once more: a lease
-    /// statement that did not run on the old session is simply run, and one
-    /// that did run is safe to repeat (a grant to ourselves again takes a
-    /// new epoch; a renewal on a new session finds a bound lease lost, which
-    /// is what the node must learn).
-    pub(super) async fn fetch_optional<'q>(
+    /// Runs the statement `make` builds for the session's key and server
+    /// process id on the session and returns its rows. A session found
+    /// broken is replaced once, under a new key, and the statement run again
+    /// there: callers pass statements that are safe to repeat and that judge
+    /// a lease bound to the old key as not theirs (a grant to ourselves again
+    /// takes a new epoch; a renewal on a new session finds a bound lease
+    /// lost, which is what the node must learn).
+    ///
+    /// The process id lets a statement check that it runs where the lock is
+    /// held (`pg_backend_pid() = pid`, which a transaction pooler can break)
+    /// without reading pg_locks, which takes every lock-manager partition:
+    /// a worker renews each of its partitions every round.
+    pub(crate) async fn fetch_all<'q>(
         &self,
-        mut query: impl FnMut(i64) -> Query<'q, Postgres, PgArguments>,
-    ) -> Result<Option<PgRow>, sqlx::Error> {
+        make: impl Fn(i64, i32) -> Query<'q, Postgres, PgArguments>,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
         let mut retried = false;
         loop {
             let mut s = self.open().await?;
-            let key = s.key();
-            match query(key).fetch_optional(s.conn()).await {
+            let (key, pid) = (s.key(), s.pid());
+            match make(key, pid).fetch_all(s.conn()).await {
                 Err(e) => {
                     if s.after_error(&e) && !retried {
                         retried = true;
@@ -120,23 +132,47 @@ impl PgLeaseSession {
         }
     }
 
+    /// The key of the open session's lock; None when no session is open.
+    pub async fn key(&self) -> Option<i64> {
+        self.held.lock().await.as_ref().map(|h| h.key)
+    }
+
+    /// [`fetch_all`](Self::fetch_all) of a statement that returns at most
+    /// one row.
+    pub(super) async fn fetch_optional<'q>(
+        &self,
+        query: impl Fn(i64) -> Query<'q, Postgres, PgArguments>,
+    ) -> Result<Option<PgRow>, sqlx::Error> {
+        Ok(self.fetch_all(|key, _| query(key)).await?.into_iter().next())
+    }
+
+    /// Closes the session, which frees its lock at once (a clean stop):
+    /// peers waiting on it learn now, not when the process exits.
+    pub async fn close(&self) {
+        if let Some(held) = self.held.lock().await.take() {
+            let _ = held.conn.close().await;
+        }
+    }
+
     /// Opens the session now if it is not open.
     pub async fn connect(&self) -> Result<(), sqlx::Error> {
         self.open().await.map(drop)
     }
 }
 
-/// Takes an exclusive session lock under a fresh random key.
-async fn take_lock(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+/// Takes an exclusive session lock under a fresh random key; the key and
+/// the server process that holds it.
+async fn take_lock(conn: &mut PgConnection) -> Result<(i64, i32), sqlx::Error> {
     for _ in 0..DRAWS {
         let low: u32 = rand::rng().random();
         let key = (KEY_PREFIX << 32) | i64::from(low);
-        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(key)
-            .fetch_one(&mut *conn)
-            .await?;
+        let (taken, pid): (bool, i32) =
+            sqlx::query_as("SELECT pg_try_advisory_lock($1), pg_backend_pid()")
+                .bind(key)
+                .fetch_one(&mut *conn)
+                .await?;
         if taken {
-            return Ok(key);
+            return Ok((key, pid));
         }
     }
     Err(sqlx::Error::Protocol(

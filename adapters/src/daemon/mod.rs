@@ -23,6 +23,6 @@ pub use pg_session_watch::PgSessionWatch;
 pub use processor::{Idle, Processor};
 pub use release_notices::{forward_releases, ReleaseNotices};
 pub use session_timeouts::daemon_pool_config;
-pub use session_watch::{watch_leader_sessions, SessionWatch};
+pub use session_watch::{watch_leader_sessions, watch_sessions, SessionWatch};
 pub use write_gate::{Permit, TokioClock, WriteGate};
 pub use write_probe::WriteProbe;

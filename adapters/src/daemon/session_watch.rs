@@ -1,4 +1,5 @@
-//! Waking standbys the moment the leader's lease session ends.
+//! Waking standbys the moment the leader's lease session ends, and
+//! partition owners the moment a peer's does.
 //!
 //! The leader holds an exclusive lock that names its lease session (sql/0017);
 //! a standby waits for a share of that lock. The wait returns when the lock
@@ -36,12 +37,34 @@ pub trait SessionWatch: Send + Sync + 'static {
 /// Waits, over and over, on the session lock `targets` names (the machine's
 /// [`session_to_watch`](rillflow_core::lease::NodeMachine::session_to_watch),
 /// published by the driver) and sends [`Signal::LeaderSessionEnded`] once per
-/// key when it goes. A broken waiter is opened again after 50 ms, doubling
-/// up to `retry`. Missing an end only costs time: the lease still expires.
+/// key when it goes. See [`watch_sessions`].
 pub fn watch_leader_sessions<W: SessionWatch>(
     watch: W,
-    mut targets: watch::Receiver<Option<i64>>,
+    targets: watch::Receiver<Option<i64>>,
     signals: mpsc::Sender<Signal>,
+    retry: Duration,
+) {
+    watch_sessions(
+        watch,
+        targets,
+        signals,
+        |_| Signal::LeaderSessionEnded,
+        retry,
+    );
+}
+
+/// Waits, over and over, on the session lock `targets` names and sends
+/// `ended(key)` once per key when it goes: a standby waiting on its leader, or a
+/// partition owner on its peer in the watch ring
+/// ([`rillflow_core::ownership::session_to_watch`]). A wait under way is
+/// called off when the target changes. A broken waiter is opened again
+/// after 50 ms, doubling up to `retry`. Missing an end only costs time: the
+/// lease still expires.
+pub fn watch_sessions<W: SessionWatch, M: Send + 'static>(
+    watch: W,
+    mut targets: watch::Receiver<Option<i64>>,
+    signals: mpsc::Sender<M>,
+    ended_signal: impl Fn(i64) -> M + Send + 'static,
     retry: Duration,
 ) {
     tokio::spawn(async move {
@@ -65,25 +88,45 @@ pub fn watch_leader_sessions<W: SessionWatch>(
                 None => match watch.open().await {
                     Ok(w) => waiter.insert(w),
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot watch the leader's session");
+                        tracing::warn!(error = %e, "cannot watch a lease session");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(retry.max(Duration::from_millis(50)));
                         continue;
                     }
                 },
             };
-            match watch.wait_ended(w, key).await {
+            // A new target calls the wait off: the session it waits on
+            // may be alive for long, while the new one may already be gone.
+            // A wait cannot be withdrawn on its connection, so that waiter
+            // is dropped and the next wait opens another.
+            let waited = tokio::select! {
+                biased;
+                waited = watch.wait_ended(w, key) => Ok(waited),
+                changed = targets.changed() => Err(changed.is_ok()),
+            };
+            let waited = match waited {
+                Ok(waited) => waited,
+                Err(retarget) => {
+                    waiter = None;
+                    if retarget {
+                        continue;
+                    }
+                    // The driver is gone.
+                    return;
+                }
+            };
+            match waited {
                 Ok(true) => {
                     backoff = Duration::from_millis(50);
                     ended = Some(key);
-                    tracing::info!(key, "the leader's lease session ended");
-                    if signals.send(Signal::LeaderSessionEnded).await.is_err() {
+                    tracing::info!(key, "a watched lease session ended");
+                    if signals.send(ended_signal(key)).await.is_err() {
                         return;
                     }
                 }
                 Ok(false) => backoff = Duration::from_millis(50),
                 Err(e) => {
-                    tracing::warn!(error = %e, "watching the leader's session failed");
+                    tracing::warn!(error = %e, "watching a lease session failed");
                     waiter = None;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(retry.max(Duration::from_millis(50)));

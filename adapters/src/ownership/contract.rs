@@ -2,6 +2,7 @@
 //! with [`super::PgOwnershipStore`], the simulation with its model database,
 //! so both run the same driver.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -50,4 +51,27 @@ pub trait OwnershipStore: Send + Sync {
 
     /// Removes `worker`'s registration.
     async fn leave(&self, projection: &str, worker: &str) -> Result<(), OwnershipError>;
+
+    /// [`Self::sync`], and the session key each live worker's registration
+    /// is bound to, by name (sql/0018), for the workers to watch one
+    /// another's sessions. A store that binds nothing to sessions names
+    /// none, which is the default: its workers watch nobody and learn of a
+    /// dead peer from its ttl.
+    async fn sync_with_sessions(
+        &self,
+        projection: &str,
+        worker: &str,
+        ttl: Duration,
+    ) -> Result<(OwnershipView, BTreeMap<String, i64>), OwnershipError> {
+        Ok((self.sync(projection, worker, ttl).await?, BTreeMap::new()))
+    }
+
+    /// Wakes every worker of `projection` to sync now (a watched peer's
+    /// session ended, see [`super::announce_session_ends`]). Workers watch
+    /// only the sessions [`Self::sync_with_sessions`] names, which a store
+    /// binding nothing to sessions never does: the default does nothing.
+    async fn announce(&self, projection: &str) -> Result<(), OwnershipError> {
+        let _ = projection;
+        Ok(())
+    }
 }

@@ -41,8 +41,14 @@ pub enum OwnerSignal {
         /// The epoch refused.
         epoch: u64,
     },
-    /// Another worker released, joined or left: sync now.
+    /// Another worker released, joined, left or died: sync now.
     PeerChanged,
+    /// The waiter announced the end of the watched session `key` (see
+    /// [`super::announce_session_ends`]).
+    PeerSessionEnded {
+        /// The session that ended.
+        key: i64,
+    },
     /// Release everything and leave (the batches have stopped).
     Shutdown,
 }
@@ -56,6 +62,7 @@ pub struct OwnerDriver<S: OwnershipStore + ?Sized> {
     projection: String,
     timing: OwnerTiming,
     clock: TokioClock,
+    watched: Option<watch::Sender<Option<i64>>>,
 }
 
 impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
@@ -66,7 +73,20 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
             projection,
             timing,
             clock,
+            watched: None,
         }
+    }
+
+    /// Publishes the peer session this worker should wait on
+    /// ([`PartitionOwner::session_to_watch`]) to `targets` as soon as it
+    /// changes, for [`watch_sessions`](crate::daemon::watch_sessions) to wait
+    /// on and [`announce_session_ends`](super::announce_session_ends) to
+    /// announce. Published after every answer, not only once the round is
+    /// over: a round's renewals wait for running batches, and a peer that
+    /// dies meanwhile must already be watched.
+    pub fn watch_sessions(mut self, targets: watch::Sender<Option<i64>>) -> Self {
+        self.watched = Some(targets);
+        self
     }
 
     /// Drives `machine` until it stopped (after [`OwnerSignal::Shutdown`], or
@@ -81,9 +101,11 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
             while let Some(action) = machine.poll_action() {
                 if let Some(answer) = self.perform(machine.name(), action).await {
                     machine.handle(self.clock.now(), answer);
+                    self.publish_watch(&machine);
                 }
             }
             let _ = publish.send(snapshot(&machine, self.clock.now()));
+            self.publish_watch(&machine);
             let Some(next) = machine.poll_timeout() else {
                 return;
             };
@@ -95,6 +117,9 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
                             Input::Fenced { partition, epoch }
                         }
                         Some(OwnerSignal::PeerChanged) => Input::PeerChanged,
+                        Some(OwnerSignal::PeerSessionEnded { key }) => {
+                            Input::PeerSessionEnded { key }
+                        }
                         Some(OwnerSignal::Shutdown) | None => Input::Shutdown,
                     };
                     machine.handle(self.clock.now(), input);
@@ -103,6 +128,15 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
                     machine.handle(self.clock.now(), Input::Tick);
                 }
             }
+        }
+    }
+
+    fn publish_watch(&self, machine: &PartitionOwner) {
+        if let Some(targets) = &self.watched {
+            targets.send_if_modified(|t| {
+                let next = machine.session_to_watch();
+                std::mem::replace(t, next) != next
+            });
         }
     }
 
@@ -126,13 +160,19 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
         let ttl = self.timing.ttl;
         let result =
             match action {
-                Action::Sync => store.sync(projection, me, ttl).await.map(|view| {
-                    Some(Input::Viewed {
-                        partitions: view.partitions,
-                        workers: view.workers,
-                        holders: view.holders,
-                    })
-                }),
+                Action::Sync => {
+                    store
+                        .sync_with_sessions(projection, me, ttl)
+                        .await
+                        .map(|(view, sessions)| {
+                            Some(Input::Viewed {
+                                partitions: view.partitions,
+                                workers: view.workers,
+                                holders: view.holders,
+                                sessions,
+                            })
+                        })
+                }
                 Action::Claim { partition } => store
                     .claim(projection, partition, me, ttl)
                     .await
@@ -162,6 +202,13 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
                     })
                 }
                 Action::Leave => store.leave(projection, me).await.map(|()| None),
+                Action::Announce => store.announce(projection).await.map(|()| {
+                    tracing::info!(
+                        projection,
+                        "the watched worker is gone from the view; told the others"
+                    );
+                    None
+                }),
             };
         result.unwrap_or_else(|error| {
             tracing::warn!(projection, %error, "partition ownership call failed; retrying next round");

@@ -10,10 +10,11 @@ mod notices;
 mod owned_worker;
 mod repartition;
 mod store;
+mod store_sql;
 
 pub use contract::OwnershipStore;
 pub use driver::{OwnedPartition, OwnerDriver, OwnerSignal, Ownership};
-pub use notices::{forward_changes, ChangeNotices, PgChangeNotices};
+pub use notices::{announce_session_ends, forward_changes, ChangeNotices, PgChangeNotices};
 pub use owned_worker::{OwnedWorker, PartitionBatches};
 pub use repartition::{RepartitionError, RepartitionReport, Repartitioner};
 pub use store::{OwnershipError, OwnershipView, PgOwnershipStore, CHANGES_CHANNEL};

@@ -12,6 +12,9 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
+use super::contract::OwnershipStore;
 use super::driver::OwnerSignal;
 use super::store::CHANGES_CHANNEL;
 
@@ -109,6 +112,43 @@ pub fn forward_changes<N: ChangeNotices>(
                         retry.max(Duration::from_millis(50)),
                     );
                 }
+            }
+        }
+    });
+}
+
+/// Tells every worker of `projection` to sync, this one included, each
+/// time `ends` names a peer session this worker watched that ended (fed by
+/// [`watch_sessions`](crate::daemon::watch_sessions) on the targets
+/// [`OwnerDriver::watch_sessions`](super::OwnerDriver::watch_sessions)
+/// publishes), having first reported it to the driver as
+/// [`OwnerSignal::PeerSessionEnded`], so that its machine does not announce
+/// it again. Only this worker was waiting on that session, so the others
+/// hear of the death from here or from their next heartbeat. Sent at once
+/// rather than as one of the driver's actions, which would queue behind a
+/// round whose renewals wait for running batches. Ends with `ends`.
+pub fn announce_session_ends<S: OwnershipStore + ?Sized + 'static>(
+    store: Arc<S>,
+    projection: String,
+    mut ends: mpsc::Receiver<i64>,
+    driver: mpsc::Sender<OwnerSignal>,
+) {
+    tokio::spawn(async move {
+        while let Some(key) = ends.recv().await {
+            // Queued before the announcement, whose notice reaches the
+            // driver through the same channel: its machine must know before
+            // it syncs on that notice. Full means the driver is busy: at
+            // worst it announces once more.
+            let _ = driver.try_send(OwnerSignal::PeerSessionEnded { key });
+            match store.announce(&projection).await {
+                Ok(()) => tracing::info!(
+                    projection,
+                    key,
+                    "a watched worker's session ended; told the others"
+                ),
+                // Missing it only costs time: the others find the worker
+                // gone at their next heartbeat.
+                Err(error) => tracing::warn!(projection, %error, "cannot announce a peer's end"),
             }
         }
     });

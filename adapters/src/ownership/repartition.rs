@@ -141,7 +141,8 @@ async fn repartition_in(
     }
     report.leases_freed = sqlx::query(
         "UPDATE rf_partition_leases
-            SET owner = NULL, expires_at = NULL, released_at = least(clock_timestamp(), expires_at)
+            SET owner = NULL, expires_at = NULL, lease_lock_key = NULL,
+                released_at = least(clock_timestamp(), expires_at)
           WHERE projection = $1 AND owner IS NOT NULL",
     )
     .bind(name)

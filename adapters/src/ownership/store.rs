@@ -1,14 +1,22 @@
 //! Worker heartbeats and per-partition leases, each one statement judged by
-//! the database clock.
+//! the database clock (the statements are in `store_sql.rs`). With session
+//! leases (sql/0018) the worker's heartbeats, claims and renewals run on its
+//! lease session, so its registration and leases end with its process.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use rillflow_core::ownership::Holder;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::contract::OwnershipStore;
+use super::store_sql::*;
+use crate::daemon::PgLeaseSession;
 
 /// Channel of ownership changes (a release, a join, a leave, a
 /// repartition); the payload is the projection's name.
@@ -39,9 +47,11 @@ pub enum OwnershipError {
 pub struct OwnershipView {
     /// The projection's partition count (0 when it is not registered).
     pub partitions: u32,
-    /// Workers whose last heartbeat is younger than the ttl, by name.
+    /// Workers whose last heartbeat is younger than the ttl (and whose
+    /// session, if their registration names one, is open), by name.
     pub workers: Vec<String>,
-    /// Partition → holder, for unexpired leases only.
+    /// Partition → holder, for leases held now only: unexpired, and bound
+    /// to an open session if bound to one.
     pub holders: BTreeMap<u32, Holder>,
 }
 
@@ -59,6 +69,7 @@ impl OwnershipView {
 #[derive(Debug, Clone)]
 pub struct PgOwnershipStore {
     pool: PgPool,
+    session: Option<Arc<PgLeaseSession>>,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -66,9 +77,30 @@ fn millis(d: Duration) -> i64 {
 }
 
 impl PgOwnershipStore {
-    /// A store on `pool`.
+    /// A store on `pool` whose registrations and leases are judged by their
+    /// ttl alone.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            session: None,
+        }
+    }
+
+    /// A store whose heartbeats, claims and renewals run on a lease session
+    /// of their own (sql/0018), so this worker's registration and leases end
+    /// with its process as well as with their ttl. Needs real sessions: not
+    /// through a transaction-pooling PgBouncer.
+    pub fn with_session_leases(pool: PgPool) -> Self {
+        let session = Arc::new(PgLeaseSession::new(&pool));
+        Self {
+            pool,
+            session: Some(session),
+        }
+    }
+
+    /// The lease session, if registrations and leases are bound to one.
+    pub fn lease_session(&self) -> Option<&Arc<PgLeaseSession>> {
+        self.session.as_ref()
     }
 
     /// The pool it runs on.
@@ -76,29 +108,40 @@ impl PgOwnershipStore {
         &self.pool
     }
 
+    /// Runs the statement `make` builds on the lease session, passing its
+    /// key and server process id, or on the pool with neither.
+    async fn bound<'q>(
+        &self,
+        make: impl Fn(Option<i64>, Option<i32>) -> Query<'q, Postgres, PgArguments>,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        match &self.session {
+            None => make(None, None).fetch_all(&self.pool).await,
+            Some(session) => {
+                session
+                    .fetch_all(|key, pid| make(Some(key), Some(pid)))
+                    .await
+            }
+        }
+    }
+
     /// Records that `worker` of `projection` is alive now and counts as
-    /// live for `ttl` (what status and metrics judge it by).
+    /// live for `ttl` (what status and metrics judge it by), and as long as
+    /// its lease session lasts when it has one.
     pub async fn heartbeat(
         &self,
         projection: &str,
         worker: &str,
         ttl: Duration,
     ) -> Result<(), OwnershipError> {
-        // A worker that was not registered (or had left) wakes the others:
-        // their quotas just fell.
-        sqlx::query(
-            "WITH w AS (
-                INSERT INTO rf_projection_workers (projection, worker, ttl_ms) VALUES ($1, $2, $3)
-                ON CONFLICT (projection, worker)
-                DO UPDATE SET heartbeat_at = clock_timestamp(), ttl_ms = EXCLUDED.ttl_ms
-                RETURNING (xmax = 0) AS joined)
-             SELECT pg_notify($4, $1) FROM w WHERE joined",
-        )
-        .bind(projection)
-        .bind(worker)
-        .bind(millis(ttl).max(1))
-        .bind(CHANGES_CHANNEL)
-        .execute(&self.pool)
+        self.bound(|key, pid| {
+            sqlx::query(HEARTBEAT)
+                .bind(projection)
+                .bind(worker)
+                .bind(millis(ttl).max(1))
+                .bind(CHANGES_CHANNEL)
+                .bind(key)
+                .bind(pid)
+        })
         .await?;
         Ok(())
     }
@@ -106,66 +149,69 @@ impl PgOwnershipStore {
     /// Removes `worker`'s registration (a graceful leave) and wakes the
     /// others: their quotas just grew.
     pub async fn leave(&self, projection: &str, worker: &str) -> Result<(), OwnershipError> {
-        sqlx::query(
-            "WITH w AS (DELETE FROM rf_projection_workers WHERE projection = $1 AND worker = $2
-                        RETURNING projection)
-             SELECT pg_notify($3, projection) FROM w",
-        )
-        .bind(projection)
-        .bind(worker)
-        .bind(CHANGES_CHANNEL)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(LEAVE)
+            .bind(projection)
+            .bind(worker)
+            .bind(CHANGES_CHANNEL)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    /// Live workers (heartbeat younger than `ttl`) and unexpired owners.
+    /// Live workers (heartbeat younger than `ttl`, session open when they
+    /// have one) and the owners of leases held now.
     pub async fn view(
         &self,
         projection: &str,
         ttl: Duration,
     ) -> Result<OwnershipView, OwnershipError> {
-        let workers: Vec<String> = sqlx::query_scalar(
-            "SELECT worker FROM rf_projection_workers
-              WHERE projection = $1
-                AND heartbeat_at > clock_timestamp() - make_interval(secs => $2::float8 / 1000)
-              ORDER BY worker",
-        )
-        .bind(projection)
-        .bind(millis(ttl))
-        .fetch_all(&self.pool)
-        .await?;
-        let holders: Vec<(i32, String, i64)> = sqlx::query_as(
-            "SELECT partition_key, owner, epoch FROM rf_partition_leases
-              WHERE projection = $1 AND owner IS NOT NULL AND expires_at > clock_timestamp()
-              ORDER BY partition_key",
-        )
-        .bind(projection)
-        .fetch_all(&self.pool)
-        .await?;
-        let partitions: Option<i32> =
-            sqlx::query_scalar("SELECT total_partitions FROM rf_projections WHERE name = $1")
-                .bind(projection)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(OwnershipView {
-            partitions: partitions.unwrap_or(0).max(0) as u32,
-            workers,
-            holders: holders
-                .into_iter()
-                .map(|(p, worker, epoch)| {
-                    let holder = Holder {
-                        worker,
-                        epoch: epoch.max(0) as u64,
-                    };
-                    (p.max(0) as u32, holder)
-                })
-                .collect(),
-        })
+        Ok(self.view_with_sessions(projection, ttl).await?.0)
+    }
+
+    /// [`Self::view`], and the session key of each live worker that has
+    /// one, by name.
+    pub async fn view_with_sessions(
+        &self,
+        projection: &str,
+        ttl: Duration,
+    ) -> Result<(OwnershipView, BTreeMap<String, i64>), OwnershipError> {
+        type ViewRow = (
+            String,
+            Option<String>,
+            Option<i64>,
+            Option<i32>,
+            Option<i64>,
+        );
+        let rows: Vec<ViewRow> = sqlx::query_as(VIEW)
+            .bind(projection)
+            .bind(millis(ttl))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut view = OwnershipView::default();
+        let mut sessions = BTreeMap::new();
+        for (kind, name, key, num, epoch) in rows {
+            let num = num.unwrap_or(0).max(0) as u32;
+            match (kind.as_str(), name) {
+                ("w", Some(worker)) => {
+                    if let Some(key) = key {
+                        sessions.insert(worker.clone(), key);
+                    }
+                    view.workers.push(worker);
+                }
+                ("l", Some(worker)) => {
+                    let epoch = epoch.unwrap_or(0).max(0) as u64;
+                    view.holders.insert(num, Holder { worker, epoch });
+                }
+                ("p", _) => view.partitions = num,
+                _ => {}
+            }
+        }
+        Ok((view, sessions))
     }
 
     /// Takes `partition` for `worker` if nobody holds it (or its lease ran
-    /// out), for `ttl`; returns the new epoch, one more than any before.
+    /// out, or its holder's session ended), for `ttl`; returns the new
+    /// epoch, one more than any before.
     pub async fn claim(
         &self,
         projection: &str,
@@ -173,27 +219,25 @@ impl PgOwnershipStore {
         worker: &str,
         ttl: Duration,
     ) -> Result<Option<u64>, OwnershipError> {
-        let epoch: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO rf_partition_leases AS l (projection, partition_key, owner, epoch, expires_at)
-             VALUES ($1, $2, $3, 1, clock_timestamp() + make_interval(secs => $4::float8 / 1000))
-             ON CONFLICT (projection, partition_key) DO UPDATE
-                SET owner = EXCLUDED.owner, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at,
-                    released_at = NULL,
-                    unowned_secs = l.unowned_secs + greatest(0, extract(epoch FROM
-                        clock_timestamp() - coalesce(l.released_at, l.expires_at, clock_timestamp())))
-              WHERE l.owner IS NULL OR l.expires_at <= clock_timestamp()
-             RETURNING epoch",
-        )
-        .bind(projection)
-        .bind(partition as i32)
-        .bind(worker)
-        .bind(millis(ttl))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(epoch.map(|e| e as u64))
+        let rows = self
+            .bound(|key, pid| {
+                sqlx::query(CLAIM)
+                    .bind(projection)
+                    .bind(partition as i32)
+                    .bind(worker)
+                    .bind(millis(ttl))
+                    .bind(key)
+                    .bind(pid)
+            })
+            .await?;
+        match rows.first() {
+            Some(row) => Ok(Some(row.try_get::<i64, _>("epoch")?.max(0) as u64)),
+            None => Ok(None),
+        }
     }
 
-    /// Extends the lease held under `epoch`; false when it is no longer held.
+    /// Extends the lease held under `epoch`; false when it is no longer held
+    /// (or is bound to a session other than this store's current one).
     pub async fn renew(
         &self,
         projection: &str,
@@ -201,20 +245,18 @@ impl PgOwnershipStore {
         epoch: u64,
         ttl: Duration,
     ) -> Result<bool, OwnershipError> {
-        let done = sqlx::query(
-            "UPDATE rf_partition_leases
-                SET expires_at = clock_timestamp() + make_interval(secs => $4::float8 / 1000)
-              WHERE projection = $1 AND partition_key = $2 AND epoch = $3
-                AND owner IS NOT NULL AND expires_at > clock_timestamp()",
-        )
-        .bind(projection)
-        .bind(partition as i32)
-        .bind(epoch as i64)
-        .bind(millis(ttl))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(done == 1)
+        let rows = self
+            .bound(|key, pid| {
+                sqlx::query(RENEW)
+                    .bind(projection)
+                    .bind(partition as i32)
+                    .bind(epoch as i64)
+                    .bind(millis(ttl))
+                    .bind(key)
+                    .bind(pid)
+            })
+            .await?;
+        Ok(rows.len() == 1)
     }
 
     /// Gives up the lease held under `epoch` (no-op when it is not held).
@@ -224,22 +266,25 @@ impl PgOwnershipStore {
         partition: u32,
         epoch: u64,
     ) -> Result<(), OwnershipError> {
-        // The notice goes out at commit, so a woken worker finds it free.
-        sqlx::query(
-            "WITH r AS (
-                UPDATE rf_partition_leases
-                   SET owner = NULL, expires_at = NULL,
-                       released_at = least(clock_timestamp(), expires_at)
-                 WHERE projection = $1 AND partition_key = $2 AND epoch = $3 AND owner IS NOT NULL
-                RETURNING projection)
-             SELECT pg_notify($4, projection) FROM r",
-        )
-        .bind(projection)
-        .bind(partition as i32)
-        .bind(epoch as i64)
-        .bind(CHANGES_CHANNEL)
-        .execute(&self.pool)
-        .await?;
+        // On the pool: a release needs no session, and one whose session
+        // broke must still get through.
+        sqlx::query(RELEASE)
+            .bind(projection)
+            .bind(partition as i32)
+            .bind(epoch as i64)
+            .bind(CHANGES_CHANNEL)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Wakes every worker of `projection`: sync now.
+    pub async fn announce(&self, projection: &str) -> Result<(), OwnershipError> {
+        sqlx::query(ANNOUNCE)
+            .bind(CHANGES_CHANNEL)
+            .bind(projection)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -326,5 +371,19 @@ impl OwnershipStore for PgOwnershipStore {
 
     async fn leave(&self, projection: &str, worker: &str) -> Result<(), OwnershipError> {
         PgOwnershipStore::leave(self, projection, worker).await
+    }
+
+    async fn sync_with_sessions(
+        &self,
+        projection: &str,
+        worker: &str,
+        ttl: Duration,
+    ) -> Result<(OwnershipView, BTreeMap<String, i64>), OwnershipError> {
+        self.heartbeat(projection, worker, ttl).await?;
+        self.view_with_sessions(projection, ttl).await
+    }
+
+    async fn announce(&self, projection: &str) -> Result<(), OwnershipError> {
+        PgOwnershipStore::announce(self, projection).await
     }
 }

@@ -6,9 +6,11 @@ use sqlx::{PgPool, Row};
 
 use super::status::{OwnershipStatus, WorkerOwnership};
 
-/// Lease figures per projection: grants, partitions without a live lease,
-/// and the time partitions spent unowned (closed gaps plus open ones).
+/// Lease figures per projection: grants, partitions without a live lease
+/// (unexpired, and its session open when it is bound to one, sql/0018), and
+/// the time partitions spent unowned (closed gaps plus open ones).
 const LOAD_OWNERSHIP: &str = "
+WITH held AS (SELECT rf_session_locks_held() AS key)
 SELECT p.name,
        (SELECT count(*) FROM rf_partition_leases l WHERE l.projection = p.name) AS lease_rows,
        (SELECT coalesce(sum(l.epoch), 0)::bigint FROM rf_partition_leases l
@@ -16,7 +18,9 @@ SELECT p.name,
        (SELECT count(*) FROM generate_series(0, p.total_partitions - 1) AS k
          WHERE NOT EXISTS (SELECT 1 FROM rf_partition_leases l
                             WHERE l.projection = p.name AND l.partition_key = k
-                              AND l.owner IS NOT NULL AND l.expires_at > clock_timestamp()))
+                              AND l.owner IS NOT NULL AND l.expires_at > clock_timestamp()
+                              AND (l.lease_lock_key IS NULL
+                                   OR l.lease_lock_key IN (SELECT key FROM held))))
          AS unowned,
        (SELECT coalesce(sum(l.unowned_secs + CASE
                   WHEN l.owner IS NULL OR l.expires_at <= clock_timestamp()
@@ -26,15 +30,19 @@ SELECT p.name,
           FROM rf_partition_leases l WHERE l.projection = p.name) AS unowned_secs
 FROM rf_projections p WHERE $1::text IS NULL OR p.name = $1";
 
-/// Live workers (heartbeat younger than their ttl) and what they hold.
+/// Live workers (heartbeat younger than their ttl, session open when their
+/// registration names one) and what they hold.
 const LOAD_WORKERS: &str = "
+WITH held AS (SELECT rf_session_locks_held() AS key)
 SELECT w.projection, w.worker,
        (SELECT count(*) FROM rf_partition_leases l
          WHERE l.projection = w.projection AND l.owner = w.worker
-           AND l.expires_at > clock_timestamp()) AS owned
+           AND l.expires_at > clock_timestamp()
+           AND (l.lease_lock_key IS NULL OR l.lease_lock_key IN (SELECT key FROM held))) AS owned
 FROM rf_projection_workers w
 WHERE ($1::text IS NULL OR w.projection = $1)
   AND w.heartbeat_at + make_interval(secs => w.ttl_ms / 1000.0) > clock_timestamp()
+  AND (w.lease_lock_key IS NULL OR w.lease_lock_key IN (SELECT key FROM held))
 ORDER BY w.projection, w.worker";
 
 /// The ownership rows of one status load, for every projection in it.

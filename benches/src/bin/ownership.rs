@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Workers run `projections run-loop --partitions auto` on
-//! tests/fixtures/exactly_once.toml at heartbeat 1 s, lease ttl 3 s. Each
+//! tests/fixtures/exactly_once.toml at heartbeat 1 s, lease ttl 3 s, grace
+//! 1 s, with session leases (the default). Each
 //! figure is the time from the action (process start, signal, command)
 //! until the database shows the expected shares, polled every 5 ms. Uses
 //! `DATABASE_URL` when set, else the tests' local cluster.
@@ -133,6 +134,7 @@ struct Figures {
     crash: Vec<Duration>,
     repartition_cmd: Vec<Duration>,
     repartition_owned: Vec<Duration>,
+    crash_of_three: Vec<Duration>,
 }
 
 /// One round of moves on a fresh database.
@@ -171,6 +173,17 @@ async fn round(bench: &Bench, f: &mut Figures) {
     f.repartition_cmd.push(t.elapsed());
     f.repartition_owned
         .push(bench.shares(&[("w1", 12)], t).await);
+    // One of three dies: w2 waits on w3's session (the next by name) and
+    // must tell w1 too.
+    let _w2 = bench.worker("w2", "12");
+    let w3 = bench.worker("w3", "12");
+    bench
+        .shares(&[("w1", 4), ("w2", 4), ("w3", 4)], Instant::now())
+        .await;
+    w3.signal("KILL");
+    let t = Instant::now();
+    f.crash_of_three
+        .push(bench.shares(&[("w1", 6), ("w2", 6)], t).await);
 }
 
 /// Time to apply `events` already in the log with `workers` workers over
@@ -218,7 +231,9 @@ async fn main() {
             pool: db.pool().await,
             url: db.url.clone(),
             bin: opts.bin.clone(),
-            logs: std::env::temp_dir().join(format!("rillflow-ownership-{}", std::process::id())),
+            logs: std::env::temp_dir()
+                .join(format!("rillflow-ownership-{}", std::process::id()))
+                .join(format!("run-{run}")),
         };
         round(&bench, &mut f).await;
         eprintln!("run {} of {} done", run + 1, opts.runs);
@@ -230,6 +245,10 @@ async fn main() {
     summary("crash (SIGKILL), survivor owns 8", f.crash);
     summary("repartition 8 -> 12, command", f.repartition_cmd);
     summary("repartition 8 -> 12, all 12 owned", f.repartition_owned);
+    summary(
+        "crash (SIGKILL) of one of three, survivors own 6/6",
+        f.crash_of_three,
+    );
     for (workers, partitions) in [(1, "1"), (1, "8"), (2, "8"), (4, "8")] {
         let d = catch_up(&opts, workers, partitions).await;
         println!(

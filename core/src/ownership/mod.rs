@@ -5,7 +5,9 @@
 pub mod carry;
 pub mod fair_share;
 pub mod owner;
+pub mod watch_ring;
 
 pub use carry::{carry_over, Carry, Layer, PartitionState};
 pub use fair_share::{decide, quotas, Move};
 pub use owner::{Action, Holder, Input, OwnerTiming, OwnerTimingError, PartitionOwner};
+pub use watch_ring::session_to_watch;

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::fair_share::{decide, Move};
+use super::watch_ring::session_to_watch;
 use crate::lease::MonoTime;
 
 /// How often a worker syncs and how long a partition lease lasts.
@@ -77,6 +78,9 @@ pub enum Input {
         workers: Vec<String>,
         /// Unexpired leases by partition.
         holders: BTreeMap<u32, Holder>,
+        /// The session key of each live worker whose registration names
+        /// one (sql/0018); empty where sessions are not tracked.
+        sessions: BTreeMap<String, i64>,
     },
     /// A claim's answer: the epoch granted, or None when someone holds it.
     Claimed {
@@ -101,9 +105,15 @@ pub enum Input {
         /// The epoch refused.
         epoch: u64,
     },
-    /// Another worker of the projection released a partition, joined or
-    /// left: sync now rather than at the next heartbeat.
+    /// Another worker of the projection released a partition, joined, left
+    /// or died: sync now rather than at the next heartbeat.
     PeerChanged,
+    /// This worker's waiter heard the session `key` it watched end
+    /// ([`PartitionOwner::session_to_watch`]) and told every worker to sync.
+    PeerSessionEnded {
+        /// The session that ended.
+        key: i64,
+    },
     /// A store call failed; its outcome is unknown.
     Failed,
     /// Stop: give everything up and leave.
@@ -138,6 +148,10 @@ pub enum Action {
     },
     /// Remove this worker's registration (after releasing everything).
     Leave,
+    /// Tell every worker of the projection to sync now: the peer this
+    /// worker watched is gone from the view and its waiter did not hear it
+    /// end. No answer is needed.
+    Announce,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +169,9 @@ struct Held {
 /// round. Each round heartbeats and reads the view, releases what is over
 /// this worker's fair share (or beyond the partition count), renews what it
 /// keeps and claims free partitions up to its share.
+/// After each step the driver may also publish
+/// [`session_to_watch`](Self::session_to_watch) for a waiter whose wake-up
+/// makes every worker sync, reported as [`Input::PeerSessionEnded`].
 ///
 /// Beliefs are judged on the worker's own clock only against its own
 /// earlier readings: a lease renewed in a round that began at `t` is used
@@ -177,6 +194,13 @@ pub struct PartitionOwner {
     again: bool,
     stopped: bool,
     partitions: u32,
+    /// The peer session to wait on, from the last view.
+    watch: Option<i64>,
+    /// The last watched session whose end the waiter announced.
+    heard: Option<i64>,
+    /// Free partitions of this round's view beyond those claimed, lowest
+    /// first: a claim lost to another worker is made up from here.
+    spare: VecDeque<u32>,
     actions: VecDeque<Action>,
 }
 
@@ -194,6 +218,9 @@ impl PartitionOwner {
             again: false,
             stopped: false,
             partitions: 0,
+            watch: None,
+            heard: None,
+            spare: VecDeque::new(),
             actions: VecDeque::new(),
         }
     }
@@ -234,6 +261,19 @@ impl PartitionOwner {
             .map(|h| h.epoch)
     }
 
+    /// The session of the peer this worker should wait on (the next live
+    /// worker in name order, see [`super::watch_ring`]), so that its death
+    /// is heard at once; None once stopped, or when no peer has a session.
+    /// The waiter tells every worker, this one included, to sync, and
+    /// reports it with [`Input::PeerSessionEnded`]. A watched peer that is
+    /// gone from a view without that report (it died before the waiter got
+    /// to it, which may take a connection's setup) is announced by the
+    /// machine itself ([`Action::Announce`]), so someone always tells the
+    /// others.
+    pub fn session_to_watch(&self) -> Option<i64> {
+        self.watch.filter(|_| !self.stopped)
+    }
+
     /// True once it released everything and left.
     pub fn is_stopped(&self) -> bool {
         self.stopped
@@ -271,13 +311,35 @@ impl PartitionOwner {
                 partitions,
                 workers,
                 holders,
-            } => self.on_viewed(partitions, &workers, &holders),
-            Input::Claimed { partition, epoch } => {
-                self.answered();
-                if let Some(epoch) = epoch {
-                    let until = self.round_started + self.timing.ttl;
-                    self.held.insert(partition, Held { epoch, until });
+                sessions,
+            } => {
+                let unheard = self
+                    .watch
+                    .filter(|k| !sessions.values().any(|s| s == k) && self.heard != Some(*k));
+                if unheard.is_some() {
+                    self.actions.push_back(Action::Announce);
                 }
+                self.watch = session_to_watch(&self.me, &sessions);
+                self.on_viewed(partitions, &workers, &holders);
+            }
+            Input::Claimed { partition, epoch } => {
+                match epoch {
+                    Some(epoch) => {
+                        let until = self.round_started + self.timing.ttl;
+                        self.held.insert(partition, Held { epoch, until });
+                    }
+                    // Another worker took it since the view: workers woken
+                    // by the same notice claim from the same free list, and
+                    // one that stopped at its first loss would wait a
+                    // heartbeat for its share. Each loss means someone else
+                    // got the partition, so this ends with the free list.
+                    None => {
+                        if let Some(next) = self.spare.pop_front() {
+                            self.push_request(Action::Claim { partition: next });
+                        }
+                    }
+                }
+                self.answered();
             }
             Input::Renewed {
                 partition,
@@ -289,6 +351,8 @@ impl PartitionOwner {
                     self.held.remove(&partition);
                 }
             }
+            // The announcement wakes this worker too.
+            Input::PeerSessionEnded { key } => self.heard = Some(key),
             Input::PeerChanged => {
                 if self.in_round {
                     // The round under way may have read the view before the
@@ -336,6 +400,7 @@ impl PartitionOwner {
     fn end_round(&mut self) {
         self.actions
             .retain(|a| !matches!(a, Action::Claim { .. } | Action::Renew { .. }));
+        self.spare.clear();
         self.in_round = false;
         self.outstanding = 0;
     }
@@ -383,7 +448,24 @@ impl PartitionOwner {
         for p in beyond {
             self.release(p);
         }
-        for step in decide(&self.me, partitions, workers, &owners) {
+        let steps = decide(&self.me, partitions, workers, &owners);
+        let claimed: Vec<u32> = steps
+            .iter()
+            .filter_map(|m| match m {
+                Move::Claim(p) => Some(*p),
+                Move::Release(_) => None,
+            })
+            .collect();
+        // Free as decide() judges it: no live owner.
+        self.spare = if claimed.is_empty() {
+            VecDeque::new()
+        } else {
+            (0..partitions)
+                .filter(|p| !claimed.contains(p))
+                .filter(|p| !owners.get(p).is_some_and(|o| workers.contains(o)))
+                .collect()
+        };
+        for step in steps {
             match step {
                 Move::Release(p) => self.release(p),
                 Move::Claim(p) => self.push_request(Action::Claim { partition: p }),

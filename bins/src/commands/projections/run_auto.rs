@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use rillflow_adapters::daemon::{daemon_pool_config, PgLeaseStore, TokioClock};
+use rillflow_adapters::daemon::{
+    daemon_pool_config, watch_sessions, PgLeaseStore, PgSessionWatch, TokioClock,
+};
 use rillflow_adapters::health;
 use rillflow_adapters::ownership::{
-    forward_changes, ChangeNotices, OwnedWorker, OwnerDriver, OwnerSignal, Ownership,
-    PartitionBatches, PgChangeNotices, PgOwnershipStore,
+    announce_session_ends, forward_changes, ChangeNotices, OwnedWorker, OwnerDriver, OwnerSignal,
+    Ownership, PartitionBatches, PgChangeNotices, PgOwnershipStore,
 };
 use rillflow_adapters::projection::{
     wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionRunner,
@@ -26,7 +28,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::health_source::{daemon_config, DaemonHealth};
 use super::{declared, handler_session};
-use crate::cli::{ClusterMode, RunLoopArgs};
+use crate::cli::{ClusterMode, RunLoopArgs, Switch};
 use crate::commands::{database, signals};
 
 pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
@@ -113,7 +115,24 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
             }
         }
     });
-    let store = Arc::new(PgOwnershipStore::new(pool.clone()));
+    // With session leases, this worker's registration and leases end with
+    // its process (sql/0018), and for each projection it waits on the
+    // session of the next worker in name order and tells everyone when that
+    // one ends, so a crash is heard at once.
+    // Through a transaction pooler neither can work: off, ttl only.
+    let sessions = args.session_leases == Switch::On;
+    let store = Arc::new(if sessions {
+        PgOwnershipStore::with_session_leases(pool.clone())
+    } else {
+        PgOwnershipStore::new(pool.clone())
+    });
+    if let Some(session) = store.lease_session() {
+        // Opened now rather than by the first heartbeat, which then costs
+        // one round trip instead of a new connection.
+        if let Err(e) = session.connect().await {
+            tracing::warn!(error = %e, "cannot open the lease session yet");
+        }
+    }
     let clock = TokioClock::start();
     let worker_timing = WorkerTiming {
         poll_interval: Duration::from_millis(args.poll_interval_ms),
@@ -140,7 +159,20 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
     forward_changes(changes, first, notices, timing.heartbeat);
     for ((p, signal_tx, signal_rx), wake) in starts.into_iter().zip(wakes) {
         let (publish, ownership) = watch::channel(Ownership::default());
-        let driver = OwnerDriver::new(store.clone(), p.name().to_owned(), timing, clock);
+        let mut driver = OwnerDriver::new(store.clone(), p.name().to_owned(), timing, clock);
+        if sessions {
+            let (targets, watched) = watch::channel(None);
+            let (ended, ends) = mpsc::channel(4);
+            watch_sessions(
+                PgSessionWatch::new(&pool),
+                watched,
+                ended,
+                |key| key,
+                timing.heartbeat,
+            );
+            announce_session_ends(store.clone(), p.name().to_owned(), ends, signal_tx.clone());
+            driver = driver.watch_sessions(targets);
+        }
         let machine = PartitionOwner::new(node.clone(), timing, clock.now());
         owners.push((
             signal_tx.clone(),
@@ -169,6 +201,9 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
     for (signals, owner) in owners {
         let _ = signals.send(OwnerSignal::Shutdown).await;
         let _ = owner.await;
+    }
+    if let Some(session) = store.lease_session() {
+        session.close().await;
     }
     tracing::info!("partitions released; left the projection's workers");
     Ok(())
