@@ -143,7 +143,11 @@ impl PgLeaseSession {
         &self,
         query: impl Fn(i64) -> Query<'q, Postgres, PgArguments>,
     ) -> Result<Option<PgRow>, sqlx::Error> {
-        Ok(self.fetch_all(|key, _| query(key)).await?.into_iter().next())
+        Ok(self
+            .fetch_all(|key, _| query(key))
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Closes the session, which frees its lock at once (a clean stop):
