@@ -36,6 +36,7 @@ async fn chaos_short_run_loses_and_doubles_nothing() {
         "SIGSTOP hot node past lease",
         "SIGINT handoff",
         "pg_terminate_backend",
+        "pg_terminate_backend of the lease session",
         "Postgres restart",
     ];
     for kind in kinds {
@@ -57,6 +58,7 @@ async fn rapid_failover_stress_executes_all_events() {
         freezes: 0,
         handoffs: 0,
         terminations: 0,
+        lease_session_ends: 0,
         pg_restarts: 0,
         ..ChaosConfig::short(BIN.into(), work_dir("rapid"))
     };
