@@ -11,7 +11,9 @@
 
 use std::time::Duration;
 
-use rillflow_adapters::ownership::{OwnershipError, PgOwnershipStore, CHANGES_CHANNEL};
+use rillflow_adapters::ownership::{
+    OwnershipError, PgOwnershipStore, WorkerSessions, CHANGES_CHANNEL,
+};
 use rillflow_testkit::session_locks::{end_session, session_pid};
 use rillflow_testkit::TestDb;
 use sqlx::postgres::PgListener;
@@ -87,16 +89,28 @@ async fn a_claim_on_a_lease_session_is_free_the_moment_the_session_ends() {
     );
     let (view, sessions) = plain.view_with_sessions(P, TTL).await.unwrap();
     assert_eq!(view.workers, vec!["a", "b"]);
-    assert_eq!(sessions.get("a"), Some(&key));
+    assert_eq!(sessions.live.get("a"), Some(&key));
     assert_eq!(view.owners().get(&0).map(String::as_str), Some("a"));
     assert_eq!(b.claim(P, 0, "b", TTL).await.unwrap(), None, "held");
 
     end_session(&pool, key).await;
     // a's registration and lease still have most of a minute to run, but
     // its session is gone: it is not live and holds nothing.
-    let view = plain.view(P, TTL).await.unwrap();
+    let (view, sessions) = plain.view_with_sessions(P, TTL).await.unwrap();
     assert_eq!(view.workers, vec!["b"]);
     assert!(view.holders.is_empty(), "{view:?}");
+    // Listed as dead (for b, its watcher by name, to announce) until its
+    // heartbeat is older than the ttl.
+    assert_eq!(sessions.ended.get("a"), Some(&key));
+    assert!(!sessions.live.contains_key("a"));
+    let short = Duration::from_millis(1);
+    assert!(plain
+        .view_with_sessions(P, short)
+        .await
+        .unwrap()
+        .1
+        .ended
+        .is_empty());
 
     let e2 = b
         .claim(P, 0, "b", TTL)
@@ -161,7 +175,7 @@ async fn claims_and_heartbeats_without_a_session_keep_the_ttl_rule() {
     assert_eq!(b.claim(P, 0, "b", TTL).await.unwrap(), None);
     let (view, sessions) = plain.view_with_sessions(P, TTL).await.unwrap();
     assert_eq!(view.workers, vec!["a"]);
-    assert!(sessions.is_empty(), "nothing to watch: {sessions:?}");
+    assert_eq!(sessions, WorkerSessions::default(), "nothing to watch");
     assert!(plain.renew(P, 0, e1, TTL).await.unwrap());
     // A release clears a bound lease's session too.
     let e = b.claim(P, 1, "b", TTL).await.unwrap().unwrap();

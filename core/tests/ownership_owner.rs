@@ -44,6 +44,7 @@ fn viewed(partitions: u32, workers: &[&str], held: &[(u32, &str, u64)]) -> Input
         workers: names(workers),
         holders: holders(held),
         sessions: BTreeMap::new(),
+        ended: BTreeMap::new(),
     }
 }
 
@@ -54,11 +55,28 @@ fn viewed_with_sessions(partitions: u32, workers: &[&str], held: &[(u32, &str, u
         partitions,
         workers: names(workers),
         holders: holders(held),
-        sessions: workers
-            .iter()
-            .map(|w| (w.to_string(), session_key(w)))
-            .collect(),
+        sessions: keys(workers),
+        ended: BTreeMap::new(),
     }
+}
+
+/// [`viewed_with_sessions`] without leases that also lists `dead` as
+/// workers whose session ended within their ttl.
+fn viewed_with_dead(partitions: u32, workers: &[&str], dead: &[&str]) -> Input {
+    Input::Viewed {
+        partitions,
+        workers: names(workers),
+        holders: BTreeMap::new(),
+        sessions: keys(workers),
+        ended: keys(dead),
+    }
+}
+
+fn keys(workers: &[&str]) -> BTreeMap<String, i64> {
+    workers
+        .iter()
+        .map(|w| (w.to_string(), session_key(w)))
+        .collect()
 }
 
 fn session_key(worker: &str) -> i64 {
@@ -489,54 +507,57 @@ fn losses_end_with_the_free_list() {
     assert!(m.owned(t(7)).is_empty());
 }
 
+/// One round of `m` at `at` that reads `view`; the actions it asked for.
+fn round_with(m: &mut PartitionOwner, at: u64, view: Input) -> Vec<Action> {
+    m.handle(t(at), Input::Tick);
+    assert_eq!(drain(m), vec![Action::Sync]);
+    m.handle(t(at + 10), view);
+    let actions = drain(m);
+    m.handle(t(at + 20), Input::Failed);
+    actions
+}
+
 #[test]
-fn a_watched_peer_gone_from_the_view_unheard_is_announced_once() {
-    let mut m = owning_four();
-    let mine = [(0, "a", 10), (1, "a", 11), (2, "a", 12), (3, "a", 13)];
-    let round = |m: &mut PartitionOwner, at: u64, view: Input| {
-        m.handle(t(at), Input::Tick);
-        assert_eq!(drain(m), vec![Action::Sync]);
-        m.handle(t(at + 10), view);
-        let actions = drain(m);
-        m.handle(t(at + 20), Input::Failed);
-        actions
-    };
-    let first = round(
-        &mut m,
-        1000,
-        viewed_with_sessions(4, &["a", "b", "c"], &mine),
-    );
-    assert!(!first.contains(&Action::Announce));
-    // b died before a's waiter got to its session: a's view shows it gone
-    // and nobody announced it. a does, before anything else.
-    let second = round(&mut m, 2000, viewed_with_sessions(4, &["a", "c"], &mine));
-    assert_eq!(second.first(), Some(&Action::Announce));
-    let third = round(&mut m, 3000, viewed_with_sessions(4, &["a", "c"], &mine));
-    assert!(!third.contains(&Action::Announce), "once: {third:?}");
+fn a_peer_found_dead_is_announced_once_by_its_watcher_only() {
+    // "c" died before anyone watched it (it had just joined): "b", whose
+    // next by name it is, announces it, first thing; "a" and "d" do not.
+    for (me, announces) in [("a", false), ("b", true), ("d", false)] {
+        let mut m = PartitionOwner::new(me, TIMING, t(0));
+        let others: Vec<&str> = ["a", "b", "d"].into_iter().collect();
+        let first = round_with(&mut m, 0, viewed_with_dead(4, &others, &["c"]));
+        assert_eq!(
+            first.first() == Some(&Action::Announce),
+            announces,
+            "{me}: {first:?}"
+        );
+        assert_eq!(
+            first.iter().filter(|a| **a == Action::Announce).count(),
+            usize::from(announces)
+        );
+        let again = round_with(&mut m, 1000, viewed_with_dead(4, &others, &["c"]));
+        assert!(!again.contains(&Action::Announce), "{me}: once: {again:?}");
+    }
+    // The last by name wraps around to the first.
+    let mut d = PartitionOwner::new("d", TIMING, t(0));
+    let first = round_with(&mut d, 0, viewed_with_dead(4, &["b", "d"], &["a"]));
+    assert_eq!(first.first(), Some(&Action::Announce));
 }
 
 #[test]
 fn a_peer_end_the_waiter_announced_is_not_announced_again() {
-    let mut m = owning_four();
-    let mine = [(0, "a", 10), (1, "a", 11), (2, "a", 12), (3, "a", 13)];
-    m.handle(t(1000), Input::Tick);
-    let _ = drain(&mut m);
-    m.handle(t(1010), viewed_with_sessions(4, &["a", "b", "c"], &mine));
-    let _ = drain(&mut m);
-    m.handle(t(1020), Input::Failed);
+    let mut m = PartitionOwner::new("b", TIMING, t(0));
+    let _ = round_with(&mut m, 0, viewed_with_sessions(4, &["a", "b", "c"], &[]));
+    assert_eq!(m.session_to_watch(), Some(session_key("c")));
     m.handle(
-        t(1100),
+        t(100),
         Input::PeerSessionEnded {
-            key: session_key("b"),
+            key: session_key("c"),
         },
     );
-    assert!(drain(&mut m).is_empty(), "its announcement wakes a too");
-    m.handle(t(1110), Input::PeerChanged);
-    assert_eq!(drain(&mut m), vec![Action::Sync]);
-    m.handle(t(1120), viewed_with_sessions(4, &["a", "c"], &mine));
-    let actions = drain(&mut m);
-    assert!(!actions.contains(&Action::Announce), "{actions:?}");
-    assert_eq!(m.session_to_watch(), Some(session_key("c")));
+    assert!(drain(&mut m).is_empty(), "its announcement wakes b too");
+    let next = round_with(&mut m, 1000, viewed_with_dead(4, &["a", "b"], &["c"]));
+    assert!(!next.contains(&Action::Announce), "{next:?}");
+    assert_eq!(m.session_to_watch(), Some(session_key("a")));
 }
 
 #[test]

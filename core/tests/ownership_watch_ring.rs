@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rillflow_core::ownership::session_to_watch;
+use rillflow_core::ownership::{session_to_watch, watcher_of};
 
 fn sessions(list: &[(&str, i64)]) -> BTreeMap<String, i64> {
     list.iter().map(|(n, k)| (n.to_string(), *k)).collect()
@@ -48,7 +48,47 @@ fn alone_or_without_sessions_nobody_is_watched() {
     );
 }
 
+#[test]
+fn the_watcher_of_a_worker_is_the_last_live_one_before_it_by_name() {
+    let live = sessions(&[("a", 1), ("b", 2), ("d", 4)]);
+    let cases: &[(&str, Option<&str>)] = &[
+        ("c", Some("b")),
+        ("b", Some("a")),
+        ("a", Some("d")),
+        ("0", Some("d")),
+        ("e", Some("d")),
+    ];
+    for (target, want) in cases {
+        assert_eq!(watcher_of(target, &live), *want, "{target}");
+    }
+    assert_eq!(watcher_of("a", &sessions(&[("a", 1)])), None);
+    assert_eq!(watcher_of("b", &sessions(&[("a", 1)])), Some("a"));
+}
+
 proptest::proptest! {
+    /// The watcher of any worker is the one whose next it would be.
+    #[test]
+    fn watcher_of_agrees_with_the_ring(
+        names in proptest::collection::btree_set("[a-z]{1,3}", 1..10),
+        target in "[a-z]{1,3}",
+    ) {
+        let live: BTreeMap<String, i64> = names
+            .iter()
+            .filter(|n| **n != target)
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as i64))
+            .collect();
+        let mut with_target = live.clone();
+        with_target.insert(target.clone(), -1);
+        let watchers: Vec<&String> = live
+            .keys()
+            .filter(|me| session_to_watch(me, &with_target) == Some(-1))
+            .collect();
+        let want: Vec<&str> = watchers.iter().map(|s| s.as_str()).collect();
+        let got: Vec<&str> = watcher_of(&target, &live).into_iter().collect();
+        proptest::prop_assert_eq!(got, want);
+    }
+
     /// Whatever the names, with two or more workers every one is watched by
     /// exactly one other, and nobody watches itself.
     #[test]

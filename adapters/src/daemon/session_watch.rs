@@ -70,6 +70,7 @@ pub fn watch_sessions<W: SessionWatch, M: Send + 'static>(
     tokio::spawn(async move {
         let mut waiter: Option<W::Waiter> = None;
         let mut ended: Option<i64> = None;
+        let mut waiting: Option<i64> = None;
         let mut backoff = Duration::from_millis(50);
         loop {
             if signals.is_closed() {
@@ -95,6 +96,9 @@ pub fn watch_sessions<W: SessionWatch, M: Send + 'static>(
                     }
                 },
             };
+            if waiting.replace(key) != Some(key) {
+                tracing::debug!(key, "waiting on a lease session");
+            }
             // A new target calls the wait off: the session it waits on
             // may be alive for long, while the new one may already be gone.
             // A wait cannot be withdrawn on its connection, so that waiter

@@ -2,12 +2,11 @@
 //! with [`super::PgOwnershipStore`], the simulation with its model database,
 //! so both run the same driver.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::store::{OwnershipError, OwnershipView};
+use super::store::{OwnershipError, OwnershipView, WorkerSessions};
 
 /// Registration and per-partition leases, every call judged by the
 /// database's clock.
@@ -52,9 +51,10 @@ pub trait OwnershipStore: Send + Sync {
     /// Removes `worker`'s registration.
     async fn leave(&self, projection: &str, worker: &str) -> Result<(), OwnershipError>;
 
-    /// [`Self::sync`], and the session key each live worker's registration
-    /// is bound to, by name (sql/0018), for the workers to watch one
-    /// another's sessions. A store that binds nothing to sessions names
+    /// [`Self::sync`], and the sessions workers' registrations are bound to
+    /// (sql/0018): live ones, for the workers to watch one another, and
+    /// those that ended within the ttl, so that a death nobody was watching
+    /// yet is announced too. A store that binds nothing to sessions names
     /// none, which is the default: its workers watch nobody and learn of a
     /// dead peer from its ttl.
     async fn sync_with_sessions(
@@ -62,8 +62,9 @@ pub trait OwnershipStore: Send + Sync {
         projection: &str,
         worker: &str,
         ttl: Duration,
-    ) -> Result<(OwnershipView, BTreeMap<String, i64>), OwnershipError> {
-        Ok((self.sync(projection, worker, ttl).await?, BTreeMap::new()))
+    ) -> Result<(OwnershipView, WorkerSessions), OwnershipError> {
+        let view = self.sync(projection, worker, ttl).await?;
+        Ok((view, WorkerSessions::default()))
     }
 
     /// Wakes every worker of `projection` to sync now (a watched peer's

@@ -135,7 +135,11 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
         if let Some(targets) = &self.watched {
             targets.send_if_modified(|t| {
                 let next = machine.session_to_watch();
-                std::mem::replace(t, next) != next
+                let changed = std::mem::replace(t, next) != next;
+                if changed {
+                    tracing::debug!(projection = %self.projection, key = ?next, "watching a peer's session");
+                }
+                changed
             });
         }
     }
@@ -169,7 +173,8 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
                                 partitions: view.partitions,
                                 workers: view.workers,
                                 holders: view.holders,
-                                sessions,
+                                sessions: sessions.live,
+                                ended: sessions.ended,
                             })
                         })
                 }
@@ -205,7 +210,7 @@ impl<S: OwnershipStore + ?Sized> OwnerDriver<S> {
                 Action::Announce => store.announce(projection).await.map(|()| {
                     tracing::info!(
                         projection,
-                        "the watched worker is gone from the view; told the others"
+                        "a worker this one watches died unannounced; told the others"
                     );
                     None
                 }),

@@ -17,4 +17,4 @@ pub use driver::{OwnedPartition, OwnerDriver, OwnerSignal, Ownership};
 pub use notices::{announce_session_ends, forward_changes, ChangeNotices, PgChangeNotices};
 pub use owned_worker::{OwnedWorker, PartitionBatches};
 pub use repartition::{RepartitionError, RepartitionReport, Repartitioner};
-pub use store::{OwnershipError, OwnershipView, PgOwnershipStore, CHANGES_CHANNEL};
+pub use store::{OwnershipError, OwnershipView, PgOwnershipStore, WorkerSessions, CHANGES_CHANNEL};

@@ -55,6 +55,16 @@ pub struct OwnershipView {
     pub holders: BTreeMap<u32, Holder>,
 }
 
+/// The sessions of a projection's workers (sql/0018), by worker name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorkerSessions {
+    /// Live workers whose registration names a session.
+    pub live: BTreeMap<String, i64>,
+    /// Workers whose heartbeat is younger than the ttl but whose session
+    /// ended: they died since.
+    pub ended: BTreeMap<String, i64>,
+}
+
 impl OwnershipView {
     /// Partition → owner name.
     pub fn owners(&self) -> BTreeMap<u32, String> {
@@ -168,13 +178,13 @@ impl PgOwnershipStore {
         Ok(self.view_with_sessions(projection, ttl).await?.0)
     }
 
-    /// [`Self::view`], and the session key of each live worker that has
-    /// one, by name.
+    /// [`Self::view`], and the sessions of live workers and of workers that
+    /// died within `ttl`.
     pub async fn view_with_sessions(
         &self,
         projection: &str,
         ttl: Duration,
-    ) -> Result<(OwnershipView, BTreeMap<String, i64>), OwnershipError> {
+    ) -> Result<(OwnershipView, WorkerSessions), OwnershipError> {
         type ViewRow = (
             String,
             Option<String>,
@@ -188,15 +198,20 @@ impl PgOwnershipStore {
             .fetch_all(&self.pool)
             .await?;
         let mut view = OwnershipView::default();
-        let mut sessions = BTreeMap::new();
+        let mut sessions = WorkerSessions::default();
         for (kind, name, key, num, epoch) in rows {
             let num = num.unwrap_or(0).max(0) as u32;
             match (kind.as_str(), name) {
                 ("w", Some(worker)) => {
                     if let Some(key) = key {
-                        sessions.insert(worker.clone(), key);
+                        sessions.live.insert(worker.clone(), key);
                     }
                     view.workers.push(worker);
+                }
+                ("d", Some(worker)) => {
+                    if let Some(key) = key {
+                        sessions.ended.insert(worker, key);
+                    }
                 }
                 ("l", Some(worker)) => {
                     let epoch = epoch.unwrap_or(0).max(0) as u64;
@@ -378,7 +393,7 @@ impl OwnershipStore for PgOwnershipStore {
         projection: &str,
         worker: &str,
         ttl: Duration,
-    ) -> Result<(OwnershipView, BTreeMap<String, i64>), OwnershipError> {
+    ) -> Result<(OwnershipView, WorkerSessions), OwnershipError> {
         self.heartbeat(projection, worker, ttl).await?;
         self.view_with_sessions(projection, ttl).await
     }

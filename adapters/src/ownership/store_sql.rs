@@ -42,9 +42,11 @@ WITH w AS (DELETE FROM rf_projection_workers WHERE projection = $1 AND worker = 
 SELECT pg_notify($3, projection) FROM w";
 
 /// A projection's view in one round trip and one read of pg_locks, as
-/// rows of three kinds:
+/// rows of four kinds:
 /// - `w`: a live worker (`name`), with its session `key`: heartbeat younger
 ///   than $2 ms and, when bound to a session, that session still open;
+/// - `d`: a worker (`name`) whose heartbeat is younger than $2 ms but whose
+///   session `key` ended: it died since;
 /// - `l`: a lease held now, partition `num` by `name` under `epoch`:
 ///   unexpired and, when bound to a session, that session still open;
 /// - `p`: the partition count (`num`), when the projection is registered.
@@ -56,6 +58,12 @@ SELECT 'w' AS kind, w.worker AS name, w.lease_lock_key AS key,
  WHERE w.projection = $1
    AND w.heartbeat_at > clock_timestamp() - make_interval(secs => $2::float8 / 1000)
    AND (w.lease_lock_key IS NULL OR w.lease_lock_key IN (SELECT key FROM held))
+UNION ALL
+SELECT 'd', w.worker, w.lease_lock_key, NULL, NULL
+  FROM rf_projection_workers w
+ WHERE w.projection = $1
+   AND w.heartbeat_at > clock_timestamp() - make_interval(secs => $2::float8 / 1000)
+   AND w.lease_lock_key NOT IN (SELECT key FROM held)
 UNION ALL
 SELECT 'l', l.owner, NULL, l.partition_key, l.epoch
   FROM rf_partition_leases l

@@ -10,4 +10,4 @@ pub mod watch_ring;
 pub use carry::{carry_over, Carry, Layer, PartitionState};
 pub use fair_share::{decide, quotas, Move};
 pub use owner::{Action, Holder, Input, OwnerTiming, OwnerTimingError, PartitionOwner};
-pub use watch_ring::session_to_watch;
+pub use watch_ring::{session_to_watch, watcher_of};

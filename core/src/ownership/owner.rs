@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::fair_share::{decide, Move};
-use super::watch_ring::session_to_watch;
+use super::watch_ring::{session_to_watch, watcher_of};
 use crate::lease::MonoTime;
 
 /// How often a worker syncs and how long a partition lease lasts.
@@ -81,6 +81,9 @@ pub enum Input {
         /// The session key of each live worker whose registration names
         /// one (sql/0018); empty where sessions are not tracked.
         sessions: BTreeMap<String, i64>,
+        /// Workers whose session ended within their ttl (they died), with
+        /// that session.
+        ended: BTreeMap<String, i64>,
     },
     /// A claim's answer: the epoch granted, or None when someone holds it.
     Claimed {
@@ -148,9 +151,9 @@ pub enum Action {
     },
     /// Remove this worker's registration (after releasing everything).
     Leave,
-    /// Tell every worker of the projection to sync now: the peer this
-    /// worker watched is gone from the view and its waiter did not hear it
-    /// end. No answer is needed.
+    /// Tell every worker of the projection to sync now: a view shows dead a
+    /// peer this worker watches (or would have), and nobody here announced
+    /// it yet. No answer is needed.
     Announce,
 }
 
@@ -196,8 +199,8 @@ pub struct PartitionOwner {
     partitions: u32,
     /// The peer session to wait on, from the last view.
     watch: Option<i64>,
-    /// The last watched session whose end the waiter announced.
-    heard: Option<i64>,
+    /// Sessions whose end this worker announced, latest last (a few).
+    announced: VecDeque<i64>,
     /// Free partitions of this round's view beyond those claimed, lowest
     /// first: a claim lost to another worker is made up from here.
     spare: VecDeque<u32>,
@@ -219,7 +222,7 @@ impl PartitionOwner {
             stopped: false,
             partitions: 0,
             watch: None,
-            heard: None,
+            announced: VecDeque::new(),
             spare: VecDeque::new(),
             actions: VecDeque::new(),
         }
@@ -265,11 +268,11 @@ impl PartitionOwner {
     /// worker in name order, see [`super::watch_ring`]), so that its death
     /// is heard at once; None once stopped, or when no peer has a session.
     /// The waiter tells every worker, this one included, to sync, and
-    /// reports it with [`Input::PeerSessionEnded`]. A watched peer that is
-    /// gone from a view without that report (it died before the waiter got
-    /// to it, which may take a connection's setup) is announced by the
-    /// machine itself ([`Action::Announce`]), so someone always tells the
-    /// others.
+    /// reports it with [`Input::PeerSessionEnded`]. A peer this worker
+    /// watches, or would have, that a view shows dead without that report
+    /// (it died before the waiter got to it: within milliseconds of joining,
+    /// or while the waiter opened a connection) is announced by the machine
+    /// itself ([`Action::Announce`]), so someone always tells the others.
     pub fn session_to_watch(&self) -> Option<i64> {
         self.watch.filter(|_| !self.stopped)
     }
@@ -312,12 +315,23 @@ impl PartitionOwner {
                 workers,
                 holders,
                 sessions,
+                ended,
             } => {
-                let unheard = self
-                    .watch
-                    .filter(|k| !sessions.values().any(|s| s == k) && self.heard != Some(*k));
-                if unheard.is_some() {
+                // Only the dead worker's watcher-by-name announces: one
+                // notice per death, not one per worker that saw it.
+                let unannounced: Vec<i64> = ended
+                    .iter()
+                    .filter(|(name, key)| {
+                        !self.announced.contains(key)
+                            && watcher_of(name, &sessions) == Some(self.me.as_str())
+                    })
+                    .map(|(_, key)| *key)
+                    .collect();
+                if !unannounced.is_empty() {
                     self.actions.push_back(Action::Announce);
+                    for key in unannounced {
+                        self.remember_announced(key);
+                    }
                 }
                 self.watch = session_to_watch(&self.me, &sessions);
                 self.on_viewed(partitions, &workers, &holders);
@@ -352,7 +366,7 @@ impl PartitionOwner {
                 }
             }
             // The announcement wakes this worker too.
-            Input::PeerSessionEnded { key } => self.heard = Some(key),
+            Input::PeerSessionEnded { key } => self.remember_announced(key),
             Input::PeerChanged => {
                 if self.in_round {
                     // The round under way may have read the view before the
@@ -383,6 +397,15 @@ impl PartitionOwner {
             self.next_round = now + self.timing.heartbeat;
             self.actions.push_back(Action::Sync);
         }
+    }
+
+    /// Keeps the last few announced sessions: a dead worker is listed for
+    /// at most a ttl, and few die within one.
+    fn remember_announced(&mut self, key: i64) {
+        if self.announced.len() == 32 {
+            self.announced.pop_front();
+        }
+        self.announced.push_back(key);
     }
 
     fn answered(&mut self) {

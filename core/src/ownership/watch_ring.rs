@@ -10,7 +10,11 @@
 //!
 //! When a watcher dies together with the worker it watched, the watcher's
 //! own watcher wakes, everyone looks, and the ring closes over both gaps:
-//! the view it reads shows neither as live.
+//! the view it reads shows neither as live. A worker can also die before
+//! its watcher has seen it (within milliseconds of joining, or while the
+//! watcher's waiter opens a connection): then the worker that would have
+//! watched it, [`watcher_of`], finds it dead in a view and tells the
+//! others; views list workers whose session ended within their ttl.
 
 use std::collections::BTreeMap;
 
@@ -23,4 +27,21 @@ pub fn session_to_watch(me: &str, sessions: &BTreeMap<String, i64>) -> Option<i6
         .next();
     let first = sessions.iter().find(|(name, _)| name.as_str() != me);
     after.or(first).map(|(_, key)| *key)
+}
+
+/// The worker that watches (or would watch) `target` among `sessions` (live
+/// workers with a session, by name): the last one before `target` in name
+/// order, wrapping around; never `target` itself.
+pub fn watcher_of<'a>(target: &str, sessions: &'a BTreeMap<String, i64>) -> Option<&'a str> {
+    let before = sessions
+        .range::<str, _>((
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Excluded(target),
+        ))
+        .next_back();
+    let last = sessions
+        .iter()
+        .rev()
+        .find(|(name, _)| name.as_str() != target);
+    before.or(last).map(|(name, _)| name.as_str())
 }
