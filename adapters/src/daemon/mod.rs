@@ -5,6 +5,7 @@ pub mod contract_sessions;
 pub mod driver;
 pub mod lease_session;
 pub mod lease_store;
+mod pg_lease_rows;
 mod pg_lease_sql;
 pub mod pg_lease_store;
 pub mod pg_session_watch;
