@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use rillflow_adapters::archive::{
     ArchiveMover, ArchiveSettings, ArchiveStats, MoveFilter, MoveLimits, StreamLifecycle,
 };
-use rillflow_adapters::{AppendOptions, AppendResult, EventStore, NewEvent, StoreError};
+use rillflow_adapters::{
+    AppendOptions, AppendResult, EventStore, NewEvent, ReadAllBatch, StoreError,
+};
 use rillflow_core::archive::Backend;
 use rillflow_core::{ExpectedVersion, GlobalCursor, PartitionSpec};
 use rillflow_testkit::TestDb;
@@ -251,36 +253,19 @@ async fn hot_reads_leave_out_archived_streams_and_projections_see_everything() {
             }
             seen
         };
-        // Other tests' open transactions hold the cluster-wide horizon back
-        // for a moment; once all six events are below it, they stay there.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-        while store
-            .with_archived()
-            .read_all(GlobalCursor::START, 100)
-            .await
-            .unwrap()
-            .events
-            .len()
-            < 6
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{backend}: horizon stuck"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let hot = store.read_all(GlobalCursor::START, 100).await.unwrap();
+        // Each read takes its own horizon, and a transaction of another
+        // test that the horizon cannot place yet holds it back for that one
+        // statement: every read waits until it sees what it should, or ends
+        // with fewer events, which the assertions then show.
+        let hot = read_until(2, || store.read_all(GlobalCursor::START, 100)).await;
         assert_eq!(
             streams_read(&hot.events),
             BTreeMap::from([(kept, 2)]),
             "{backend}"
         );
         assert!(store.read_stream(archived, 1, 10).await.unwrap().is_empty());
-        let all = store
-            .with_archived()
-            .read_all(GlobalCursor::START, 100)
-            .await
-            .unwrap();
+        let archived_too = store.with_archived();
+        let all = read_until(6, || archived_too.read_all(GlobalCursor::START, 100)).await;
         assert_eq!(
             streams_read(&all.events),
             BTreeMap::from([(kept, 2), (archived, 2), (moved, 2)]),
@@ -288,12 +273,33 @@ async fn hot_reads_leave_out_archived_streams_and_projections_see_everything() {
         );
         let positions: Vec<i64> = all.events.iter().map(|e| e.position).collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "global order");
-        let mut conn = pool.acquire().await.unwrap();
-        let projected =
-            EventStore::read_all_in(&mut conn, GlobalCursor::START, 100, PartitionSpec::WHOLE)
-                .await
-                .unwrap();
+        let mut projected = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while projected.len() < 6 && tokio::time::Instant::now() < deadline {
+            let mut conn = pool.acquire().await.unwrap();
+            projected =
+                EventStore::read_all_in(&mut conn, GlobalCursor::START, 100, PartitionSpec::WHOLE)
+                    .await
+                    .unwrap();
+        }
         assert_eq!(projected.len(), 6, "{backend}: projections read every tier");
+    }
+}
+
+/// `read` again until it returns at least `want` events or 20 s have
+/// passed; the last batch either way.
+async fn read_until<F, Fut>(want: usize, read: F) -> ReadAllBatch
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<ReadAllBatch, StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let batch = read().await.unwrap();
+        if batch.events.len() >= want || tokio::time::Instant::now() >= deadline {
+            return batch;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rillflow_adapters::daemon::PgLeaseStore;
 use rillflow_core::lease::ClusterView;
+use rillflow_testkit::session_locks::end_session;
 use rillflow_testkit::{fast_hotcold_args, free_port, http_get, wait_for_view, Process, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rillflow");
@@ -168,17 +169,7 @@ async fn a_live_node_whose_lease_session_ends_is_fenced_and_stands_by() {
         .lease_session
         .expect("a's lease names its session")
         .key;
-    let ended: bool = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_locks
-          WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND objsubid = 1
-            AND classid = (($1::bigint >> 32) & 4294967295)::oid
-            AND objid = ($1::bigint & 4294967295)::oid",
-    )
-    .bind(key)
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    assert!(ended);
+    end_session(store.pool(), key).await;
 
     let (v, _) = wait_for_view(
         &store,

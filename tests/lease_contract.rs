@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use rillflow_adapters::daemon::contract_sessions::{self, SessionHarness};
 use rillflow_adapters::daemon::{contract, PgLeaseStore};
-use rillflow_testkit::TestDb;
+use rillflow_testkit::{session_locks, TestDb};
 use sqlx::PgPool;
 
 fn check(name: &str) {
@@ -49,22 +49,7 @@ impl SessionHarness for PgHarness {
     /// `pg_terminate_backend` of the backend `pg_locks` shows holding the
     /// key, waiting for it to exit.
     async fn end_session(&self, key: i64) {
-        let pid: i32 = sqlx::query_scalar(
-            "SELECT pid FROM pg_locks
-              WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND objsubid = 1
-                AND classid = (($1::bigint >> 32) & 4294967295)::oid
-                AND objid = ($1::bigint & 4294967295)::oid",
-        )
-        .bind(key)
-        .fetch_one(&self.pool)
-        .await
-        .expect("a session holds the lease lock");
-        let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
-            .bind(pid)
-            .fetch_one(&self.pool)
-            .await
-            .expect("terminate");
-        assert!(ended, "backend {pid} ended");
+        session_locks::end_session(&self.pool, key).await;
     }
 }
 
