@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rillflow_core::ownership::{carry_over, Carry, PartitionState};
+use rillflow_core::projection::CheckpointPlacement;
 use rillflow_core::GlobalCursor;
 
 use crate::model_events::ModelEvents;
@@ -199,15 +200,15 @@ impl PartitionedProjection {
             };
             // Other partitions' events went by: past them once they add up
             // to a batch, in this same transaction.
-            let far = |p: &Cursor| *p > at && p.1.saturating_sub(at.1) >= request.limit as u64;
-            if let Some(end) = read.passed.filter(far) {
+            let placement = CheckpointPlacement::new(request.limit);
+            if let Some(end) = placement.idle_move(global(at), read.passed.map(global)) {
                 let batch = OpenBatch {
                     request,
                     begun_at: now,
                     fenced: fence,
                     read,
                 };
-                self.advance(now, batch, end, leases);
+                self.advance(now, batch, model(end), leases);
             }
             return idle;
         }
@@ -239,11 +240,9 @@ impl PartitionedProjection {
             .last()
             .expect("an open batch read events")
             .cursor();
-        let end = match read.passed {
-            Some(p) if read.events.len() < batch.request.limit && p > last => p,
-            _ => last,
-        };
-        Some(self.advance(now, batch, end, leases))
+        let placement = CheckpointPlacement::new(batch.request.limit);
+        let end = placement.place(global(last), read.events.len(), read.passed.map(global));
+        Some(self.advance(now, batch, model(end), leases))
     }
 
     /// Applies what `batch` read but what the carry covers, moves its

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rillflow_core::ownership::Carry;
+use rillflow_core::projection::CheckpointPlacement;
 use rillflow_core::{BatchReplay, FailureDecision, GlobalCursor, PartitionSpec, ReplayStep};
 use sqlx::{PgConnection, Postgres, Transaction};
 
@@ -181,7 +182,7 @@ impl ProjectionRunner {
             processed: handled.len() as i64,
             ..Progress::default()
         };
-        let end = self.reach(events.len(), last.cursor(), passed);
+        let end = self.placement().place(last.cursor(), events.len(), passed);
         let carry = pruned_carry(&checkpoint, end);
         sql::advance(&mut tx, &self.slot(), end, progress, &owner, carry.as_ref()).await?;
         tx.commit().await?;
@@ -218,10 +219,9 @@ impl ProjectionRunner {
             held_back,
         } = self.read(&mut tx, checkpoint.cursor).await?;
         if events.is_empty() && requeued.is_empty() {
-            // Nothing of this partition, but other partitions' events went
-            // by: move past them once they add up to a batch, so an idle
-            // partition's reads stay short however long the log grows.
-            match passed.filter(|p| self.far_behind(checkpoint.cursor, *p)) {
+            // Nothing of this partition, but other partitions' events may
+            // have gone by: the placement says when to move past them.
+            match self.placement().idle_move(checkpoint.cursor, passed) {
                 Some(end) => {
                     let owner = self.owner_under(fence);
                     let carry = pruned_carry(&checkpoint, end);
@@ -267,8 +267,8 @@ impl ProjectionRunner {
             .ok_or_else(|| BatchError::Unregistered(self.projection.name().to_owned()))
     }
 
-    fn limit(&self) -> i64 {
-        i64::from(self.projection.options().batch_size.max(1))
+    fn placement(&self) -> CheckpointPlacement {
+        CheckpointPlacement::new(self.projection.options().batch_size as usize)
     }
 
     async fn read(
@@ -276,22 +276,8 @@ impl ProjectionRunner {
         conn: &mut PgConnection,
         after: GlobalCursor,
     ) -> Result<PartitionRead, BatchError> {
-        Ok(EventStore::read_partition_in(conn, after, self.limit(), self.partition).await?)
-    }
-
-    /// Where the checkpoint may go after applying `read` events up to
-    /// `last`: past other partitions' events too when the read came back
-    /// short, since then nothing of this partition lies before `passed`.
-    fn reach(&self, read: usize, last: GlobalCursor, passed: Option<GlobalCursor>) -> GlobalCursor {
-        match passed {
-            Some(p) if (read as i64) < self.limit() && p > last => p,
-            _ => last,
-        }
-    }
-
-    /// True when `passed` is a batch's worth of positions beyond `at`.
-    fn far_behind(&self, at: GlobalCursor, passed: GlobalCursor) -> bool {
-        passed > at && passed.position.saturating_sub(at.position) >= self.limit()
+        let limit = self.placement().limit() as i64;
+        Ok(EventStore::read_partition_in(conn, after, limit, self.partition).await?)
     }
 
     /// The slow path: [`Self::careful_in`], started over one event at a
@@ -491,7 +477,7 @@ impl ProjectionRunner {
         // Every event read was handled: the stretch the read passed is done.
         let cursor = match events.last() {
             Some(last) if read == events.len() && last.cursor() == cursor => {
-                self.reach(events.len(), cursor, passed_by_read)
+                self.placement().place(cursor, events.len(), passed_by_read)
             }
             _ => cursor,
         };
