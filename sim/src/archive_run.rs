@@ -10,7 +10,7 @@ use crate::archivist_host;
 use crate::client_faults::MOVER;
 use crate::invariants::{conservation, routing, versions, Violation};
 use crate::ledger::Ledger;
-use crate::model_log::ModelLog;
+use crate::model::log::event_log::ModelLog;
 use crate::mover_host::{self, MoverSpec};
 use crate::trace::Trace;
 use crate::world::Params;

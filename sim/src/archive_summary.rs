@@ -5,7 +5,7 @@ use std::fmt;
 
 use rillflow_core::archive::{AppendTarget, Backend};
 
-use crate::history::{History, Step};
+use crate::model::log::history::{History, Step};
 use crate::ledger::{Fate, Intent};
 
 /// Counts from one archive run.

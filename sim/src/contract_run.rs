@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use rillflow_adapters::daemon::contract;
 use rillflow_adapters::daemon::contract_sessions::{self, SessionHarness};
 
-use crate::db_host::{self, SessionTimeouts};
+use crate::db::{self, SessionTimeouts};
 use crate::exclusive::exclusive;
-use crate::model_db::ModelDb;
+use crate::model::db::ModelDb;
 use crate::sim_store::SimLeaseStore;
 use crate::trace::Trace;
 
@@ -75,7 +75,7 @@ where
     };
     let served = db.clone();
     sim.host("db", move || {
-        db_host::serve(served.clone(), Trace::default(), timeouts)
+        db::serve(served.clone(), Trace::default(), timeouts)
     });
     sim.client("tester", async move {
         check(db).await;

@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::TcpStream;
 
-use crate::db_host::DB_PORT;
+use crate::db::host::DB_PORT;
 use crate::protocol::{Reply, Request};
 
 /// How long a client waits for a connection or a reply: longer than the

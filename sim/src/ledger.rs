@@ -154,7 +154,7 @@ pub fn read_problem(
             "ARCH-1",
             format!(
                 "stream {stream} with versions {}",
-                crate::model_events::compact(&versions)
+                crate::model::log::events::compact(&versions)
             ),
         ));
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use rillflow_core::ownership::OwnerTiming;
 
 use crate::invariants::{exactly_once, fair_ownership, graceful_stop, single_owner, Violation};
-use crate::model_db::ModelDb;
-use crate::model_log::LogEvent;
+use crate::model::db::ModelDb;
+use crate::model::log::event_log::LogEvent;
 use crate::operator_host::{self, OPERATOR};
 use crate::ownership_summary::OwnershipSummary;
 use crate::sim_batches::PROJECTION;

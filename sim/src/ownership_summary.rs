@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::ownership_requests::ModelOwnership;
+use crate::model::ownership::requests::ModelOwnership;
 
 /// Counts from one ownership run.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

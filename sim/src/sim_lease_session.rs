@@ -17,7 +17,7 @@ use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::TcpStream;
 
 use crate::db_conn::CALL_TIMEOUT;
-use crate::db_host::DB_PORT;
+use crate::db::host::DB_PORT;
 use crate::protocol::{Reply, Request};
 use crate::trace::{sim_now, Trace};
 

@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::TcpStream;
 
-use crate::db_host::DB_PORT;
+use crate::db::host::DB_PORT;
 use crate::protocol::{Caller, Reply, Request};
 use crate::sim_lease_session::SimLeaseSession;
 use crate::trace::{sim_now, Trace};

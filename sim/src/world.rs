@@ -14,7 +14,7 @@ use rillflow_core::lease::LeaseConfig;
 use crate::archive_run;
 use crate::archive_summary::ArchiveSummary;
 use crate::client_faults;
-use crate::db_host::{self, SessionTimeouts};
+use crate::db::{self, SessionTimeouts};
 use crate::exclusive::exclusive;
 use crate::failover_times::{self, Takeover};
 use crate::faults::{self, Fault, Scenario, FREEZE_START};
@@ -22,9 +22,9 @@ use crate::invariants::one_believer::{self, Lifecycle};
 use crate::invariants::session_takeover::SessionTakeover;
 use crate::invariants::{liveness, projections, single_writer, Violation};
 use crate::ledger::Ledger;
-use crate::model_db::ModelDb;
-use crate::model_events::ModelEvents;
-use crate::model_log::ModelLog;
+use crate::model::db::ModelDb;
+use crate::model::log::events::ModelEvents;
+use crate::model::log::event_log::ModelLog;
 use crate::node_host::{self, NodeSpec, Stops, CLUSTER};
 use crate::ownership_plan::OwnershipPlan;
 use crate::ownership_run;
@@ -446,7 +446,7 @@ pub(crate) fn serve_db(
         idle_in_transaction: idle,
     };
     sim.host("db", move || {
-        db_host::serve(db.clone(), trace.clone(), timeouts)
+        db::serve(db.clone(), trace.clone(), timeouts)
     });
 }
 

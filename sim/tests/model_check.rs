@@ -21,7 +21,7 @@ use rillflow_core::lease::{
     AcquireOutcome, Action, ClusterTiming, Grant, Input, LeaseConfig, MonoTime, NodeMachine,
     RenewOutcome,
 };
-use rillflow_sim::model_db::ModelDb;
+use rillflow_sim::model::db::ModelDb;
 use rillflow_sim::protocol::{Caller, Reply, Request};
 use uuid::Uuid;
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use rillflow_adapters::ownership::OwnershipStore;
 use rillflow_sim::db_conn::DbConn;
-use rillflow_sim::db_host::{self, SessionTimeouts};
-use rillflow_sim::model_db::ModelDb;
+use rillflow_sim::db::{self, SessionTimeouts};
+use rillflow_sim::model::db::ModelDb;
 use rillflow_sim::protocol::{Reply, Request};
 use rillflow_sim::sim_ownership_store::SimOwnershipStore;
 use rillflow_sim::trace::Trace;
@@ -38,7 +38,7 @@ fn in_sim<F: Future<Output = ()> + 'static>(check: impl FnOnce() -> F + 'static)
         idle_in_transaction: Duration::from_secs(1),
     };
     sim.host("db", move || {
-        db_host::serve(db.clone(), Trace::default(), timeouts)
+        db::serve(db.clone(), Trace::default(), timeouts)
     });
     sim.client("tester", async move {
         check().await;

@@ -23,11 +23,11 @@ use std::time::Duration;
 use rillflow_core::ownership::{carry_over, Carry, PartitionState};
 use rillflow_core::GlobalCursor;
 
-use crate::model_events::ModelEvents;
-use crate::ownership_history::{Applied, BatchCommit, Resize};
-use crate::partition_leases::PartitionLeases;
-use crate::partition_read::{read_partition, stream_hash, PartitionRead};
-use crate::tiers::Cursor;
+use crate::model::log::events::ModelEvents;
+use crate::model::ownership::history::{Applied, BatchCommit, Resize};
+use crate::model::ownership::partition_leases::PartitionLeases;
+use crate::model::ownership::partition_read::{read_partition, stream_hash, PartitionRead};
+use crate::model::log::tiers::Cursor;
 
 fn global(cursor: Cursor) -> GlobalCursor {
     let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -404,13 +404,13 @@ mod tests {
     fn log(n: u32, per: u32) -> ModelEvents {
         let mut events = ModelEvents::default();
         for stream in 0..n {
-            let append = crate::model_events::AppendRequest {
+            let append = crate::model::log::events::AppendRequest {
                 stream,
                 expected: rillflow_core::ExpectedVersion::Any,
                 key: None,
                 payloads: vec![0; per as usize],
             };
-            let crate::model_events::Outcome::Started { xid, .. } =
+            let crate::model::log::events::Outcome::Started { xid, .. } =
                 events.begin(Duration::ZERO, &append)
             else {
                 panic!("the append starts");
@@ -524,7 +524,7 @@ mod tests {
             .take(12)
             .collect();
         let mut events = ModelEvents::default();
-        let append = |stream: u32| crate::model_events::AppendRequest {
+        let append = |stream: u32| crate::model::log::events::AppendRequest {
             stream,
             expected: rillflow_core::ExpectedVersion::Any,
             key: None,
@@ -532,7 +532,7 @@ mod tests {
         };
         let mut xids = Vec::new();
         for s in &in_p0 {
-            let crate::model_events::Outcome::Started { xid, .. } =
+            let crate::model::log::events::Outcome::Started { xid, .. } =
                 events.begin(Duration::ZERO, &append(*s))
             else {
                 panic!("starts");

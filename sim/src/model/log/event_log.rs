@@ -17,7 +17,7 @@ use std::time::Duration;
 use rillflow_core::archive::read_plan;
 use rillflow_core::ExpectedVersion;
 
-use crate::model_events::{AppendRequest, ModelEvents, Outcome};
+use crate::model::log::events::{AppendRequest, ModelEvents, Outcome};
 
 /// One event in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -4,9 +4,9 @@
 use rillflow_core::{partition_hash, partition_of};
 use uuid::Uuid;
 
-use crate::model_events::ModelEvents;
-use crate::model_log::LogEvent;
-use crate::tiers::Cursor;
+use crate::model::log::events::ModelEvents;
+use crate::model::log::event_log::LogEvent;
+use crate::model::log::tiers::Cursor;
 
 /// The partition hash of a simulated stream: core's hash of a UUID made
 /// from the stream number, so streams spread over partitions as real ones
@@ -65,7 +65,7 @@ mod tests {
     use rillflow_core::ExpectedVersion;
 
     use super::*;
-    use crate::model_events::{AppendRequest, Outcome};
+    use crate::model::log::events::{AppendRequest, Outcome};
 
     #[test]
     fn a_read_takes_its_partition_below_the_horizon_and_says_how_far_it_looked() {

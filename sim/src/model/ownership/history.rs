@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::tiers::Cursor;
+use crate::model::log::tiers::Cursor;
 
 /// One event applied to the read model by a committed batch.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rillflow_core::archive::AppendTarget;
 use rillflow_core::ExpectedVersion;
 
-use crate::tiers::Cursor;
+use crate::model::log::tiers::Cursor;
 
 /// One decision.
 #[derive(Debug, Clone, PartialEq, Eq)]

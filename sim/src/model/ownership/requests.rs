@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use crate::model_events::ModelEvents;
-use crate::partition_leases::PartitionLeases;
-use crate::partitioned_projection::{BatchRequest, Begin, PartitionedProjection, Resizing};
+use crate::model::log::events::ModelEvents;
+use crate::model::ownership::partition_leases::PartitionLeases;
+use crate::model::ownership::partitioned_projection::{BatchRequest, Begin, PartitionedProjection, Resizing};
 use crate::protocol::{Reply, Request};
 
 /// Registrations, leases and the partitioned projection.
@@ -288,7 +288,7 @@ mod tests {
     use rillflow_core::ExpectedVersion;
 
     use super::*;
-    use crate::model_events::{AppendRequest, Outcome};
+    use crate::model::log::events::{AppendRequest, Outcome};
 
     const TTL_US: u64 = 3_000_000;
 

@@ -9,8 +9,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::stream_heads::Heads;
-use crate::tiers::{Cursor, Tiers};
+use crate::model::log::stream_heads::Heads;
+use crate::model::log::tiers::{Cursor, Tiers};
 
 /// What one batch may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +88,8 @@ mod tests {
     use rillflow_core::archive::HeadFlags;
 
     use super::*;
-    use crate::model_log::LogEvent;
-    use crate::tiers::{Row, Tier};
+    use crate::model::log::event_log::LogEvent;
+    use crate::model::log::tiers::{Row, Tier};
 
     fn store() -> (Tiers, Heads) {
         let (mut rows, mut heads) = (Tiers::default(), Heads::default());

@@ -2,7 +2,7 @@
 //! and `rf_partition_leases` hold them. Each method is one statement of
 //! `adapters/src/ownership/store.rs`, judged by the database clock; which
 //! of them wait for an open fenced batch is decided by the caller
-//! (`ownership_requests.rs`), which knows the row locks.
+//! (`requests.rs`), which knows the row locks.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

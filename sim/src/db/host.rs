@@ -11,11 +11,11 @@ use tokio::sync::mpsc;
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::{TcpListener, TcpStream};
 
-use crate::archive_requests;
-use crate::db_sessions;
-use crate::history::Step;
-use crate::model_db::ModelDb;
-use crate::ownership_requests::ModelOwnership;
+use crate::model::log::archive_requests;
+use crate::db::sessions;
+use crate::model::log::history::Step;
+use crate::model::db::ModelDb;
+use crate::model::ownership::requests::ModelOwnership;
 use crate::protocol::{Caller, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
@@ -194,7 +194,7 @@ impl Session {
             let reply = match serde_json::from_str::<Request>(&line) {
                 Ok(Request::OpenSession { node }) => {
                     // From here on this connection only holds the session.
-                    return db_sessions::hold(&self.db, &self.trace, &node, lines, write).await;
+                    return sessions::hold(&self.db, &self.trace, &node, lines, write).await;
                 }
                 Ok(request @ (Request::Listen | Request::ListenChanges)) => {
                     // From here on this connection only carries notices.
@@ -271,7 +271,7 @@ impl Session {
                 reply
             }
             Request::WaitSessionEnd { key } => {
-                db_sessions::wait_ended(&self.db, key, self.timeouts.lock).await
+                sessions::wait_ended(&self.db, key, self.timeouts.lock).await
             }
             other if archive_requests::waits_for_locks(&other) => self.apply_waiting(other).await,
             other if ModelOwnership::handles(&other) => {

@@ -11,11 +11,11 @@ use std::time::Duration;
 use rillflow_core::lease::{ClusterTiming, ClusterView, LeaseSession, NodeRole, NodeView};
 use uuid::Uuid;
 
-use crate::archive_requests;
-use crate::lease_sessions::LeaseSessions;
-use crate::model_events::Outcome;
-use crate::model_log::ModelLog;
-use crate::ownership_requests::ModelOwnership;
+use crate::model::log::archive_requests;
+use crate::model::lease::sessions::LeaseSessions;
+use crate::model::log::events::Outcome;
+use crate::model::log::event_log::ModelLog;
+use crate::model::ownership::requests::ModelOwnership;
 use crate::protocol::{Caller, Reply, Request};
 
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rillflow_core::archive::{AppendTarget, ReadPlan};
 
-use crate::model_log::LogEvent;
+use crate::model::log::event_log::LogEvent;
 
 /// An event's place in the global feed: (transaction id, position).
 pub type Cursor = (u64, u64);

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use rillflow_core::ExpectedVersion;
 
-use crate::model_events::{AppendRequest, Outcome};
-use crate::model_log::ModelLog;
-use crate::move_scope::MoveScope;
+use crate::model::log::events::{AppendRequest, Outcome};
+use crate::model::log::event_log::ModelLog;
+use crate::model::log::move_scope::MoveScope;
 use crate::protocol::{Reply, Request, StreamRow};
 use crate::sim_store::micros;
-use crate::tiers::{Tier, Tiers};
+use crate::model::log::tiers::{Tier, Tiers};
 
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)

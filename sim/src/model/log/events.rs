@@ -17,11 +17,11 @@ use std::time::Duration;
 use rillflow_core::archive::{append_target, read_plan, AppendTarget, Backend, HeadFlags};
 use rillflow_core::ExpectedVersion;
 
-use crate::history::{History, Step};
-use crate::model_log::LogEvent;
-use crate::move_scope::{pick, Batch, MoveScope};
-use crate::stream_heads::Heads;
-use crate::tiers::{Cursor, Row, Tier, Tiers};
+use crate::model::log::history::{History, Step};
+use crate::model::log::event_log::LogEvent;
+use crate::model::log::move_scope::{pick, Batch, MoveScope};
+use crate::model::log::stream_heads::Heads;
+use crate::model::log::tiers::{Cursor, Row, Tier, Tiers};
 
 /// An append as `rf_append` receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]

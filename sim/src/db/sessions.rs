@@ -1,5 +1,5 @@
 //! The `db` host's side of lease sessions (see
-//! [`LeaseSessions`](crate::lease_sessions::LeaseSessions)): a connection
+//! [`LeaseSessions`](crate::model::lease::sessions::LeaseSessions)): a connection
 //! that opened one holds it until the connection ends or the database ends
 //! the session, and a wait on a session's lock is answered when it goes.
 
@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::io::{BufReader, Lines};
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::db_host::send;
-use crate::model_db::ModelDb;
+use crate::db::host::send;
+use crate::model::db::ModelDb;
 use crate::protocol::Reply;
 use crate::trace::{sim_now, Trace};
 
