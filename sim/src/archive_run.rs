@@ -5,13 +5,13 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::archive_writer::{self, WriterSpec};
-use crate::archivist_host;
+use crate::hosts::archive::writer::{self, WriterSpec};
+use crate::hosts::archive::archivist;
 use crate::client_faults::MOVER;
 use crate::invariants::{conservation, routing, versions, Violation};
-use crate::ledger::Ledger;
+use crate::hosts::archive::ledger::Ledger;
 use crate::model::log::event_log::ModelLog;
-use crate::mover_host::{self, MoverSpec};
+use crate::hosts::archive::mover::{self, MoverSpec};
 use crate::trace::Trace;
 use crate::world::Params;
 
@@ -40,13 +40,13 @@ pub fn add_clients(sim: &mut turmoil::Sim<'_>, params: &Params, ledger: &Ledger,
         };
         let (ledger, trace) = (ledger.clone(), trace.clone());
         sim.host(*name, move || {
-            archive_writer::run(spec.clone(), ledger.clone(), trace.clone())
+            writer::run(spec.clone(), ledger.clone(), trace.clone())
         });
     }
     let (seed, stop_at) = (params.seed, params.heal_at);
     let (archivist_ledger, archivist_trace) = (ledger.clone(), trace.clone());
     sim.host(ARCHIVIST, move || {
-        archivist_host::run(
+        archivist::run(
             seed,
             stop_at,
             archivist_ledger.clone(),
@@ -60,7 +60,7 @@ pub fn add_clients(sim: &mut turmoil::Sim<'_>, params: &Params, ledger: &Ledger,
         two_step: params.atomic_move_disabled,
     };
     let trace = trace.clone();
-    sim.host(MOVER, move || mover_host::run(spec.clone(), trace.clone()));
+    sim.host(MOVER, move || mover::run(spec.clone(), trace.clone()));
 }
 
 /// The earliest ARCH-1, ARCH-2 or ARCH-4 violation of a run that ended at

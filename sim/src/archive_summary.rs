@@ -6,7 +6,7 @@ use std::fmt;
 use rillflow_core::archive::{AppendTarget, Backend};
 
 use crate::model::log::history::{History, Step};
-use crate::ledger::{Fate, Intent};
+use crate::hosts::archive::ledger::{Fate, Intent};
 
 /// Counts from one archive run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -12,7 +12,7 @@ use rillflow_adapters::daemon::contract_sessions::{self, SessionHarness};
 use crate::db::{self, SessionTimeouts};
 use crate::exclusive::exclusive;
 use crate::model::db::ModelDb;
-use crate::sim_store::SimLeaseStore;
+use crate::client::sim_store::SimLeaseStore;
 use crate::trace::Trace;
 
 /// Runs the contract check `name`; a breach panics, as it does against

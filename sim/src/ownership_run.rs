@@ -11,14 +11,14 @@ use rillflow_core::ownership::OwnerTiming;
 use crate::invariants::{exactly_once, fair_ownership, graceful_stop, single_owner, Violation};
 use crate::model::db::ModelDb;
 use crate::model::log::event_log::LogEvent;
-use crate::operator_host::{self, OPERATOR};
+use crate::hosts::operator::{self, OPERATOR};
 use crate::ownership_summary::OwnershipSummary;
-use crate::sim_batches::PROJECTION;
-use crate::sim_store::Pauses;
+use crate::client::sim_batches::PROJECTION;
+use crate::client::sim_store::Pauses;
 use crate::trace::Trace;
-use crate::worker_host::{self, WorkerSpec, WorkerStops};
+use crate::hosts::worker::{self, WorkerSpec, WorkerStops};
 use crate::world::{self, Outcome, Params};
-use crate::writer_host;
+use crate::hosts::writer;
 
 /// After the heal the writer has stopped; the workers get this long, past
 /// the liveness bound, to apply what is left.
@@ -60,13 +60,13 @@ pub fn run(params: &Params) -> Outcome {
     {
         let (seed, stop_at, trace) = (params.seed, params.heal_at, trace.clone());
         sim.host("writer", move || {
-            writer_host::run_streams(seed, stop_at, STREAMS, trace.clone())
+            writer::run_streams(seed, stop_at, STREAMS, trace.clone())
         });
     }
     {
         let (resizes, stop_at, trace) = (plan.repartitions.clone(), params.heal_at, trace.clone());
         sim.host(OPERATOR, move || {
-            operator_host::run(resizes.clone(), stop_at, trace.clone())
+            operator::run(resizes.clone(), stop_at, trace.clone())
         });
     }
     let pauses = Pauses::default();
@@ -83,7 +83,7 @@ pub fn run(params: &Params) -> Outcome {
         };
         let trace = trace.clone();
         sim.host(name.as_str(), move || {
-            worker_host::run(spec.clone(), trace.clone())
+            worker::run(spec.clone(), trace.clone())
         });
     }
 

@@ -21,17 +21,17 @@ use crate::faults::{self, Fault, Scenario, FREEZE_START};
 use crate::invariants::one_believer::{self, Lifecycle};
 use crate::invariants::session_takeover::SessionTakeover;
 use crate::invariants::{liveness, projections, single_writer, Violation};
-use crate::ledger::Ledger;
+use crate::hosts::archive::ledger::Ledger;
 use crate::model::db::ModelDb;
 use crate::model::log::events::ModelEvents;
 use crate::model::log::event_log::ModelLog;
-use crate::node_host::{self, NodeSpec, Stops, CLUSTER};
+use crate::hosts::node::{self, NodeSpec, Stops, CLUSTER};
 use crate::ownership_plan::OwnershipPlan;
 use crate::ownership_run;
 use crate::ownership_summary::OwnershipSummary;
-use crate::sim_store::Pauses;
+use crate::client::sim_store::Pauses;
 use crate::trace::{Trace, TraceEvent};
-use crate::writer_host;
+use crate::hosts::writer;
 
 /// Everything a run derives from its seed.
 #[derive(Debug, Clone)]
@@ -281,13 +281,13 @@ pub fn run(params: &Params) -> Outcome {
         };
         let trace = trace.clone();
         sim.host(name.as_str(), move || {
-            node_host::run(spec.clone(), trace.clone())
+            node::run(spec.clone(), trace.clone())
         });
     }
     if params.scenario == Scenario::Projections {
         let (seed, stop_at, trace) = (params.seed, params.heal_at, trace.clone());
         sim.host("writer", move || {
-            writer_host::run(seed, stop_at, trace.clone())
+            writer::run(seed, stop_at, trace.clone())
         });
     }
     let ledger = Ledger::default();

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rillflow_adapters::ownership::OwnershipStore;
-use rillflow_sim::db_conn::DbConn;
+use rillflow_sim::client::db_conn::DbConn;
 use rillflow_sim::db::{self, SessionTimeouts};
 use rillflow_sim::model::db::ModelDb;
 use rillflow_sim::protocol::{Reply, Request};
-use rillflow_sim::sim_ownership_store::SimOwnershipStore;
+use rillflow_sim::client::sim_ownership_store::SimOwnershipStore;
 use rillflow_sim::trace::Trace;
 
 const TTL: Duration = Duration::from_secs(30);

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::model::log::history::{Entry, Step};
-use crate::ledger::{read_problem, Fate, Intent};
+use crate::hosts::archive::ledger::{read_problem, Fate, Intent};
 use crate::model::log::events::ModelEvents;
 use crate::model::log::event_log::ModelLog;
 use crate::protocol::StreamRow;
@@ -223,7 +223,7 @@ mod tests {
     use rillflow_core::archive::Backend;
     use rillflow_core::ExpectedVersion;
 
-    use crate::ledger::Ledger;
+    use crate::hosts::archive::ledger::Ledger;
     use crate::model::log::events::{AppendRequest, Outcome};
     use crate::model::log::move_scope::MoveScope;
 

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::faults::Fault;
-use crate::worker_host::StopRecord;
+use crate::hosts::worker::StopRecord;
 
 use super::Violation;
 

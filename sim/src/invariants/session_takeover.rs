@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use rillflow_core::lease::LeaseConfig;
 
-use crate::db_conn::CALL_TIMEOUT;
+use crate::client::db_conn::CALL_TIMEOUT;
 use crate::faults::Fault;
 use crate::model::db::GrantRecord;
 

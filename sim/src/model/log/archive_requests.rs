@@ -11,7 +11,7 @@ use crate::model::log::events::{AppendRequest, Outcome};
 use crate::model::log::event_log::ModelLog;
 use crate::model::log::move_scope::MoveScope;
 use crate::protocol::{Reply, Request, StreamRow};
-use crate::sim_store::micros;
+use crate::client::sim_store::micros;
 use crate::model::log::tiers::{Tier, Tiers};
 
 fn count(n: usize) -> u32 {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use rillflow_core::ExpectedVersion;
 
-use crate::db_conn::DbConn;
-use crate::ledger::{Fate, Intent};
+use crate::client::db_conn::DbConn;
+use crate::hosts::archive::ledger::{Fate, Intent};
 use crate::protocol::{Reply, Request};
 
 /// How one try ended.

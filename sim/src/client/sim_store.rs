@@ -19,7 +19,7 @@ use turmoil::net::TcpStream;
 
 use crate::db::host::DB_PORT;
 use crate::protocol::{Caller, Reply, Request};
-use crate::sim_lease_session::SimLeaseSession;
+use crate::client::sim_lease_session::SimLeaseSession;
 use crate::trace::{sim_now, Trace};
 
 /// Gives up on a request after this long; the machine has long moved on by

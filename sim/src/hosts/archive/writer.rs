@@ -15,9 +15,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rillflow_core::ExpectedVersion;
 
-use crate::append_attempt::{attempt, resend, Attempt};
-use crate::db_conn::DbConn;
-use crate::ledger::{Fate, Intent, Ledger};
+use crate::hosts::archive::append_attempt::{attempt, resend, Attempt};
+use crate::client::db_conn::DbConn;
+use crate::hosts::archive::ledger::{Fate, Intent, Ledger};
 use crate::protocol::{Reply, Request};
 use crate::trace::{sim_now, Trace};
 

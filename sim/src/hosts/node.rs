@@ -16,9 +16,9 @@ use rillflow_core::lease::{ClusterTiming, LeaseConfig, NodeMachine};
 use tokio::sync::{mpsc, watch, Notify};
 use uuid::Uuid;
 
-use crate::sim_batches::SimBatches;
-use crate::sim_session_watch::SimSessionWatch;
-use crate::sim_store::{Pauses, SimLeaseStore};
+use crate::client::sim_batches::SimBatches;
+use crate::client::sim_session_watch::SimSessionWatch;
+use crate::client::sim_store::{Pauses, SimLeaseStore};
 use crate::trace::{sim_now, Belief, Trace};
 
 /// The cluster every simulated node joins.

@@ -17,11 +17,11 @@ use rillflow_adapters::projection::{RuntimeMetrics, WorkerTiming};
 use rillflow_core::ownership::{OwnerTiming, PartitionOwner};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
-use crate::change_notices::{ChangeListener, SimChangeNotices};
-use crate::sim_batches::PROJECTION;
-use crate::sim_ownership_store::SimOwnershipStore;
-use crate::sim_partition_batches::SimPartitionBatches;
-use crate::sim_store::Pauses;
+use crate::client::change_notices::{ChangeListener, SimChangeNotices};
+use crate::client::sim_batches::PROJECTION;
+use crate::client::sim_ownership_store::SimOwnershipStore;
+use crate::client::sim_partition_batches::SimPartitionBatches;
+use crate::client::sim_store::Pauses;
 use crate::trace::{sim_now, Trace};
 
 /// One graceful stop, as the worker carried it out.

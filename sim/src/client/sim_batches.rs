@@ -8,7 +8,7 @@ use rillflow_adapters::projection::{BatchError, BatchOutcome, Batches};
 use rillflow_core::PartitionSpec;
 
 use crate::protocol::{Reply, Request};
-use crate::sim_store::{caller, SimLeaseStore};
+use crate::client::sim_store::{caller, SimLeaseStore};
 use crate::trace::sim_now;
 
 /// The projection the simulation runs.

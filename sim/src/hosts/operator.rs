@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use crate::db_conn::DbConn;
+use crate::client::db_conn::DbConn;
 use crate::protocol::{Reply, Request};
-use crate::sim_batches::PROJECTION;
-use crate::sim_store::micros;
+use crate::client::sim_batches::PROJECTION;
+use crate::client::sim_store::micros;
 use crate::trace::{sim_now, Trace};
 
 /// How long a repartition waits for running batches (`--wait-secs`):

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::protocol::{Reply, Request};
-use crate::sim_store::SimLeaseStore;
+use crate::client::sim_store::SimLeaseStore;
 use crate::trace::{sim_now, Trace};
 
 /// Concurrent writers on the host.

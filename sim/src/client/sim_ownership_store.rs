@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use rillflow_adapters::ownership::{OwnershipError, OwnershipStore, OwnershipView};
 use rillflow_core::ownership::Holder;
 
-use crate::db_conn::DbConn;
+use crate::client::db_conn::DbConn;
 use crate::protocol::{Reply, Request};
-use crate::sim_store::micros;
+use crate::client::sim_store::micros;
 use crate::trace::{sim_now, Trace};
 
 /// A worker's store on the `db` host.
@@ -39,7 +39,7 @@ impl SimOwnershipStore {
     }
 
     /// One request on a connection of its own. Every call has a deadline
-    /// ([`crate::db_conn::CALL_TIMEOUT`]); see the README on why the
+    /// ([`crate::client::db_conn::CALL_TIMEOUT`]); see the README on why the
     /// production driver needs one too.
     async fn call(&self, what: &str, request: &Request) -> Result<Reply, OwnershipError> {
         let error = match DbConn::once(request).await {

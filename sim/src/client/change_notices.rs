@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::TcpStream;
 
-use crate::db_conn::CALL_TIMEOUT;
+use crate::client::db_conn::CALL_TIMEOUT;
 use crate::db::host::DB_PORT;
 use crate::protocol::{Reply, Request};
 

@@ -12,10 +12,10 @@ use rillflow_adapters::ownership::PartitionBatches;
 use rillflow_adapters::projection::{BatchError, BatchOutcome, Batches};
 use rillflow_core::PartitionSpec;
 
-use crate::db_conn::{ConnError, DbConn};
+use crate::client::db_conn::{ConnError, DbConn};
 use crate::protocol::{Reply, Request};
-use crate::sim_batches::PROJECTION;
-use crate::sim_store::Pauses;
+use crate::client::sim_batches::PROJECTION;
+use crate::client::sim_store::Pauses;
 use crate::trace::{sim_now, Trace};
 
 /// Events per batch: small, so catching up takes many batches and faults

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::TcpStream;
 
-use crate::db_conn::CALL_TIMEOUT;
+use crate::client::db_conn::CALL_TIMEOUT;
 use crate::db::host::DB_PORT;
 use crate::protocol::{Reply, Request};
 use crate::trace::{sim_now, Trace};

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use rillflow_adapters::daemon::{LeaseError, SessionWatch};
 
-use crate::db_conn::DbConn;
+use crate::client::db_conn::DbConn;
 use crate::protocol::{Reply, Request};
 
 /// Waits on session locks of the model database.

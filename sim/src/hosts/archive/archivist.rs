@@ -7,9 +7,9 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::archive_writer::STREAMS;
-use crate::db_conn::DbConn;
-use crate::ledger::Ledger;
+use crate::hosts::archive::writer::STREAMS;
+use crate::client::db_conn::DbConn;
+use crate::hosts::archive::ledger::Ledger;
 use crate::protocol::{Reply, Request};
 use crate::trace::{sim_now, Trace};
 

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rillflow_core::archive::{BatchOutcome, BatchRequest, MovePass};
 use uuid::Uuid;
 
-use crate::db_conn::DbConn;
+use crate::client::db_conn::DbConn;
 use crate::protocol::{Reply, Request};
 use crate::trace::{sim_now, Trace};
 
