@@ -5,13 +5,13 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::hosts::archive::writer::{self, WriterSpec};
-use crate::hosts::archive::archivist;
 use crate::client_faults::MOVER;
-use crate::invariants::{conservation, routing, versions, Violation};
+use crate::hosts::archive::archivist;
 use crate::hosts::archive::ledger::Ledger;
-use crate::model::log::event_log::ModelLog;
 use crate::hosts::archive::mover::{self, MoverSpec};
+use crate::hosts::archive::writer::{self, WriterSpec};
+use crate::invariants::{conservation, routing, versions, Violation};
+use crate::model::log::event_log::ModelLog;
 use crate::trace::Trace;
 use crate::world::Params;
 

@@ -5,8 +5,8 @@ use std::fmt;
 
 use rillflow_core::archive::{AppendTarget, Backend};
 
-use crate::model::log::history::{History, Step};
 use crate::hosts::archive::ledger::{Fate, Intent};
+use crate::model::log::history::{History, Step};
 
 /// Counts from one archive run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use rillflow_adapters::daemon::contract;
 use rillflow_adapters::daemon::contract_sessions::{self, SessionHarness};
 
+use crate::client::sim_store::SimLeaseStore;
 use crate::db::{self, SessionTimeouts};
 use crate::exclusive::exclusive;
 use crate::model::db::ModelDb;
-use crate::client::sim_store::SimLeaseStore;
 use crate::trace::Trace;
 
 /// Runs the contract check `name`; a breach panics, as it does against

@@ -8,17 +8,17 @@ use std::time::Duration;
 
 use rillflow_core::ownership::OwnerTiming;
 
+use crate::client::sim_batches::PROJECTION;
+use crate::client::sim_store::Pauses;
+use crate::hosts::operator::{self, OPERATOR};
+use crate::hosts::worker::{self, WorkerSpec, WorkerStops};
+use crate::hosts::writer;
 use crate::invariants::{exactly_once, fair_ownership, graceful_stop, single_owner, Violation};
 use crate::model::db::ModelDb;
 use crate::model::log::event_log::LogEvent;
-use crate::hosts::operator::{self, OPERATOR};
 use crate::ownership_summary::OwnershipSummary;
-use crate::client::sim_batches::PROJECTION;
-use crate::client::sim_store::Pauses;
 use crate::trace::Trace;
-use crate::hosts::worker::{self, WorkerSpec, WorkerStops};
 use crate::world::{self, Outcome, Params};
-use crate::hosts::writer;
 
 /// After the heal the writer has stopped; the workers get this long, past
 /// the liveness bound, to apply what is left.

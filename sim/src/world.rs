@@ -13,25 +13,25 @@ use rillflow_core::lease::LeaseConfig;
 
 use crate::archive_run;
 use crate::archive_summary::ArchiveSummary;
+use crate::client::sim_store::Pauses;
 use crate::client_faults;
 use crate::db::{self, SessionTimeouts};
 use crate::exclusive::exclusive;
 use crate::failover_times::{self, Takeover};
 use crate::faults::{self, Fault, Scenario, FREEZE_START};
+use crate::hosts::archive::ledger::Ledger;
+use crate::hosts::node::{self, NodeSpec, Stops, CLUSTER};
+use crate::hosts::writer;
 use crate::invariants::one_believer::{self, Lifecycle};
 use crate::invariants::session_takeover::SessionTakeover;
 use crate::invariants::{liveness, projections, single_writer, Violation};
-use crate::hosts::archive::ledger::Ledger;
 use crate::model::db::ModelDb;
-use crate::model::log::events::ModelEvents;
 use crate::model::log::event_log::ModelLog;
-use crate::hosts::node::{self, NodeSpec, Stops, CLUSTER};
+use crate::model::log::events::ModelEvents;
 use crate::ownership_plan::OwnershipPlan;
 use crate::ownership_run;
 use crate::ownership_summary::OwnershipSummary;
-use crate::client::sim_store::Pauses;
 use crate::trace::{Trace, TraceEvent};
-use crate::hosts::writer;
 
 /// Everything a run derives from its seed.
 #[derive(Debug, Clone)]
@@ -286,9 +286,7 @@ pub fn run(params: &Params) -> Outcome {
     }
     if params.scenario == Scenario::Projections {
         let (seed, stop_at, trace) = (params.seed, params.heal_at, trace.clone());
-        sim.host("writer", move || {
-            writer::run(seed, stop_at, trace.clone())
-        });
+        sim.host("writer", move || writer::run(seed, stop_at, trace.clone()));
     }
     let ledger = Ledger::default();
     if params.scenario == Scenario::Archive {
@@ -445,9 +443,7 @@ pub(crate) fn serve_db(
         lock: pool.lock_timeout,
         idle_in_transaction: idle,
     };
-    sim.host("db", move || {
-        db::serve(db.clone(), trace.clone(), timeouts)
-    });
+    sim.host("db", move || db::serve(db.clone(), trace.clone(), timeouts));
 }
 
 /// The end of the safety phase: whatever a fault left behind (a freeze the

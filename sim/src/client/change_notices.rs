@@ -12,7 +12,7 @@ use turmoil::net::TcpStream;
 
 use crate::client::db_conn::CALL_TIMEOUT;
 use crate::db::host::DB_PORT;
-use crate::protocol::{Reply, Request};
+use crate::protocol::{OwnershipRequest, Reply, Request};
 
 /// A subscription to change notices.
 pub struct ChangeListener {
@@ -46,7 +46,8 @@ impl ChangeListener {
                 .map_err(|e| e.to_string())?;
             let (read, mut write) = stream.into_split();
             let mut line =
-                serde_json::to_string(&Request::ListenChanges).expect("requests serialize");
+                serde_json::to_string(&Request::Ownership(OwnershipRequest::ListenChanges))
+                    .expect("requests serialize");
             line.push('\n');
             write
                 .write_all(line.as_bytes())

@@ -7,8 +7,8 @@ use rillflow_adapters::daemon::{LeaseError, NodeIdentity};
 use rillflow_adapters::projection::{BatchError, BatchOutcome, Batches};
 use rillflow_core::PartitionSpec;
 
-use crate::protocol::{Reply, Request};
 use crate::client::sim_store::{caller, SimLeaseStore};
+use crate::protocol::{LogRequest, Reply, Request};
 use crate::trace::sim_now;
 
 /// The projection the simulation runs.
@@ -52,11 +52,11 @@ impl Batches for SimBatches {
             );
             tokio::time::sleep(length).await;
         }
-        let request = Request::ProjectBatch {
+        let request = Request::Log(LogRequest::ProjectBatch {
             caller: caller(&self.node),
             epoch,
             limit: LIMIT,
-        };
+        });
         match self.store.call(&request).await {
             Ok(Reply::Batch { applied: 0 }) => Ok(BatchOutcome::Idle),
             Ok(Reply::Batch { applied }) => Ok(BatchOutcome::Applied {

@@ -6,7 +6,7 @@
 //! statement, and a lease bound to the old key is then lost.
 //!
 //! Unlike on Postgres, statements do not travel on the session's connection
-//! but name it (see `Request::OpenSession` for why), so they do not queue
+//! but name it (see `Request::Lease(LeaseRequest::OpenSession)` for why), so they do not queue
 //! behind each other either: one lost in a partition holds up nothing,
 //! where TCP's resending would hold up the next only until the link heals.
 
@@ -18,7 +18,7 @@ use turmoil::net::TcpStream;
 
 use crate::client::db_conn::CALL_TIMEOUT;
 use crate::db::host::DB_PORT;
-use crate::protocol::{Reply, Request};
+use crate::protocol::{LeaseRequest, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
 /// An open session: its id and the connection it lives as long as.
@@ -78,9 +78,9 @@ impl SimLeaseSession {
             .await
             .map_err(unavailable)?;
         let (read, mut write) = stream.into_split();
-        let mut line = serde_json::to_string(&Request::OpenSession {
+        let mut line = serde_json::to_string(&Request::Lease(LeaseRequest::OpenSession {
             node: self.node.clone(),
-        })
+        }))
         .expect("requests serialize");
         line.push('\n');
         write

@@ -12,8 +12,8 @@ use rillflow_adapters::ownership::{OwnershipError, OwnershipStore, OwnershipView
 use rillflow_core::ownership::Holder;
 
 use crate::client::db_conn::DbConn;
-use crate::protocol::{Reply, Request};
 use crate::client::sim_store::micros;
+use crate::protocol::{OwnershipRequest, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
 /// A worker's store on the `db` host.
@@ -65,11 +65,11 @@ impl OwnershipStore for SimOwnershipStore {
         worker: &str,
         ttl: Duration,
     ) -> Result<OwnershipView, OwnershipError> {
-        let request = Request::OwnerSync {
+        let request = Request::Ownership(OwnershipRequest::OwnerSync {
             projection: projection.to_owned(),
             worker: worker.to_owned(),
             ttl_us: micros(ttl),
-        };
+        });
         match self.call("sync", &request).await? {
             Reply::OwnershipView {
                 partitions,
@@ -94,12 +94,12 @@ impl OwnershipStore for SimOwnershipStore {
         worker: &str,
         ttl: Duration,
     ) -> Result<Option<u64>, OwnershipError> {
-        let request = Request::OwnerClaim {
+        let request = Request::Ownership(OwnershipRequest::OwnerClaim {
             projection: projection.to_owned(),
             partition,
             worker: worker.to_owned(),
             ttl_us: micros(ttl),
-        };
+        });
         match self.call("claim", &request).await? {
             Reply::Claimed { epoch } => Ok(epoch),
             other => Err(unexpected(other)),
@@ -113,12 +113,12 @@ impl OwnershipStore for SimOwnershipStore {
         epoch: u64,
         ttl: Duration,
     ) -> Result<bool, OwnershipError> {
-        let request = Request::OwnerRenew {
+        let request = Request::Ownership(OwnershipRequest::OwnerRenew {
             projection: projection.to_owned(),
             partition,
             epoch,
             ttl_us: micros(ttl),
-        };
+        });
         match self.call("renew", &request).await? {
             Reply::Held { held } => Ok(held),
             other => Err(unexpected(other)),
@@ -131,11 +131,11 @@ impl OwnershipStore for SimOwnershipStore {
         partition: u32,
         epoch: u64,
     ) -> Result<(), OwnershipError> {
-        let request = Request::OwnerRelease {
+        let request = Request::Ownership(OwnershipRequest::OwnerRelease {
             projection: projection.to_owned(),
             partition,
             epoch,
-        };
+        });
         match self.call("release", &request).await? {
             Reply::Done => Ok(()),
             other => Err(unexpected(other)),
@@ -143,10 +143,10 @@ impl OwnershipStore for SimOwnershipStore {
     }
 
     async fn leave(&self, projection: &str, worker: &str) -> Result<(), OwnershipError> {
-        let request = Request::OwnerLeave {
+        let request = Request::Ownership(OwnershipRequest::OwnerLeave {
             projection: projection.to_owned(),
             worker: worker.to_owned(),
-        };
+        });
         match self.call("leave", &request).await? {
             Reply::Done => Ok(()),
             other => Err(unexpected(other)),

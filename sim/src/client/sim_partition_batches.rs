@@ -13,9 +13,9 @@ use rillflow_adapters::projection::{BatchError, BatchOutcome, Batches};
 use rillflow_core::PartitionSpec;
 
 use crate::client::db_conn::{ConnError, DbConn};
-use crate::protocol::{Reply, Request};
 use crate::client::sim_batches::PROJECTION;
 use crate::client::sim_store::Pauses;
+use crate::protocol::{OwnershipRequest, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
 /// Events per batch: small, so catching up takes many batches and faults
@@ -140,14 +140,14 @@ impl OneBatch {
     async fn run(&self, epoch: u64) -> Result<BatchOutcome, BatchError> {
         let (key, total) = (self.partition.key(), self.partition.total());
         let mut conn = DbConn::connect().await.map_err(broken)?;
-        let begin = Request::PartitionBegin {
+        let begin = Request::Ownership(OwnershipRequest::PartitionBegin {
             projection: PROJECTION.to_owned(),
             worker: self.worker.clone(),
             partition: key,
             total,
             epoch,
             limit: LIMIT,
-        };
+        });
         let (txn, read) = match conn.call(&begin).await.map_err(broken)? {
             Reply::BatchOpened { txn, read } => (txn, read),
             Reply::BatchIdle => return Ok(BatchOutcome::Idle),
@@ -167,7 +167,9 @@ impl OneBatch {
             self.freeze(length, txn, epoch).await;
         }
         match conn
-            .call(&Request::PartitionCommit { txn })
+            .call(&Request::Ownership(OwnershipRequest::PartitionCommit {
+                txn,
+            }))
             .await
             .map_err(broken)?
         {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rillflow_adapters::daemon::{LeaseError, SessionWatch};
 
 use crate::client::db_conn::DbConn;
-use crate::protocol::{Reply, Request};
+use crate::protocol::{LeaseRequest, Reply, Request};
 
 /// Waits on session locks of the model database.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,7 +28,10 @@ impl SessionWatch for SimSessionWatch {
         // The call's own deadline outlasts the host's lock timeout by a
         // round trip; a reply lost in a partition fails the waiter, and
         // the loop opens another (TCP would have resent it).
-        match conn.call(&Request::WaitSessionEnd { key }).await {
+        match conn
+            .call(&Request::Lease(LeaseRequest::WaitSessionEnd { key }))
+            .await
+        {
             Ok(Reply::Waited { ended }) => Ok(ended),
             Ok(other) => Err(LeaseError::Unavailable(format!(
                 "unexpected reply to a wait: {other:?}"

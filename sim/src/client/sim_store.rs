@@ -17,9 +17,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::TcpStream;
 
-use crate::db::host::DB_PORT;
-use crate::protocol::{Caller, Reply, Request};
 use crate::client::sim_lease_session::SimLeaseSession;
+use crate::db::host::DB_PORT;
+use crate::protocol::{Caller, LeaseRequest, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
 /// Gives up on a request after this long; the machine has long moved on by
@@ -209,15 +209,15 @@ impl FencedWrites for SimLeaseStore {
             tokio::time::sleep(length).await;
         }
         let request = match self.pauses.take_freeze(&node.node) {
-            Some(freeze) => Request::FrozenFencedWrite {
+            Some(freeze) => Request::Lease(LeaseRequest::FrozenFencedWrite {
                 caller: caller(node),
                 epoch,
                 freeze_us: micros(freeze),
-            },
-            None => Request::FencedWrite {
+            }),
+            None => Request::Lease(LeaseRequest::FencedWrite {
                 caller: caller(node),
                 epoch,
-            },
+            }),
         };
         match self.call(&request).await? {
             Reply::Done => Ok(true),
@@ -244,7 +244,8 @@ impl ReleaseNotices for SimLeaseStore {
             .await
             .map_err(unavailable)?;
         let (read, mut write) = stream.into_split();
-        let mut line = serde_json::to_string(&Request::Listen).expect("requests serialize");
+        let mut line = serde_json::to_string(&Request::Lease(LeaseRequest::Listen))
+            .expect("requests serialize");
         line.push('\n');
         write
             .write_all(line.as_bytes())
@@ -289,11 +290,11 @@ impl LeaseStore for SimLeaseStore {
         min_cold_standbys: u32,
         timing: &ClusterTiming,
     ) -> Result<(), LeaseError> {
-        let request = Request::Register {
+        let request = Request::Lease(LeaseRequest::Register {
             caller: caller(node),
             min_cold_standbys,
             timing: *timing,
-        };
+        });
         match self.call(&request).await? {
             Reply::Done => Ok(()),
             other => Err(unexpected(other)),
@@ -307,11 +308,11 @@ impl LeaseStore for SimLeaseStore {
         epoch: u64,
     ) -> Result<ClusterView, LeaseError> {
         match self
-            .call(&Request::Heartbeat {
+            .call(&Request::Lease(LeaseRequest::Heartbeat {
                 caller: caller(node),
                 role,
                 epoch,
-            })
+            }))
             .await?
         {
             Reply::View(view) => Ok(view),
@@ -330,11 +331,13 @@ impl LeaseStore for SimLeaseStore {
         ttl: Duration,
         grace: Duration,
     ) -> Result<AcquireOutcome, LeaseError> {
-        let request = |session| Request::TryAcquire {
-            caller: caller(node),
-            ttl_us: micros(ttl),
-            grace_us: micros(grace),
-            session,
+        let request = |session| {
+            Request::Lease(LeaseRequest::TryAcquire {
+                caller: caller(node),
+                ttl_us: micros(ttl),
+                grace_us: micros(grace),
+                session,
+            })
         };
         match self.on_session(request).await? {
             Reply::Granted { epoch, valid_us } => Ok(AcquireOutcome::Granted(Grant {
@@ -352,11 +355,13 @@ impl LeaseStore for SimLeaseStore {
         epoch: u64,
         ttl: Duration,
     ) -> Result<RenewOutcome, LeaseError> {
-        let request = |session| Request::Renew {
-            caller: caller(node),
-            epoch,
-            ttl_us: micros(ttl),
-            session,
+        let request = |session| {
+            Request::Lease(LeaseRequest::Renew {
+                caller: caller(node),
+                epoch,
+                ttl_us: micros(ttl),
+                session,
+            })
         };
         // On a new session a lease bound to the old one is lost, which is
         // what the node must learn.
@@ -373,10 +378,10 @@ impl LeaseStore for SimLeaseStore {
         self.trace
             .record_release(&node.node, sim_now(), format!("releases epoch {epoch}"));
         match self
-            .call(&Request::Release {
+            .call(&Request::Lease(LeaseRequest::Release {
                 caller: caller(node),
                 epoch,
-            })
+            }))
             .await?
         {
             Reply::Done => Ok(()),
@@ -386,9 +391,9 @@ impl LeaseStore for SimLeaseStore {
 
     async fn mark_stopped(&self, node: &NodeIdentity) -> Result<(), LeaseError> {
         match self
-            .call(&Request::MarkStopped {
+            .call(&Request::Lease(LeaseRequest::MarkStopped {
                 caller: caller(node),
-            })
+            }))
             .await?
         {
             Reply::Done => Ok(()),

@@ -1,22 +1,24 @@
 //! The `db` host: serves the model database over turmoil's TCP, with the
 //! row lock a fenced transaction holds on its cluster and the session
-//! timeouts the daemon's connections run with.
+//! timeouts the daemon's connections run with. Each request is routed once,
+//! by its domain, to that domain's handler here (`lease.rs`,
+//! `ownership.rs`, or the model directly), which applies it to the model
+//! and does what spans time or connections.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::sync::mpsc;
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::{TcpListener, TcpStream};
 
-use crate::model::log::archive_requests;
+use super::listeners::Listeners;
+use super::locks::Locks;
 use crate::db::sessions;
-use crate::model::log::history::Step;
 use crate::model::db::ModelDb;
-use crate::model::ownership::requests::ModelOwnership;
-use crate::protocol::{Caller, Reply, Request};
+use crate::model::log::archive_requests;
+use crate::model::log::history::Step;
+use crate::protocol::{ArchiveRequest, LogRequest, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
 pub(crate) async fn send(write: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
@@ -35,38 +37,6 @@ pub struct SessionTimeouts {
     pub lock: Duration,
     /// How long a transaction may sit idle before the server ends it.
     pub idle_in_transaction: Duration,
-}
-
-/// Shared by one incarnation of the host: which clusters' rows are locked
-/// by an open fenced transaction. A restart forgets them, as a database
-/// restart ends every transaction.
-#[derive(Debug, Clone, Default)]
-struct Locks(Arc<Mutex<BTreeSet<String>>>);
-
-impl Locks {
-    fn held(&self, cluster: &str) -> bool {
-        self.0.lock().expect("locks").contains(cluster)
-    }
-
-    fn take(&self, cluster: &str) {
-        self.0.lock().expect("locks").insert(cluster.to_owned());
-    }
-
-    fn free(&self, cluster: &str) {
-        self.0.lock().expect("locks").remove(cluster);
-    }
-
-    /// Waits up to `limit` for the cluster row to be free.
-    async fn wait(&self, cluster: &str, limit: Duration) -> bool {
-        let start = tokio::time::Instant::now();
-        while self.held(cluster) {
-            if start.elapsed() >= limit {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        true
-    }
 }
 
 /// Runs the database host until it is crashed. `db` is the committed state,
@@ -105,44 +75,59 @@ pub async fn serve(
     }
 }
 
-/// The connections subscribed to one channel of notices (LISTEN), per
-/// incarnation: release notices, or ownership changes.
-#[derive(Debug, Clone, Default)]
-struct Listeners(Arc<Mutex<Vec<mpsc::UnboundedSender<Reply>>>>);
-
-impl Listeners {
-    fn add(&self) -> mpsc::UnboundedReceiver<Reply> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.0.lock().expect("listeners").push(tx);
-        rx
-    }
-
-    /// Delivers a notice to every live subscription (NOTIFY).
-    fn notify(&self, notice: &Reply) {
-        self.0
-            .lock()
-            .expect("listeners")
-            .retain(|tx| tx.send(notice.clone()).is_ok());
-    }
-}
-
 /// A transaction bound to a connection: it ends with the connection, or
 /// when the server ends it for sitting idle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OpenTx {
+pub(super) enum OpenTx {
     /// An append, by transaction id.
     Append(u64),
     /// A partition batch, by transaction.
     Batch(u64),
 }
 
-struct Session {
-    db: Arc<Mutex<ModelDb>>,
-    trace: Trace,
-    locks: Locks,
-    listeners: Listeners,
-    changes: Listeners,
-    timeouts: SessionTimeouts,
+/// A channel of notices a connection may subscribe to (LISTEN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Channel {
+    /// Lease releases.
+    Releases,
+    /// Ownership changes (`rf_partition_changes`).
+    Changes,
+}
+
+/// What a request leaves its connection to do.
+// One per request, moved straight into the connection loop: boxing the
+// reply would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// Send `reply` and read the next request; `ends` is the transaction
+    /// the request ended, if it was one.
+    Reply {
+        /// The reply.
+        reply: Reply,
+        /// The transaction ended.
+        ends: Option<OpenTx>,
+    },
+    /// From here on the connection only holds this node's lease session.
+    HoldSession(String),
+    /// From here on the connection only carries notices.
+    Subscribe(Channel),
+}
+
+impl From<Reply> for Answer {
+    fn from(reply: Reply) -> Answer {
+        Answer::Reply { reply, ends: None }
+    }
+}
+
+/// One connection's side of the host.
+pub(super) struct Session {
+    pub(super) db: Arc<Mutex<ModelDb>>,
+    pub(super) trace: Trace,
+    pub(super) locks: Locks,
+    pub(super) listeners: Listeners,
+    pub(super) changes: Listeners,
+    pub(super) timeouts: SessionTimeouts,
 }
 
 impl Session {
@@ -191,16 +176,21 @@ impl Session {
             let Some(line) = next else {
                 return Ok(());
             };
-            let reply = match serde_json::from_str::<Request>(&line) {
-                Ok(Request::OpenSession { node }) => {
-                    // From here on this connection only holds the session.
+            let request = match serde_json::from_str::<Request>(&line) {
+                Ok(request) => request,
+                Err(e) => {
+                    send(write, &Reply::Failed(format!("bad request: {e}"))).await?;
+                    continue;
+                }
+            };
+            let reply = match self.execute(request).await {
+                Answer::HoldSession(node) => {
                     return sessions::hold(&self.db, &self.trace, &node, lines, write).await;
                 }
-                Ok(request @ (Request::Listen | Request::ListenChanges)) => {
-                    // From here on this connection only carries notices.
-                    let channel = match request {
-                        Request::Listen => &self.listeners,
-                        _ => &self.changes,
+                Answer::Subscribe(channel) => {
+                    let channel = match channel {
+                        Channel::Releases => &self.listeners,
+                        Channel::Changes => &self.changes,
                     };
                     let mut notices = channel.add();
                     send(write, &Reply::Done).await?;
@@ -209,13 +199,7 @@ impl Session {
                     }
                     return Ok(());
                 }
-                Ok(request) => {
-                    let ends = match &request {
-                        Request::AppendEnd { xid, .. } => Some(OpenTx::Append(*xid)),
-                        Request::PartitionCommit { txn } => Some(OpenTx::Batch(*txn)),
-                        _ => None,
-                    };
-                    let reply = self.execute(request).await;
+                Answer::Reply { reply, ends } => {
                     match reply {
                         Reply::Appended { xid, .. } => *open = Some(OpenTx::Append(xid)),
                         Reply::BatchOpened { txn, .. } => *open = Some(OpenTx::Batch(txn)),
@@ -226,104 +210,56 @@ impl Session {
                     }
                     reply
                 }
-                Err(e) => Reply::Failed(format!("bad request: {e}")),
             };
             send(write, &reply).await?;
         }
     }
 
-    async fn execute(&self, request: Request) -> Reply {
+    /// The one place a request is routed: to its domain's handler.
+    async fn execute(&self, request: Request) -> Answer {
         match request {
-            Request::FrozenFencedWrite {
-                caller,
-                epoch,
-                freeze_us,
-            } => {
-                self.frozen_write(caller, epoch, Duration::from_micros(freeze_us))
-                    .await
-            }
-            // Statements that update the cluster row wait for an open
-            // fenced transaction's lock, up to the lock timeout.
-            Request::TryAcquire { ref caller, .. }
-            | Request::Renew { ref caller, .. }
-            | Request::Release { ref caller, .. } => {
-                if !self.locks.wait(&caller.cluster, self.timeouts.lock).await {
-                    return lock_timeout();
-                }
-                let released = match &request {
-                    Request::Release { caller, .. } => Some(caller.clone()),
-                    _ => None,
-                };
-                let (reply, notify) = self.apply(|db, now| {
-                    let before = released.as_ref().and_then(|c| db.leader(&c.cluster));
-                    let reply = db.apply(now, request);
-                    let notify = released.filter(|c| {
-                        before.as_deref() == Some(c.node.as_str())
-                            && db.leader(&c.cluster).is_none()
-                    });
-                    (reply, notify)
-                });
-                // Delivered after the change is applied, as NOTIFY is on commit.
-                if let Some(c) = notify {
-                    self.listeners
-                        .notify(&Reply::Released { cluster: c.cluster });
-                }
-                reply
-            }
-            Request::WaitSessionEnd { key } => {
-                sessions::wait_ended(&self.db, key, self.timeouts.lock).await
-            }
-            other if archive_requests::waits_for_locks(&other) => self.apply_waiting(other).await,
-            other if ModelOwnership::handles(&other) => {
-                let limit = ModelOwnership::wait_limit(&other, self.timeouts.lock);
-                let start = tokio::time::Instant::now();
-                let reply = self.wait_for_locks(&other, limit).await;
-                let waited = start.elapsed();
-                // Claims and repartitions that waited, and anything held
-                // up longer than a round trip (a frozen or cut-off batch):
-                // the fence's lock at work. Renewals waiting a moment for
-                // the owner's own batch are the common case.
-                let contended = matches!(
-                    other,
-                    Request::OwnerClaim { .. } | Request::Repartition { .. }
-                );
-                if !waited.is_zero() && (contended || waited >= Duration::from_millis(50)) {
-                    let what = ModelOwnership::describe(&other);
-                    let outcome = if reply.is_some() {
-                        "then ran"
-                    } else {
-                        "then timed out"
-                    };
-                    self.trace.record(
-                        sim_now(),
-                        "db",
-                        format!("{what} waited {waited:?} for a running batch, {outcome}"),
-                    );
-                }
-                reply.unwrap_or_else(|| {
-                    self.apply(|db, _| db.ownership.gave_up(&other));
-                    lock_timeout()
-                })
-            }
-            other => self.apply(|db, now| db.apply(now, other)),
+            Request::Lease(request) => self.lease(request).await,
+            Request::Log(request) => self.log(request),
+            Request::Archive(request) => self.archive(request).await.into(),
+            Request::Ownership(request) => self.ownership(request).await,
         }
     }
 
-    /// Applies a request that needs row or table locks: while the model
-    /// answers `Busy` (an open append holds one), waits and asks again, up
-    /// to the lock timeout.
-    async fn apply_waiting(&self, request: Request) -> Reply {
-        self.wait_for_locks(&request, self.timeouts.lock)
-            .await
-            .unwrap_or_else(lock_timeout)
+    /// Appends and the hot/cold projection's batches: single statements,
+    /// applied at once; `AppendEnd` ends the connection's transaction.
+    fn log(&self, request: LogRequest) -> Answer {
+        let ends = match &request {
+            LogRequest::AppendEnd { xid, .. } => Some(OpenTx::Append(*xid)),
+            _ => None,
+        };
+        let reply = self.apply(|db, now| db.apply_log(now, request));
+        Answer::Reply { reply, ends }
     }
 
-    /// Applies `request`, asking again every millisecond while the model
-    /// answers `Busy`, for up to `limit`; None when the limit ran out.
-    async fn wait_for_locks(&self, request: &Request, limit: Duration) -> Option<Reply> {
+    /// The archive scenario's requests; those that need row or table locks
+    /// wait for them, up to the lock timeout.
+    async fn archive(&self, request: ArchiveRequest) -> Reply {
+        let apply = |db: &mut ModelDb, now| archive_requests::apply(&mut db.log, now, &request);
+        if archive_requests::waits_for_locks(&request) {
+            self.wait_for_locks(self.timeouts.lock, apply)
+                .await
+                .unwrap_or_else(lock_timeout)
+        } else {
+            self.apply(apply)
+        }
+    }
+
+    /// Applies `f`, asking again every millisecond while the model answers
+    /// `Busy` (an open transaction holds a lock it needs), for up to
+    /// `limit`; None when the limit ran out.
+    pub(super) async fn wait_for_locks(
+        &self,
+        limit: Duration,
+        f: impl Fn(&mut ModelDb, Duration) -> Reply,
+    ) -> Option<Reply> {
         let start = tokio::time::Instant::now();
         loop {
-            let reply = self.apply(|db, now| db.apply(now, request.clone()));
+            let reply = self.apply(&f);
             if reply != Reply::Busy {
                 return Some(reply);
             }
@@ -336,7 +272,7 @@ impl Session {
 
     /// Applies `f` atomically at the current database time and traces the
     /// grants, writes and refusals it made.
-    fn apply<T>(&self, f: impl FnOnce(&mut ModelDb, Duration) -> T) -> T {
+    pub(super) fn apply<T>(&self, f: impl FnOnce(&mut ModelDb, Duration) -> T) -> T {
         let now = sim_now();
         let mut db = self.db.lock().expect("db lock");
         let (grants, writes, refused) = (db.grants.len(), db.writes.len(), db.refused_writes);
@@ -374,52 +310,9 @@ impl Session {
         }
         out
     }
-
-    /// The fence check takes the row lock; the client then freezes, cut off
-    /// the network, and the server ends its transaction once it has been
-    /// idle for the idle-in-transaction timeout.
-    async fn frozen_write(&self, caller: Caller, epoch: u64, freeze: Duration) -> Reply {
-        if !self.apply(|db, now| db.fence_admits(now, &caller, epoch)) {
-            return Reply::Fenced;
-        }
-        self.locks.take(&caller.cluster);
-        self.trace.record_freeze(
-            &caller.node,
-            sim_now(),
-            format!("frozen {freeze:?} inside a transaction of epoch {epoch}"),
-        );
-        turmoil::hold(caller.node.as_str(), "db");
-        let node = caller.node.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(freeze).await;
-            turmoil::release(node.as_str(), "db");
-        });
-        let idle = self.timeouts.idle_in_transaction;
-        tokio::time::sleep(freeze.min(idle)).await;
-        if freeze >= idle {
-            self.locks.free(&caller.cluster);
-            self.trace.record(
-                sim_now(),
-                "db",
-                format!(
-                    "ended the idle transaction of {} (epoch {epoch})",
-                    caller.node
-                ),
-            );
-            return Reply::Failed(
-                "terminating connection due to idle-in-transaction timeout".to_owned(),
-            );
-        }
-        let reply = self.apply(|db, now| {
-            db.commit_write(now, &caller, epoch);
-            Reply::Done
-        });
-        self.locks.free(&caller.cluster);
-        reply
-    }
 }
 
-fn lock_timeout() -> Reply {
+pub(super) fn lock_timeout() -> Reply {
     Reply::Failed("canceling statement due to lock timeout".to_owned())
 }
 

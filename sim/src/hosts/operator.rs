@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use crate::client::db_conn::DbConn;
-use crate::protocol::{Reply, Request};
 use crate::client::sim_batches::PROJECTION;
 use crate::client::sim_store::micros;
+use crate::protocol::{OwnershipRequest, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
 /// How long a repartition waits for running batches (`--wait-secs`):
@@ -24,11 +24,11 @@ pub async fn run(plan: Vec<(Duration, u32)>, stop_at: Duration, trace: Trace) ->
         if let Some(wait) = at.checked_sub(sim_now()) {
             tokio::time::sleep(wait).await;
         }
-        let request = Request::Repartition {
+        let request = Request::Ownership(OwnershipRequest::Repartition {
             projection: PROJECTION.to_owned(),
             to,
             wait_us: micros(WAIT),
-        };
+        });
         while sim_now() < stop_at {
             let reply = DbConn::once(&request).await;
             trace.record(

@@ -7,8 +7,8 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::protocol::{Reply, Request};
 use crate::client::sim_store::SimLeaseStore;
+use crate::protocol::{LogRequest, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
 /// Concurrent writers on the host.
@@ -52,14 +52,19 @@ pub async fn run_streams(
                         .await
                         .map(|(xid, commit)| (xid, commit, hold / 2))
                 } else {
-                    match store.call(&Request::AppendBegin { stream, events }).await {
+                    match store
+                        .call(&Request::Log(LogRequest::AppendBegin { stream, events }))
+                        .await
+                    {
                         Ok(Reply::AppendStarted { xid }) => Some((xid, commit, hold)),
                         _ => None,
                     }
                 };
                 if let Some((xid, commit, hold)) = begun {
                     tokio::time::sleep(hold).await;
-                    let ended = store.call(&Request::AppendEnd { xid, commit }).await;
+                    let ended = store
+                        .call(&Request::Log(LogRequest::AppendEnd { xid, commit }))
+                        .await;
                     if !matches!(ended, Ok(Reply::Done)) {
                         trace.record(sim_now(), "writer", format!("append {xid} lost: {ended:?}"));
                     }
@@ -83,7 +88,8 @@ async fn work_first(
     working: Duration,
     trace: &Trace,
 ) -> Option<(u64, bool)> {
-    let Ok(Reply::AppendStarted { xid }) = store.call(&Request::WorkBegin).await else {
+    let Ok(Reply::AppendStarted { xid }) = store.call(&Request::Log(LogRequest::WorkBegin)).await
+    else {
         return None;
     };
     tokio::time::sleep(working).await;
@@ -92,11 +98,11 @@ async fn work_first(
         return Some((xid, true));
     }
     let appended = store
-        .call(&Request::AppendInWork {
+        .call(&Request::Log(LogRequest::AppendInWork {
             xid,
             stream,
             events,
-        })
+        }))
         .await;
     match appended {
         Ok(Reply::Done) => Some((xid, rng.random_bool(0.9))),

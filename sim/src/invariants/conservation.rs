@@ -12,12 +12,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::model::log::history::{Entry, Step};
 use crate::hosts::archive::ledger::{read_problem, Fate, Intent};
-use crate::model::log::events::ModelEvents;
 use crate::model::log::event_log::ModelLog;
-use crate::protocol::StreamRow;
+use crate::model::log::events::ModelEvents;
+use crate::model::log::history::{Entry, Step};
 use crate::model::log::tiers::{Cursor, Tier};
+use crate::protocol::StreamRow;
 
 use super::Violation;
 

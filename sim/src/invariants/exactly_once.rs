@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::model::log::event_log::LogEvent;
-use crate::model::ownership::history::Applied;
 use crate::model::log::tiers::Cursor;
+use crate::model::ownership::history::Applied;
 
 use super::Violation;
 

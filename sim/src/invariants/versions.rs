@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use rillflow_core::archive::read_plan;
 
-use crate::model::log::history::{Entry, Step};
 use crate::hosts::archive::ledger::{Fate, Intent, PER_INTENT};
 use crate::model::log::events::ModelEvents;
+use crate::model::log::history::{Entry, Step};
 use crate::model::log::tiers::Cursor;
 
 use super::Violation;

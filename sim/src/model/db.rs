@@ -11,12 +11,14 @@ use std::time::Duration;
 use rillflow_core::lease::{ClusterTiming, ClusterView, LeaseSession, NodeRole, NodeView};
 use uuid::Uuid;
 
-use crate::model::log::archive_requests;
 use crate::model::lease::sessions::LeaseSessions;
-use crate::model::log::events::Outcome;
+use crate::model::log::archive_requests;
 use crate::model::log::event_log::ModelLog;
+use crate::model::log::events::Outcome;
 use crate::model::ownership::requests::ModelOwnership;
-use crate::protocol::{Caller, Reply, Request};
+use crate::protocol::{
+    ArchiveRequest, Caller, LeaseRequest, LogRequest, OwnershipRequest, Reply, Request,
+};
 
 #[derive(Debug, Clone)]
 struct ClusterRow {
@@ -103,20 +105,32 @@ fn signed_ms(later: Duration, earlier: Duration) -> i64 {
 }
 
 impl ModelDb {
-    /// Applies one request at database time `now`.
+    /// Applies one request at database time `now`, routed by its domain.
+    /// The database host calls the domains' methods itself, around the
+    /// waiting each needs; this is the same without the waiting.
     pub fn apply(&mut self, now: Duration, request: Request) -> Reply {
         match request {
-            Request::Register {
+            Request::Lease(request) => self.apply_lease(now, request),
+            Request::Log(request) => self.apply_log(now, request),
+            Request::Archive(request) => self.apply_archive(now, &request),
+            Request::Ownership(request) => self.apply_ownership(now, &request),
+        }
+    }
+
+    /// Applies a request of the lease domain.
+    pub fn apply_lease(&mut self, now: Duration, request: LeaseRequest) -> Reply {
+        match request {
+            LeaseRequest::Register {
                 caller,
                 min_cold_standbys,
                 timing,
             } => self.register(now, &caller, min_cold_standbys, timing),
-            Request::Heartbeat {
+            LeaseRequest::Heartbeat {
                 caller,
                 role,
                 epoch,
             } => self.heartbeat(now, &caller, role, epoch),
-            Request::TryAcquire {
+            LeaseRequest::TryAcquire {
                 caller,
                 ttl_us,
                 grace_us,
@@ -128,30 +142,45 @@ impl ModelDb {
                 Duration::from_micros(grace_us),
                 session,
             ),
-            Request::Renew {
+            LeaseRequest::Renew {
                 caller,
                 epoch,
                 ttl_us,
                 session,
             } => self.renew(now, &caller, epoch, Duration::from_micros(ttl_us), session),
-            Request::Release { caller, epoch } => self.release(now, &caller, epoch),
-            Request::MarkStopped { caller } => {
+            LeaseRequest::Release { caller, epoch } => self.release(now, &caller, epoch),
+            LeaseRequest::MarkStopped { caller } => {
                 if let Some(row) = self.own_row(&caller) {
                     row.role = NodeRole::Stopped;
                 }
                 Reply::Done
             }
-            Request::FencedWrite { caller, epoch } => self.fenced_write(now, &caller, epoch),
-            Request::AppendBegin { stream, events } => {
+            LeaseRequest::FencedWrite { caller, epoch } => self.fenced_write(now, &caller, epoch),
+            // The database host runs these itself: they span time or
+            // connections.
+            LeaseRequest::FrozenFencedWrite { .. }
+            | LeaseRequest::Listen
+            | LeaseRequest::OpenSession { .. }
+            | LeaseRequest::WaitSessionEnd { .. } => {
+                Reply::Failed("handled by the database host".to_owned())
+            }
+        }
+    }
+
+    /// Applies a request of the event log domain; a hot/cold projection
+    /// batch is fenced by the lease.
+    pub fn apply_log(&mut self, now: Duration, request: LogRequest) -> Reply {
+        match request {
+            LogRequest::AppendBegin { stream, events } => {
                 match self.log.begin_append(now, stream, events) {
                     Some(xid) => Reply::AppendStarted { xid },
                     None => Reply::Busy,
                 }
             }
-            Request::WorkBegin => Reply::AppendStarted {
+            LogRequest::WorkBegin => Reply::AppendStarted {
                 xid: self.log.events_mut().begin_work(),
             },
-            Request::AppendInWork {
+            LogRequest::AppendInWork {
                 xid,
                 stream,
                 events,
@@ -163,49 +192,29 @@ impl ModelDb {
                 }
                 other => Reply::Failed(format!("append in {xid}: {other:?}")),
             },
-            Request::AppendEnd { xid, commit } => {
+            LogRequest::AppendEnd { xid, commit } => {
                 if self.log.end_append(now, xid, commit) {
                     Reply::Done
                 } else {
                     Reply::Failed(format!("no open transaction {xid}"))
                 }
             }
-            Request::ProjectBatch {
+            LogRequest::ProjectBatch {
                 caller,
                 epoch,
                 limit,
             } => self.project_batch(now, &caller, epoch, limit),
-            request @ (Request::Append { .. }
-            | Request::ReadStream { .. }
-            | Request::Mark { .. }
-            | Request::Reactivate { .. }
-            | Request::SetRedirect { .. }
-            | Request::MoveStart { .. }
-            | Request::MoveBatch { .. }
-            | Request::CopyBatch { .. }
-            | Request::DeleteCopied { .. }) => {
-                archive_requests::apply(&mut self.log, now, &request)
-            }
-            request @ (Request::OwnerSync { .. }
-            | Request::OwnerClaim { .. }
-            | Request::OwnerRenew { .. }
-            | Request::OwnerRelease { .. }
-            | Request::OwnerLeave { .. }
-            | Request::PartitionBegin { .. }
-            | Request::PartitionCommit { .. }
-            | Request::Repartition { .. }) => {
-                self.ownership.apply(self.log.events(), now, &request)
-            }
-            // The database host runs these itself: they span time or
-            // connections.
-            Request::FrozenFencedWrite { .. }
-            | Request::Listen
-            | Request::ListenChanges
-            | Request::OpenSession { .. }
-            | Request::WaitSessionEnd { .. } => {
-                Reply::Failed("handled by the database host".to_owned())
-            }
         }
+    }
+
+    /// Applies a request of the archive domain to the event log.
+    pub fn apply_archive(&mut self, now: Duration, request: &ArchiveRequest) -> Reply {
+        archive_requests::apply(&mut self.log, now, request)
+    }
+
+    /// Applies a request of the ownership domain; batches read the log.
+    pub fn apply_ownership(&mut self, now: Duration, request: &OwnershipRequest) -> Reply {
+        self.ownership.apply(self.log.events(), now, request)
     }
 
     fn key(caller: &Caller) -> (String, String) {

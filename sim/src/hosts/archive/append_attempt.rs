@@ -9,7 +9,7 @@ use rillflow_core::ExpectedVersion;
 
 use crate::client::db_conn::DbConn;
 use crate::hosts::archive::ledger::{Fate, Intent};
-use crate::protocol::{Reply, Request};
+use crate::protocol::{ArchiveRequest, LogRequest, Reply, Request};
 
 /// How one try ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,12 +25,12 @@ pub enum Attempt {
 }
 
 fn begin(intent: &Intent, expected: ExpectedVersion) -> Request {
-    Request::Append {
+    Request::Archive(ArchiveRequest::Append {
         stream: intent.stream,
         expected: expected.to_string(),
         idem_key: intent.key,
         payloads: intent.payloads.clone(),
-    }
+    })
 }
 
 /// Tries `intent` once.
@@ -55,7 +55,10 @@ pub async fn attempt(
         Err(e) => return Attempt::NotCommitted(e.to_string()),
     };
     tokio::time::sleep(hold).await;
-    match conn.call(&Request::AppendEnd { xid, commit }).await {
+    match conn
+        .call(&Request::Log(LogRequest::AppendEnd { xid, commit }))
+        .await
+    {
         Ok(Reply::Done) if commit => Attempt::Settled(Fate::Acked { first, last }),
         Ok(Reply::Done) => Attempt::Settled(Fate::RolledBack),
         Ok(other) => Attempt::NotCommitted(format!("{other:?}")),
@@ -78,7 +81,9 @@ pub async fn resend(intent: &Intent, acked: (u64, u64)) -> Option<String> {
         )),
         Reply::Appended { xid, first, last } => {
             // Not committed: the finding is made, the store stays clean.
-            let _ = conn.call(&Request::AppendEnd { xid, commit: false }).await;
+            let _ = conn
+                .call(&Request::Log(LogRequest::AppendEnd { xid, commit: false }))
+                .await;
             Some(format!(
                 "was not recognised: it would have written versions {first}..={last} again"
             ))

@@ -7,10 +7,10 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::hosts::archive::writer::STREAMS;
 use crate::client::db_conn::DbConn;
 use crate::hosts::archive::ledger::Ledger;
-use crate::protocol::{Reply, Request};
+use crate::hosts::archive::writer::STREAMS;
+use crate::protocol::{ArchiveRequest, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
 /// Issues operations until `stop_at`, then idles; every choice comes from
@@ -21,17 +21,17 @@ pub async fn run(seed: u64, stop_at: Duration, ledger: Ledger, trace: Trace) -> 
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..400))).await;
         let stream = rng.random_range(0..STREAMS);
         let request = match rng.random_range(0..10) {
-            0..=3 => Request::Mark { stream },
-            4 | 5 => Request::Reactivate { stream },
-            6 => Request::SetRedirect {
+            0..=3 => ArchiveRequest::Mark { stream },
+            4 | 5 => ArchiveRequest::Reactivate { stream },
+            6 => ArchiveRequest::SetRedirect {
                 on: rng.random_bool(0.6),
             },
-            _ => Request::ReadStream {
+            _ => ArchiveRequest::ReadStream {
                 stream,
                 include_archived: true,
             },
         };
-        match DbConn::once(&request).await {
+        match DbConn::once(&Request::Archive(request.clone())).await {
             Ok(Reply::Stream { events }) => ledger.check_read(sim_now(), stream, &events),
             Ok(Reply::Changed { .. } | Reply::NoStream) => {}
             // An operator whose command failed or got no answer tries

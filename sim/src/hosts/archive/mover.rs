@@ -15,7 +15,7 @@ use rillflow_core::archive::{BatchOutcome, BatchRequest, MovePass};
 use uuid::Uuid;
 
 use crate::client::db_conn::DbConn;
-use crate::protocol::{Reply, Request};
+use crate::protocol::{ArchiveRequest, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
 /// What the mover runs with.
@@ -61,7 +61,11 @@ pub async fn run(spec: MoverSpec, trace: Trace) -> turmoil::Result {
     while sim_now() < spec.stop_at {
         tokio::time::sleep(Duration::from_millis(rng.random_range(50..400))).await;
         let older_than_ms = rng.random_range(0..1_500);
-        let plan = match DbConn::once(&Request::MoveStart { older_than_ms }).await {
+        let plan = match DbConn::once(&Request::Archive(ArchiveRequest::MoveStart {
+            older_than_ms,
+        }))
+        .await
+        {
             Ok(Reply::MovePlan { before_us, upto }) => Plan { before_us, upto },
             other => {
                 trace.record(sim_now(), "mover", format!("pass not started: {other:?}"));
@@ -105,12 +109,12 @@ fn outcome(locked: &[u32], moved: u32, last_stream: Option<u32>) -> BatchOutcome
 }
 
 async fn one_step(plan: Plan, from: Option<u32>, limit: u32) -> Result<BatchOutcome, String> {
-    let request = Request::MoveBatch {
+    let request = Request::Archive(ArchiveRequest::MoveBatch {
         from,
         before_us: plan.before_us,
         upto: plan.upto,
         limit,
-    };
+    });
     match DbConn::once(&request).await.map_err(|e| e.to_string())? {
         Reply::Moved {
             locked,
@@ -130,12 +134,12 @@ async fn two_step(
     from: Option<u32>,
     limit: u32,
 ) -> Result<BatchOutcome, String> {
-    let request = Request::CopyBatch {
+    let request = Request::Archive(ArchiveRequest::CopyBatch {
         from,
         before_us: plan.before_us,
         upto: plan.upto,
         limit,
-    };
+    });
     let (locked, cursors, last_stream) =
         match DbConn::once(&request).await.map_err(|e| e.to_string())? {
             Reply::Copied {
@@ -149,7 +153,7 @@ async fn two_step(
         return Ok(outcome(&locked, 0, None));
     }
     tokio::time::sleep(Duration::from_millis(rng.random_range(0..30))).await;
-    match DbConn::once(&Request::DeleteCopied { cursors })
+    match DbConn::once(&Request::Archive(ArchiveRequest::DeleteCopied { cursors }))
         .await
         .map_err(|e| e.to_string())?
     {

@@ -15,10 +15,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rillflow_core::ExpectedVersion;
 
-use crate::hosts::archive::append_attempt::{attempt, resend, Attempt};
 use crate::client::db_conn::DbConn;
+use crate::hosts::archive::append_attempt::{attempt, resend, Attempt};
 use crate::hosts::archive::ledger::{Fate, Intent, Ledger};
-use crate::protocol::{Reply, Request};
+use crate::protocol::{ArchiveRequest, Reply, Request};
 use crate::trace::{sim_now, Trace};
 
 /// Concurrent writers per host.
@@ -182,10 +182,10 @@ impl Writer {
     /// Reads a stream with archived data and checks it against the ledger.
     async fn read_back(&mut self) {
         let stream = self.rng.random_range(0..STREAMS);
-        let request = Request::ReadStream {
+        let request = Request::Archive(ArchiveRequest::ReadStream {
             stream,
             include_archived: true,
-        };
+        });
         if let Ok(Reply::Stream { events }) = DbConn::once(&request).await {
             self.ledger.check_read(sim_now(), stream, &events);
             self.known.insert(stream, events.len() as u64);

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use rillflow_core::ExpectedVersion;
 
-use crate::model::log::events::{AppendRequest, Outcome};
-use crate::model::log::event_log::ModelLog;
-use crate::model::log::move_scope::MoveScope;
-use crate::protocol::{Reply, Request, StreamRow};
 use crate::client::sim_store::micros;
+use crate::model::log::event_log::ModelLog;
+use crate::model::log::events::{AppendRequest, Outcome};
+use crate::model::log::move_scope::MoveScope;
 use crate::model::log::tiers::{Tier, Tiers};
+use crate::protocol::{ArchiveRequest, Reply, StreamRow};
 
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
@@ -56,10 +56,10 @@ fn scope(from: Option<u32>, before_us: u64, upto: u64, limit: u32) -> MoveScope 
 }
 
 /// Applies an archive-scenario request at database time `now`.
-pub fn apply(log: &mut ModelLog, now: Duration, request: &Request) -> Reply {
+pub fn apply(log: &mut ModelLog, now: Duration, request: &ArchiveRequest) -> Reply {
     let events = log.events_mut();
     let outcome = match request {
-        Request::Append {
+        ArchiveRequest::Append {
             stream,
             expected,
             idem_key,
@@ -79,7 +79,7 @@ pub fn apply(log: &mut ModelLog, now: Duration, request: &Request) -> Reply {
             };
             events.begin(now, &request)
         }
-        Request::ReadStream {
+        ArchiveRequest::ReadStream {
             stream,
             include_archived,
         } => {
@@ -94,40 +94,39 @@ pub fn apply(log: &mut ModelLog, now: Duration, request: &Request) -> Reply {
                 .collect();
             return Reply::Stream { events: rows };
         }
-        Request::Mark { stream } => events.mark(now, *stream),
-        Request::Reactivate { stream } => events.reactivate(now, *stream),
-        Request::SetRedirect { on } => events.set_redirect(now, *on),
-        Request::MoveStart { older_than_ms } => {
+        ArchiveRequest::Mark { stream } => events.mark(now, *stream),
+        ArchiveRequest::Reactivate { stream } => events.reactivate(now, *stream),
+        ArchiveRequest::SetRedirect { on } => events.set_redirect(now, *on),
+        ArchiveRequest::MoveStart { older_than_ms } => {
             events.move_plan(now, Duration::from_millis(*older_than_ms))
         }
-        Request::MoveBatch {
+        ArchiveRequest::MoveBatch {
             from,
             before_us,
             upto,
             limit,
         } => events.move_batch(now, &scope(*from, *before_us, *upto, *limit)),
-        Request::CopyBatch {
+        ArchiveRequest::CopyBatch {
             from,
             before_us,
             upto,
             limit,
         } => events.copy_batch(now, &scope(*from, *before_us, *upto, *limit)),
-        Request::DeleteCopied { cursors } => events.delete_hot(now, cursors),
-        other => return Reply::Failed(format!("not an archive request: {other:?}")),
+        ArchiveRequest::DeleteCopied { cursors } => events.delete_hot(now, cursors),
     };
     reply(outcome, log.events().rows())
 }
 
 /// Whether `request` waits for row or table locks (then a `Busy` answer
 /// means: ask again until the lock timeout).
-pub fn waits_for_locks(request: &Request) -> bool {
+pub fn waits_for_locks(request: &ArchiveRequest) -> bool {
     matches!(
         request,
-        Request::Append { .. }
-            | Request::Mark { .. }
-            | Request::Reactivate { .. }
-            | Request::SetRedirect { .. }
-            | Request::MoveBatch { .. }
-            | Request::CopyBatch { .. }
+        ArchiveRequest::Append { .. }
+            | ArchiveRequest::Mark { .. }
+            | ArchiveRequest::Reactivate { .. }
+            | ArchiveRequest::SetRedirect { .. }
+            | ArchiveRequest::MoveBatch { .. }
+            | ArchiveRequest::CopyBatch { .. }
     )
 }

@@ -17,8 +17,8 @@ use std::time::Duration;
 use rillflow_core::archive::{append_target, read_plan, AppendTarget, Backend, HeadFlags};
 use rillflow_core::ExpectedVersion;
 
-use crate::model::log::history::{History, Step};
 use crate::model::log::event_log::LogEvent;
+use crate::model::log::history::{History, Step};
 use crate::model::log::move_scope::{pick, Batch, MoveScope};
 use crate::model::log::stream_heads::Heads;
 use crate::model::log::tiers::{Cursor, Row, Tier, Tiers};

@@ -4,8 +4,8 @@
 use rillflow_core::{partition_hash, partition_of};
 use uuid::Uuid;
 
-use crate::model::log::events::ModelEvents;
 use crate::model::log::event_log::LogEvent;
+use crate::model::log::events::ModelEvents;
 use crate::model::log::tiers::Cursor;
 
 /// The partition hash of a simulated stream: core's hash of a UUID made

@@ -24,10 +24,10 @@ use rillflow_core::ownership::{carry_over, Carry, PartitionState};
 use rillflow_core::GlobalCursor;
 
 use crate::model::log::events::ModelEvents;
+use crate::model::log::tiers::Cursor;
 use crate::model::ownership::history::{Applied, BatchCommit, Resize};
 use crate::model::ownership::partition_leases::PartitionLeases;
 use crate::model::ownership::partition_read::{read_partition, stream_hash, PartitionRead};
-use crate::model::log::tiers::Cursor;
 
 fn global(cursor: Cursor) -> GlobalCursor {
     let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);

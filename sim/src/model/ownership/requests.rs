@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use crate::model::log::events::ModelEvents;
 use crate::model::ownership::partition_leases::PartitionLeases;
-use crate::model::ownership::partitioned_projection::{BatchRequest, Begin, PartitionedProjection, Resizing};
-use crate::protocol::{Reply, Request};
+use crate::model::ownership::partitioned_projection::{
+    BatchRequest, Begin, PartitionedProjection, Resizing,
+};
+use crate::protocol::{OwnershipRequest, Reply};
 
 /// Registrations, leases and the partitioned projection.
 #[derive(Debug, Clone, Default)]
@@ -39,28 +41,18 @@ fn us(v: u64) -> Duration {
 }
 
 impl ModelOwnership {
-    /// Whether `request` is one of this scenario's.
-    pub fn handles(request: &Request) -> bool {
-        matches!(
-            request,
-            Request::OwnerSync { .. }
-                | Request::OwnerClaim { .. }
-                | Request::OwnerRenew { .. }
-                | Request::OwnerRelease { .. }
-                | Request::OwnerLeave { .. }
-                | Request::PartitionBegin { .. }
-                | Request::PartitionCommit { .. }
-                | Request::Repartition { .. }
-        )
-    }
-
     /// Applies one request at database time `now`.
-    pub fn apply(&mut self, events: &ModelEvents, now: Duration, request: &Request) -> Reply {
+    pub fn apply(
+        &mut self,
+        events: &ModelEvents,
+        now: Duration,
+        request: &OwnershipRequest,
+    ) -> Reply {
         let locked = |p: &PartitionedProjection, projection: &str, partition: u32| {
             p.share_locked(projection, partition)
         };
         match request {
-            Request::OwnerSync {
+            OwnershipRequest::OwnerSync {
                 projection,
                 worker,
                 ttl_us,
@@ -79,7 +71,7 @@ impl ModelOwnership {
                         .collect(),
                 }
             }
-            Request::OwnerClaim {
+            OwnershipRequest::OwnerClaim {
                 projection,
                 partition,
                 worker,
@@ -100,7 +92,7 @@ impl ModelOwnership {
                 }
                 Reply::Claimed { epoch }
             }
-            Request::OwnerRenew {
+            OwnershipRequest::OwnerRenew {
                 projection,
                 partition,
                 epoch,
@@ -117,7 +109,7 @@ impl ModelOwnership {
                     .renew(now, projection, *partition, *epoch, us(*ttl_us));
                 Reply::Held { held }
             }
-            Request::OwnerRelease {
+            OwnershipRequest::OwnerRelease {
                 projection,
                 partition,
                 epoch,
@@ -134,14 +126,14 @@ impl ModelOwnership {
                 }
                 Reply::Done
             }
-            Request::OwnerLeave { projection, worker } => {
+            OwnershipRequest::OwnerLeave { projection, worker } => {
                 if self.leases.leave(projection, worker) {
                     self.notes.push(format!("{worker} left {projection}"));
                     self.changes.push(projection.clone());
                 }
                 Reply::Done
             }
-            Request::PartitionBegin {
+            OwnershipRequest::PartitionBegin {
                 projection,
                 worker,
                 partition,
@@ -180,7 +172,7 @@ impl ModelOwnership {
                     },
                 }
             }
-            Request::PartitionCommit { txn } => {
+            OwnershipRequest::PartitionCommit { txn } => {
                 match self.projection.commit(now, *txn, &self.leases) {
                     Some(applied) => Reply::Batch {
                         applied: u32::try_from(applied).unwrap_or(u32::MAX),
@@ -188,7 +180,7 @@ impl ModelOwnership {
                     None => Reply::Failed(format!("no open batch transaction {txn}")),
                 }
             }
-            Request::Repartition { projection, to, .. } => {
+            OwnershipRequest::Repartition { projection, to, .. } => {
                 let carry = !self.carry_disabled;
                 let before = self.projection.resizes.len();
                 match self
@@ -215,49 +207,52 @@ impl ModelOwnership {
                     }
                 }
             }
-            _ => Reply::Failed("not an ownership request".to_owned()),
+            // The database host subscribes the connection itself.
+            OwnershipRequest::ListenChanges => {
+                Reply::Failed("handled by the database host".to_owned())
+            }
         }
     }
 
     /// A request in a few words, for the trace.
-    pub fn describe(request: &Request) -> String {
+    pub fn describe(request: &OwnershipRequest) -> String {
         match request {
-            Request::OwnerSync { worker, .. } => format!("{worker}'s sync"),
-            Request::OwnerClaim {
+            OwnershipRequest::OwnerSync { worker, .. } => format!("{worker}'s sync"),
+            OwnershipRequest::OwnerClaim {
                 worker, partition, ..
             } => format!("{worker}'s claim of p{partition}"),
-            Request::OwnerRenew {
+            OwnershipRequest::OwnerRenew {
                 partition, epoch, ..
             } => format!("the renewal of p{partition} under epoch {epoch}"),
-            Request::OwnerRelease {
+            OwnershipRequest::OwnerRelease {
                 partition, epoch, ..
             } => format!("the release of p{partition} under epoch {epoch}"),
-            Request::OwnerLeave { worker, .. } => format!("{worker}'s leave"),
-            Request::PartitionBegin {
+            OwnershipRequest::OwnerLeave { worker, .. } => format!("{worker}'s leave"),
+            OwnershipRequest::PartitionBegin {
                 worker,
                 partition,
                 total,
                 ..
             } => format!("{worker}'s batch of p{partition}/{total}"),
-            Request::PartitionCommit { txn } => format!("the commit of batch {txn}"),
-            Request::Repartition { to, .. } => format!("the repartition to {to}"),
-            other => format!("{other:?}"),
+            OwnershipRequest::PartitionCommit { txn } => format!("the commit of batch {txn}"),
+            OwnershipRequest::Repartition { to, .. } => format!("the repartition to {to}"),
+            OwnershipRequest::ListenChanges => "a subscription to changes".to_owned(),
         }
     }
 
     /// How long a request may wait for row locks: a repartition as long as
     /// its caller said, the rest the session's lock timeout.
-    pub fn wait_limit(request: &Request, lock_timeout: Duration) -> Duration {
+    pub fn wait_limit(request: &OwnershipRequest, lock_timeout: Duration) -> Duration {
         match request {
-            Request::Repartition { wait_us, .. } => us(*wait_us),
+            OwnershipRequest::Repartition { wait_us, .. } => us(*wait_us),
             _ => lock_timeout,
         }
     }
 
     /// A request gave up waiting: a repartition stops holding new batches
     /// back.
-    pub fn gave_up(&mut self, request: &Request) {
-        if let Request::Repartition { projection, .. } = request {
+    pub fn gave_up(&mut self, request: &OwnershipRequest) {
+        if let OwnershipRequest::Repartition { projection, .. } = request {
             self.projection.gave_up(projection);
         }
     }
@@ -292,32 +287,32 @@ mod tests {
 
     const TTL_US: u64 = 3_000_000;
 
-    fn request(kind: &str, epoch: u64) -> Request {
+    fn request(kind: &str, epoch: u64) -> OwnershipRequest {
         let (projection, partition) = ("p".to_owned(), 0);
         match kind {
-            "claim" => Request::OwnerClaim {
+            "claim" => OwnershipRequest::OwnerClaim {
                 projection,
                 partition,
                 worker: "b".to_owned(),
                 ttl_us: TTL_US,
             },
-            "renew" => Request::OwnerRenew {
+            "renew" => OwnershipRequest::OwnerRenew {
                 projection,
                 partition,
                 epoch,
                 ttl_us: TTL_US,
             },
-            "release" => Request::OwnerRelease {
+            "release" => OwnershipRequest::OwnerRelease {
                 projection,
                 partition,
                 epoch,
             },
-            "sync" => Request::OwnerSync {
+            "sync" => OwnershipRequest::OwnerSync {
                 projection,
                 worker: "b".to_owned(),
                 ttl_us: TTL_US,
             },
-            _ => Request::PartitionBegin {
+            _ => OwnershipRequest::PartitionBegin {
                 projection,
                 worker: "a".to_owned(),
                 partition,
@@ -371,7 +366,7 @@ mod tests {
             model.apply(&events, now, &request("sync", 0)),
             Reply::OwnershipView { .. }
         ));
-        let commit = Request::PartitionCommit { txn };
+        let commit = OwnershipRequest::PartitionCommit { txn };
         assert_eq!(
             model.apply(&events, now, &commit),
             Reply::Batch { applied: 1 }
