@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::faults::Fault;
 use crate::invariants::liveness::was_active;
 use crate::invariants::session_takeover::SessionTakeover;
-use crate::model::db::{GrantRecord, WriteRecord};
+use crate::model::lease::records::{GrantRecord, WriteRecord};
 
 /// Which kind of takeover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

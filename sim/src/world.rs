@@ -258,7 +258,7 @@ pub fn run(params: &Params) -> Outcome {
     let mut sim = simulation(params);
     let trace = Trace::default();
     let mut model = ModelDb::default();
-    model.fence_disabled = params.fence_disabled;
+    model.lease.fence_disabled = params.fence_disabled;
     model.log = ModelLog::new(ModelEvents::new(params.backend));
     model.log.horizon_disabled = params.horizon_disabled;
     model.log.events_mut().floor_check_disabled = params.floor_check_disabled;
@@ -332,15 +332,15 @@ pub fn run(params: &Params) -> Outcome {
     let sessions =
         bound_to_sessions.then(|| session_takeover(params).with_releases(trace.releases()));
     let violation = violation
-        .or_else(|| single_writer::check(&db.writes))
-        .or_else(|| one_believer::check(&beliefs, &db.grants, end, &life))
+        .or_else(|| single_writer::check(&db.lease.writes))
+        .or_else(|| one_believer::check(&beliefs, &db.lease.grants, end, &life))
         .or_else(|| {
             let bound = liveness_bound(&params.config);
             liveness::check_takeovers(
                 &params.faults,
                 &trace.freezes(),
-                &db.grants,
-                &db.writes,
+                &db.lease.grants,
+                &db.lease.writes,
                 bound,
                 params.heal_at,
                 sessions.as_ref(),
@@ -375,8 +375,8 @@ pub fn run(params: &Params) -> Outcome {
     let hash = Trace::hash(&events);
     let takeovers = failover_times::takeovers(
         &params.faults,
-        &db.grants,
-        &db.writes,
+        &db.lease.grants,
+        &db.lease.writes,
         params.heal_at,
         sessions.as_ref(),
     );
@@ -385,9 +385,9 @@ pub fn run(params: &Params) -> Outcome {
         hash,
         events,
         takeovers,
-        grants: db.grants.len(),
-        writes: db.writes.len(),
-        refused_writes: db.refused_writes,
+        grants: db.lease.grants.len(),
+        writes: db.lease.writes.len(),
+        refused_writes: db.lease.refused_writes,
         events_committed: db.log.committed(),
         archive,
         ownership: None,

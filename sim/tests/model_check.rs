@@ -205,7 +205,7 @@ fn successors(s: &State, fence: bool, out: &mut Vec<State>) -> Option<String> {
         for freeze in &freeze_choices {
             let mut n = s.clone();
             n.step = step;
-            n.db.fence_disabled = !fence;
+            n.db.lease.fence_disabled = !fence;
             if lost.is_some() {
                 n.losses_left -= 1;
             }
@@ -231,7 +231,7 @@ fn successors(s: &State, fence: bool, out: &mut Vec<State>) -> Option<String> {
                         next_msgs.push(msg.clone());
                     }
                     Msg::Write { node, epoch } => {
-                        let before = n.db.writes.len();
+                        let before = n.db.lease.writes.len();
                         n.db.apply(
                             t,
                             Request::Lease(LeaseRequest::FencedWrite {
@@ -239,7 +239,7 @@ fn successors(s: &State, fence: bool, out: &mut Vec<State>) -> Option<String> {
                                 epoch: *epoch,
                             }),
                         );
-                        if let Some(w) = n.db.writes.get(before) {
+                        if let Some(w) = n.db.lease.writes.get(before) {
                             if w.epoch != w.current_epoch {
                                 return Some(format!(
                                     "at {t:?} {} committed under epoch {} while epoch {} was granted",
@@ -247,7 +247,7 @@ fn successors(s: &State, fence: bool, out: &mut Vec<State>) -> Option<String> {
                                 ));
                             }
                         }
-                        n.db.writes.clear();
+                        n.db.lease.writes.clear();
                     }
                     Msg::ToDb {
                         node,
@@ -264,8 +264,8 @@ fn successors(s: &State, fence: bool, out: &mut Vec<State>) -> Option<String> {
                     }
                 }
             }
-            n.db.grants.clear();
-            n.db.refused_writes = 0;
+            n.db.lease.grants.clear();
+            n.db.lease.refused_writes = 0;
             for (i, m) in n.nodes.iter_mut().enumerate() {
                 if Some(i) == frozen {
                     continue;

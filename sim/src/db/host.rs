@@ -275,7 +275,11 @@ impl Session {
     pub(super) fn apply<T>(&self, f: impl FnOnce(&mut ModelDb, Duration) -> T) -> T {
         let now = sim_now();
         let mut db = self.db.lock().expect("db lock");
-        let (grants, writes, refused) = (db.grants.len(), db.writes.len(), db.refused_writes);
+        let (grants, writes, refused) = (
+            db.lease.grants.len(),
+            db.lease.writes.len(),
+            db.lease.refused_writes,
+        );
         let steps = db.log.events().history().len();
         let out = f(&mut db, now);
         for note in db.ownership.take_notes() {
@@ -290,11 +294,11 @@ impl Session {
                 self.trace.record(now, "db", what);
             }
         }
-        for g in &db.grants[grants..] {
+        for g in &db.lease.grants[grants..] {
             self.trace
                 .record(now, "db", format!("grant epoch {} to {}", g.epoch, g.node));
         }
-        for w in &db.writes[writes..] {
+        for w in &db.lease.writes[writes..] {
             self.trace.record(
                 now,
                 "db",
@@ -304,7 +308,7 @@ impl Session {
                 ),
             );
         }
-        if db.refused_writes > refused {
+        if db.lease.refused_writes > refused {
             self.trace
                 .record(now, "db", "fence refused a write".to_owned());
         }

@@ -37,11 +37,11 @@ impl Session {
                     _ => None,
                 };
                 let (reply, notify) = self.apply(|db, now| {
-                    let before = released.as_ref().and_then(|c| db.leader(&c.cluster));
+                    let before = released.as_ref().and_then(|c| db.lease.leader(&c.cluster));
                     let reply = db.apply_lease(now, request);
                     let notify = released.filter(|c| {
                         before.as_deref() == Some(c.node.as_str())
-                            && db.leader(&c.cluster).is_none()
+                            && db.lease.leader(&c.cluster).is_none()
                     });
                     (reply, notify)
                 });
@@ -64,7 +64,7 @@ impl Session {
     /// the network, and the server ends its transaction once it has been
     /// idle for the idle-in-transaction timeout.
     async fn frozen_write(&self, caller: Caller, epoch: u64, freeze: Duration) -> Reply {
-        if !self.apply(|db, now| db.fence_admits(now, &caller, epoch)) {
+        if !self.apply(|db, now| db.lease.fence_admits(now, &caller, epoch)) {
             return Reply::Fenced;
         }
         self.locks.take(&caller.cluster);
@@ -96,7 +96,7 @@ impl Session {
             );
         }
         let reply = self.apply(|db, now| {
-            db.commit_write(now, &caller, epoch);
+            db.lease.commit_write(now, &caller, epoch);
             Reply::Done
         });
         self.locks.free(&caller.cluster);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::faults::{Fault, FREEZE_START};
-use crate::model::db::{GrantRecord, WriteRecord};
+use crate::model::lease::records::{GrantRecord, WriteRecord};
 use crate::trace::Belief;
 
 use super::session_takeover::SessionTakeover;

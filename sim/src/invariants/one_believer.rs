@@ -26,7 +26,7 @@ use std::time::Duration;
 use rillflow_core::lease::LeaseConfig;
 
 use crate::faults::Fault;
-use crate::model::db::GrantRecord;
+use crate::model::lease::records::GrantRecord;
 use crate::trace::Belief;
 
 use super::Violation;

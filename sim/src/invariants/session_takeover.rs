@@ -29,7 +29,7 @@ use rillflow_core::lease::LeaseConfig;
 
 use crate::client::db_conn::CALL_TIMEOUT;
 use crate::faults::Fault;
-use crate::model::db::GrantRecord;
+use crate::model::lease::records::GrantRecord;
 
 /// The wake, in one-way messages: the closed socket (or nothing, when the
 /// database ended the session itself) reaching the database and the
