@@ -3,25 +3,19 @@
 //! `OwnedWorker`) on turmoil hosts, talking over a simulated network to a
 //! model of the database, under seeded faults, with invariant checks after
 //! every run (SIM-1, SIM-2).
+//!
+//! By layer: `scenarios` wire hosts, faults and checks on the shared
+//! `harness`; `hosts` are the processes of a run, over the `client` stores,
+//! which speak the `protocol` to the `db` host, which applies it to the
+//! `model`; `invariants` check what the model and trace recorded.
 
-pub mod archive_run;
-pub mod archive_summary;
 pub mod client;
-pub mod client_faults;
-pub mod contract_run;
 pub mod db;
-pub mod exclusive;
-pub mod failover_times;
-pub mod faults;
+pub mod harness;
 pub mod hosts;
 pub mod invariants;
 pub mod model;
-pub mod ownership_plan;
-pub mod ownership_run;
-pub mod ownership_summary;
 pub mod protocol;
-pub mod trace;
-pub mod world;
+pub mod scenarios;
 
-pub use faults::Scenario;
-pub use world::{run, Outcome, Params};
+pub use scenarios::{run, Outcome, Params, Scenario};

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use rillflow_sim::failover_times::{Cause, Takeover};
-use rillflow_sim::trace::Trace;
-use rillflow_sim::world::session_takeover;
+use rillflow_sim::harness::trace::Trace;
+use rillflow_sim::scenarios::hot_cold::failover_times::{Cause, Takeover};
+use rillflow_sim::scenarios::hot_cold::session_takeover;
 use rillflow_sim::{run, Params, Scenario};
 
 #[derive(Debug, Parser)]

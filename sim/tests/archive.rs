@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use rillflow_core::archive::Backend;
-use rillflow_sim::archive_summary::ArchiveSummary;
-use rillflow_sim::faults::Fault;
+use rillflow_sim::harness::faults::Fault;
+use rillflow_sim::scenarios::archive::summary::ArchiveSummary;
 use rillflow_sim::{run, Outcome, Params, Scenario};
 
 fn ms(v: u64) -> Duration {

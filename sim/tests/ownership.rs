@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use rillflow_sim::faults::Fault;
-use rillflow_sim::ownership_summary::OwnershipSummary;
+use rillflow_sim::harness::faults::Fault;
+use rillflow_sim::scenarios::ownership::summary::OwnershipSummary;
 use rillflow_sim::{run, Outcome, Params, Scenario};
 
 fn ms(v: u64) -> Duration {

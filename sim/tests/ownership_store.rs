@@ -11,9 +11,9 @@ use rillflow_adapters::ownership::OwnershipStore;
 use rillflow_sim::client::db_conn::DbConn;
 use rillflow_sim::client::sim_ownership_store::SimOwnershipStore;
 use rillflow_sim::db::{self, SessionTimeouts};
+use rillflow_sim::harness::trace::Trace;
 use rillflow_sim::model::db::ModelDb;
 use rillflow_sim::protocol::{LogRequest, OwnershipRequest, Reply, Request};
-use rillflow_sim::trace::Trace;
 
 const TTL: Duration = Duration::from_secs(30);
 
@@ -24,7 +24,7 @@ fn store() -> SimOwnershipStore {
 /// Runs `check` as a client of a `db` host whose projection `p` has one
 /// partition and whose log holds one event.
 fn in_sim<F: Future<Output = ()> + 'static>(check: impl FnOnce() -> F + 'static) {
-    let _alone = rillflow_sim::exclusive::exclusive();
+    let _alone = rillflow_sim::harness::exclusive::exclusive();
     let mut sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_secs(60))
         .tick_duration(Duration::from_millis(1))

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rillflow_sim::faults::Fault;
+use rillflow_sim::harness::faults::Fault;
 use rillflow_sim::{run, Outcome, Params, Scenario};
 
 fn ms(v: u64) -> Duration {

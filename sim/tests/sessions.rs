@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use rillflow_sim::faults::Fault;
-use rillflow_sim::trace::TraceEvent;
-use rillflow_sim::world::session_takeover;
+use rillflow_sim::harness::faults::Fault;
+use rillflow_sim::harness::trace::TraceEvent;
+use rillflow_sim::scenarios::hot_cold::session_takeover;
 use rillflow_sim::{run, Outcome, Params, Scenario};
 
 fn ms(v: u64) -> Duration {

@@ -8,8 +8,8 @@ use rillflow_adapters::projection::{BatchError, BatchOutcome, Batches};
 use rillflow_core::PartitionSpec;
 
 use crate::client::sim_store::{caller, SimLeaseStore};
+use crate::harness::trace::sim_now;
 use crate::protocol::{LogRequest, Reply, Request};
-use crate::trace::sim_now;
 
 /// The projection the simulation runs.
 pub const PROJECTION: &str = "sim_counts";

@@ -18,8 +18,8 @@ use turmoil::net::TcpStream;
 
 use crate::client::db_conn::CALL_TIMEOUT;
 use crate::db::host::DB_PORT;
+use crate::harness::trace::{sim_now, Trace};
 use crate::protocol::{LeaseRequest, Reply, Request};
-use crate::trace::{sim_now, Trace};
 
 /// An open session: its id and the connection it lives as long as.
 struct Held {

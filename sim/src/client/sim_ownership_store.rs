@@ -13,8 +13,8 @@ use rillflow_core::ownership::Holder;
 
 use crate::client::db_conn::DbConn;
 use crate::client::sim_store::micros;
+use crate::harness::trace::{sim_now, Trace};
 use crate::protocol::{OwnershipRequest, Reply, Request};
-use crate::trace::{sim_now, Trace};
 
 /// A worker's store on the `db` host.
 #[derive(Debug, Clone)]

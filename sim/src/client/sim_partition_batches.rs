@@ -15,8 +15,8 @@ use rillflow_core::PartitionSpec;
 use crate::client::db_conn::{ConnError, DbConn};
 use crate::client::sim_batches::PROJECTION;
 use crate::client::sim_store::Pauses;
+use crate::harness::trace::{sim_now, Trace};
 use crate::protocol::{OwnershipRequest, Reply, Request};
-use crate::trace::{sim_now, Trace};
 
 /// Events per batch: small, so catching up takes many batches and faults
 /// land between them.

@@ -19,8 +19,8 @@ use turmoil::net::TcpStream;
 
 use crate::client::sim_lease_session::SimLeaseSession;
 use crate::db::host::DB_PORT;
+use crate::harness::trace::{sim_now, Trace};
 use crate::protocol::{Caller, LeaseRequest, Reply, Request};
-use crate::trace::{sim_now, Trace};
 
 /// Gives up on a request after this long; the machine has long moved on by
 /// then, this only keeps tasks from piling up behind a held link.

@@ -15,11 +15,11 @@ use turmoil::net::{TcpListener, TcpStream};
 use super::listeners::Listeners;
 use super::locks::Locks;
 use crate::db::sessions;
+use crate::harness::trace::{sim_now, Trace};
 use crate::model::db::ModelDb;
 use crate::model::log::archive_requests;
 use crate::model::log::history::Step;
 use crate::protocol::{ArchiveRequest, LogRequest, Reply, Request};
-use crate::trace::{sim_now, Trace};
 
 pub(crate) async fn send(write: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
     let mut out = serde_json::to_string(reply).expect("replies serialize");

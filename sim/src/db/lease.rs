@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::host::{lock_timeout, Answer, Channel, Session};
 use crate::db::sessions;
+use crate::harness::trace::sim_now;
 use crate::protocol::{Caller, LeaseRequest, Reply};
-use crate::trace::sim_now;
 
 impl Session {
     /// Answers a request of the lease domain.

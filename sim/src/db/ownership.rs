@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use super::host::{lock_timeout, Answer, Channel, OpenTx, Session};
+use crate::harness::trace::sim_now;
 use crate::model::ownership::requests::ModelOwnership;
 use crate::protocol::OwnershipRequest;
-use crate::trace::sim_now;
 
 impl Session {
     /// Answers a request of the ownership domain.

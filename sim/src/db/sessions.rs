@@ -10,9 +10,9 @@ use tokio::io::{BufReader, Lines};
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::db::host::send;
+use crate::harness::trace::{sim_now, Trace};
 use crate::model::db::ModelDb;
 use crate::protocol::Reply;
-use crate::trace::{sim_now, Trace};
 
 /// Opens a lease session for `node` on this connection and holds it until
 /// the client's side of the connection ends (its process died, or it

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::client::sim_batches::SimBatches;
 use crate::client::sim_session_watch::SimSessionWatch;
 use crate::client::sim_store::{Pauses, SimLeaseStore};
-use crate::trace::{sim_now, Belief, Trace};
+use crate::harness::trace::{sim_now, Belief, Trace};
 
 /// The cluster every simulated node joins.
 pub const CLUSTER: &str = "sim";

@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::client::db_conn::DbConn;
 use crate::client::sim_batches::PROJECTION;
 use crate::client::sim_store::micros;
+use crate::harness::trace::{sim_now, Trace};
 use crate::protocol::{OwnershipRequest, Reply, Request};
-use crate::trace::{sim_now, Trace};
 
 /// How long a repartition waits for running batches (`--wait-secs`):
 /// within the client's own deadline on a reply.

@@ -22,7 +22,7 @@ use crate::client::sim_batches::PROJECTION;
 use crate::client::sim_ownership_store::SimOwnershipStore;
 use crate::client::sim_partition_batches::SimPartitionBatches;
 use crate::client::sim_store::Pauses;
-use crate::trace::{sim_now, Trace};
+use crate::harness::trace::{sim_now, Trace};
 
 /// One graceful stop, as the worker carried it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::client::sim_store::SimLeaseStore;
+use crate::harness::trace::{sim_now, Trace};
 use crate::protocol::{LogRequest, Reply, Request};
-use crate::trace::{sim_now, Trace};
 
 /// Concurrent writers on the host.
 const WRITERS: u64 = 3;

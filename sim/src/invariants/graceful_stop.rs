@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::faults::Fault;
+use crate::harness::faults::Fault;
 use crate::hosts::worker::StopRecord;
 
 use super::Violation;

@@ -28,7 +28,7 @@ use std::time::Duration;
 use rillflow_core::lease::LeaseConfig;
 
 use crate::client::db_conn::CALL_TIMEOUT;
-use crate::faults::Fault;
+use crate::harness::faults::Fault;
 use crate::model::lease::records::GrantRecord;
 
 /// The wake, in one-way messages: the closed socket (or nothing, when the

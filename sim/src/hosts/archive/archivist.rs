@@ -8,10 +8,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::client::db_conn::DbConn;
+use crate::harness::trace::{sim_now, Trace};
 use crate::hosts::archive::ledger::Ledger;
 use crate::hosts::archive::writer::STREAMS;
 use crate::protocol::{ArchiveRequest, Reply, Request};
-use crate::trace::{sim_now, Trace};
 
 /// Issues operations until `stop_at`, then idles; every choice comes from
 /// `seed`.

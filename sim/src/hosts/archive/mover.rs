@@ -15,8 +15,8 @@ use rillflow_core::archive::{BatchOutcome, BatchRequest, MovePass};
 use uuid::Uuid;
 
 use crate::client::db_conn::DbConn;
+use crate::harness::trace::{sim_now, Trace};
 use crate::protocol::{ArchiveRequest, Reply, Request};
-use crate::trace::{sim_now, Trace};
 
 /// What the mover runs with.
 #[derive(Debug, Clone)]

@@ -16,10 +16,10 @@ use rand::{Rng, SeedableRng};
 use rillflow_core::ExpectedVersion;
 
 use crate::client::db_conn::DbConn;
+use crate::harness::trace::{sim_now, Trace};
 use crate::hosts::archive::append_attempt::{attempt, resend, Attempt};
 use crate::hosts::archive::ledger::{Fate, Intent, Ledger};
 use crate::protocol::{ArchiveRequest, Reply, Request};
-use crate::trace::{sim_now, Trace};
 
 /// Concurrent writers per host.
 const WRITERS: u64 = 1;

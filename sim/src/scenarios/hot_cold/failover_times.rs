@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::faults::Fault;
+use crate::harness::faults::Fault;
 use crate::invariants::liveness::was_active;
 use crate::invariants::session_takeover::SessionTakeover;
 use crate::model::lease::records::{GrantRecord, WriteRecord};

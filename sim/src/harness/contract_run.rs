@@ -11,9 +11,9 @@ use rillflow_adapters::daemon::contract_sessions::{self, SessionHarness};
 
 use crate::client::sim_store::SimLeaseStore;
 use crate::db::{self, SessionTimeouts};
-use crate::exclusive::exclusive;
+use crate::harness::exclusive::exclusive;
+use crate::harness::trace::Trace;
 use crate::model::db::ModelDb;
-use crate::trace::Trace;
 
 /// Runs the contract check `name`; a breach panics, as it does against
 /// Postgres.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::faults::Fault;
+use crate::harness::faults::Fault;
 
 /// The mover: crashed more often than the others, since being resumable
 /// after a crash at any point is what it promises.

@@ -2,23 +2,29 @@
 //! ownership driver and owned worker, a writer, an operator repartitioning,
 //! the faults, then the checks (PROJ-1, PROJ-4 and its liveness).
 
+pub mod plan;
+pub mod summary;
+
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rillflow_core::ownership::OwnerTiming;
 
+use super::outcome::Outcome;
+use super::params::Params;
 use crate::client::sim_batches::PROJECTION;
 use crate::client::sim_store::Pauses;
+use crate::harness::fault_loop::{drive, Schedule, Targets};
+use crate::harness::simulation::{serve_db, simulation};
+use crate::harness::trace::Trace;
 use crate::hosts::operator::{self, OPERATOR};
 use crate::hosts::worker::{self, WorkerSpec, WorkerStops};
 use crate::hosts::writer;
-use crate::invariants::{exactly_once, fair_ownership, graceful_stop, single_owner, Violation};
+use crate::invariants::{exactly_once, fair_ownership, graceful_stop, single_owner};
 use crate::model::db::ModelDb;
 use crate::model::log::event_log::LogEvent;
-use crate::ownership_summary::OwnershipSummary;
-use crate::trace::Trace;
-use crate::world::{self, Outcome, Params};
+use crate::scenarios::ownership::summary::OwnershipSummary;
 
 /// After the heal the writer has stopped; the workers get this long, past
 /// the liveness bound, to apply what is left.
@@ -46,7 +52,7 @@ pub fn stop_bound(timing: &OwnerTiming) -> Duration {
 /// Runs `params` (an ownership scenario) to the end and checks it.
 pub fn run(params: &Params) -> Outcome {
     let plan = &params.ownership;
-    let mut sim = world::simulation(params);
+    let mut sim = simulation(params.seed, params.end_at);
     let trace = Trace::default();
     let mut model = ModelDb::default();
     model.ownership.fence_disabled = params.partition_fence_disabled;
@@ -56,7 +62,13 @@ pub fn run(params: &Params) -> Outcome {
         .projection
         .register(PROJECTION, plan.initial_partitions);
     let db = Arc::new(Mutex::new(model));
-    world::serve_db(&mut sim, params, &db, &trace);
+    serve_db(
+        &mut sim,
+        &params.config,
+        !params.idle_timeout_disabled,
+        &db,
+        &trace,
+    );
     {
         let (seed, stop_at, trace) = (params.seed, params.heal_at, trace.clone());
         sim.host("writer", move || {
@@ -91,37 +103,26 @@ pub fn run(params: &Params) -> Outcome {
         stops.stop(worker);
     };
     let settled = params.heal_at + settle(&plan.timing);
-    let mut pending = params.faults.iter().peekable();
-    let mut violation = None;
     let mut unfair = None;
-    let mut healed = false;
-    while sim.elapsed() < params.end_at {
-        if !healed && sim.elapsed() >= params.heal_at {
-            healed = true;
-            let hosts: Vec<&String> = params.nodes.iter().collect();
-            world::heal(&mut sim, &pauses, &hosts, &trace);
-        }
-        while let Some((at, fault)) = pending.peek() {
-            if *at > sim.elapsed() {
-                break;
-            }
-            trace.record(*at, "faults", format!("{fault:?}"));
-            world::apply(&mut sim, &pauses, &stop, &db, &trace, fault);
-            pending.next();
-        }
-        if let Err(e) = sim.step() {
-            violation = Some(Violation {
-                invariant: "SIM",
-                at: sim.elapsed(),
-                detail: format!("a host failed: {e}"),
-            });
-            break;
-        }
-        if unfair.is_none() && sim.elapsed() >= settled {
-            let snapshot = snapshot(&db.lock().expect("db lock"), sim.elapsed(), &plan.timing);
+    let hosts: Vec<&String> = params.nodes.iter().collect();
+    let targets = Targets {
+        sim: &mut sim,
+        pauses: &pauses,
+        stop: &stop,
+        db: &db,
+        trace: &trace,
+    };
+    let schedule = Schedule {
+        faults: &params.faults,
+        heal_at: params.heal_at,
+        end_at: params.end_at,
+    };
+    let violation = drive(targets, schedule, &hosts, |now| {
+        if unfair.is_none() && now >= settled {
+            let snapshot = snapshot(&db.lock().expect("db lock"), now, &plan.timing);
             unfair = fair_ownership::check(&snapshot, &params.nodes);
         }
-    }
+    });
 
     let end = sim.elapsed();
     let db = db.lock().expect("db lock");

@@ -64,112 +64,21 @@ pub enum Fault {
 /// before it lapses (the hot node writes every 150 ms).
 pub const FREEZE_START: Duration = Duration::from_millis(500);
 
-/// Which faults a run draws from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
-    /// Every kind of fault.
-    Chaos,
-    /// Node crashes, graceful stops, and restarts.
-    Crashes,
-    /// Partitions, one-way partitions (lost replies) and held links.
-    Network,
-    /// Nodes frozen, with a write stalled between its lease check and the
-    /// write.
-    Pauses,
-    /// Database restarts.
-    DbRestarts,
-    /// Writers frozen inside their fenced transaction, holding its lock.
-    Locks,
-    /// Nodes run a projection while a writer appends (commits out of
-    /// order, rollbacks), under every fault but the in-transaction freeze
-    /// (batches are atomic in the model).
-    Projections,
-    /// Projections while writers append with expected versions and keys,
-    /// an operator marks, reactivates and switches the redirect, and a
-    /// mover moves events cold; the clients crash and lose replies too
-    /// (see `client_faults`).
-    Archive,
-    /// What ends lease sessions: node crashes, the database ending a
-    /// node's session while it runs, database restarts.
-    Sessions,
-    /// Workers share a partitioned projection through per-partition
-    /// leases (the production `OwnerDriver` and `OwnedWorker`) while a
-    /// writer appends and an operator repartitions; workers join late,
-    /// leave, crash, freeze (also inside a batch, holding its locks) and
-    /// lose their links, and the database restarts.
-    Ownership,
-}
-
-impl Scenario {
-    /// Every scenario, by name.
-    pub const ALL: [(&'static str, Scenario); 10] = [
-        ("chaos", Scenario::Chaos),
-        ("crashes", Scenario::Crashes),
-        ("network", Scenario::Network),
-        ("pauses", Scenario::Pauses),
-        ("db-restarts", Scenario::DbRestarts),
-        ("locks", Scenario::Locks),
-        ("projections", Scenario::Projections),
-        ("archive", Scenario::Archive),
-        ("sessions", Scenario::Sessions),
-        ("ownership", Scenario::Ownership),
-    ];
-
-    /// The scenario called `name`.
-    pub fn parse(name: &str) -> Option<Scenario> {
-        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
-    }
-
-    /// Its name.
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, s)| *s == self)
-            .map_or("?", |(n, _)| *n)
-    }
-
-    /// Whether the nodes run the projection while writers append.
-    pub fn projects(self) -> bool {
-        matches!(self, Scenario::Projections | Scenario::Archive)
-    }
-
-    /// The fault kinds it draws from (see [`schedule`]).
-    fn kinds(self) -> &'static [u32] {
-        match self {
-            Scenario::Chaos => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-            Scenario::Crashes => &[0, 8],
-            Scenario::Network => &[1, 2, 3, 4],
-            Scenario::Pauses => &[5],
-            Scenario::DbRestarts => &[6],
-            Scenario::Locks => &[7],
-            Scenario::Projections | Scenario::Archive => &[0, 1, 2, 3, 4, 5, 6, 8, 9],
-            Scenario::Sessions => &[0, 6, 9],
-            // Partition leases are not bound to sessions.
-            Scenario::Ownership => &[0, 1, 2, 3, 4, 5, 6, 7, 8],
-        }
-    }
-
-    /// Whether the nodes' leases are bound to lease sessions (the hot/cold
-    /// scenarios, as `projections run-loop` binds them by default).
-    pub fn session_leases(self) -> bool {
-        self != Scenario::Ownership
-    }
-}
-
-/// Faults in time order, all before `until`, each undone before the next
+/// Faults in time order, all before `until`, drawn from `kinds` (the
+/// numbers below; a scenario names its mix), each undone before the next
 /// starts (so every fault's effect can be read off the trace). A fault that
 /// ends a running node's lease session (a database restart, `EndSession`)
-/// is followed by `learn` without faults when sessions bind leases: the
-/// time such a node has to learn it lost its lease, which the one-believer
-/// check grants it (see `invariants::one_believer`).
+/// is followed by `learn` without faults when sessions bind leases
+/// (`session_leases`): the time such a node has to learn it lost its
+/// lease, which the one-believer check grants it (see `invariants::one_believer`).
 pub fn schedule(
     rng: &mut StdRng,
-    scenario: Scenario,
+    kinds: &[u32],
+    session_leases: bool,
     nodes: &[String],
     until: Duration,
     learn: Duration,
 ) -> Vec<(Duration, Fault)> {
-    let kinds = scenario.kinds();
     let mut plan = Vec::new();
     let mut t = Duration::from_millis(rng.random_range(1_000..3_000));
     while t < until {
@@ -209,7 +118,7 @@ pub fn schedule(
         };
         let late_start = matches!(start, Fault::FreezeInTransaction { .. });
         let ends_sessions =
-            scenario.session_leases() && matches!(start, Fault::CrashDb | Fault::EndSession(_));
+            session_leases && matches!(start, Fault::CrashDb | Fault::EndSession(_));
         plan.push((t, start));
         if let Some(stop) = stop {
             plan.push((end, stop));

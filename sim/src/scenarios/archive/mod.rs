@@ -1,19 +1,22 @@
-//! The archive scenario's part of a run: its client hosts (writers, the
-//! operator, the mover) and its checks.
+//! The archive scenario's part of a hot/cold run: its client hosts
+//! (writers, the operator, the mover), their faults, and its checks.
+
+pub mod client_faults;
+pub mod summary;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client_faults::MOVER;
+use super::params::Params;
+use crate::harness::trace::Trace;
 use crate::hosts::archive::archivist;
 use crate::hosts::archive::ledger::Ledger;
 use crate::hosts::archive::mover::{self, MoverSpec};
 use crate::hosts::archive::writer::{self, WriterSpec};
 use crate::invariants::{conservation, routing, versions, Violation};
 use crate::model::log::event_log::ModelLog;
-use crate::trace::Trace;
-use crate::world::Params;
+use crate::scenarios::archive::client_faults::MOVER;
 
 /// The application hosts.
 const WRITER_HOSTS: [&str; 2] = ["w1", "w2"];
