@@ -18,4 +18,4 @@ pub mod model;
 pub mod protocol;
 pub mod scenarios;
 
-pub use scenarios::{run, Outcome, Params, Scenario};
+pub use scenarios::{run, Outcome, Params, Scenario, Without};

@@ -10,10 +10,12 @@ pub mod ownership;
 pub mod params;
 pub mod projections;
 pub mod scenario;
+pub mod without;
 
 pub use outcome::Outcome;
 pub use params::Params;
 pub use scenario::Scenario;
+pub use without::Without;
 
 use crate::harness::exclusive::exclusive;
 

@@ -3,6 +3,7 @@
 //! the ownership plan), and the protections switched off. A failure report
 //! prints them, so a reader can replay and reason about the run.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -14,6 +15,7 @@ use super::archive::{self, client_faults};
 use super::hot_cold;
 use super::ownership::{self, plan::OwnershipPlan};
 use super::scenario::Scenario;
+use super::without::Without;
 use crate::harness::faults::{self, Fault};
 use crate::invariants::one_believer;
 
@@ -36,36 +38,15 @@ pub struct Params {
     pub scenario: Scenario,
     /// The fault schedule.
     pub faults: Vec<(Duration, Fault)>,
-    /// Off only to show the checks catch a missing fence.
-    pub fence_disabled: bool,
-    /// Off only to show the checks catch a database that never ends a
-    /// frozen client's transaction.
-    pub idle_timeout_disabled: bool,
-    /// Off only to show the checks catch a projection reader that ignores
-    /// open appends (`position > checkpoint` style).
-    pub horizon_disabled: bool,
-    /// Off only to show the checks catch an append in a transaction that
-    /// readers passed before it registered (no RF007 refusal).
-    pub floor_check_disabled: bool,
+    /// Protections switched off, only to show the checks catch what each
+    /// prevents; empty in every real run.
+    pub off: BTreeSet<Without>,
     /// The archive backend (archive scenario).
     pub backend: Backend,
     /// Client hosts the schedule may fault (archive scenario).
     pub clients: Vec<String>,
-    /// Off only to show the checks catch a mover that copies and deletes
-    /// in two transactions.
-    pub atomic_move_disabled: bool,
     /// Partition count, joins and repartitions (ownership scenario).
     pub ownership: OwnershipPlan,
-    /// Off only to show the checks catch partition batches that commit
-    /// without checking their lease's epoch.
-    pub partition_fence_disabled: bool,
-    /// Off only to show the checks catch a repartition that drops the
-    /// carried checkpoints.
-    pub carry_disabled: bool,
-    /// Off only to show the checks catch a crash whose lease waits for its
-    /// ttl: the nodes run with `--session-leases off`, the checks still
-    /// expect what session-bound leases promise.
-    pub session_leases_disabled: bool,
 }
 
 impl Params {
@@ -145,18 +126,22 @@ impl Params {
             end_at,
             scenario,
             faults,
-            fence_disabled: false,
-            idle_timeout_disabled: false,
-            horizon_disabled: false,
-            floor_check_disabled: false,
+            off: BTreeSet::new(),
             backend,
             clients,
-            atomic_move_disabled: false,
             ownership,
-            partition_fence_disabled: false,
-            carry_disabled: false,
-            session_leases_disabled: false,
         }
+    }
+
+    /// The same run without `protection`.
+    pub fn without(mut self, protection: Without) -> Params {
+        self.off.insert(protection);
+        self
+    }
+
+    /// Whether the run does without `protection`.
+    pub fn lacks(&self, protection: Without) -> bool {
+        self.off.contains(&protection)
     }
 
     /// The parameters, one per line, for a failure report.
@@ -178,7 +163,7 @@ impl Params {
             out.push_str(&format!(
                 "backend {}, atomic move {}\n",
                 self.backend,
-                if self.atomic_move_disabled {
+                if self.lacks(Without::AtomicMove) {
                     "off"
                 } else {
                     "on"
@@ -188,16 +173,16 @@ impl Params {
         if self.scenario == Scenario::Ownership {
             out.push_str(&self.ownership.describe());
             let off: Vec<&str> = [
-                (self.partition_fence_disabled, "partition fence"),
-                (self.carry_disabled, "carry"),
+                (Without::PartitionFence, "partition fence"),
+                (Without::Carry, "carry"),
             ]
             .into_iter()
-            .filter_map(|(off, name)| off.then_some(name))
+            .filter_map(|(off, name)| self.lacks(off).then_some(name))
             .collect();
             if !off.is_empty() {
                 out.push_str(&format!("without: {}\n", off.join(", ")));
             }
-        } else if self.session_leases_disabled {
+        } else if self.lacks(Without::SessionLeases) {
             out.push_str("without: session leases\n");
         }
         out.push_str("faults:\n");

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::params::Params;
+use super::without::Without;
 use crate::harness::trace::Trace;
 use crate::hosts::archive::archivist;
 use crate::hosts::archive::ledger::Ledger;
@@ -60,7 +61,7 @@ pub fn add_clients(sim: &mut turmoil::Sim<'_>, params: &Params, ledger: &Ledger,
         seed,
         stop_at,
         boots: Arc::new(AtomicU64::new(0)),
-        two_step: params.atomic_move_disabled,
+        two_step: params.lacks(Without::AtomicMove),
     };
     let trace = trace.clone();
     sim.host(MOVER, move || mover::run(spec.clone(), trace.clone()));

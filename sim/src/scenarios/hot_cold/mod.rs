@@ -19,6 +19,7 @@ use super::outcome::Outcome;
 use super::params::Params;
 use super::projections;
 use super::scenario::Scenario;
+use super::without::Without;
 use crate::client::sim_store::Pauses;
 use crate::harness::fault_loop::{drive, Schedule, Targets};
 use crate::harness::simulation::{serve_db, simulation, MAX_LATENCY, TICK};
@@ -45,15 +46,15 @@ pub fn run(params: &Params) -> Outcome {
     let mut sim = simulation(params.seed, params.end_at);
     let trace = Trace::default();
     let mut model = ModelDb::default();
-    model.lease.fence_disabled = params.fence_disabled;
+    model.lease.fence_disabled = params.lacks(Without::Fence);
     model.log = ModelLog::new(ModelEvents::new(params.backend));
-    model.log.horizon_disabled = params.horizon_disabled;
-    model.log.events_mut().floor_check_disabled = params.floor_check_disabled;
+    model.log.horizon_disabled = params.lacks(Without::Horizon);
+    model.log.events_mut().floor_check_disabled = params.lacks(Without::FloorCheck);
     let db = Arc::new(Mutex::new(model));
     serve_db(
         &mut sim,
         &params.config,
-        !params.idle_timeout_disabled,
+        !params.lacks(Without::IdleTimeout),
         &db,
         &trace,
     );
@@ -70,7 +71,8 @@ pub fn run(params: &Params) -> Outcome {
             stops: stops.clone(),
             boots: Arc::new(AtomicU64::new(0)),
             projections: params.scenario.projects(),
-            session_leases: params.scenario.session_leases() && !params.session_leases_disabled,
+            session_leases: params.scenario.session_leases()
+                && !params.lacks(Without::SessionLeases),
         };
         let trace = trace.clone();
         sim.host(name.as_str(), move || {

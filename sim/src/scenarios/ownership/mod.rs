@@ -13,6 +13,7 @@ use rillflow_core::ownership::OwnerTiming;
 
 use super::outcome::Outcome;
 use super::params::Params;
+use super::without::Without;
 use crate::client::sim_batches::PROJECTION;
 use crate::client::sim_store::Pauses;
 use crate::harness::fault_loop::{drive, Schedule, Targets};
@@ -55,8 +56,8 @@ pub fn run(params: &Params) -> Outcome {
     let mut sim = simulation(params.seed, params.end_at);
     let trace = Trace::default();
     let mut model = ModelDb::default();
-    model.ownership.fence_disabled = params.partition_fence_disabled;
-    model.ownership.carry_disabled = params.carry_disabled;
+    model.ownership.fence_disabled = params.lacks(Without::PartitionFence);
+    model.ownership.carry_disabled = params.lacks(Without::Carry);
     model
         .ownership
         .projection
@@ -65,7 +66,7 @@ pub fn run(params: &Params) -> Outcome {
     serve_db(
         &mut sim,
         &params.config,
-        !params.idle_timeout_disabled,
+        !params.lacks(Without::IdleTimeout),
         &db,
         &trace,
     );
