@@ -3,54 +3,19 @@
 //! `OwnedWorker`) on turmoil hosts, talking over a simulated network to a
 //! model of the database, under seeded faults, with invariant checks after
 //! every run (SIM-1, SIM-2).
+//!
+//! By layer: `scenarios` wire hosts, faults and checks on the shared
+//! `harness`; `hosts` are the processes of a run, over the `client` stores,
+//! which speak the `protocol` to the `db` host, which applies it to the
+//! `model`; `invariants` check what the model and trace recorded.
 
-pub mod append_attempt;
-pub mod archive_requests;
-pub mod archive_run;
-pub mod archive_summary;
-pub mod archive_writer;
-pub mod archivist_host;
-pub mod change_notices;
-pub mod client_faults;
-pub mod contract_run;
-pub mod db_conn;
-pub mod db_host;
-pub mod db_sessions;
-pub mod exclusive;
-pub mod failover_times;
-pub mod faults;
-pub mod history;
+pub mod client;
+pub mod db;
+pub mod harness;
+pub mod hosts;
 pub mod invariants;
-pub mod lease_sessions;
-pub mod ledger;
-pub mod model_db;
-pub mod model_events;
-pub mod model_log;
-pub mod move_scope;
-pub mod mover_host;
-pub mod node_host;
-pub mod operator_host;
-pub mod ownership_history;
-pub mod ownership_plan;
-pub mod ownership_requests;
-pub mod ownership_run;
-pub mod ownership_summary;
-pub mod partition_leases;
-pub mod partition_read;
-pub mod partitioned_projection;
+pub mod model;
 pub mod protocol;
-pub mod sim_batches;
-pub mod sim_lease_session;
-pub mod sim_ownership_store;
-pub mod sim_partition_batches;
-pub mod sim_session_watch;
-pub mod sim_store;
-pub mod stream_heads;
-pub mod tiers;
-pub mod trace;
-pub mod worker_host;
-pub mod world;
-pub mod writer_host;
+pub mod scenarios;
 
-pub use faults::Scenario;
-pub use world::{run, Outcome, Params};
+pub use scenarios::{run, Outcome, Params, Scenario, Without};

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use rillflow_sim::failover_times::{Cause, Takeover};
-use rillflow_sim::trace::Trace;
-use rillflow_sim::world::session_takeover;
-use rillflow_sim::{run, Params, Scenario};
+use rillflow_sim::harness::trace::Trace;
+use rillflow_sim::scenarios::hot_cold::failover_times::{Cause, Takeover};
+use rillflow_sim::scenarios::hot_cold::session_takeover;
+use rillflow_sim::{run, Params, Scenario, Without};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,13 +34,10 @@ struct Args {
     /// projections, archive, sessions, ownership.
     #[arg(long, default_value = "chaos", value_parser = parse_scenario)]
     scenario: Scenario,
-    /// Remove a protection (fence, idle-timeout, the reader's horizon, the
-    /// refusal of an append readers passed (floor-check), the mover's
-    /// single-transaction move, the partition lease fence, the
-    /// checkpoints a repartition carries, or leases bound to the holder's
-    /// session) to watch the checks catch what it prevents.
-    #[arg(long, value_name = "PROTECTION", value_parser = ["fence", "idle-timeout", "horizon", "floor-check", "atomic-move", "partition-fence", "carry", "session-leases"])]
-    without: Option<String>,
+    /// Remove a protection, to watch the checks catch what it prevents
+    /// (repeatable).
+    #[arg(long, value_name = "PROTECTION", value_enum)]
+    without: Vec<Without>,
     /// Run this one seed and print its whole trace.
     #[arg(long, value_name = "SEED")]
     reproduce: Option<u64>,
@@ -59,14 +56,7 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
 fn params_for(args: &Args, seed: u64) -> Params {
     let nodes = args.nodes.map(|n| n as usize);
     let mut params = Params::from_seed_with(seed, args.sim_secs, args.scenario, nodes);
-    params.fence_disabled = args.without.as_deref() == Some("fence");
-    params.idle_timeout_disabled = args.without.as_deref() == Some("idle-timeout");
-    params.horizon_disabled = args.without.as_deref() == Some("horizon");
-    params.floor_check_disabled = args.without.as_deref() == Some("floor-check");
-    params.atomic_move_disabled = args.without.as_deref() == Some("atomic-move");
-    params.partition_fence_disabled = args.without.as_deref() == Some("partition-fence");
-    params.carry_disabled = args.without.as_deref() == Some("carry");
-    params.session_leases_disabled = args.without.as_deref() == Some("session-leases");
+    params.off.extend(args.without.iter().copied());
     params
 }
 
@@ -162,9 +152,9 @@ fn main() -> ExitCode {
             args.sim_secs,
             args.scenario.name(),
             args.without
-                .as_deref()
+                .iter()
                 .map(|w| format!(" --without {w}"))
-                .unwrap_or_default()
+                .collect::<String>()
         );
         return ExitCode::FAILURE;
     }

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use rillflow_core::archive::Backend;
-use rillflow_sim::archive_summary::ArchiveSummary;
-use rillflow_sim::faults::Fault;
-use rillflow_sim::{run, Outcome, Params, Scenario};
+use rillflow_sim::harness::faults::Fault;
+use rillflow_sim::scenarios::archive::summary::ArchiveSummary;
+use rillflow_sim::{run, Outcome, Params, Scenario, Without};
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
@@ -83,10 +83,7 @@ fn without_the_atomic_move_a_copied_event_is_caught() {
     for seed in 1..=3 {
         let params = Params::from_seed(seed, 30, Scenario::Archive);
         passing(&params);
-        let broken = Params {
-            atomic_move_disabled: true,
-            ..params
-        };
+        let broken = params.without(Without::AtomicMove);
         let v = run(&broken)
             .violation
             .unwrap_or_else(|| panic!("seed {seed}: the two-step move went unnoticed"));

@@ -2,7 +2,7 @@
 //! `tests/lease_contract.rs` runs against Postgres (SIM-1), the session
 //! rules (sql/0017) included.
 
-use rillflow_sim::contract_run;
+use rillflow_sim::harness::contract_run;
 
 fn check(name: &str) {
     contract_run::run(name);

@@ -21,8 +21,8 @@ use rillflow_core::lease::{
     AcquireOutcome, Action, ClusterTiming, Grant, Input, LeaseConfig, MonoTime, NodeMachine,
     RenewOutcome,
 };
-use rillflow_sim::model_db::ModelDb;
-use rillflow_sim::protocol::{Caller, Reply, Request};
+use rillflow_sim::model::db::ModelDb;
+use rillflow_sim::protocol::{Caller, LeaseRequest, Reply, Request};
 use uuid::Uuid;
 
 const STEP: Duration = Duration::from_millis(250);
@@ -88,27 +88,27 @@ fn perform(node: usize, m: &mut NodeMachine, t: MonoTime, out: &mut Vec<Msg>) {
     let micros = |d: Duration| d.as_micros() as u64;
     while let Some(action) = m.poll_action() {
         let request = match &action {
-            Action::Heartbeat { role, epoch, .. } => Request::Heartbeat {
+            Action::Heartbeat { role, epoch, .. } => Request::Lease(LeaseRequest::Heartbeat {
                 caller: caller(node),
                 role: *role,
                 epoch: *epoch,
-            },
-            Action::TryAcquire { .. } => Request::TryAcquire {
+            }),
+            Action::TryAcquire { .. } => Request::Lease(LeaseRequest::TryAcquire {
                 caller: caller(node),
                 ttl_us: micros(cfg.lease_ttl),
                 grace_us: micros(cfg.lease_grace),
                 session: None,
-            },
-            Action::Renew { epoch, .. } => Request::Renew {
+            }),
+            Action::Renew { epoch, .. } => Request::Lease(LeaseRequest::Renew {
                 caller: caller(node),
                 epoch: *epoch,
                 ttl_us: micros(cfg.lease_ttl),
                 session: None,
-            },
-            Action::Release { epoch, .. } => Request::Release {
+            }),
+            Action::Release { epoch, .. } => Request::Lease(LeaseRequest::Release {
                 caller: caller(node),
                 epoch: *epoch,
-            },
+            }),
             Action::StopProcessing { epoch } => {
                 // The writer stops at once; a write already sent stays in flight.
                 m.handle(t, Input::ProcessingStopped { epoch: *epoch });
@@ -162,11 +162,11 @@ fn initial() -> State {
     for n in 0..NODES.len() {
         db.apply(
             Duration::ZERO,
-            Request::Register {
+            Request::Lease(LeaseRequest::Register {
                 caller: caller(n),
                 min_cold_standbys: 1,
                 timing,
-            },
+            }),
         );
     }
     let mut nodes = Vec::new();
@@ -205,7 +205,7 @@ fn successors(s: &State, fence: bool, out: &mut Vec<State>) -> Option<String> {
         for freeze in &freeze_choices {
             let mut n = s.clone();
             n.step = step;
-            n.db.fence_disabled = !fence;
+            n.db.lease.fence_disabled = !fence;
             if lost.is_some() {
                 n.losses_left -= 1;
             }
@@ -231,15 +231,15 @@ fn successors(s: &State, fence: bool, out: &mut Vec<State>) -> Option<String> {
                         next_msgs.push(msg.clone());
                     }
                     Msg::Write { node, epoch } => {
-                        let before = n.db.writes.len();
+                        let before = n.db.lease.writes.len();
                         n.db.apply(
                             t,
-                            Request::FencedWrite {
+                            Request::Lease(LeaseRequest::FencedWrite {
                                 caller: caller(*node),
                                 epoch: *epoch,
-                            },
+                            }),
                         );
-                        if let Some(w) = n.db.writes.get(before) {
+                        if let Some(w) = n.db.lease.writes.get(before) {
                             if w.epoch != w.current_epoch {
                                 return Some(format!(
                                     "at {t:?} {} committed under epoch {} while epoch {} was granted",
@@ -247,7 +247,7 @@ fn successors(s: &State, fence: bool, out: &mut Vec<State>) -> Option<String> {
                                 ));
                             }
                         }
-                        n.db.writes.clear();
+                        n.db.lease.writes.clear();
                     }
                     Msg::ToDb {
                         node,
@@ -264,8 +264,8 @@ fn successors(s: &State, fence: bool, out: &mut Vec<State>) -> Option<String> {
                     }
                 }
             }
-            n.db.grants.clear();
-            n.db.refused_writes = 0;
+            n.db.lease.grants.clear();
+            n.db.lease.refused_writes = 0;
             for (i, m) in n.nodes.iter_mut().enumerate() {
                 if Some(i) == frozen {
                     continue;

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use rillflow_sim::faults::Fault;
-use rillflow_sim::ownership_summary::OwnershipSummary;
-use rillflow_sim::{run, Outcome, Params, Scenario};
+use rillflow_sim::harness::faults::Fault;
+use rillflow_sim::scenarios::ownership::summary::OwnershipSummary;
+use rillflow_sim::{run, Outcome, Params, Scenario, Without};
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
@@ -124,10 +124,7 @@ fn without_the_partition_fence_a_paused_worker_commits_after_its_partition_moved
         refused.iter().any(|(at, _)| *at >= ms(9_500)),
         "the resumed batch reached the fence: {refused:?}"
     );
-    let broken = Params {
-        partition_fence_disabled: true,
-        ..params
-    };
+    let broken = params.without(Without::PartitionFence);
     let v = run(&broken)
         .violation
         .expect("without the fence the stale batch commits");
@@ -155,10 +152,7 @@ fn without_the_carry_a_repartition_applies_events_twice() {
     let s = summary(&outcome);
     assert_eq!(s.resizes, [(3, 8), (8, 2), (2, 5), (5, 1), (1, 4)], "{s}");
     assert!(s.carried > 20, "{s}");
-    let broken = Params {
-        carry_disabled: true,
-        ..params
-    };
+    let broken = params.without(Without::Carry);
     let v = run(&broken)
         .violation
         .expect("without the carried layers events are applied twice");

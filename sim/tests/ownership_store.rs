@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rillflow_adapters::ownership::OwnershipStore;
-use rillflow_sim::db_conn::DbConn;
-use rillflow_sim::db_host::{self, SessionTimeouts};
-use rillflow_sim::model_db::ModelDb;
-use rillflow_sim::protocol::{Reply, Request};
-use rillflow_sim::sim_ownership_store::SimOwnershipStore;
-use rillflow_sim::trace::Trace;
+use rillflow_sim::client::db_conn::DbConn;
+use rillflow_sim::client::sim_ownership_store::SimOwnershipStore;
+use rillflow_sim::db::{self, SessionTimeouts};
+use rillflow_sim::harness::trace::Trace;
+use rillflow_sim::model::db::ModelDb;
+use rillflow_sim::protocol::{LogRequest, OwnershipRequest, Reply, Request};
 
 const TTL: Duration = Duration::from_secs(30);
 
@@ -24,7 +24,7 @@ fn store() -> SimOwnershipStore {
 /// Runs `check` as a client of a `db` host whose projection `p` has one
 /// partition and whose log holds one event.
 fn in_sim<F: Future<Output = ()> + 'static>(check: impl FnOnce() -> F + 'static) {
-    let _alone = rillflow_sim::exclusive::exclusive();
+    let _alone = rillflow_sim::harness::exclusive::exclusive();
     let mut sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_secs(60))
         .tick_duration(Duration::from_millis(1))
@@ -38,7 +38,7 @@ fn in_sim<F: Future<Output = ()> + 'static>(check: impl FnOnce() -> F + 'static)
         idle_in_transaction: Duration::from_secs(1),
     };
     sim.host("db", move || {
-        db_host::serve(db.clone(), Trace::default(), timeouts)
+        db::serve(db.clone(), Trace::default(), timeouts)
     });
     sim.client("tester", async move {
         check().await;
@@ -48,27 +48,27 @@ fn in_sim<F: Future<Output = ()> + 'static>(check: impl FnOnce() -> F + 'static)
 }
 
 async fn append() {
-    let Ok(Reply::AppendStarted { xid }) = DbConn::once(&Request::AppendBegin {
+    let Ok(Reply::AppendStarted { xid }) = DbConn::once(&Request::Log(LogRequest::AppendBegin {
         stream: 1,
         events: 1,
-    })
+    }))
     .await
     else {
         panic!("the append starts");
     };
-    let ended = DbConn::once(&Request::AppendEnd { xid, commit: true }).await;
+    let ended = DbConn::once(&Request::Log(LogRequest::AppendEnd { xid, commit: true })).await;
     assert_eq!(ended, Ok(Reply::Done));
 }
 
 fn begin(epoch: u64) -> Request {
-    Request::PartitionBegin {
+    Request::Ownership(OwnershipRequest::PartitionBegin {
         projection: "p".to_owned(),
         worker: "a".to_owned(),
         partition: 0,
         total: 1,
         epoch,
         limit: 10,
-    }
+    })
 }
 
 #[test]
@@ -136,7 +136,11 @@ fn the_fence_admits_only_the_current_epoch_and_a_claim_waits_for_it() {
         let claimer = tokio::spawn(async { store().claim("p", 0, "b", TTL).await });
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!claimer.is_finished(), "the claim waits for the batch");
-        let committed = batch.call(&Request::PartitionCommit { txn }).await;
+        let committed = batch
+            .call(&Request::Ownership(OwnershipRequest::PartitionCommit {
+                txn,
+            }))
+            .await;
         assert_eq!(committed, Ok(Reply::Batch { applied: 1 }));
         let e2 = claimer.await.unwrap().unwrap().unwrap();
         assert_eq!(e2, e1 + 1);

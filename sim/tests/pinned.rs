@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use rillflow_sim::faults::Fault;
-use rillflow_sim::{run, Outcome, Params, Scenario};
+use rillflow_sim::harness::faults::Fault;
+use rillflow_sim::{run, Outcome, Params, Scenario, Without};
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
@@ -32,7 +32,9 @@ fn pinned_in(scenario: Scenario, faults: Vec<(Duration, Fault)>) -> (Params, Out
 fn pinned_with(scenario: Scenario, faults: Vec<(Duration, Fault)>, off: bool) -> (Params, Outcome) {
     let mut params = Params::from_seed_with(7, 30, scenario, Some(2));
     params.faults = faults;
-    params.session_leases_disabled = off;
+    if off {
+        params.off.insert(Without::SessionLeases);
+    }
     let outcome = run(&params);
     assert!(
         outcome.violation.is_none(),

@@ -1,7 +1,7 @@
 //! The simulation keeps its promises: seeds pass, runs repeat bit for bit,
 //! and the checks are not vacuous.
 
-use rillflow_sim::{run, Outcome, Params, Scenario};
+use rillflow_sim::{run, Outcome, Params, Scenario, Without};
 
 /// Runs `seed` of `scenario` and fails, with its parameters, on a violation.
 fn passing(seed: u64, scenario: Scenario) -> Outcome {
@@ -50,10 +50,7 @@ fn the_same_seed_gives_the_same_trace() {
 fn a_seed_replays_the_same_after_other_runs() {
     let params = Params::from_seed(3, 30, Scenario::Chaos);
     let alone = run(&params).hash;
-    let other = Params {
-        session_leases_disabled: true,
-        ..Params::from_seed(2, 30, Scenario::Chaos)
-    };
+    let other = Params::from_seed(2, 30, Scenario::Chaos).without(Without::SessionLeases);
     run(&other);
     assert_eq!(run(&params).hash, alone);
 }
@@ -63,10 +60,7 @@ fn a_seed_replays_the_same_after_other_runs() {
 #[test]
 fn without_the_fence_a_stale_write_is_caught() {
     let caught = (1..=60).find_map(|seed| {
-        let params = Params {
-            fence_disabled: true,
-            ..Params::from_seed(seed, 30, Scenario::Chaos)
-        };
+        let params = Params::from_seed(seed, 30, Scenario::Chaos).without(Without::Fence);
         run(&params)
             .violation
             .filter(|v| v.invariant == "LEASE-1")
@@ -112,10 +106,7 @@ fn every_scenario_keeps_every_invariant() {
 #[test]
 fn without_the_idle_timeout_a_frozen_lock_holder_stalls_failover() {
     let caught = (1..=40).find_map(|seed| {
-        let params = Params {
-            idle_timeout_disabled: true,
-            ..Params::from_seed(seed, 30, Scenario::Locks)
-        };
+        let params = Params::from_seed(seed, 30, Scenario::Locks).without(Without::IdleTimeout);
         run(&params).violation.map(|v| (seed, v))
     });
     let (seed, v) =
@@ -149,10 +140,7 @@ fn projections_apply_every_event_once_under_faults() {
 #[test]
 fn without_the_horizon_a_late_commit_is_caught() {
     let caught = (1..=20).find_map(|seed| {
-        let params = Params {
-            horizon_disabled: true,
-            ..Params::from_seed(seed, 30, Scenario::Projections)
-        };
+        let params = Params::from_seed(seed, 30, Scenario::Projections).without(Without::Horizon);
         run(&params).violation.map(|v| (seed, v))
     });
     let (seed, v) = caught.expect("some seed commits an append behind the checkpoint");
@@ -165,10 +153,8 @@ fn without_the_horizon_a_late_commit_is_caught() {
 #[test]
 fn without_the_floor_check_a_late_append_is_caught() {
     let caught = (1..=20).find_map(|seed| {
-        let params = Params {
-            floor_check_disabled: true,
-            ..Params::from_seed(seed, 30, Scenario::Projections)
-        };
+        let params =
+            Params::from_seed(seed, 30, Scenario::Projections).without(Without::FloorCheck);
         run(&params).violation.map(|v| (seed, v))
     });
     let (seed, v) = caught.expect("some seed commits an append behind the checkpoint");
@@ -182,10 +168,7 @@ fn without_the_floor_check_a_late_append_is_caught() {
 #[test]
 fn without_session_leases_a_crash_waits_for_the_ttl() {
     let caught = (1..=20).find_map(|seed| {
-        let params = Params {
-            session_leases_disabled: true,
-            ..Params::from_seed(seed, 30, Scenario::Crashes)
-        };
+        let params = Params::from_seed(seed, 30, Scenario::Crashes).without(Without::SessionLeases);
         run(&params).violation.map(|v| (seed, v))
     });
     let (seed, v) = caught.expect("some seed crashes the active hot node");

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use rillflow_sim::faults::Fault;
-use rillflow_sim::trace::TraceEvent;
-use rillflow_sim::world::session_takeover;
-use rillflow_sim::{run, Outcome, Params, Scenario};
+use rillflow_sim::harness::faults::Fault;
+use rillflow_sim::harness::trace::TraceEvent;
+use rillflow_sim::scenarios::hot_cold::session_takeover;
+use rillflow_sim::{run, Outcome, Params, Scenario, Without};
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
@@ -150,10 +150,7 @@ fn a_crash_of_the_hot_node_fails_over_within_the_tight_bound() {
         "the crash ended the session"
     );
 
-    let without = Params {
-        session_leases_disabled: true,
-        ..params
-    };
+    let without = params.without(Without::SessionLeases);
     let slow = run(&without);
     let v = slow
         .violation

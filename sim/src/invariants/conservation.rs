@@ -12,12 +12,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::history::{Entry, Step};
-use crate::ledger::{read_problem, Fate, Intent};
-use crate::model_events::ModelEvents;
-use crate::model_log::ModelLog;
+use crate::hosts::archive::ledger::{read_problem, Fate, Intent};
+use crate::model::log::event_log::ModelLog;
+use crate::model::log::events::ModelEvents;
+use crate::model::log::history::{Entry, Step};
+use crate::model::log::tiers::{Cursor, Tier};
 use crate::protocol::StreamRow;
-use crate::tiers::{Cursor, Tier};
 
 use super::Violation;
 
@@ -223,9 +223,9 @@ mod tests {
     use rillflow_core::archive::Backend;
     use rillflow_core::ExpectedVersion;
 
-    use crate::ledger::Ledger;
-    use crate::model_events::{AppendRequest, Outcome};
-    use crate::move_scope::MoveScope;
+    use crate::hosts::archive::ledger::Ledger;
+    use crate::model::log::events::{AppendRequest, Outcome};
+    use crate::model::log::move_scope::MoveScope;
 
     use super::*;
 

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::model_log::LogEvent;
-use crate::ownership_history::Applied;
-use crate::tiers::Cursor;
+use crate::model::log::event_log::LogEvent;
+use crate::model::log::tiers::Cursor;
+use crate::model::ownership::history::Applied;
 
 use super::Violation;
 

@@ -1,5 +1,5 @@
 //! Liveness of dynamic ownership: once the faults have healed, within the
-//! bound (see `ownership_run::settle`) and from then on, every worker is
+//! bound (see `scenarios::ownership::settle`) and from then on, every worker is
 //! live, every partition is held by a live worker, and each live worker
 //! holds its fair share: ⌊P/W⌋ or ⌈P/W⌉ of the P partitions among W
 //! workers. Read from the database's view, as the workers read it.

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use crate::faults::Fault;
-use crate::worker_host::StopRecord;
+use crate::harness::faults::Fault;
+use crate::hosts::worker::StopRecord;
 
 use super::Violation;
 

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::faults::{Fault, FREEZE_START};
-use crate::model_db::{GrantRecord, WriteRecord};
-use crate::trace::Belief;
+use crate::harness::faults::{Fault, FREEZE_START};
+use crate::harness::trace::Belief;
+use crate::model::lease::records::{GrantRecord, WriteRecord};
 
 use super::session_takeover::SessionTakeover;
 use super::Violation;

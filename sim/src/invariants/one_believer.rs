@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use rillflow_core::lease::LeaseConfig;
 
-use crate::faults::Fault;
-use crate::model_db::GrantRecord;
-use crate::trace::Belief;
+use crate::harness::faults::Fault;
+use crate::harness::trace::Belief;
+use crate::model::lease::records::GrantRecord;
 
 use super::Violation;
 

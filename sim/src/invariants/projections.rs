@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::model_log::ModelLog;
+use crate::model::log::event_log::ModelLog;
 
 use super::Violation;
 

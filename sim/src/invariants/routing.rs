@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rillflow_core::archive::{append_target, Backend, HeadFlags, Retention};
 
-use crate::history::{Entry, History, Step};
-use crate::tiers::{Cursor, Tier};
+use crate::model::log::history::{Entry, History, Step};
+use crate::model::log::tiers::{Cursor, Tier};
 
 use super::Violation;
 

@@ -27,9 +27,9 @@ use std::time::Duration;
 
 use rillflow_core::lease::LeaseConfig;
 
-use crate::db_conn::CALL_TIMEOUT;
-use crate::faults::Fault;
-use crate::model_db::GrantRecord;
+use crate::client::db_conn::CALL_TIMEOUT;
+use crate::harness::faults::Fault;
+use crate::model::lease::records::GrantRecord;
 
 /// The wake, in one-way messages: the closed socket (or nothing, when the
 /// database ended the session itself) reaching the database and the

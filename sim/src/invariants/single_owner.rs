@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::ownership_history::BatchCommit;
+use crate::model::ownership::history::BatchCommit;
 
 use super::Violation;
 

@@ -6,7 +6,7 @@
 //! a grant waits for the transaction's lock, so no other writer can have
 //! come in between. The record keeps the lease state for the report.
 
-use crate::model_db::WriteRecord;
+use crate::model::lease::records::WriteRecord;
 
 use super::Violation;
 

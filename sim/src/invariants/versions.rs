@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use rillflow_core::archive::read_plan;
 
-use crate::history::{Entry, Step};
-use crate::ledger::{Fate, Intent, PER_INTENT};
-use crate::model_events::ModelEvents;
-use crate::tiers::Cursor;
+use crate::hosts::archive::ledger::{Fate, Intent, PER_INTENT};
+use crate::model::log::events::ModelEvents;
+use crate::model::log::history::{Entry, Step};
+use crate::model::log::tiers::Cursor;
 
 use super::Violation;
 
@@ -156,8 +156,8 @@ mod tests {
     use rillflow_core::archive::Backend;
     use rillflow_core::ExpectedVersion;
 
-    use crate::model_events::{AppendRequest, Outcome};
-    use crate::move_scope::MoveScope;
+    use crate::model::log::events::{AppendRequest, Outcome};
+    use crate::model::log::move_scope::MoveScope;
 
     use super::*;
 

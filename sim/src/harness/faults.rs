@@ -1,0 +1,137 @@
+//! The fault schedule of a run, drawn from its seed.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+/// One fault, applied at a simulated time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Kill the node's process.
+    Crash(String),
+    /// Start a crashed node again (a new incarnation under the same name).
+    Restart(String),
+    /// Cut the node off from the database, both ways.
+    Partition(String),
+    /// Cut only the node → database direction (requests vanish, nothing
+    /// comes back).
+    PartitionToDb(String),
+    /// Cut only the database → node direction (requests land, replies are
+    /// lost).
+    PartitionFromDb(String),
+    /// Heal the node's links to the database.
+    Repair(String),
+    /// Hold the node's messages to and from the database (delivered later).
+    Hold(String),
+    /// Deliver what was held.
+    Release(String),
+    /// Freeze the node as SIGSTOP or a long GC pause would: its next write
+    /// stalls between its lease check and the write, and nothing it sends
+    /// or is sent reaches the other side until it thaws.
+    Freeze {
+        /// The node.
+        node: String,
+        /// How long, in milliseconds.
+        length_ms: u64,
+    },
+    /// End a freeze: held messages are delivered.
+    Thaw(String),
+    /// Freeze the node inside its next fenced transaction, holding the
+    /// cluster row's lock (the database host ends such a transaction after
+    /// the idle-in-transaction timeout).
+    FreezeInTransaction {
+        /// The node.
+        node: String,
+        /// How long, in milliseconds.
+        length_ms: u64,
+    },
+    /// Stop the node gracefully (SIGTERM): finish, release, exit. A
+    /// `Restart` starts it again.
+    Stop(String),
+    /// The database ends the node's lease sessions while it runs
+    /// (`pg_terminate_backend`): their locks go, and a lease bound to one
+    /// is free at once. Nothing undoes it; the node opens a new session.
+    EndSession(String),
+    /// Restart the database host (committed state survives; every session
+    /// ends).
+    CrashDb,
+    /// Start the database host again.
+    RestartDb,
+}
+
+/// How long a planned freeze-in-transaction waits for the node's next write
+/// before it lapses (the hot node writes every 150 ms).
+pub const FREEZE_START: Duration = Duration::from_millis(500);
+
+/// Faults in time order, all before `until`, drawn from `kinds` (the
+/// numbers below; a scenario names its mix), each undone before the next
+/// starts (so every fault's effect can be read off the trace). A fault that
+/// ends a running node's lease session (a database restart, `EndSession`)
+/// is followed by `learn` without faults when sessions bind leases
+/// (`session_leases`): the time such a node has to learn it lost its
+/// lease, which the one-believer check grants it (see `invariants::one_believer`).
+pub fn schedule(
+    rng: &mut StdRng,
+    kinds: &[u32],
+    session_leases: bool,
+    nodes: &[String],
+    until: Duration,
+    learn: Duration,
+) -> Vec<(Duration, Fault)> {
+    let mut plan = Vec::new();
+    let mut t = Duration::from_millis(rng.random_range(1_000..3_000));
+    while t < until {
+        let node = nodes[rng.random_range(0..nodes.len())].clone();
+        // Up to 9 s: some faults outlast LEASE-3's bound (6 s at the
+        // simulated timing), so takeovers are checked while faults go on.
+        let length_ms = rng.random_range(200..9_000);
+        let mut end = (t + Duration::from_millis(length_ms)).min(until);
+        let (start, stop) = match kinds[rng.random_range(0..kinds.len())] {
+            0 => (Fault::Crash(node.clone()), Some(Fault::Restart(node))),
+            1 => (Fault::Partition(node.clone()), Some(Fault::Repair(node))),
+            2 => (
+                Fault::PartitionToDb(node.clone()),
+                Some(Fault::Repair(node)),
+            ),
+            3 => (
+                Fault::PartitionFromDb(node.clone()),
+                Some(Fault::Repair(node)),
+            ),
+            4 => (Fault::Hold(node.clone()), Some(Fault::Release(node))),
+            5 => (
+                Fault::Freeze {
+                    node: node.clone(),
+                    length_ms,
+                },
+                Some(Fault::Thaw(node)),
+            ),
+            6 => (Fault::CrashDb, Some(Fault::RestartDb)),
+            8 => (Fault::Stop(node.clone()), Some(Fault::Restart(node))),
+            9 => {
+                end = t;
+                (Fault::EndSession(node), None)
+            }
+            // The database host ends this freeze itself, from the moment
+            // the node's write arrives (within FREEZE_START of the plan).
+            _ => (Fault::FreezeInTransaction { node, length_ms }, None),
+        };
+        let late_start = matches!(start, Fault::FreezeInTransaction { .. });
+        let ends_sessions =
+            session_leases && matches!(start, Fault::CrashDb | Fault::EndSession(_));
+        plan.push((t, start));
+        if let Some(stop) = stop {
+            plan.push((end, stop));
+        }
+        let settle = if late_start {
+            FREEZE_START
+        } else if ends_sessions {
+            learn
+        } else {
+            Duration::ZERO
+        };
+        t = end + settle + Duration::from_millis(rng.random_range(100..3_000));
+    }
+    plan.sort_by_key(|(at, _)| *at);
+    plan
+}
