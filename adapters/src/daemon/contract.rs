@@ -8,11 +8,15 @@
 
 use std::time::Duration;
 
-use rillflow_core::lease::{AcquireOutcome, ClusterTiming, NodeRole, RenewOutcome};
+use rillflow_core::lease::failover::PromoteRefusal;
+use rillflow_core::lease::{
+    AcquireOutcome, ClusterTiming, ClusterView, NodeRole, PromoteRequest, RenewOutcome,
+};
 use tokio::time::sleep;
 use uuid::Uuid;
 
 use super::lease_store::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
+use super::operator::{self, ClusterAdmin, OperatorError};
 
 const TTL: Duration = Duration::from_secs(1);
 const GRACE: Duration = Duration::from_millis(500);
@@ -27,6 +31,8 @@ pub const CHECKS: &[&str] = &[
     "the_fence_admits_only_the_current_lease",
     "heartbeats_return_the_cluster",
     "a_restart_replaces_the_old_incarnation",
+    "operator_requests_show_until_fulfilled",
+    "promote_and_demote_are_judged_by_the_database_view",
 ];
 
 /// Declares one `#[test]` per contract check, each calling `$run(name)`
@@ -44,6 +50,8 @@ macro_rules! lease_contract_tests {
             the_fence_admits_only_the_current_lease,
             heartbeats_return_the_cluster,
             a_restart_replaces_the_old_incarnation,
+            operator_requests_show_until_fulfilled,
+            promote_and_demote_are_judged_by_the_database_view,
         );
     };
     (@each $run:path; $($name:ident),* $(,)?) => {
@@ -63,7 +71,11 @@ macro_rules! lease_contract_tests {
 }
 
 /// Runs the check called `name` on `store`, in a cluster of its own.
-pub async fn run<S: LeaseStore + FencedWrites>(name: &str, store: &S, cluster: &str) {
+pub async fn run<S: LeaseStore + FencedWrites + ClusterAdmin>(
+    name: &str,
+    store: &S,
+    cluster: &str,
+) {
     match name {
         "grants_follow_expiry_and_grace" => grants_follow_expiry_and_grace(store, cluster).await,
         "renewal_extends_only_the_current_lease" => {
@@ -76,6 +88,12 @@ pub async fn run<S: LeaseStore + FencedWrites>(name: &str, store: &S, cluster: &
         "heartbeats_return_the_cluster" => heartbeats_return_the_cluster(store, cluster).await,
         "a_restart_replaces_the_old_incarnation" => {
             a_restart_replaces_the_old_incarnation(store, cluster).await
+        }
+        "operator_requests_show_until_fulfilled" => {
+            operator_requests_show_until_fulfilled(store, cluster).await
+        }
+        "promote_and_demote_are_judged_by_the_database_view" => {
+            promote_and_demote_are_judged_by_the_database_view(store, cluster).await
         }
         other => panic!("no contract check named {other:?}"),
     }
@@ -323,4 +341,204 @@ async fn a_restart_replaces_the_old_incarnation<S: LeaseStore>(store: &S, cluste
         .expect("heartbeat");
     assert_eq!(view.nodes.len(), 1, "one row per name");
     assert_eq!(view.node("a").map(|n| n.role), Some(NodeRole::Cold));
+}
+
+async fn view_of<S: ClusterAdmin>(store: &S, cluster: &str) -> ClusterView {
+    store
+        .cluster_view(cluster)
+        .await
+        .expect("cluster view")
+        .expect("the cluster exists")
+}
+
+/// The pending requests of a view: (promoted node, force), demoted node.
+fn pending(view: &ClusterView) -> (Option<(&str, bool)>, Option<&str>) {
+    (
+        view.promote.as_ref().map(|p| (p.node.as_str(), p.force)),
+        view.demote.as_deref(),
+    )
+}
+
+async fn operator_requests_show_until_fulfilled<S: LeaseStore + ClusterAdmin>(
+    store: &S,
+    cluster: &str,
+) {
+    let ids = join(store, cluster, &["a", "b", "c"]).await;
+    let (a, c) = (&ids[0], &ids[2]);
+    assert_eq!(pending(&view_of(store, cluster).await), (None, None));
+    let missing = format!("{cluster}-missing");
+    assert_eq!(
+        store.cluster_view(&missing).await.expect("cluster view"),
+        None,
+        "no view of a cluster that does not exist"
+    );
+    store
+        .request_demote(cluster, None)
+        .await
+        .expect("demoting nobody");
+    assert_eq!(
+        pending(&view_of(store, cluster).await),
+        (None, None),
+        "without a valid lease there is nobody to demote"
+    );
+
+    let first = granted(store, a).await;
+    store
+        .request_promote(cluster, "b", true)
+        .await
+        .expect("promote");
+    store.request_demote(cluster, None).await.expect("demote");
+    let view = store
+        .heartbeat(c, NodeRole::Cold, 0)
+        .await
+        .expect("heartbeat");
+    assert_eq!(
+        view.promote,
+        Some(PromoteRequest {
+            node: "b".to_owned(),
+            force: true
+        }),
+        "heartbeats carry the pending promotion"
+    );
+    assert_eq!(view.demote.as_deref(), Some("a"), "None demotes the holder");
+
+    let again = granted(store, a).await;
+    assert_eq!(again, first + 1);
+    assert_eq!(
+        pending(&view_of(store, cluster).await),
+        (Some(("b", true)), Some("a")),
+        "a grant to the demoted node keeps its demotion"
+    );
+    store.release(a, again).await.expect("release");
+    assert_eq!(
+        pending(&view_of(store, cluster).await),
+        (Some(("b", true)), None),
+        "the demoted node's release clears its demotion, not the promotion"
+    );
+    let third = granted(store, c).await;
+    assert_eq!(
+        pending(&view_of(store, cluster).await),
+        (Some(("b", true)), None),
+        "a grant to another node keeps the promotion"
+    );
+
+    store
+        .request_promote(cluster, "a", false)
+        .await
+        .expect("promote");
+    store
+        .request_demote(cluster, Some("c"))
+        .await
+        .expect("demote");
+    assert_eq!(
+        pending(&view_of(store, cluster).await),
+        (Some(("a", false)), Some("c")),
+        "a later promotion replaces the pending one"
+    );
+    sleep(TTL + GRACE + SLACK).await;
+    assert_eq!(granted(store, a).await, third + 1);
+    let view = view_of(store, cluster).await;
+    assert_eq!(
+        pending(&view),
+        (None, None),
+        "the promoted node's grant clears its promotion and another's demotion"
+    );
+    assert!(
+        view.since_last_failover_ms.is_some(),
+        "a takeover of a lease that ran out is a failover"
+    );
+
+    for outcome in [
+        store.request_promote(cluster, "ghost", false).await,
+        store.request_demote(cluster, Some("ghost")).await,
+        store.request_promote(&missing, "a", false).await,
+        store.request_demote(&missing, None).await,
+    ] {
+        assert!(
+            matches!(outcome, Err(LeaseError::InvalidName(_))),
+            "an unknown cluster or node is refused: {outcome:?}"
+        );
+    }
+    assert_eq!(pending(&view_of(store, cluster).await), (None, None));
+}
+
+async fn promote_and_demote_are_judged_by_the_database_view<S: LeaseStore + ClusterAdmin>(
+    store: &S,
+    cluster: &str,
+) {
+    let ids = join(store, cluster, &["a", "b", "c"]).await;
+    let (a, b, c) = (&ids[0], &ids[1], &ids[2]);
+    let epoch = granted(store, a).await;
+    store.mark_stopped(c).await.expect("mark stopped");
+    let refusal = |r: Result<ClusterView, OperatorError>| match r {
+        Err(OperatorError::Refused(refusal)) => refusal,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(matches!(
+        refusal(operator::promote(store, cluster, "a", true).await),
+        PromoteRefusal::AlreadyHot { .. }
+    ));
+    assert!(matches!(
+        refusal(operator::promote(store, cluster, "c", true).await),
+        PromoteRefusal::Stopped { .. }
+    ));
+    assert!(matches!(
+        refusal(operator::promote(store, cluster, "ghost", true).await),
+        PromoteRefusal::UnknownNode { .. }
+    ));
+    assert!(matches!(
+        operator::promote(store, &format!("{cluster}-missing"), "b", false).await,
+        Err(OperatorError::NoCluster(_))
+    ));
+    let view = operator::promote(store, cluster, "b", false)
+        .await
+        .expect("a fresh standby is promoted");
+    assert_eq!(view.epoch, epoch, "the view the promotion was judged by");
+
+    // Heartbeat timing 300 ms, ttl 1 s: b lags after 600 ms without a
+    // heartbeat and is not running after 1 s, by the database clock.
+    store.heartbeat(b, NodeRole::Cold, 0).await.expect("beat");
+    sleep(Duration::from_millis(700)).await;
+    assert!(matches!(
+        refusal(operator::promote(store, cluster, "b", false).await),
+        PromoteRefusal::Lagging { .. }
+    ));
+    operator::promote(store, cluster, "b", true)
+        .await
+        .expect("--force promotes a lagging node");
+    assert_eq!(pending(&view_of(store, cluster).await).0, Some(("b", true)));
+    sleep(Duration::from_millis(450)).await;
+    assert!(matches!(
+        refusal(operator::promote(store, cluster, "b", true).await),
+        PromoteRefusal::Unhealthy { .. }
+    ));
+
+    // a's lease may have run out meanwhile; the holder takes it back.
+    let epoch = granted(store, a).await;
+
+    assert!(matches!(
+        operator::demote(store, cluster, Some("b")).await,
+        Err(OperatorError::NotHot { .. })
+    ));
+    assert!(matches!(
+        operator::demote(store, cluster, Some("ghost")).await,
+        Err(OperatorError::NoNode { .. })
+    ));
+    assert_eq!(
+        operator::demote(store, cluster, None)
+            .await
+            .expect("demote"),
+        "a",
+        "None demotes the hot node"
+    );
+    assert_eq!(pending(&view_of(store, cluster).await).1, Some("a"));
+    store.release(a, epoch).await.expect("release");
+    assert!(matches!(
+        operator::demote(store, cluster, None).await,
+        Err(OperatorError::NoHotNode(_))
+    ));
+    assert!(matches!(
+        operator::demote(store, cluster, Some("a")).await,
+        Err(OperatorError::NotHot { .. })
+    ));
 }

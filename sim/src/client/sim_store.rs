@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rillflow_adapters::daemon::{
-    FencedWrites, LeaseError, LeaseStore, NodeIdentity, ReleaseNotices,
+    ClusterAdmin, FencedWrites, LeaseError, LeaseStore, NodeIdentity, ReleaseNotices,
 };
 use rillflow_core::lease::{
     AcquireOutcome, ClusterTiming, ClusterView, Grant, NodeRole, RenewOutcome,
@@ -399,5 +399,63 @@ impl LeaseStore for SimLeaseStore {
             Reply::Done => Ok(()),
             other => Err(unexpected(other)),
         }
+    }
+}
+
+/// As `request_written` does for `PgLeaseStore`: the row's outcome of a
+/// request naming `node` (None: demote the holder).
+fn requested(reply: Reply, cluster: &str, node: Option<&str>) -> Result<(), LeaseError> {
+    let Reply::Requested {
+        written,
+        cluster_exists,
+    } = reply
+    else {
+        return Err(unexpected(reply));
+    };
+    match (written, cluster_exists, node) {
+        (true, _, _) => Ok(()),
+        (false, false, _) => Err(LeaseError::InvalidName(format!(
+            "no cluster named {cluster:?}"
+        ))),
+        (false, true, Some(node)) => Err(LeaseError::InvalidName(format!(
+            "cluster {cluster:?} has no node named {node:?}"
+        ))),
+        (false, true, None) => Ok(()),
+    }
+}
+
+#[async_trait]
+impl ClusterAdmin for SimLeaseStore {
+    async fn cluster_view(&self, cluster: &str) -> Result<Option<ClusterView>, LeaseError> {
+        let request = LeaseRequest::ClusterView {
+            cluster: cluster.to_owned(),
+        };
+        match self.call(&request.into()).await? {
+            Reply::View(view) => Ok(Some(view)),
+            Reply::NoCluster => Ok(None),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn request_promote(
+        &self,
+        cluster: &str,
+        node: &str,
+        force: bool,
+    ) -> Result<(), LeaseError> {
+        let request = LeaseRequest::RequestPromote {
+            cluster: cluster.to_owned(),
+            node: node.to_owned(),
+            force,
+        };
+        requested(self.call(&request.into()).await?, cluster, Some(node))
+    }
+
+    async fn request_demote(&self, cluster: &str, node: Option<&str>) -> Result<(), LeaseError> {
+        let request = LeaseRequest::RequestDemote {
+            cluster: cluster.to_owned(),
+            node: node.map(str::to_owned),
+        };
+        requested(self.call(&request.into()).await?, cluster, node)
     }
 }

@@ -25,7 +25,15 @@ impl Session {
                     .await
             }
             // Statements that update the cluster row wait for an open
-            // fenced transaction's lock, up to the lock timeout.
+            // fenced transaction's lock, up to the lock timeout; so do the
+            // operator's requests, which update it too.
+            LeaseRequest::RequestPromote { ref cluster, .. }
+            | LeaseRequest::RequestDemote { ref cluster, .. } => {
+                if !self.locks.wait(cluster, self.timeouts.lock).await {
+                    return lock_timeout().into();
+                }
+                self.apply(|db, now| db.apply_lease(now, request))
+            }
             LeaseRequest::TryAcquire { ref caller, .. }
             | LeaseRequest::Renew { ref caller, .. }
             | LeaseRequest::Release { ref caller, .. } => {

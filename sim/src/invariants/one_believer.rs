@@ -230,6 +230,7 @@ mod tests {
             node: node.to_owned(),
             epoch,
             failover: false,
+            promoted: false,
         }
     }
 

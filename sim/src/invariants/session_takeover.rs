@@ -316,6 +316,7 @@ mod tests {
             node: node.to_owned(),
             epoch: 1,
             failover,
+            promoted: false,
         }
     }
 

@@ -104,4 +104,28 @@ pub enum LeaseRequest {
     /// Subscribe to release notices: after a `Done`, the connection
     /// carries one `Released` line per release, as LISTEN does.
     Listen,
+    /// Read a cluster as the operator's tools do (`CLUSTER_VIEWS`); answers
+    /// `View`, or `NoCluster`.
+    ClusterView {
+        /// Cluster name.
+        cluster: String,
+    },
+    /// Record an operator's promotion (`REQUEST_PROMOTE`); answers
+    /// `Requested`.
+    RequestPromote {
+        /// Cluster name.
+        cluster: String,
+        /// The node to promote.
+        node: String,
+        /// `--force`.
+        force: bool,
+    },
+    /// Record an operator's demotion (`REQUEST_DEMOTE`) of `node`, or of
+    /// the holder of the unexpired lease; answers `Requested`.
+    RequestDemote {
+        /// Cluster name.
+        cluster: String,
+        /// The node to demote; None: the holder.
+        node: Option<String>,
+    },
 }

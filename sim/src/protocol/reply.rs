@@ -185,6 +185,15 @@ pub enum Reply {
         /// The cluster.
         cluster: String,
     },
+    /// The cluster asked for does not exist.
+    NoCluster,
+    /// An operator request's row (`REQUEST_PROMOTE`, `REQUEST_DEMOTE`).
+    Requested {
+        /// Whether the cluster row was updated.
+        written: bool,
+        /// Whether the cluster exists.
+        cluster_exists: bool,
+    },
 }
 
 /// One event of a stream read.

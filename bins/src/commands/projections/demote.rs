@@ -4,7 +4,7 @@ use rillflow_core::tenant::TenantOperation;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use rillflow_adapters::daemon::PgLeaseStore;
+use rillflow_adapters::daemon::{operator, PgLeaseStore};
 
 use crate::cli::DemoteArgs;
 use crate::commands::database;
@@ -15,21 +15,7 @@ pub async fn run(args: DemoteArgs) -> Result<()> {
             .await?
             .pool,
     );
-    let Some(view) = store.cluster_view(&args.cluster).await? else {
-        bail!("no cluster named {:?}", args.cluster);
-    };
-    let target = match (&args.node, &view.leader) {
-        (Some(n), _) if view.node(n).is_none() => {
-            bail!("cluster {} has no node {n:?}", args.cluster)
-        }
-        (Some(n), _) => n.clone(),
-        (None, Some(leader)) if view.holds_valid_lease(leader) => leader.clone(),
-        (None, _) => bail!("cluster {} has no hot node to demote", args.cluster),
-    };
-    if !view.holds_valid_lease(&target) {
-        bail!("{target} is not hot in cluster {}", args.cluster);
-    }
-    store.request_demote(&args.cluster, Some(&target)).await?;
+    let target = operator::demote(&store, &args.cluster, args.node.as_deref()).await?;
     eprintln!("demotion of {target} requested; waiting for it to give the lease up");
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait_secs);

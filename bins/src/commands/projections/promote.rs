@@ -4,8 +4,7 @@ use rillflow_core::tenant::TenantOperation;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use rillflow_adapters::daemon::PgLeaseStore;
-use rillflow_core::lease::failover::{check_promote, FailoverRules};
+use rillflow_adapters::daemon::{operator, PgLeaseStore};
 
 use crate::cli::PromoteArgs;
 use crate::commands::database;
@@ -16,18 +15,7 @@ pub async fn run(args: PromoteArgs) -> Result<()> {
             .await?
             .pool,
     );
-    let Some(view) = store.cluster_view(&args.cluster).await? else {
-        bail!("no cluster named {:?}", args.cluster);
-    };
-    check_promote(
-        &view,
-        &args.node,
-        args.force,
-        &FailoverRules::for_timing(&view.timing),
-    )?;
-    store
-        .request_promote(&args.cluster, &args.node, args.force)
-        .await?;
+    operator::promote(&store, &args.cluster, &args.node, args.force).await?;
     eprintln!(
         "promotion of {} requested; waiting for it to take the lease",
         args.node

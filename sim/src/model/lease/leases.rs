@@ -9,10 +9,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rillflow_core::lease::{ClusterTiming, ClusterView, LeaseSession, NodeRole, NodeView};
+use rillflow_core::lease::{
+    ClusterTiming, ClusterView, LeaseSession, NodeRole, NodeView, PromoteRequest,
+};
 use uuid::Uuid;
 
-use super::records::{GrantRecord, WriteRecord};
+use super::records::{GrantRecord, OperatorRecord, OperatorRequest, WriteRecord};
 use super::sessions::LeaseSessions;
 use crate::protocol::{Caller, LeaseRequest, Reply};
 
@@ -26,6 +28,10 @@ struct ClusterRow {
     last_failover_at: Option<Duration>,
     min_cold_standbys: u32,
     timing: ClusterTiming,
+    /// A pending promotion (`promote_node`, `promote_force`).
+    promote: Option<PromoteRequest>,
+    /// A pending demotion (`demote_node`).
+    demote: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +51,8 @@ pub struct ModelLeases {
     pub writes: Vec<WriteRecord>,
     /// Every grant.
     pub grants: Vec<GrantRecord>,
+    /// Every operator request, as applied.
+    pub operator_requests: Vec<OperatorRecord>,
     /// Writes the fence refused.
     pub refused_writes: usize,
     /// Off only in the test that shows the checks catch a missing fence.
@@ -117,6 +125,18 @@ impl ModelLeases {
                 Reply::Done
             }
             LeaseRequest::FencedWrite { caller, epoch } => self.fenced_write(now, &caller, epoch),
+            LeaseRequest::ClusterView { cluster } => match self.clusters.contains_key(&cluster) {
+                true => Reply::View(self.view(now, &cluster, sessions)),
+                false => Reply::NoCluster,
+            },
+            LeaseRequest::RequestPromote {
+                cluster,
+                node,
+                force,
+            } => self.request_promote(now, &cluster, node, force),
+            LeaseRequest::RequestDemote { cluster, node } => {
+                self.request_demote(now, &cluster, node)
+            }
             // The database host runs these itself: they span time or
             // connections.
             LeaseRequest::FrozenFencedWrite { .. }
@@ -179,6 +199,8 @@ impl ModelLeases {
                 last_failover_at: None,
                 min_cold_standbys: min,
                 timing,
+                promote: None,
+                demote: None,
             });
         cluster.min_cold_standbys = min;
         cluster.timing = timing;
@@ -254,8 +276,8 @@ impl ModelLeases {
             min_cold_standbys: c.min_cold_standbys,
             timing: c.timing,
             since_last_failover_ms: c.last_failover_at.map(|t| signed_ms(now, t)),
-            promote: None,
-            demote: None,
+            promote: c.promote.clone(),
+            demote: c.demote.clone(),
             nodes,
             lease_session: c.lock_key.map(|key| LeaseSession {
                 key,
@@ -302,6 +324,15 @@ impl ModelLeases {
         if failover {
             c.last_failover_at = Some(now);
         }
+        // The grant fulfils a promotion of the grantee; a demotion of
+        // anyone else is moot once they lost the lease.
+        let promoted = c.promote.as_ref().is_some_and(|p| p.node == caller.node);
+        if promoted {
+            c.promote = None;
+        }
+        if c.demote.as_deref() != Some(caller.node.as_str()) {
+            c.demote = None;
+        }
         c.epoch += 1;
         c.leader = Some(caller.node.clone());
         c.expires_at = Some(now + ttl);
@@ -312,6 +343,7 @@ impl ModelLeases {
             node: caller.node.clone(),
             epoch: c.epoch,
             failover,
+            promoted,
         });
         Reply::Granted {
             epoch: c.epoch,
@@ -358,9 +390,85 @@ impl ModelLeases {
                 c.leader = None;
                 c.expires_at = Some(now);
                 c.lock_key = None;
+                if c.demote.as_deref() == Some(caller.node.as_str()) {
+                    c.demote = None;
+                }
             }
         }
         Reply::Done
+    }
+
+    /// `REQUEST_PROMOTE`: for an existing node of an existing cluster,
+    /// replacing any pending promotion.
+    fn request_promote(
+        &mut self,
+        now: Duration,
+        cluster: &str,
+        node: String,
+        force: bool,
+    ) -> Reply {
+        let member = self.nodes.contains_key(&(cluster.to_owned(), node.clone()));
+        let Some(c) = self.clusters.get_mut(cluster) else {
+            return self.requested(now, OperatorRequest::Promote { node, force }, false, false);
+        };
+        if member {
+            c.promote = Some(PromoteRequest {
+                node: node.clone(),
+                force,
+            });
+        }
+        self.requested(now, OperatorRequest::Promote { node, force }, member, true)
+    }
+
+    /// `REQUEST_DEMOTE`: of an existing node, or (None) of the holder of
+    /// the unexpired lease if there is one. As in Postgres, "unexpired" is
+    /// the expiry alone: a lease whose session ended still counts.
+    fn request_demote(&mut self, now: Duration, cluster: &str, node: Option<String>) -> Reply {
+        let target = match &node {
+            Some(n) => self
+                .nodes
+                .contains_key(&(cluster.to_owned(), n.clone()))
+                .then(|| n.clone()),
+            None => self.clusters.get(cluster).and_then(|c| {
+                c.leader
+                    .clone()
+                    .filter(|_| c.expires_at.is_some_and(|e| e > now))
+            }),
+        };
+        let Some(c) = self.clusters.get_mut(cluster) else {
+            let request = OperatorRequest::Demote {
+                node,
+                demoted: None,
+            };
+            return self.requested(now, request, false, false);
+        };
+        if let Some(target) = &target {
+            c.demote = Some(target.clone());
+        }
+        let written = target.is_some();
+        let request = OperatorRequest::Demote {
+            node,
+            demoted: target,
+        };
+        self.requested(now, request, written, true)
+    }
+
+    fn requested(
+        &mut self,
+        now: Duration,
+        request: OperatorRequest,
+        written: bool,
+        cluster_exists: bool,
+    ) -> Reply {
+        self.operator_requests.push(OperatorRecord {
+            at: now,
+            request,
+            written,
+        });
+        Reply::Requested {
+            written,
+            cluster_exists,
+        }
     }
 
     fn fenced_write(&mut self, now: Duration, caller: &Caller, epoch: u64) -> Reply {
