@@ -5,7 +5,7 @@ use std::time::Duration;
 use rillflow_core::lease::machine::{Action, Input, NodeMachine, RequestFailed};
 use rillflow_core::lease::{
     AcquireOutcome, ClusterView, Grant, LeaseConfig, LeaseSession, MonoTime, NodeRole, NodeView,
-    RenewOutcome,
+    PromoteRequest, RenewOutcome,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -350,6 +350,32 @@ fn demote_request_hands_over_and_holds_off() {
     );
     assert_eq!(drain(&mut m), vec![]);
     assert!(!m.is_stopped());
+
+    // The operator promotes it back: the hold-off is no reason to leave
+    // the cluster without a hot node.
+    let mut promoted = free_view(&["a", "b"]);
+    promoted.promote = Some(PromoteRequest {
+        node: "a".into(),
+        force: false,
+    });
+    m.handle(at(5.5), Input::PeerReleased);
+    let look = drain(&mut m);
+    assert_eq!(
+        look,
+        vec![Action::Heartbeat {
+            req: 8,
+            role: NodeRole::Cold,
+            epoch: 1
+        }]
+    );
+    m.handle(
+        at(5.5),
+        Input::Heartbeat {
+            req: 8,
+            result: Ok(promoted),
+        },
+    );
+    assert_eq!(drain(&mut m), vec![Action::TryAcquire { req: 9 }]);
 }
 
 #[test]

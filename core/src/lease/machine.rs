@@ -422,7 +422,15 @@ impl NodeMachine {
             .filter(|_| view.leader.as_deref() != Some(self.me.as_str()));
         match self.state.clone() {
             State::Cold { holdoff_until } => {
-                let held_off = holdoff_until.is_some_and(|until| now < until);
+                // The hold-off keeps a node that gave the lease up from
+                // taking it back on its own; an operator's promotion of
+                // this very node is no such thing. A pending promotion
+                // naming it was made after its release (its last grant
+                // cleared any earlier one), and the hot node hands over to
+                // it: holding off would leave the cluster without a hot
+                // node until the hold-off ends.
+                let promoted = view.promote.as_ref().is_some_and(|p| p.node == self.me);
+                let held_off = !promoted && holdoff_until.is_some_and(|until| now < until);
                 if !self.shutting_down
                     && !held_off
                     && failover::should_try_acquire(&view, &self.me, &self.rules)
