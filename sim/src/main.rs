@@ -31,7 +31,7 @@ struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
     nodes: Option<u64>,
     /// Fault mix: chaos, crashes, network, pauses, db-restarts, locks,
-    /// projections, archive, sessions, ownership.
+    /// projections, archive, sessions, ownership, operator.
     #[arg(long, default_value = "chaos", value_parser = parse_scenario)]
     scenario: Scenario,
     /// Remove a protection, to watch the checks catch what it prevents
@@ -121,6 +121,9 @@ fn main() -> ExitCode {
             }
             if let Some(ownership) = outcome.ownership {
                 println!("  {ownership}");
+            }
+            if let Some(operator) = outcome.operator {
+                println!("  {operator}");
             }
             continue;
         };

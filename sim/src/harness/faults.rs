@@ -135,3 +135,76 @@ pub fn schedule(
     plan.sort_by_key(|(at, _)| *at);
     plan
 }
+
+/// When a fault held something: the host it acted on (`db` for the
+/// database), and from when to when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InForce {
+    /// The node, or `db`.
+    pub host: String,
+    /// The fault began.
+    pub from: Duration,
+    /// It was undone (at the latest, the heal).
+    pub until: Duration,
+    /// Whether it kept the node's heartbeats from the database: a crash,
+    /// a stop, a partition of the way there, a held link or a freeze.
+    pub silences: bool,
+}
+
+/// Every fault of `faults` as the time it was in force, each ended by the
+/// fault that undoes it or the heal at `heal_at`. A session ended by the
+/// database lasts an instant; a freeze inside a transaction at most its
+/// length after it was planned to start.
+pub fn in_force(faults: &[(Duration, Fault)], heal_at: Duration) -> Vec<InForce> {
+    let mut out = Vec::new();
+    for (i, (at, fault)) in faults.iter().enumerate() {
+        let undone_by = |undo: &dyn Fn(&Fault) -> bool| {
+            faults[i + 1..]
+                .iter()
+                .find(|(_, f)| undo(f))
+                .map_or(heal_at, |(t, _)| *t)
+                .min(heal_at)
+        };
+        let (host, until, silences) = match fault {
+            Fault::Crash(n) | Fault::Stop(n) => (
+                n.as_str(),
+                undone_by(&|f| matches!(f, Fault::Restart(m) if m == n)),
+                true,
+            ),
+            Fault::Partition(n) | Fault::PartitionToDb(n) | Fault::PartitionFromDb(n) => (
+                n.as_str(),
+                undone_by(&|f| matches!(f, Fault::Repair(m) if m == n)),
+                !matches!(fault, Fault::PartitionFromDb(_)),
+            ),
+            Fault::Hold(n) => (
+                n.as_str(),
+                undone_by(&|f| matches!(f, Fault::Release(m) if m == n)),
+                true,
+            ),
+            Fault::Freeze { node, .. } => (
+                node.as_str(),
+                undone_by(&|f| matches!(f, Fault::Thaw(m) if m == node)),
+                true,
+            ),
+            Fault::FreezeInTransaction { node, length_ms } => (
+                node.as_str(),
+                (*at + FREEZE_START + Duration::from_millis(*length_ms)).min(heal_at),
+                false,
+            ),
+            Fault::EndSession(n) => (n.as_str(), *at, false),
+            Fault::CrashDb => ("db", undone_by(&|f| matches!(f, Fault::RestartDb)), false),
+            Fault::Restart(_)
+            | Fault::Repair(_)
+            | Fault::Release(_)
+            | Fault::Thaw(_)
+            | Fault::RestartDb => continue,
+        };
+        out.push(InForce {
+            host: host.to_owned(),
+            from: *at,
+            until,
+            silences,
+        });
+    }
+    out
+}

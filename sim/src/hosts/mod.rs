@@ -4,6 +4,7 @@
 //! is some, over the stores in [`client`](crate::client).
 
 pub mod archive;
+pub mod cluster_operator;
 pub mod node;
 pub mod operator;
 pub mod worker;

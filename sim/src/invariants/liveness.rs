@@ -135,6 +135,10 @@ fn silence(
 /// its current incarnation: a node restarted after a crash comes back cold,
 /// and stopping it hands nothing over (its old lease runs out instead).
 ///
+/// Standbys that released a lease themselves just before are held off
+/// (`demote_holdoff`); when every running one is, the bound runs from the
+/// first hold-off's end (known from `sessions`' releases).
+///
 /// With session-bound leases (`sessions`), a crash ends the hot node's lease
 /// session, and another node must be granted the lease within the bound
 /// [`SessionTakeover::deadline`] derives; so must some node (it may be the
@@ -151,7 +155,9 @@ pub fn check_takeovers(
 ) -> Option<Violation> {
     for (i, (at, fault)) in faults.iter().enumerate() {
         if let (Fault::EndSession(node), Some(s)) = (fault, sessions) {
-            if disturbed(faults, i, node, *at) || !was_active(faults, i, node, *at, grants, writes)
+            if disturbed(faults, i, node, *at)
+                || !was_active(faults, i, node, *at, grants, writes)
+                || released(sessions, node, *at, grants)
             {
                 continue;
             }
@@ -194,7 +200,16 @@ pub fn check_takeovers(
             },
             _ => start + bound,
         };
-        if end < deadline || !was_active(faults, i, node, start, grants, writes) {
+        // Every standby gave a lease up just before (a demotion, a
+        // handoff): none asks before its hold-off ends.
+        let deadline = match sessions.and_then(|s| s.all_held_off(faults, i, node, grants)) {
+            Some(held) => deadline.max(held),
+            None => deadline,
+        };
+        if end < deadline
+            || !was_active(faults, i, node, start, grants, writes)
+            || released(sessions, node, start, grants)
+        {
             continue;
         }
         let took_over = grants
@@ -205,6 +220,30 @@ pub fn check_takeovers(
         }
     }
     None
+}
+
+/// Whether `node` released its latest grant before `at` (an operator's
+/// demotion, say): then it holds nothing a fault could take from it, and
+/// its hold-off, not the fault, decides when it asks again.
+fn released(
+    sessions: Option<&SessionTakeover>,
+    node: &str,
+    at: Duration,
+    grants: &[GrantRecord],
+) -> bool {
+    let Some(granted) = grants
+        .iter()
+        .rev()
+        .find(|g| g.node == node && g.at <= at)
+        .map(|g| g.at)
+    else {
+        return false;
+    };
+    sessions.is_some_and(|s| {
+        s.releases
+            .iter()
+            .any(|(n, t)| n == node && *t >= granted && *t <= at)
+    })
 }
 
 fn late(node: &str, fault: &Fault, start: Duration, deadline: Duration) -> Violation {

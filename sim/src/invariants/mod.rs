@@ -1,12 +1,16 @@
 //! The properties a run must keep, one file each (see docs/invariants.md).
 
 pub mod conservation;
+pub mod demotions;
 pub mod exactly_once;
 pub mod fair_ownership;
 pub mod graceful_stop;
+pub mod handoff;
 pub mod liveness;
+pub mod no_flapping;
 pub mod one_believer;
 pub mod projections;
+pub mod promotions;
 pub mod routing;
 pub mod session_takeover;
 pub mod single_owner;

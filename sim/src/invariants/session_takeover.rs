@@ -135,6 +135,44 @@ impl SessionTakeover {
             .max()
     }
 
+    /// When every running node but `silenced` is held off at `faults[i]`
+    /// after a lease it released (a demotion, a handoff, work that stopped
+    /// on its own): the bound after which the first of them asks again, a
+    /// beat after its hold-off and a grant on a session it may have to
+    /// open. None when some running node is free to ask at once.
+    pub fn all_held_off(
+        &self,
+        faults: &[(Duration, Fault)],
+        i: usize,
+        silenced: &str,
+        grants: &[GrantRecord],
+    ) -> Option<Duration> {
+        let (at, before) = (faults[i].0, &faults[..i]);
+        let mut earliest: Option<Duration> = None;
+        for node in self.nodes.iter().filter(|n| *n != silenced) {
+            if down(before, node) {
+                continue;
+            }
+            let booted = last(before, |f| matches!(f, Fault::Restart(n) if n == node));
+            let until = self
+                .releases
+                .iter()
+                .filter(|(n, released)| {
+                    n == node
+                        && *released <= at
+                        && booted.is_none_or(|b| b <= *released)
+                        && !grants
+                            .iter()
+                            .any(|g| g.node == *node && g.at > *released && g.at <= at)
+                })
+                .map(|(_, released)| *released + self.request_timeout + self.demote_holdoff)
+                .max()
+                .filter(|until| *until > at)?;
+            earliest = Some(earliest.map_or(until, |e| e.min(until)));
+        }
+        earliest.map(|until| until + self.beat() + self.msgs(LOOK + ACQUIRE_REOPENED))
+    }
+
     fn msgs(&self, n: u32) -> Duration {
         self.one_way * n
     }

@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod hot_cold;
+pub mod operator;
 pub mod outcome;
 pub mod ownership;
 pub mod params;

@@ -3,6 +3,7 @@
 
 use super::archive::summary::ArchiveSummary;
 use super::hot_cold::failover_times::Takeover;
+use super::operator::OperatorSummary;
 use super::ownership::summary::OwnershipSummary;
 use crate::harness::trace::TraceEvent;
 use crate::invariants::Violation;
@@ -30,4 +31,6 @@ pub struct Outcome {
     pub archive: Option<ArchiveSummary>,
     /// What the ownership scenario exercised.
     pub ownership: Option<OwnershipSummary>,
+    /// What the operator scenario exercised.
+    pub operator: Option<OperatorSummary>,
 }

@@ -13,6 +13,7 @@ use rillflow_core::lease::LeaseConfig;
 
 use super::archive::{self, client_faults};
 use super::hot_cold;
+use super::operator::{self, plan::OperatorPlan};
 use super::ownership::{self, plan::OwnershipPlan};
 use super::scenario::Scenario;
 use super::without::Without;
@@ -47,6 +48,8 @@ pub struct Params {
     pub clients: Vec<String>,
     /// Partition count, joins and repartitions (ownership scenario).
     pub ownership: OwnershipPlan,
+    /// Promotions and demotions (operator scenario).
+    pub operator: OperatorPlan,
 }
 
 impl Params {
@@ -112,10 +115,24 @@ impl Params {
         } else {
             OwnershipPlan::default()
         };
-        let end_at = if scenario == Scenario::Ownership {
-            heal_at + ownership::settle(&ownership.timing) + ownership::CATCH_UP
+        // Drawn last too, for the same reason.
+        let operator = if scenario == Scenario::Operator {
+            OperatorPlan::draw(
+                &mut rng,
+                &nodes,
+                &faults,
+                heal_at,
+                operator::final_at(&config, heal_at),
+            )
         } else {
-            heal_at + hot_cold::liveness_bound(&config) + catch_up
+            OperatorPlan::default()
+        };
+        let end_at = match scenario {
+            Scenario::Ownership => {
+                heal_at + ownership::settle(&ownership.timing) + ownership::CATCH_UP
+            }
+            Scenario::Operator => operator::end_at(&config, heal_at),
+            _ => heal_at + hot_cold::liveness_bound(&config) + catch_up,
         };
         Params {
             seed,
@@ -130,6 +147,7 @@ impl Params {
             backend,
             clients,
             ownership,
+            operator,
         }
     }
 
@@ -184,6 +202,9 @@ impl Params {
             }
         } else if self.lacks(Without::SessionLeases) {
             out.push_str("without: session leases\n");
+        }
+        if self.scenario == Scenario::Operator {
+            out.push_str(&self.operator.describe());
         }
         out.push_str("faults:\n");
         for (at, f) in &self.faults {

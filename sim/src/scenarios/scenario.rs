@@ -2,7 +2,8 @@
 //! starts. `chaos`, `crashes`, `network`, `pauses`, `db-restarts`, `locks`
 //! and `sessions` are hot/cold runs with different fault mixes;
 //! `projections` and `archive` add writers and a projection to them;
-//! `ownership` runs partitioned workers instead of hot/cold nodes.
+//! `ownership` runs partitioned workers instead of hot/cold nodes;
+//! `operator` adds an operator promoting and demoting nodes.
 
 /// Which faults a run draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,11 +39,16 @@ pub enum Scenario {
     /// leave, crash, freeze (also inside a batch, holding its locks) and
     /// lose their links, and the database restarts.
     Ownership,
+    /// An operator promotes (some with `--force`, some naming dead or
+    /// lagging nodes, which must be refused) and demotes at seeded times,
+    /// while nodes crash, stop, freeze, lose their links and their lease
+    /// sessions.
+    Operator,
 }
 
 impl Scenario {
     /// Every scenario, by name.
-    pub const ALL: [(&'static str, Scenario); 10] = [
+    pub const ALL: [(&'static str, Scenario); 11] = [
         ("chaos", Scenario::Chaos),
         ("crashes", Scenario::Crashes),
         ("network", Scenario::Network),
@@ -53,6 +59,7 @@ impl Scenario {
         ("archive", Scenario::Archive),
         ("sessions", Scenario::Sessions),
         ("ownership", Scenario::Ownership),
+        ("operator", Scenario::Operator),
     ];
 
     /// The scenario called `name`.
@@ -86,6 +93,7 @@ impl Scenario {
             Scenario::Sessions => &[0, 6, 9],
             // Partition leases are not bound to sessions.
             Scenario::Ownership => &[0, 1, 2, 3, 4, 5, 6, 7, 8],
+            Scenario::Operator => &[0, 1, 2, 3, 5, 8, 9],
         }
     }
 

@@ -15,6 +15,7 @@ use rillflow_adapters::daemon::daemon_pool_config;
 use rillflow_core::lease::LeaseConfig;
 
 use super::archive::{self, summary::ArchiveSummary};
+use super::operator::{self, OperatorSummary};
 use super::outcome::Outcome;
 use super::params::Params;
 use super::projections;
@@ -25,6 +26,7 @@ use crate::harness::fault_loop::{drive, Schedule, Targets};
 use crate::harness::simulation::{serve_db, simulation, MAX_LATENCY, TICK};
 use crate::harness::trace::Trace;
 use crate::hosts::archive::ledger::Ledger;
+use crate::hosts::cluster_operator::OperatorLog;
 use crate::hosts::node::{self, NodeSpec, Stops, CLUSTER};
 use crate::invariants::one_believer::{self, Lifecycle};
 use crate::invariants::session_takeover::SessionTakeover;
@@ -86,6 +88,10 @@ pub fn run(params: &Params) -> Outcome {
     if params.scenario == Scenario::Archive {
         archive::add_clients(&mut sim, params, &ledger, &trace);
     }
+    let operator_log = OperatorLog::default();
+    if params.scenario == Scenario::Operator {
+        operator::add_operator(&mut sim, params, &operator_log, &trace);
+    }
 
     let stop = |node: &str| {
         stops.stop(node);
@@ -141,6 +147,19 @@ pub fn run(params: &Params) -> Outcome {
                 .flatten()
                 .min_by_key(|v| v.at)
         });
+    let (violation, operator) = if params.scenario == Scenario::Operator {
+        let attempts = operator_log.attempts();
+        let (found, handoffs) = match operator::check(params, &db.lease, &trace, &attempts, end) {
+            Ok(handoffs) => (None, handoffs),
+            Err(v) => (Some(v), Vec::new()),
+        };
+        (
+            violation.or(found),
+            Some(OperatorSummary::of(&attempts, &db.lease, handoffs)),
+        )
+    } else {
+        (violation, None)
+    };
     let archive = (params.scenario == Scenario::Archive).then(|| {
         ArchiveSummary::of(
             params.backend,
@@ -169,6 +188,7 @@ pub fn run(params: &Params) -> Outcome {
         events_committed: db.log.committed(),
         archive,
         ownership: None,
+        operator,
     }
 }
 

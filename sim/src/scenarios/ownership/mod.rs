@@ -159,6 +159,7 @@ pub fn run(params: &Params) -> Outcome {
         events_committed: committed.len(),
         archive: None,
         ownership: Some(summary),
+        operator: None,
     }
 }
 
