@@ -5,14 +5,17 @@
 //! carry-over rules are `rillflow_core::ownership`.
 
 mod contract;
+pub mod contract_harness;
 mod driver;
 mod notices;
 mod owned_worker;
 mod repartition;
 mod store;
+pub mod store_contract;
 mod store_sql;
 
 pub use contract::OwnershipStore;
+pub use contract_harness::{Fence, OwnershipHarness, Resize};
 pub use driver::{OwnedPartition, OwnerDriver, OwnerSignal, Ownership};
 pub use notices::{announce_session_ends, forward_changes, ChangeNotices, PgChangeNotices};
 pub use owned_worker::{OwnedWorker, PartitionBatches};
