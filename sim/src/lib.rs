@@ -7,9 +7,11 @@
 //! By layer: `scenarios` wire hosts, faults and checks on the shared
 //! `harness`; `hosts` are the processes of a run, over the `client` stores,
 //! which speak the `protocol` to the `db` host, which applies it to the
-//! `model`; `invariants` check what the model and trace recorded.
+//! `model`; `invariants` check what the model and trace recorded. Beside
+//! them, `contracts` hold the model to the adapters' contract suites.
 
 pub mod client;
+pub mod contracts;
 pub mod db;
 pub mod harness;
 pub mod hosts;

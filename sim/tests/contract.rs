@@ -2,14 +2,14 @@
 //! `tests/lease_contract.rs` runs against Postgres (SIM-1), the session
 //! rules (sql/0017) included.
 
-use rillflow_sim::harness::contract_run;
+use rillflow_sim::contracts::lease;
 
 fn check(name: &str) {
-    contract_run::run(name);
+    lease::run(name);
 }
 
 fn check_sessions(name: &str) {
-    contract_run::run_sessions(name);
+    lease::run_sessions(name);
 }
 
 rillflow_adapters::lease_contract_tests!(check);

@@ -3,7 +3,6 @@
 //! and one simulation at a time per process. Nothing here knows a
 //! scenario; scenarios (`crate::scenarios`) build on it.
 
-pub mod contract_run;
 pub mod exclusive;
 pub mod fault_loop;
 pub mod faults;

@@ -31,8 +31,9 @@ impl LeaseRow {
 /// Registrations and leases of every projection.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionLeases {
-    /// (projection, worker) → last heartbeat.
-    workers: BTreeMap<(String, String), Duration>,
+    /// (projection, worker) → last heartbeat, and the ttl it was sent
+    /// with (`heartbeat_at`, `ttl_ms`).
+    workers: BTreeMap<(String, String), (Duration, Duration)>,
     /// (projection, partition) → lease.
     rows: BTreeMap<(String, u32), LeaseRow>,
 }
@@ -42,12 +43,21 @@ fn key(projection: &str, partition: u32) -> (String, u32) {
 }
 
 impl PartitionLeases {
-    /// `heartbeat`: an upsert of the worker's row; true when it inserted
-    /// one (the worker joined, or came back after leaving).
-    pub fn heartbeat(&mut self, now: Duration, projection: &str, worker: &str) -> bool {
-        self.workers
-            .insert((projection.to_owned(), worker.to_owned()), now)
-            .is_none()
+    /// `heartbeat`: an upsert of the worker's row, live for `ttl`; true
+    /// when the worker was not live before by its own last ttl (it joined,
+    /// came back after leaving, or had gone stale), which is when Postgres
+    /// wakes the others: their quotas just fell.
+    pub fn heartbeat(
+        &mut self,
+        now: Duration,
+        projection: &str,
+        worker: &str,
+        ttl: Duration,
+    ) -> bool {
+        let before = self
+            .workers
+            .insert((projection.to_owned(), worker.to_owned()), (now, ttl));
+        !before.is_some_and(|(at, ttl)| at + ttl > now)
     }
 
     /// `leave`: the worker's row is deleted; true when there was one.
@@ -61,7 +71,7 @@ impl PartitionLeases {
     pub fn live_workers(&self, now: Duration, projection: &str, ttl: Duration) -> Vec<String> {
         self.workers
             .iter()
-            .filter(|((p, _), at)| p == projection && **at + ttl > now)
+            .filter(|((p, _), (at, _))| p == projection && *at + ttl > now)
             .map(|((_, w), _)| w.clone())
             .collect()
     }
@@ -215,14 +225,21 @@ mod tests {
     #[test]
     fn live_workers_are_those_with_a_fresh_heartbeat() {
         let mut leases = PartitionLeases::default();
-        assert!(leases.heartbeat(s(0), "p", "b"), "joined");
-        assert!(leases.heartbeat(s(2), "p", "a"));
-        assert!(!leases.heartbeat(s(2), "p", "b"), "a heartbeat, not a join");
-        leases.heartbeat(s(2), "q", "c");
+        assert!(leases.heartbeat(s(0), "p", "b", TTL), "joined");
+        assert!(leases.heartbeat(s(2), "p", "a", TTL));
+        assert!(
+            !leases.heartbeat(s(2), "p", "b", TTL),
+            "a heartbeat, not a join"
+        );
+        leases.heartbeat(s(2), "q", "c", TTL);
         assert_eq!(leases.live_workers(s(2), "p", TTL), vec!["a", "b"]);
         assert_eq!(leases.live_workers(s(5), "p", TTL), Vec::<String>::new());
         assert!(leases.leave("p", "a"));
         assert!(!leases.leave("p", "a"));
-        assert!(leases.heartbeat(s(5), "p", "a"), "back after leaving");
+        assert!(leases.heartbeat(s(5), "p", "a", TTL), "back after leaving");
+        assert!(
+            leases.heartbeat(s(5), "p", "b", TTL),
+            "back after going stale"
+        );
     }
 }

@@ -57,7 +57,7 @@ impl ModelOwnership {
                 worker,
                 ttl_us,
             } => {
-                if self.leases.heartbeat(now, projection, worker) {
+                if self.leases.heartbeat(now, projection, worker, us(*ttl_us)) {
                     self.changes.push(projection.clone());
                 }
                 Reply::OwnershipView {
