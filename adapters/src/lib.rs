@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod health;
 pub mod local_cluster;
+pub mod log_contract;
 pub mod migrate;
 pub mod ownership;
 pub mod pg_binaries;

@@ -202,11 +202,12 @@ async fn fence_and_claim<H: OwnershipHarness>(h: &H) {
 async fn fence_refuses<H: OwnershipHarness>(h: &H) {
     h.register("p", 1).await;
     let store = h.store();
-    let e1 = claim(&store, 0, "a", Duration::from_millis(200)).await;
+    let ttl = Duration::from_secs(1);
+    let e1 = claim(&store, 0, "a", ttl).await;
     refused(h, 0, 1, e1 + 1, "an epoch never granted").await;
     let batch = admitted(h, 0, 1, e1).await;
     h.commit(batch).await;
-    sleep(Duration::from_millis(300)).await;
+    sleep(ttl).await;
     refused(h, 0, 1, e1, "the lease ran out by the database clock").await;
     let e2 = claim(&store, 0, "a", TTL).await;
     store.release("p", 0, e2).await.expect("release");
@@ -233,12 +234,17 @@ async fn live_workers<H: OwnershipHarness>(h: &H) {
 }
 
 /// The next notice, which must name `projection`.
-async fn next_is<N: ChangeNotices>(notices: &N, listener: &mut N::Listener, projection: &str) {
+async fn next_is<N: ChangeNotices>(
+    notices: &N,
+    listener: &mut N::Listener,
+    projection: &str,
+    after: &str,
+) {
     let notice = timeout(Duration::from_secs(5), notices.next(listener))
         .await
-        .unwrap_or_else(|_| panic!("no notice for {projection:?}"))
+        .unwrap_or_else(|_| panic!("no notice for {projection:?} after {after}"))
         .expect("a notice");
-    assert_eq!(notice, projection, "the next notice");
+    assert_eq!(notice, projection, "the notice after {after}");
 }
 
 /// Shows that the step just taken announced nothing: a join to `q`, which
@@ -254,7 +260,7 @@ async fn quiet<S: OwnershipStore, N: ChangeNotices>(
         .sync("q", &format!("q{joins}"), TTL)
         .await
         .expect("sync");
-    next_is(notices, listener, "q").await;
+    next_is(notices, listener, "q", "a join to q").await;
 }
 
 async fn announced<H: OwnershipHarness>(h: &H) {
@@ -263,32 +269,34 @@ async fn announced<H: OwnershipHarness>(h: &H) {
     let notices = h.notices();
     let mut listener = notices.listen().await.expect("listen");
     let mut joins = 0;
+    let l = &mut listener;
+    let n = &notices;
     store.sync("p", "a", TTL).await.expect("sync");
-    next_is(&notices, &mut listener, "p").await;
+    next_is(n, l, "p", "a's first heartbeat").await;
     store.sync("p", "a", TTL).await.expect("sync");
-    quiet(&store, &notices, &mut listener, &mut joins).await;
+    quiet(&store, n, l, &mut joins).await;
     let short = Duration::from_millis(200);
     store.sync("p", "b", short).await.expect("sync");
-    next_is(&notices, &mut listener, "p").await;
+    next_is(n, l, "p", "b's first heartbeat").await;
     sleep(Duration::from_millis(300)).await;
     store.sync("p", "b", short).await.expect("sync");
-    next_is(&notices, &mut listener, "p").await;
+    next_is(n, l, "p", "b's heartbeat after it went stale").await;
     let e1 = claim(&store, 0, "a", TTL).await;
-    quiet(&store, &notices, &mut listener, &mut joins).await;
+    quiet(&store, n, l, &mut joins).await;
     store.release("p", 0, e1 + 1).await.expect("release");
-    quiet(&store, &notices, &mut listener, &mut joins).await;
+    quiet(&store, n, l, &mut joins).await;
     store.release("p", 0, e1).await.expect("release");
-    next_is(&notices, &mut listener, "p").await;
+    next_is(n, l, "p", "a release").await;
     store.leave("p", "a").await.expect("leave");
-    next_is(&notices, &mut listener, "p").await;
+    next_is(n, l, "p", "a leave").await;
     store.leave("p", "a").await.expect("leave");
-    quiet(&store, &notices, &mut listener, &mut joins).await;
+    quiet(&store, n, l, &mut joins).await;
     let resized = h.repartition("p", 2, WAIT).await;
     assert!(matches!(resized, Resize::Done { changed: true, .. }));
-    next_is(&notices, &mut listener, "p").await;
+    next_is(n, l, "p", "a repartition").await;
     let same = h.repartition("p", 2, WAIT).await;
     assert!(matches!(same, Resize::Done { changed: false, .. }));
-    quiet(&store, &notices, &mut listener, &mut joins).await;
+    quiet(&store, n, l, &mut joins).await;
 }
 
 async fn repartition_frees<H: OwnershipHarness>(h: &H) {
