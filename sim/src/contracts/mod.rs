@@ -10,6 +10,7 @@
 //! the model's side of a suite whose other side is Postgres.
 
 pub mod lease;
+pub mod log;
 pub mod ownership;
 
 use std::future::Future;

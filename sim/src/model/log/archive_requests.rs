@@ -14,6 +14,10 @@ use crate::model::log::move_scope::MoveScope;
 use crate::model::log::tiers::{Tier, Tiers};
 use crate::protocol::{ArchiveRequest, Reply, StreamRow};
 
+/// The failure of an append whose idempotency key stands for another
+/// request, as `rf_append` raises it (sql/0011).
+pub const KEY_REUSED: &str = "idempotency key already used for another request";
+
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -23,6 +27,7 @@ fn reply(outcome: Outcome, rows: &Tiers) -> Reply {
         Outcome::Started { xid, first, last } => Reply::Appended { xid, first, last },
         Outcome::Replayed { first, last } => Reply::Replayed { first, last },
         Outcome::Conflict { actual } => Reply::Conflict { actual },
+        Outcome::KeyReused => Reply::Failed(KEY_REUSED.to_owned()),
         Outcome::Busy => Reply::Busy,
         Outcome::Passed => Reply::Failed("RF007: readers passed this transaction".to_owned()),
         Outcome::Stale => Reply::Failed("RF003: the stream has a newer writer".to_owned()),

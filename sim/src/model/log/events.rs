@@ -20,7 +20,7 @@ use rillflow_core::ExpectedVersion;
 use crate::model::log::event_log::LogEvent;
 use crate::model::log::history::{History, Step};
 use crate::model::log::move_scope::{pick, Batch, MoveScope};
-use crate::model::log::stream_heads::Heads;
+use crate::model::log::stream_heads::{Heads, KeyMatch};
 use crate::model::log::tiers::{Cursor, Row, Tier, Tiers};
 
 /// An append as `rf_append` receives it.
@@ -55,6 +55,9 @@ pub enum Outcome {
         /// Last version.
         last: u64,
     },
+    /// The idempotency key stands for another request (other events, or
+    /// another stream): nothing written.
+    KeyReused,
     /// The expected version did not hold against the head.
     Conflict {
         /// The head's version.
@@ -218,18 +221,25 @@ impl ModelEvents {
         let current = self.heads.version(stream);
         // Keys first, as `rf_append` checks them: a retry of a committed
         // append gets its result even if the stream has moved on since.
-        if let Some((first, last)) = request.key.and_then(|k| self.heads.replay(stream, k)) {
-            let key = request.key.expect("a replay has a key");
-            self.history.push(
-                now,
-                Step::Replayed {
-                    stream,
-                    key,
-                    first,
-                    last,
-                },
-            );
-            return Outcome::Replayed { first, last };
+        let matched = request.key.map_or(KeyMatch::New, |k| {
+            self.heads.replay(stream, k, &request.payloads)
+        });
+        match matched {
+            KeyMatch::New => {}
+            KeyMatch::Reused => return Outcome::KeyReused,
+            KeyMatch::Retry { first, last } => {
+                let key = request.key.expect("a replay has a key");
+                self.history.push(
+                    now,
+                    Step::Replayed {
+                        stream,
+                        key,
+                        first,
+                        last,
+                    },
+                );
+                return Outcome::Replayed { first, last };
+            }
         }
         if request.expected.check(current).is_err() {
             self.history.push(
@@ -303,7 +313,9 @@ impl ModelEvents {
         for row in &open.rows {
             self.rows.insert(Tier::of(open.target), *row);
         }
-        self.heads.commit(stream, first, last, open.key);
+        let payloads: Vec<u64> = open.rows.iter().map(|r| r.payload).collect();
+        self.heads
+            .commit(stream, (first, last), open.key, &payloads);
         self.last_writer.insert(stream, xid);
         self.history.push(
             now,

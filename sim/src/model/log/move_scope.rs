@@ -112,7 +112,7 @@ mod tests {
                     created_at: Duration::from_millis(position * 100),
                 },
             );
-            heads.commit(stream, version, version, None);
+            heads.commit(stream, (version, version), None, &[]);
         }
         heads.update(1, HeadFlags::mark);
         heads.update(3, HeadFlags::mark);

@@ -16,12 +16,41 @@ pub struct Head {
     pub flags: HeadFlags,
 }
 
+/// What an idempotency key already stands for, as `rf_idempotency` keeps
+/// it since sql/0011: the stream, a digest of the request (here its
+/// payloads), and the versions it wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyUse {
+    stream: u32,
+    payloads: Vec<u64>,
+    first: u64,
+    last: u64,
+}
+
+/// An append's key against the keys recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMatch {
+    /// The key is new: append.
+    New,
+    /// The same request again: its first result, nothing written.
+    Retry {
+        /// First version it wrote.
+        first: u64,
+        /// Last version it wrote.
+        last: u64,
+    },
+    /// The key stands for another request (other events, or another
+    /// stream): refused, nothing written.
+    Reused,
+}
+
 /// Every stream's head and the keys of its appends.
 #[derive(Debug, Clone, Default)]
 pub struct Heads {
     heads: BTreeMap<u32, Head>,
-    /// (stream, key) → the versions the keyed append wrote.
-    keys: BTreeMap<(u32, u64), (u64, u64)>,
+    /// Key → what it stands for. Keys are global, as in Postgres: a key
+    /// used on one stream is refused on another.
+    keys: BTreeMap<u64, KeyUse>,
 }
 
 impl Heads {
@@ -42,21 +71,43 @@ impl Heads {
             .map_or(StreamState::Hot, |h| h.flags.state())
     }
 
-    /// The versions an earlier append with `key` wrote to `stream`.
-    pub fn replay(&self, stream: u32, key: u64) -> Option<(u64, u64)> {
-        self.keys.get(&(stream, key)).copied()
+    /// What an append of `payloads` to `stream` under `key` is: new, a
+    /// retry of the append that recorded the key, or a reuse of the key for
+    /// something else.
+    pub fn replay(&self, stream: u32, key: u64, payloads: &[u64]) -> KeyMatch {
+        match self.keys.get(&key) {
+            None => KeyMatch::New,
+            Some(k) if k.stream == stream && k.payloads == payloads => KeyMatch::Retry {
+                first: k.first,
+                last: k.last,
+            },
+            Some(_) => KeyMatch::Reused,
+        }
     }
 
-    /// Records a committed append of versions `first..=last`, creating the
-    /// head on the stream's first append.
-    pub fn commit(&mut self, stream: u32, first: u64, last: u64, key: Option<u64>) {
+    /// Records a committed append of `payloads` as versions `first..=last`,
+    /// creating the head on the stream's first append.
+    pub fn commit(
+        &mut self,
+        stream: u32,
+        (first, last): (u64, u64),
+        key: Option<u64>,
+        payloads: &[u64],
+    ) {
         let head = self.heads.entry(stream).or_insert(Head {
             version: 0,
             flags: HeadFlags::NEW,
         });
         head.version = last;
         if let Some(key) = key {
-            self.keys.insert((stream, key), (first, last));
+            let payloads = payloads.to_vec();
+            let used = KeyUse {
+                stream,
+                payloads,
+                first,
+                last,
+            };
+            self.keys.insert(key, used);
         }
     }
 
@@ -84,11 +135,16 @@ mod tests {
         let mut h = Heads::default();
         assert_eq!((h.version(1), h.state(1)), (0, StreamState::Hot));
         assert_eq!(h.update(1, HeadFlags::mark), None, "no head to mark");
-        h.commit(1, 1, 2, Some(9));
-        h.commit(1, 3, 3, None);
+        h.commit(1, (1, 2), Some(9), &[7, 8]);
+        h.commit(1, (3, 3), None, &[9]);
         assert_eq!(h.version(1), 3);
-        assert_eq!(h.replay(1, 9), Some((1, 2)));
-        assert_eq!(h.replay(2, 9), None, "keys are per stream");
+        assert_eq!(
+            h.replay(1, 9, &[7, 8]),
+            KeyMatch::Retry { first: 1, last: 2 }
+        );
+        assert_eq!(h.replay(1, 9, &[7]), KeyMatch::Reused, "other events");
+        assert_eq!(h.replay(2, 9, &[7, 8]), KeyMatch::Reused, "keys are global");
+        assert_eq!(h.replay(1, 10, &[7, 8]), KeyMatch::New);
         assert_eq!(h.update(1, HeadFlags::mark), Some(true));
         assert_eq!(h.update(1, HeadFlags::mark), Some(false));
         assert_eq!(h.state(1), StreamState::Archived);

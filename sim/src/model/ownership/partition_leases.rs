@@ -57,7 +57,7 @@ impl PartitionLeases {
         let before = self
             .workers
             .insert((projection.to_owned(), worker.to_owned()), (now, ttl));
-        !before.is_some_and(|(at, ttl)| at + ttl > now)
+        before.is_none_or(|(at, ttl)| at + ttl <= now)
     }
 
     /// `leave`: the worker's row is deleted; true when there was one.
