@@ -1,6 +1,6 @@
 //! The archive scenario's requests: appends with expected versions and
-//! keys, stream reads, the operator's archive commands and the mover's
-//! batches.
+//! keys, stream reads and reads of the whole log, the operator's archive
+//! commands and the mover's batches.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,17 @@ pub enum ArchiveRequest {
         /// Stream number.
         stream: u32,
         /// Include archived data (every tier).
+        include_archived: bool,
+    },
+    /// Read the whole log after a cursor, as `EventStore::read_all` does:
+    /// only below the read horizon, in (xid, position) order.
+    ReadAll {
+        /// Read events after this (xid, position).
+        after: (u64, u64),
+        /// Most events.
+        limit: u32,
+        /// Include archived data (every tier); else hot storage without
+        /// archived streams.
         include_archived: bool,
     },
     /// `archive mark`.

@@ -20,7 +20,7 @@ pub use archive::ArchiveRequest;
 pub use lease::LeaseRequest;
 pub use log::LogRequest;
 pub use ownership::OwnershipRequest;
-pub use reply::{Reply, StreamRow};
+pub use reply::{FeedRow, Reply, StreamRow};
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -112,6 +112,11 @@ pub enum Reply {
         /// Its events, by version.
         events: Vec<StreamRow>,
     },
+    /// A read of the whole log.
+    Feed {
+        /// Its events, in (xid, position) order.
+        events: Vec<FeedRow>,
+    },
     /// What a worker of a projection sees (`OwnershipView`).
     OwnershipView {
         /// The partition count (0: not registered).
@@ -199,6 +204,21 @@ pub enum Reply {
 /// One event of a stream read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamRow {
+    /// Version.
+    pub version: u64,
+    /// What the writer sent.
+    pub payload: u64,
+    /// Read from cold storage.
+    pub cold: bool,
+}
+
+/// One event of a read of the whole log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedRow {
+    /// Its place in the log: (xid, position).
+    pub cursor: (u64, u64),
+    /// Stream.
+    pub stream: u32,
     /// Version.
     pub version: u64,
     /// What the writer sent.

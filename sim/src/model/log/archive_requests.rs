@@ -1,7 +1,7 @@
 //! The archive scenario's requests, applied to the model's event store:
-//! appends with expected versions and keys, stream reads, and the archive
-//! operations. Each is one atomic step; `Busy` tells the database host to
-//! wait for a lock and ask again.
+//! appends with expected versions and keys, stream reads, reads of the
+//! whole log, and the archive operations. Each is one atomic step; `Busy`
+//! tells the database host to wait for a lock and ask again.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use crate::model::log::event_log::ModelLog;
 use crate::model::log::events::{AppendRequest, Outcome};
 use crate::model::log::move_scope::MoveScope;
 use crate::model::log::tiers::{Tier, Tiers};
-use crate::protocol::{ArchiveRequest, Reply, StreamRow};
+use crate::protocol::{ArchiveRequest, FeedRow, Reply, StreamRow};
 
 /// The failure of an append whose idempotency key stands for another
 /// request, as `rf_append` raises it (sql/0011).
@@ -98,6 +98,24 @@ pub fn apply(log: &mut ModelLog, now: Duration, request: &ArchiveRequest) -> Rep
                 })
                 .collect();
             return Reply::Stream { events: rows };
+        }
+        ArchiveRequest::ReadAll {
+            after,
+            limit,
+            include_archived,
+        } => {
+            let rows = events
+                .read_all(*after, *limit as usize, *include_archived)
+                .into_iter()
+                .map(|(tier, r)| FeedRow {
+                    cursor: r.event.cursor(),
+                    stream: r.event.stream,
+                    version: r.event.version,
+                    payload: r.payload,
+                    cold: tier == Tier::Cold,
+                })
+                .collect();
+            return Reply::Feed { events: rows };
         }
         ArchiveRequest::Mark { stream } => events.mark(now, *stream),
         ArchiveRequest::Reactivate { stream } => events.reactivate(now, *stream),

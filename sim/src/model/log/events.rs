@@ -519,6 +519,35 @@ impl ModelEvents {
         self.rows.stream(stream, plan)
     }
 
+    /// A read of the whole log (`EventStore::read_all`): up to `limit`
+    /// events after `after` in (xid, position) order, each with the tier
+    /// it was read from, and only below the [`horizon`](Self::horizon), so
+    /// a reader that goes on from the last one never passes an append that
+    /// commits later. Without archived data: hot storage, no archived
+    /// stream (`READ_HOT_SQL`); with it: every tier (`READ_ALL_SQL`). Like
+    /// every read through `rf_read_horizon()`, it raises the read floor.
+    pub fn read_all(
+        &mut self,
+        after: Cursor,
+        limit: usize,
+        include_archived: bool,
+    ) -> Vec<(Tier, Row)> {
+        let plan = read_plan(include_archived);
+        let horizon = self.horizon();
+        let rows = self
+            .rows
+            .tiered_feed_after(after, plan)
+            .into_iter()
+            .take_while(|(_, r)| r.event.xid < horizon)
+            .filter(|(_, r)| {
+                !(plan.skip_archived_streams && self.heads.state(r.event.stream).is_archived())
+            })
+            .take(limit)
+            .collect();
+        self.raise_floor();
+        rows
+    }
+
     /// ARCH-1 and ARCH-2 after a step: the rows of each stream, across
     /// tiers, are its versions 1..=head once each.
     fn check_streams(&mut self, now: Duration, streams: impl IntoIterator<Item = u32>) {

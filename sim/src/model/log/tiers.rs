@@ -133,12 +133,26 @@ impl Tiers {
     /// The rows `plan` scans after `after`, in feed order; a row stored in
     /// both tiers comes twice, as a `UNION ALL` would return it.
     pub fn feed_after(&self, after: Cursor, plan: ReadPlan) -> Vec<Row> {
+        self.tiered_feed_after(after, plan)
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    /// [`feed_after`](Self::feed_after), each row with the tier it was read
+    /// from (a row in both tiers: hot first).
+    pub fn tiered_feed_after(&self, after: Cursor, plan: ReadPlan) -> Vec<(Tier, Row)> {
         let range = (Bound::Excluded(after), Bound::Unbounded);
-        let mut rows: Vec<Row> = self.hot.range(range).map(|(_, r)| *r).collect();
+        let mut rows: Vec<(Tier, Row)> = self
+            .hot
+            .range(range)
+            .map(|(_, r)| (Tier::Hot, *r))
+            .collect();
         if plan.cold {
-            rows.extend(self.cold.range(range).map(|(_, r)| *r));
+            rows.extend(self.cold.range(range).map(|(_, r)| (Tier::Cold, *r)));
         }
-        rows.sort_by_key(|r| r.event.cursor());
+        // Stable: of a row in both tiers, the hot copy stays first.
+        rows.sort_by_key(|(_, r)| r.event.cursor());
         rows
     }
 

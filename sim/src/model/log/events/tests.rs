@@ -180,6 +180,43 @@ fn a_two_step_move_is_caught_between_its_steps() {
     assert_eq!(s.violations.len(), 1, "whole again after the delete");
 }
 
+/// (stream, version, cold) of what a read of the whole log returns.
+fn read_all(s: &mut ModelEvents, include_archived: bool) -> Vec<(u32, u64, bool)> {
+    s.read_all((0, 0), 100, include_archived)
+        .iter()
+        .map(|(tier, r)| (r.event.stream, r.event.version, *tier == Tier::Cold))
+        .collect()
+}
+
+#[test]
+fn a_read_of_the_whole_log_stops_at_the_horizon_and_plans_its_tiers() {
+    let mut s = ModelEvents::new(Backend::DualTable);
+    let any = ExpectedVersion::Any;
+    commit(&mut s, t(0), &append(1, any, None, 1));
+    commit(&mut s, t(0), &append(2, any, None, 1));
+    s.mark(t(0), 2);
+    moved(s.move_batch(t(1_000), &MoveScope::before(t(1_000), 10)));
+    commit(&mut s, t(1_000), &append(3, any, None, 1));
+    s.mark(t(1_000), 3);
+    let Outcome::Started { xid: open, .. } = s.begin(t(1_000), &append(1, any, None, 1)) else {
+        panic!("started");
+    };
+    commit(&mut s, t(1_000), &append(4, any, None, 1));
+    assert_eq!(
+        read_all(&mut s, true),
+        [(1, 1, false), (2, 1, true), (3, 1, false)],
+        "every tier, up to the open append"
+    );
+    assert_eq!(
+        read_all(&mut s, false),
+        [(1, 1, false)],
+        "hot storage, archived streams left out"
+    );
+    s.end(t(1_000), open, true);
+    let after = read_all(&mut s, true);
+    assert_eq!(after[3..], [(1, 2, false), (4, 1, false)], "in xid order");
+}
+
 #[test]
 fn compact_lists_runs() {
     assert_eq!(compact(&[1, 2, 3, 4, 4, 6]), "[1..=4, 4, 6]");
