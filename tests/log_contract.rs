@@ -9,9 +9,9 @@ use rillflow_adapters::archive::{
     ArchiveMover, ArchiveSettings, MarkOutcome, MoveFilter, MoveLimits, ReactivateOutcome,
     StreamLifecycle,
 };
-use rillflow_adapters::log_contract::{self, Appended, LogHarness, StreamEvent};
+use rillflow_adapters::log_contract::{self, Appended, FeedEvent, LogHarness, StreamEvent};
 use rillflow_adapters::{AppendOptions, AppendResult, EventStore, NewEvent, StoreError};
-use rillflow_core::ExpectedVersion;
+use rillflow_core::{ExpectedVersion, GlobalCursor};
 use rillflow_testkit::TestDb;
 use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -133,6 +133,41 @@ impl LogHarness for PgHarness {
                 version: u64::try_from(e.version).expect("versions are positive"),
                 payload: e.data["p"].as_u64().expect("a payload"),
                 cold: !hot.contains(&e.version),
+            })
+            .collect()
+    }
+
+    /// The store's own global read, and which of its events are in
+    /// `events_hot`.
+    async fn read_all(
+        &self,
+        (tx_id, position): (u64, u64),
+        limit: u32,
+        include_archived: bool,
+    ) -> Vec<FeedEvent> {
+        let store = EventStore::new(self.pool.clone());
+        let store = match include_archived {
+            true => store.with_archived(),
+            false => store,
+        };
+        let after = GlobalCursor {
+            tx_id: i64::try_from(tx_id).expect("a cursor read from Postgres"),
+            position: i64::try_from(position).expect("a cursor read from Postgres"),
+        };
+        let read = store.read_all(after, limit.into()).await.expect("read_all");
+        let hot: Vec<(i64, i64)> = sqlx::query_as("SELECT tx_id, position FROM events_hot")
+            .fetch_all(&self.pool)
+            .await
+            .expect("hot cursors");
+        let unsigned = |n: i64| u64::try_from(n).expect("cursors and versions are positive");
+        read.events
+            .iter()
+            .map(|e| FeedEvent {
+                cursor: (unsigned(e.tx_id), unsigned(e.position)),
+                stream: u32::try_from(e.stream_id.as_u128()).expect("a stream of the contract"),
+                version: unsigned(e.version),
+                payload: e.data["p"].as_u64().expect("a payload"),
+                cold: !hot.contains(&(e.tx_id, e.position)),
             })
             .collect()
     }

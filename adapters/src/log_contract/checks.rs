@@ -1,16 +1,72 @@
 //! The event log checks; each panics on a breach. Every check works on
-//! streams of its own, so a side may run them on one database.
+//! streams of its own, and the reads of the whole log see only what the
+//! check appended: each runs on a database of its own.
 
 use std::time::Duration;
 
 use rillflow_core::ExpectedVersion::{self, Any, Exact, Exists, NoStream};
 use tokio::time::sleep;
 
-use super::harness::{Appended, LogHarness, StreamEvent};
+use super::harness::{Appended, FeedEvent, LogHarness, StreamEvent};
 
 /// How long a statement is given to show it waits: well under the model's
 /// lock timeout (0.5 s), after which a waiting statement fails.
 const HOLD: Duration = Duration::from_millis(200);
+
+/// How long a read of the whole log may take to reach what it should see.
+/// On Postgres a transaction of another database can hold the horizon back
+/// for a statement or two, so a read may stop short; it may never go past.
+const READ_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Before every event.
+const START: (u64, u64) = (0, 0);
+
+/// (stream, version, payload, cold) of an event read.
+type Seen = (u32, u64, u64, bool);
+
+fn seen(e: &FeedEvent) -> Seen {
+    (e.stream, e.version, e.payload, e.cold)
+}
+
+/// Reads the whole log after `after`, `page` events at a time, each read
+/// going on from the last event of the one before, until it has read
+/// `want`; every read may stop short (the horizon), none may skip or add an
+/// event, and cursors only grow. Then one more read finds nothing.
+async fn read_until<H: LogHarness>(
+    h: &H,
+    after: (u64, u64),
+    page: u32,
+    include_archived: bool,
+    want: &[Seen],
+) -> Vec<FeedEvent> {
+    let deadline = tokio::time::Instant::now() + READ_DEADLINE;
+    let mut read: Vec<FeedEvent> = Vec::new();
+    let mut cursor = after;
+    while read.len() < want.len() {
+        let next = h.read_all(cursor, page, include_archived).await;
+        assert!(next.len() <= page as usize, "at most {page}: {next:?}");
+        for e in &next {
+            assert!(e.cursor > cursor, "in global order: {e:?} after {cursor:?}");
+            cursor = e.cursor;
+        }
+        read.extend(next);
+        let got: Vec<Seen> = read.iter().map(seen).collect();
+        assert!(
+            want.starts_with(&got),
+            "read {got:?}, which is not a beginning of {want:?} (archived: {include_archived})"
+        );
+        if read.len() < want.len() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "read only {got:?} of {want:?} in {READ_DEADLINE:?}"
+            );
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let more = h.read_all(cursor, page, include_archived).await;
+    assert!(more.is_empty(), "read past {want:?}: {more:?}");
+    read
+}
 
 async fn wrote<H: LogHarness>(
     h: &H,
@@ -222,4 +278,72 @@ pub(super) async fn redirect<H: LogHarness>(h: &H) {
     assert_eq!(versions(&all), [1, 2, 3, 4]);
     assert!(!all[3].cold, "reactivated: appends land hot again");
     h.set_redirect(false).await;
+}
+
+pub(super) async fn horizon<H: LogHarness>(h: &H) {
+    let (before, open, after, rolled_back, later) = (1, 2, 3, 4, 5);
+    wrote(h, before, NoStream, &[1]).await;
+    let (held, _, _) = h.begin_append(open, &[2]).await;
+    wrote(h, after, NoStream, &[3]).await;
+    assert_eq!(
+        payloads(&h.read_stream(after, true).await),
+        [3],
+        "committed, and readable by stream"
+    );
+    // Not the later commit: a reader that went on from it could never go
+    // back for the open append's event.
+    read_until(h, START, 10, false, &[(before, 1, 1, false)]).await;
+    let first = read_until(h, START, 10, true, &[(before, 1, 1, false)]).await;
+    h.end_append(held, true).await;
+    let rest = [(open, 1, 2, false), (after, 1, 3, false)];
+    let read = read_until(h, first[0].cursor, 1, true, &rest).await;
+    // An append that rolls back releases the readers as one that commits.
+    let (held, _, _) = h.begin_append(rolled_back, &[4]).await;
+    wrote(h, later, NoStream, &[5]).await;
+    let last = read[1].cursor;
+    read_until(h, last, 10, false, &[]).await;
+    h.end_append(held, false).await;
+    read_until(h, last, 10, false, &[(later, 1, 5, false)]).await;
+}
+
+pub(super) async fn global_order<H: LogHarness>(h: &H) {
+    let (a, b, c) = (1, 2, 3);
+    wrote(h, a, NoStream, &[1, 2]).await;
+    wrote(h, b, NoStream, &[3]).await;
+    wrote(h, a, Exact(2), &[4]).await;
+    wrote(h, c, NoStream, &[5]).await;
+    wrote(h, b, Exact(1), &[6]).await;
+    assert!(h.mark(b).await);
+    assert_eq!(h.move_all().await, 2);
+    // Marked after the move: archived, its event still hot; a redirected
+    // append then lands cold at the end of the log.
+    assert!(h.mark(c).await);
+    h.set_redirect(true).await;
+    wrote(h, c, Exact(1), &[7]).await;
+    h.set_redirect(false).await;
+    let every = [
+        (a, 1, 1, false),
+        (a, 2, 2, false),
+        (b, 1, 3, true),
+        (a, 3, 4, false),
+        (c, 1, 5, false),
+        (b, 2, 6, true),
+        (c, 2, 7, true),
+    ];
+    let whole = read_until(h, START, 100, true, &every).await;
+    // Pages of two end between tiers: each goes on where the last ended.
+    let paged = read_until(h, START, 2, true, &every).await;
+    assert_eq!(whole, paged, "the same events at the same cursors");
+    let hot = [(a, 1, 1, false), (a, 2, 2, false), (a, 3, 4, false)];
+    read_until(h, START, 100, false, &hot).await;
+    // Reactivated: the cold events stay cold, the hot one is read again.
+    assert!(h.reactivate(c).await);
+    let hot = [
+        (a, 1, 1, false),
+        (a, 2, 2, false),
+        (a, 3, 4, false),
+        (c, 1, 5, false),
+    ];
+    read_until(h, START, 100, false, &hot).await;
+    read_until(h, START, 100, true, &every).await;
 }

@@ -1,6 +1,6 @@
 //! What the event log contract needs of each side: appends, an append held
-//! open, stream reads that tell the tiers apart, and the archive
-//! operations, on Postgres or on the simulation's model database. Streams
+//! open, stream reads and reads of the whole log that tell the tiers apart,
+//! and the archive operations, on Postgres or on the simulation's model database. Streams
 //! are small numbers and events carry one number each, which is all the
 //! model's events hold.
 
@@ -44,6 +44,22 @@ pub struct StreamEvent {
     pub cold: bool,
 }
 
+/// One event of a read of the whole log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedEvent {
+    /// Its place in global order, (transaction id, position): compared
+    /// only with other cursors of the same side.
+    pub cursor: (u64, u64),
+    /// Its stream.
+    pub stream: u32,
+    /// Its version.
+    pub version: u64,
+    /// The number it carries.
+    pub payload: u64,
+    /// Read from cold (archive) storage, not the hot table.
+    pub cold: bool,
+}
+
 /// One side of the event log contract.
 #[async_trait]
 pub trait LogHarness: Clone + Send + Sync + 'static {
@@ -70,6 +86,16 @@ pub trait LogHarness: Clone + Send + Sync + 'static {
     /// `stream`'s events by version: hot storage only (nothing of an
     /// archived stream), or every tier.
     async fn read_stream(&self, stream: u32, include_archived: bool) -> Vec<StreamEvent>;
+
+    /// Up to `limit` events after `after` ((0, 0): from the start) in
+    /// global order, only below the read horizon (`EventStore::read_all`):
+    /// hot storage without archived streams, or every tier.
+    async fn read_all(
+        &self,
+        after: (u64, u64),
+        limit: u32,
+        include_archived: bool,
+    ) -> Vec<FeedEvent>;
 
     /// `archive mark`: whether anything changed.
     async fn mark(&self, stream: u32) -> bool;

@@ -4,14 +4,16 @@
 //! archive cannot drift from the SQL it mirrors. It spans the store
 //! (`store.rs`) and the archive (`archive/`), so it lives beside both.
 //!
-//! Reads of the whole log in global order, and what they may pass
-//! (`rf_read_horizon`), are left to `tests/gap_safety.rs` and
-//! `tests/archive_store.rs`: the model offers no such read to its clients.
+//! Reads of the whole log are checked as a reader sees them: in global
+//! order across tiers, and never past an append that is still open. What
+//! holds the horizon back beyond one database's appends (transactions in
+//! other databases, transactions that register late) stays with
+//! `tests/gap_safety.rs`.
 
 mod checks;
 mod harness;
 
-pub use harness::{Appended, LogHarness, StreamEvent};
+pub use harness::{Appended, FeedEvent, LogHarness, StreamEvent};
 
 /// Every check, by name.
 pub const CHECKS: &[&str] = &[
@@ -22,6 +24,8 @@ pub const CHECKS: &[&str] = &[
     "hot_reads_leave_archived_streams_out",
     "a_move_never_loses_a_concurrent_append",
     "redirect_lands_appends_cold_until_reactivation",
+    "an_open_append_is_never_passed_and_is_read_once_it_commits",
+    "reads_with_archived_see_every_tier_in_global_order",
 ];
 
 /// Declares one `#[test]` per event log check, each calling `$run(name)`,
@@ -38,6 +42,8 @@ macro_rules! log_contract_tests {
             hot_reads_leave_archived_streams_out,
             a_move_never_loses_a_concurrent_append,
             redirect_lands_appends_cold_until_reactivation,
+            an_open_append_is_never_passed_and_is_read_once_it_commits,
+            reads_with_archived_see_every_tier_in_global_order,
         );
     };
     (@each $run:path; $($name:ident),* $(,)?) => {
@@ -66,6 +72,10 @@ pub async fn run<H: LogHarness>(name: &str, harness: &H) {
         "hot_reads_leave_archived_streams_out" => checks::hot_reads(harness).await,
         "a_move_never_loses_a_concurrent_append" => checks::concurrent_move(harness).await,
         "redirect_lands_appends_cold_until_reactivation" => checks::redirect(harness).await,
+        "an_open_append_is_never_passed_and_is_read_once_it_commits" => {
+            checks::horizon(harness).await
+        }
+        "reads_with_archived_see_every_tier_in_global_order" => checks::global_order(harness).await,
         other => panic!("no event log check named {other:?}"),
     }
 }

@@ -3,7 +3,7 @@
 //! operator and mover send.
 
 use async_trait::async_trait;
-use rillflow_adapters::log_contract::{self, Appended, LogHarness, StreamEvent};
+use rillflow_adapters::log_contract::{self, Appended, FeedEvent, LogHarness, StreamEvent};
 use rillflow_core::ExpectedVersion;
 
 use crate::client::db_conn::DbConn;
@@ -121,6 +121,32 @@ impl LogHarness for ModelHarness {
                 })
                 .collect(),
             other => panic!("read {stream}: {other:?}"),
+        }
+    }
+
+    async fn read_all(
+        &self,
+        after: (u64, u64),
+        limit: u32,
+        include_archived: bool,
+    ) -> Vec<FeedEvent> {
+        let request = ArchiveRequest::ReadAll {
+            after,
+            limit,
+            include_archived,
+        };
+        match once(request).await {
+            Reply::Feed { events } => events
+                .into_iter()
+                .map(|r| FeedEvent {
+                    cursor: r.cursor,
+                    stream: r.stream,
+                    version: r.version,
+                    payload: r.payload,
+                    cold: r.cold,
+                })
+                .collect(),
+            other => panic!("read all after {after:?}: {other:?}"),
         }
     }
 
