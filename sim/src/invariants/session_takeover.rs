@@ -77,6 +77,8 @@ pub struct SessionTakeover {
     pub nodes: Vec<String>,
     /// When each node asked to release a lease (the trace's record).
     pub releases: Vec<(String, Duration)>,
+    /// The promotions the database recorded: whom, and when.
+    pub promotions: Vec<(String, Duration)>,
 }
 
 impl SessionTakeover {
@@ -98,12 +100,29 @@ impl SessionTakeover {
             demote_holdoff: config.demote_holdoff,
             nodes: nodes.to_vec(),
             releases: Vec::new(),
+            promotions: Vec::new(),
         }
     }
 
     /// The same, knowing when nodes released leases.
     pub fn with_releases(self, releases: Vec<(String, Duration)>) -> Self {
         SessionTakeover { releases, ..self }
+    }
+
+    /// The same, knowing which promotions the database recorded and when.
+    pub fn with_promotions(self, promotions: Vec<(String, Duration)>) -> Self {
+        SessionTakeover { promotions, ..self }
+    }
+
+    /// The node a promotion recorded before `at` still names at `at`: the
+    /// latest promotion replaces any earlier one, and a grant to its node
+    /// fulfils it.
+    fn pending_promotion(&self, at: Duration, grants: &[GrantRecord]) -> Option<&str> {
+        let (node, recorded) = self.promotions.iter().rev().find(|(_, t)| *t <= at)?;
+        let fulfilled = grants
+            .iter()
+            .any(|g| g.node == *node && g.at > *recorded && g.at <= at);
+        (!fulfilled).then_some(node.as_str())
     }
 
     /// Until when a standby other than `ended`, running since its last
@@ -231,8 +250,20 @@ impl SessionTakeover {
         let db_back =
             last(before, |f| *f == Fault::RestartDb).map(|t| t + self.heartbeat + self.msgs(2));
         let held_off = self.held_off_until(before, at, ended, grants);
+        // While a promotion names a live node, the other standbys leave
+        // the lease to it (`should_try_acquire`): the bound is that node's
+        // own. One that is down stays live in their views for a ttl, and
+        // they wait that out: no session bound then.
+        let promoted = self.pending_promotion(at, grants).filter(|p| *p != ended);
+        if promoted.is_some_and(|p| down(before, p)) {
+            return None;
+        }
         let mut best: Option<Duration> = None;
-        for node in self.nodes.iter().filter(|n| *n != ended) {
+        for node in self
+            .nodes
+            .iter()
+            .filter(|n| *n != ended && promoted.is_none_or(|p| p == n.as_str()))
+        {
             if down(before, node) {
                 continue;
             }
@@ -280,7 +311,7 @@ impl SessionTakeover {
             let own = then(noticed) + self.msgs(LOOK + acquire);
             best = Some(best.map_or(own, |b| b.min(own)));
         }
-        if matches!(fault, Fault::EndSession(_)) {
+        if matches!(fault, Fault::EndSession(_)) && promoted.is_none() {
             let own = then(at + self.beat()) + self.msgs(OWN_RETURN);
             best = Some(best.map_or(own, |b| b.min(own)));
         }

@@ -32,6 +32,7 @@ use crate::invariants::one_believer::{self, Lifecycle};
 use crate::invariants::session_takeover::SessionTakeover;
 use crate::invariants::{liveness, single_writer};
 use crate::model::db::ModelDb;
+use crate::model::lease::records::{OperatorRecord, OperatorRequest};
 use crate::model::log::event_log::ModelLog;
 use crate::model::log::events::ModelEvents;
 
@@ -117,8 +118,11 @@ pub fn run(params: &Params) -> Outcome {
     let learn = one_believer::learning_bound(&params.config);
     let bound_to_sessions = params.scenario.session_leases();
     let life = Lifecycle::of(&params.faults, bound_to_sessions, learn);
-    let sessions =
-        bound_to_sessions.then(|| session_takeover(params).with_releases(trace.releases()));
+    let sessions = bound_to_sessions.then(|| {
+        session_takeover(params)
+            .with_releases(trace.releases())
+            .with_promotions(promotions(&db.lease.operator_requests))
+    });
     let violation = violation
         .or_else(|| single_writer::check(&db.lease.writes))
         .or_else(|| one_believer::check(&beliefs, &db.lease.grants, end, &life))
@@ -203,4 +207,16 @@ pub fn session_takeover(params: &Params) -> SessionTakeover {
         MAX_LATENCY + TICK,
         &params.nodes,
     )
+}
+
+/// The promotions the database recorded, whom and when.
+fn promotions(requests: &[OperatorRecord]) -> Vec<(String, Duration)> {
+    requests
+        .iter()
+        .filter(|r| r.written)
+        .filter_map(|r| match &r.request {
+            OperatorRequest::Promote { node, .. } => Some((node.clone(), r.at)),
+            OperatorRequest::Demote { .. } => None,
+        })
+        .collect()
 }
