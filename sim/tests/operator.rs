@@ -36,16 +36,7 @@ fn story(faults: Vec<(Duration, Fault)>, steps: Vec<(Duration, Step)>) -> Params
 
 /// (time, node, epoch) of every grant.
 fn grants(outcome: &Outcome) -> Vec<(Duration, String, u64)> {
-    outcome
-        .events
-        .iter()
-        .filter(|e| e.who == "db")
-        .filter_map(|e| {
-            let rest = e.what.strip_prefix("grant epoch ")?;
-            let (epoch, node) = rest.split_once(" to ")?;
-            Some((e.at, node.to_owned(), epoch.parse().ok()?))
-        })
-        .collect()
+    outcome.grants()
 }
 
 fn leader_at(outcome: &Outcome, at: Duration) -> String {

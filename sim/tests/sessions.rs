@@ -32,16 +32,7 @@ fn passing(params: &Params) -> Outcome {
 
 /// (time, node, epoch) of every grant.
 fn grants(outcome: &Outcome) -> Vec<(Duration, String, u64)> {
-    outcome
-        .events
-        .iter()
-        .filter(|e| e.who == "db")
-        .filter_map(|e| {
-            let rest = e.what.strip_prefix("grant epoch ")?;
-            let (epoch, node) = rest.split_once(" to ")?;
-            Some((e.at, node.to_owned(), epoch.parse().ok()?))
-        })
-        .collect()
+    outcome.grants()
 }
 
 fn leader_at(outcome: &Outcome, at: Duration) -> (String, u64) {

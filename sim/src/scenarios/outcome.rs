@@ -34,3 +34,19 @@ pub struct Outcome {
     /// What the operator scenario exercised.
     pub operator: Option<OperatorSummary>,
 }
+
+impl Outcome {
+    /// (time, node, epoch) of every grant the database traced, in order:
+    /// what the pinned scenarios assert on.
+    pub fn grants(&self) -> Vec<(std::time::Duration, String, u64)> {
+        self.events
+            .iter()
+            .filter(|e| e.who == "db")
+            .filter_map(|e| {
+                let rest = e.what.strip_prefix("grant epoch ")?;
+                let (epoch, node) = rest.split_once(" to ")?;
+                Some((e.at, node.to_owned(), epoch.parse().ok()?))
+            })
+            .collect()
+    }
+}
