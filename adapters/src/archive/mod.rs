@@ -16,4 +16,4 @@ pub use mover::{ArchiveMover, Candidate, MoveFilter, MoveLimits, MoveProgress};
 pub use partitions::{PartitionInfo, PartitionOutcome, Partitions};
 pub use settings::ArchiveSettings;
 pub use stats::{ArchiveStats, TenantArchiveStats};
-pub use status::ArchiveStatus;
+pub use status::{ArchiveStatus, Counting, COUNT_CAP};

@@ -86,7 +86,7 @@ SELECT e.stream_id, count(*) AS events, min(e.created_at) AS oldest
   FROM events e
   JOIN rf_streams s ON s.stream_id = e.stream_id AND s.archived_at IS NOT NULL
  WHERE e.retention_class = 'hot' AND e.created_at < $1
-   AND ($2::uuid IS NULL OR e.stream_id = $2)
+   AND e.stream_id BETWEEN $2 AND $4
    AND ($3::text IS NULL OR s.tenant_id = $3)
  GROUP BY e.stream_id
  ORDER BY e.stream_id";
@@ -97,6 +97,12 @@ SELECT e.stream_id, count(*) AS events, min(e.created_at) AS oldest
 /// it stops after the streams that cover one batch instead of locking a
 /// batch-size worth of streams. The lock re-checks that each is still
 /// archived.
+///
+/// The walk's bounds ($1, $2) are always bound (from the nil UUID to the
+/// max one when unbounded), never `$1 IS NULL OR …`: after five executions
+/// Postgres may keep a generic plan, which cannot turn an optional bound
+/// into an index range, and every batch would walk again from the first
+/// archived stream.
 const LOCK_STREAMS: &str = "
 WITH covering AS (
     SELECT s.stream_id FROM rf_streams s
@@ -106,8 +112,7 @@ WITH covering AS (
             AND e.created_at < $3 AND e.position <= $4
           LIMIT $5) e
      WHERE s.archived_at IS NOT NULL
-       AND ($1::uuid IS NULL OR s.stream_id >= $1)
-       AND ($2::uuid IS NULL OR s.stream_id = $2)
+       AND s.stream_id BETWEEN $1 AND $2
        AND ($6::text IS NULL OR s.tenant_id = $6)
      ORDER BY s.stream_id
      LIMIT $5)
@@ -197,10 +202,12 @@ impl ArchiveMover {
     /// One query: a dry run always ends.
     pub async fn candidates(&self, filter: MoveFilter) -> Result<Vec<Candidate>, ArchiveError> {
         self.check_stream(&filter).await?;
+        let (low, high) = stream_range(None, filter.stream);
         let rows: Vec<(Uuid, i64, DateTime<Utc>)> = sqlx::query_as(CANDIDATES)
             .bind(filter.before)
-            .bind(filter.stream)
+            .bind(low)
             .bind(filter.tenant.as_ref().map(TenantName::as_str))
+            .bind(high)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
@@ -325,9 +332,10 @@ impl ArchiveMover {
             .find(|(b, _)| *b == backend)
             .expect("a statement for every backend")
             .1;
+        let (low, high) = stream_range(request.from, filter.stream);
         let locked: Vec<Uuid> = sqlx::query_scalar(LOCK_STREAMS)
-            .bind(request.from)
-            .bind(filter.stream)
+            .bind(low)
+            .bind(high)
             .bind(filter.before)
             .bind(upto)
             .bind(i64::from(request.max_events))
@@ -379,6 +387,17 @@ async fn finish_batch(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// The stream ids a batch may walk, both ends included: from where the
+/// pass resumes (or the first id) to the last id, narrowed to one stream
+/// when the run names one. An empty range (`low > high`) finds nothing.
+fn stream_range(from: Option<Uuid>, only: Option<Uuid>) -> (Uuid, Uuid) {
+    let low = from.unwrap_or(Uuid::nil());
+    match only {
+        Some(stream) => (low.max(stream), stream),
+        None => (low, Uuid::max()),
+    }
 }
 
 /// Whether a stream tagged `owner` is in the scope of `tenant`: without a

@@ -32,19 +32,33 @@ macro_rules! view_columns {
     };
 }
 
-/// Every cluster ($1 NULL) or one. `MATERIALIZED` keeps the clock reading a
-/// single value; "C" collation sorts names by bytes, as Rust sorts strings.
-pub(super) const CLUSTER_VIEWS: &str = concat!(
-    "WITH t AS MATERIALIZED (SELECT clock_timestamp() AS now)
+/// Every cluster as the database sees it. `MATERIALIZED` keeps the clock
+/// reading a single value; "C" collation sorts names by bytes, as Rust
+/// sorts strings.
+macro_rules! cluster_views {
+    ($scope:literal) => {
+        concat!(
+            "WITH t AS MATERIALIZED (SELECT clock_timestamp() AS now)
      SELECT ",
-    view_columns!(),
-    "
+            view_columns!(),
+            "
      FROM t
      CROSS JOIN rf_daemon_clusters c
      LEFT JOIN rf_daemon_nodes n ON n.cluster_name = c.cluster_name
-     WHERE $1::text IS NULL OR c.cluster_name = $1
+     WHERE ",
+            $scope,
+            "
      ORDER BY c.cluster_name COLLATE \"C\", n.node_name COLLATE \"C\""
-);
+        )
+    };
+}
+
+/// Every cluster.
+pub(super) const CLUSTER_VIEWS: &str = cluster_views!("true");
+
+/// One cluster ($1). A statement of its own rather than `$1 IS NULL OR`,
+/// which a cached generic plan cannot turn into a key lookup.
+pub(super) const CLUSTER_VIEW: &str = cluster_views!("c.cluster_name = $1");
 
 /// Creates the cluster row if missing (min_cold_standbys and timing set to
 /// ours), then

@@ -112,7 +112,6 @@ impl PgLeaseStore {
     /// Every cluster as the database sees it, sorted by name.
     pub async fn cluster_views(&self) -> Result<Vec<ClusterView>, LeaseError> {
         let rows = sqlx::query(CLUSTER_VIEWS)
-            .bind(None::<&str>)
             .fetch_all(&self.pool)
             .await
             .map_err(lease_error)?;
@@ -122,8 +121,8 @@ impl PgLeaseStore {
     /// One cluster as the database sees it; None when it does not exist.
     pub async fn cluster_view(&self, cluster: &str) -> Result<Option<ClusterView>, LeaseError> {
         check_name("cluster", cluster)?;
-        let rows = sqlx::query(CLUSTER_VIEWS)
-            .bind(Some(cluster))
+        let rows = sqlx::query(CLUSTER_VIEW)
+            .bind(cluster)
             .fetch_all(&self.pool)
             .await
             .map_err(lease_error)?;

@@ -246,18 +246,23 @@ impl ProjectionCatalog {
     }
 
     async fn load(&self, name: Option<&str>) -> Result<Vec<ProjectionStatus>, CatalogError> {
-        let heads = sqlx::query(
-            "SELECT p.name, p.paused, p.stopped_reason, p.total_partitions, p.active_version,
-                    p.building_version,
-                    (SELECT count(*) FROM rf_projection_dlq d WHERE d.projection = p.name) AS dead_letters
-             FROM rf_projections p WHERE $1::text IS NULL OR p.name = $1 ORDER BY p.name",
-        )
-        .bind(name)
-        .fetch_all(&self.pool)
-        .await?;
-        let parts = sqlx::query(LOAD_PARTITIONS)
+        let (heads_sql, parts_sql) = match name {
+            Some(_) => (
+                load_heads_sql("p.name = $1"),
+                load_partitions_sql("c.projection = $1"),
+            ),
+            None => (
+                load_heads_sql("$1::text IS NULL"),
+                load_partitions_sql("$1::text IS NULL"),
+            ),
+        };
+        let heads = sqlx::query(&heads_sql)
             .bind(name)
-            .bind(EXACT_LAG_LIMIT)
+            .fetch_all(&self.pool)
+            .await?;
+        let parts = sqlx::query(&parts_sql)
+            .bind(name)
+            .bind(EXACT_LAG_LIMIT as i32)
             .fetch_all(&self.pool)
             .await?;
         let ownership = OwnershipRows::load(&self.pool, name).await?;
@@ -526,33 +531,34 @@ async fn notify_control(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Checkpoints with their lag: events of the partition after the
-/// checkpoint, counted exactly up to $2, estimated from positions beyond.
-const LOAD_PARTITIONS: &str = "
+/// Checkpoints with their lag (sql/0019 `rf_projection_lag`: counted up to
+/// the cap from the index, estimated from positions beyond), for one
+/// projection (`WHERE c.projection = $1`) or all (`WHERE true`): a named
+/// statement each, rather than `$1 IS NULL OR`, which a cached generic plan
+/// cannot turn into an index lookup.
+fn load_partitions_sql(scope: &str) -> String {
+    format!(
+        "
 SELECT c.projection, c.model_version, c.partition_key, c.tx_id, c.position, c.processed_total, c.errors_total,
        c.dead_lettered_total, c.last_processed_at, c.last_error, c.last_error_at, c.owner_node,
-       c.owner_epoch, c.retry_position, c.retry_attempts,
-       CASE WHEN behind.n < $2 THEN behind.n
-            ELSE greatest(behind.n, (SELECT last_value FROM rf_events_position_seq) - c.position)
-       END AS lag
+       c.owner_epoch, c.retry_position, c.retry_attempts, l.lag, l.exact AS lag_exact
 FROM rf_checkpoints c
 JOIN rf_projections p ON p.name = c.projection
-CROSS JOIN LATERAL (
-    SELECT count(*) AS n FROM (
-        (SELECT 1 FROM events e
-          WHERE (e.tx_id, e.position) > (c.tx_id, c.position)
-            AND (p.total_partitions = 1 OR e.partition_hash % p.total_partitions = c.partition_key)
-          LIMIT $2)
-        UNION ALL
-        (SELECT 1 FROM events_archive e
-          WHERE (e.tx_id, e.position) > (c.tx_id, c.position)
-            AND (p.total_partitions = 1 OR e.partition_hash % p.total_partitions = c.partition_key)
-          LIMIT $2)
-    ) x
-) behind
-WHERE ($1::text IS NULL OR c.projection = $1)
-  AND c.model_version IN (p.active_version, p.building_version)
-ORDER BY c.projection, c.model_version, c.partition_key";
+CROSS JOIN LATERAL rf_projection_lag(c.tx_id, c.position, p.total_partitions, c.partition_key, $2) l
+WHERE {scope} AND c.model_version IN (p.active_version, p.building_version)
+ORDER BY c.projection, c.model_version, c.partition_key"
+    )
+}
+
+/// The projections' own rows, one (`p.name = $1`) or all (`true`).
+fn load_heads_sql(scope: &str) -> String {
+    format!(
+        "SELECT p.name, p.paused, p.stopped_reason, p.total_partitions, p.active_version,
+                p.building_version,
+                (SELECT count(*) FROM rf_projection_dlq d WHERE d.projection = p.name) AS dead_letters
+         FROM rf_projections p WHERE {scope} ORDER BY p.name"
+    )
+}
 
 fn partition_status(row: &sqlx::postgres::PgRow) -> Result<PartitionStatus, sqlx::Error> {
     Ok(PartitionStatus {
@@ -560,6 +566,7 @@ fn partition_status(row: &sqlx::postgres::PgRow) -> Result<PartitionStatus, sqlx
         tx_id: row.try_get("tx_id")?,
         position: row.try_get("position")?,
         lag: row.try_get("lag")?,
+        lag_exact: row.try_get("lag_exact")?,
         processed_total: row.try_get("processed_total")?,
         errors_total: row.try_get("errors_total")?,
         dead_lettered_total: row.try_get("dead_lettered_total")?,

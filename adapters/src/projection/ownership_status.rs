@@ -8,7 +8,8 @@ use super::status::{OwnershipStatus, WorkerOwnership};
 
 /// Lease figures per projection: grants, partitions without a live lease
 /// (unexpired, and its session open when it is bound to one, sql/0018), and
-/// the time partitions spent unowned (closed gaps plus open ones).
+/// the time partitions spent unowned (closed gaps plus open ones), for the
+/// projections `{scope}` selects.
 const LOAD_OWNERSHIP: &str = "
 WITH held AS (SELECT rf_session_locks_held() AS key)
 SELECT p.name,
@@ -28,10 +29,11 @@ SELECT p.name,
                                 - coalesce(l.released_at, l.expires_at)))::float8, 0)
                   ELSE 0 END), 0)::float8
           FROM rf_partition_leases l WHERE l.projection = p.name) AS unowned_secs
-FROM rf_projections p WHERE $1::text IS NULL OR p.name = $1";
+FROM rf_projections p WHERE {scope}";
 
 /// Live workers (heartbeat younger than their ttl, session open when their
-/// registration names one) and what they hold.
+/// registration names one) and what they hold, of the projections `{scope}`
+/// selects.
 const LOAD_WORKERS: &str = "
 WITH held AS (SELECT rf_session_locks_held() AS key)
 SELECT w.projection, w.worker,
@@ -40,7 +42,7 @@ SELECT w.projection, w.worker,
            AND l.expires_at > clock_timestamp()
            AND (l.lease_lock_key IS NULL OR l.lease_lock_key IN (SELECT key FROM held))) AS owned
 FROM rf_projection_workers w
-WHERE ($1::text IS NULL OR w.projection = $1)
+WHERE {scope}
   AND w.heartbeat_at + make_interval(secs => w.ttl_ms / 1000.0) > clock_timestamp()
   AND (w.lease_lock_key IS NULL OR w.lease_lock_key IN (SELECT key FROM held))
 ORDER BY w.projection, w.worker";
@@ -54,12 +56,22 @@ pub(crate) struct OwnershipRows {
 impl OwnershipRows {
     /// Loads them for `name`, or for every projection.
     pub(crate) async fn load(pool: &PgPool, name: Option<&str>) -> Result<Self, sqlx::Error> {
+        // One projection or all: separate statements rather than
+        // `$1 IS NULL OR`, which a cached generic plan cannot turn into a
+        // key lookup.
+        let (projections, workers) = match name {
+            Some(_) => ("p.name = $1", "w.projection = $1"),
+            None => ("$1::text IS NULL", "$1::text IS NULL"),
+        };
         Ok(OwnershipRows {
-            owned: sqlx::query(LOAD_OWNERSHIP)
+            owned: sqlx::query(&LOAD_OWNERSHIP.replace("{scope}", projections))
                 .bind(name)
                 .fetch_all(pool)
                 .await?,
-            workers: sqlx::query(LOAD_WORKERS).bind(name).fetch_all(pool).await?,
+            workers: sqlx::query(&LOAD_WORKERS.replace("{scope}", workers))
+                .bind(name)
+                .fetch_all(pool)
+                .await?,
         })
     }
 

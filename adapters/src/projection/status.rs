@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-/// Lag is counted exactly up to this many events; beyond, it is estimated
-/// from positions, so a scrape stays cheap while a rebuild is far behind.
-pub const EXACT_LAG_LIMIT: i64 = 100_000;
+/// Lag is counted exactly up to this many events per tier; beyond, it is
+/// estimated from positions (sql/0019), so a status or a scrape reads at
+/// most this many index entries per checkpoint however far behind it is.
+pub const EXACT_LAG_LIMIT: i64 = 10_000;
 
 /// One partition's checkpoint and counters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -19,6 +20,9 @@ pub struct PartitionStatus {
     pub position: i64,
     /// Events of this partition committed after the checkpoint.
     pub lag: i64,
+    /// Whether `lag` was counted (false: estimated, being past
+    /// [`EXACT_LAG_LIMIT`]).
+    pub lag_exact: bool,
     /// Events applied since the projection started (or was rebuilt).
     pub processed_total: i64,
     /// Handler failures.
@@ -95,6 +99,11 @@ impl ProjectionStatus {
     /// Lag over all partitions.
     pub fn lag(&self) -> i64 {
         self.partitions.iter().map(|p| p.lag).sum()
+    }
+
+    /// Whether every partition's lag was counted rather than estimated.
+    pub fn lag_exact(&self) -> bool {
+        self.partitions.iter().all(|p| p.lag_exact)
     }
 
     /// Events applied over all partitions.

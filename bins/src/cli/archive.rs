@@ -32,6 +32,10 @@ pub struct ArchiveStatusArgs {
     /// The whole base schema, then every tenant on its own.
     #[arg(long, conflicts_with = "tenant")]
     pub all_tenants: bool,
+    /// Count every row; without it, figures past 10,000 rows are the
+    /// planner's estimates and the command costs the same on any log.
+    #[arg(long)]
+    pub exact: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,

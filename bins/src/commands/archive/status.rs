@@ -1,7 +1,7 @@
 //! `rillflow archive status [--output table|json]`
 
 use anyhow::Result;
-use rillflow_adapters::archive::ArchiveStatus;
+use rillflow_adapters::archive::{ArchiveStatus, Counting};
 use rillflow_core::tenant::TenantOperation;
 
 use crate::cli::{ArchiveStatusArgs, OutputFormat};
@@ -13,7 +13,7 @@ pub async fn run(args: ArchiveStatusArgs) -> Result<()> {
         return run_all(args).await;
     }
     let scoped = database::open(&args.db, TenantOperation::ArchiveStreams).await?;
-    let status = ArchiveStatus::load_for(&scoped.pool, scoped.conjoined()).await?;
+    let status = ArchiveStatus::load_for(&scoped.pool, scoped.conjoined(), counting(&args)).await?;
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
         OutputFormat::Table => print_table(&status),
@@ -27,7 +27,9 @@ async fn run_all(args: ArchiveStatusArgs) -> Result<()> {
     let base = database::open_base(&args.db).await?;
     let mut all = Vec::new();
     for target in every_target(&base, true).await? {
-        let mut status = ArchiveStatus::load_for(&target.pool, target.conjoined.as_ref()).await?;
+        let mut status =
+            ArchiveStatus::load_for(&target.pool, target.conjoined.as_ref(), counting(&args))
+                .await?;
         if let Some(t) = &target.tenant {
             status.tenant = Some(t.name.clone());
         }
@@ -51,6 +53,14 @@ async fn run_all(args: ArchiveStatusArgs) -> Result<()> {
     Ok(())
 }
 
+fn counting(args: &ArchiveStatusArgs) -> Counting {
+    if args.exact {
+        Counting::Exact
+    } else {
+        Counting::Bounded
+    }
+}
+
 /// A byte figure, or "-" where a conjoined tenant shares the table.
 fn bytes(b: Option<i64>) -> String {
     b.map_or_else(|| "-".to_owned(), |b| b.to_string())
@@ -65,6 +75,9 @@ fn print_table(s: &ArchiveStatus) {
         "redirect  {}",
         if s.redirect { "enabled" } else { "disabled" }
     );
+    if !s.exact {
+        println!("counts    past 10,000 rows, the planner's estimates (--exact counts)");
+    }
     println!();
     println!("{:<22} {:>12} {:>14}", "", "EVENTS", "BYTES");
     println!(

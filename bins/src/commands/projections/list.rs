@@ -37,11 +37,20 @@ fn print_table(list: &[ProjectionStatus]) {
             state(p),
             p.total_partitions,
             p.min_position(),
-            p.lag(),
+            lag_text(p.lag(), p.lag_exact()),
             p.processed_total(),
             p.errors_total(),
             p.dead_letters
         );
+    }
+}
+
+/// A lag as tables show it: `~` marks one estimated past the exact cap.
+pub fn lag_text(lag: i64, exact: bool) -> String {
+    if exact {
+        lag.to_string()
+    } else {
+        format!("~{lag}")
     }
 }
 

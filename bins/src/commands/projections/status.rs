@@ -29,7 +29,7 @@ fn print_table(p: &ProjectionStatus) {
         p.name,
         list::state(p),
         p.total_partitions,
-        p.lag(),
+        list::lag_text(p.lag(), p.lag_exact()),
         p.dead_letters
     );
     if let Some(reason) = &p.stopped_reason {
@@ -51,7 +51,7 @@ fn print_table(p: &ProjectionStatus) {
             "  {:>4} {:>12} {:>8} {:>12} {:>7} {:>5} {:<16} {:>6} {:<20}",
             part.partition,
             part.position,
-            part.lag,
+            list::lag_text(part.lag, part.lag_exact),
             part.processed_total,
             part.errors_total,
             part.dead_lettered_total,
