@@ -12,6 +12,9 @@ mod status;
 
 pub use error::ArchiveError;
 pub use lifecycle::{MarkOutcome, ReactivateOutcome, StreamLifecycle};
+/// The mover's batch statement, for the plan tests (tests/large_logs.rs).
+#[doc(hidden)]
+pub use mover::LOCK_STREAMS;
 pub use mover::{ArchiveMover, Candidate, MoveFilter, MoveLimits, MoveProgress};
 pub use partitions::{PartitionInfo, PartitionOutcome, Partitions};
 pub use settings::ArchiveSettings;

@@ -103,7 +103,8 @@ SELECT e.stream_id, count(*) AS events, min(e.created_at) AS oldest
 /// Postgres may keep a generic plan, which cannot turn an optional bound
 /// into an index range, and every batch would walk again from the first
 /// archived stream.
-const LOCK_STREAMS: &str = "
+#[doc(hidden)]
+pub const LOCK_STREAMS: &str = "
 WITH covering AS (
     SELECT s.stream_id FROM rf_streams s
      CROSS JOIN LATERAL (
