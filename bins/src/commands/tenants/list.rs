@@ -18,12 +18,23 @@ pub async fn run(args: TenantListArgs) -> Result<()> {
         let Some(info) = &target.tenant else {
             continue;
         };
-        let streams: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM rf_streams WHERE $1::text IS NULL OR tenant_id = $1",
-        )
-        .bind(target.conjoined.as_ref().map(|t| t.as_str()))
-        .fetch_one(&target.pool)
-        .await?;
+        // A conjoined tenant's streams through its index; a schema
+        // tenant's are its whole table. Two statements, not
+        // `$1 IS NULL OR tenant_id = $1`, which a generic plan cannot use
+        // as an index condition.
+        let streams: i64 = match &target.conjoined {
+            Some(t) => {
+                sqlx::query_scalar("SELECT count(*) FROM rf_streams WHERE tenant_id = $1")
+                    .bind(t.as_str())
+                    .fetch_one(&target.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query_scalar("SELECT count(*) FROM rf_streams")
+                    .fetch_one(&target.pool)
+                    .await?
+            }
+        };
         let pending = Migrations::status(&target.pool)
             .await?
             .iter()
