@@ -42,14 +42,18 @@ static READ_ALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 /// [`READ_ALL_SQL`] plus, in the same statement and so the same snapshot,
 /// the furthest cursor below the horizon over every partition: the read
 /// has passed everything up to it; and whether committed events wait at or
-/// above the horizon (held back by an open transaction). One row with NULL
+/// above the horizon (held back by an open transaction). That test compares
+/// the newest transaction id with the horizon: `max` is always one step
+/// down the index's end, where `EXISTS (… tx_id >= horizon)` left the
+/// planner free to expect an early match from a sequential scan and read
+/// the whole table when nothing was held back. One row with NULL
 /// event columns when nothing of the partition is there.
 static READ_PARTITION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH horizon AS (SELECT rf_read_horizon() AS upto),
          held AS (
-             SELECT EXISTS (SELECT 1 FROM events WHERE tx_id >= (SELECT upto FROM horizon))
-                 OR EXISTS (SELECT 1 FROM events_archive WHERE tx_id >= (SELECT upto FROM horizon))
+             SELECT coalesce((SELECT max(tx_id) FROM events), 0) >= (SELECT upto FROM horizon)
+                 OR coalesce((SELECT max(tx_id) FROM events_archive), 0) >= (SELECT upto FROM horizon)
                  AS held_back),
          tail AS (
              SELECT tx_id AS tail_tx, position AS tail_position FROM (
