@@ -265,3 +265,48 @@ async fn health_is_an_error_until_both_views_were_read_once() {
 fn doc_of(body: &str) -> Value {
     serde_json::from_str(body).unwrap()
 }
+
+/// A source whose diagnostics bundle takes 30 s to build.
+struct SlowBundle;
+
+#[async_trait]
+impl HealthSource for SlowBundle {
+    async fn clusters(&self) -> Result<Vec<ClusterHealth>, String> {
+        Ok(Vec::new())
+    }
+    fn local(&self) -> Value {
+        json!({})
+    }
+    async fn diag(&self) -> Option<Value> {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Some(json!({}))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_diag_bundle_answers_503_before_the_request_timeout() {
+    let (bound, _task) = serve(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(SlowBundle),
+        DiagAccess::Token("t0k3n".into()),
+        RefreshConfig::default(),
+    )
+    .await
+    .unwrap();
+    let asked = Instant::now();
+    let mut s = tokio::net::TcpStream::connect(bound).await.unwrap();
+    s.write_all(b"GET /diag/bundle HTTP/1.1\r\nAuthorization: Bearer t0k3n\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    // Paused time: the clock jumps from timer to timer, so these are the
+    // server's own bounds, not this machine's speed.
+    let took = asked.elapsed();
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("not built within 8 s"), "{text}");
+    assert!(
+        took >= Duration::from_secs(8) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+}
