@@ -512,7 +512,10 @@ async fn a_daemon_serves_the_archive_metrics_from_the_database() {
         ],
         &log_dir("metrics"),
     );
-    let text = wait_for_body(port, "/metrics", Duration::from_secs(15), |_| true);
+    // The archive view is refreshed apart from the others: wait for it.
+    let text = wait_for_body(port, "/metrics", Duration::from_secs(15), |t| {
+        t.contains("# TYPE archive_events_hot_bytes ")
+    });
     for family in [
         "archive_streams_marked_total",
         "archive_streams_reactivated_total",

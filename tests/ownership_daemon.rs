@@ -220,11 +220,12 @@ async fn repartitioning_4_8_3_live_applies_each_event_once() {
 
 /// A worker frozen (SIGSTOP) while holding partitions loses them when its
 /// leases run out; woken up, it must not write under the old epochs, and the
-/// read model stays exact. Its /metrics, served from the database, show the
-/// new owners with one header per family.
+/// read model stays exact. Its /metrics, served from the database's figures
+/// (refreshed in the background), show the new owners with one header per
+/// family.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_worker_is_fenced_after_its_partitions_move() {
-    use rillflow_testkit::{free_port, http_get, http_get_with};
+    use rillflow_testkit::{free_port, http_get, http_get_with, wait_for_body};
     const DIAG_TOKEN: &str = "test-diag-token-0123456789";
 
     let mut db = TestDb::migrated().await;
@@ -255,7 +256,13 @@ async fn a_frozen_worker_is_fenced_after_its_partitions_move() {
     // Back, it claims its share again through new grants.
     wait_shares(&cli, &[("f1", 2), ("f2", 2)], settle);
 
-    let (_, metrics) = http_get(port, "/metrics").expect("metrics answered");
+    // The health server refreshes its figures every 2 s: wait for them to
+    // show the shares the CLI just saw.
+    let metrics = wait_for_body(port, "/metrics", Duration::from_secs(10), |t| {
+        t.contains(
+            r#"rillflow_projection_partitions_owned{projection="stream_counts",worker="f2"} 2"#,
+        )
+    });
     for family in [
         "rillflow_projection_partitions_owned",
         "rillflow_projection_rebalances_total",

@@ -175,11 +175,19 @@ async fn health_reports_a_lagging_projection() {
         ],
         &log_dir("health"),
     );
-    let get = |path: &str| {
+    // The server answers from figures it refreshes every 2 s: poll until
+    // an answer shows what the database holds now.
+    let get_until = |path: &str, ready: &dyn Fn(&str, &str) -> bool| {
         let start = Instant::now();
         loop {
-            if let Some(answer) = http_get(port, path) {
-                return answer;
+            if let Some((status, body)) = http_get(port, path) {
+                if ready(&status, &body) {
+                    return (status, body);
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "GET {path} never answered as expected: {status} {body}"
+                );
             }
             assert!(
                 start.elapsed() < Duration::from_secs(10),
@@ -188,6 +196,7 @@ async fn health_reports_a_lagging_projection() {
             std::thread::sleep(Duration::from_millis(50));
         }
     };
+    let get = |path: &str| get_until(path, &|_, _| true);
     // Started without a token, it keeps the diagnostics bundle to itself.
     let (status, body) = get("/diag/bundle");
     assert!(
@@ -216,7 +225,7 @@ async fn health_reports_a_lagging_projection() {
         .await
         .unwrap();
 
-    let (status, body) = get("/");
+    let (status, body) = get_until("/", &|_, body| body.contains(r#""status":"unhealthy""#));
     assert!(status.contains("503"), "{status} {body}");
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["status"], "unhealthy");
@@ -230,7 +239,9 @@ async fn health_reports_a_lagging_projection() {
         (Some("stream_counts"), Some(8), Some(true))
     );
 
-    let (_, metrics) = get("/metrics");
+    let (_, metrics) = get_until("/metrics", &|_, text| {
+        text.contains("rillflow_projection_paused{projection=\"stream_counts\"} 1")
+    });
     assert_eq!(
         metrics
             .matches("# TYPE rillflow_projection_lag_events gauge")
@@ -251,7 +262,7 @@ async fn health_reports_a_lagging_projection() {
 
     catalog.resume("stream_counts").await.unwrap();
     wait_caught_up(&pool, 8, Duration::from_secs(10)).await;
-    let (status, body) = get("/");
+    let (status, body) = get_until("/", &|status, _| status.contains("200"));
     assert!(status.contains("200"), "{status} {body}");
     let (_, metrics) = get("/metrics");
     assert!(

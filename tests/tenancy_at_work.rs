@@ -241,7 +241,10 @@ async fn conjoined_tenants_share_tables_but_never_streams() {
         ],
         &log_dir("conjoined"),
     );
-    let text = wait_for_body(port, "/metrics", Duration::from_secs(20), |_| true);
+    // The archive view is refreshed apart from the others: wait for it.
+    let text = wait_for_body(port, "/metrics", Duration::from_secs(20), |t| {
+        t.contains("# TYPE archive_events_moved_total ")
+    });
     let value = |family: &str, tenant: &str| -> f64 {
         let series = format!("{family}{{tenant=\"{tenant}\"}} ");
         let line = text

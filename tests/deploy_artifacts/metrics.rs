@@ -45,6 +45,8 @@ pub(crate) const EXPORTED: &[&str] = &[
     "archive_move_duration_seconds",
     "archive_events_hot_bytes",
     "archive_streams_awaiting_move",
+    "rillflow_health_view_age_seconds",
+    "rillflow_health_refresh_failures_total",
 ];
 
 /// Families exported as histograms: queried through their `_bucket`, `_sum`
@@ -54,12 +56,15 @@ pub(crate) const HISTOGRAMS: &[&str] = &[
     "archive_move_duration_seconds",
 ];
 
-/// Families each process counts for itself. Every other family is computed
-/// from the database, so all daemons report the same value and a `sum` over
+/// Families each process counts for itself (batches, and how fresh its own
+/// copy of the database's figures is). Every other family is computed from
+/// the database, so all daemons report the same value and a `sum` over
 /// scraped pods multiplies it by the pod count.
 pub(crate) const PROCESS_LOCAL: &[&str] = &[
     "rillflow_projection_batch_duration_seconds",
     "rillflow_projection_batch_failures_total",
+    "rillflow_health_view_age_seconds",
+    "rillflow_health_refresh_failures_total",
 ];
 
 /// Where the metric names are defined: the health server's families and the

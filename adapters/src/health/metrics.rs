@@ -14,9 +14,10 @@ use crate::projection::ProjectionStatus;
 /// (when known), plus this process's own `local` families, in the
 /// Prometheus text format.
 ///
-/// A fresh registry per scrape: the figures come from the database each time,
-/// so a node that dropped out of the view drops out of the metrics too, and
-/// no process keeps stale series in memory. The encoder writes one `# HELP`
+/// A fresh registry per scrape: the figures are the database's last view
+/// (the health server's snapshot, or a query just made for the CLI), so a
+/// node that dropped out of the view drops out of the metrics too, and no
+/// process keeps series the database no longer reports. The encoder writes one `# HELP`
 /// and `# TYPE` line per metric family, whatever the number of label sets.
 pub fn render(
     clusters: &[ClusterHealth],

@@ -3,6 +3,8 @@
 //!
 //! Two read-only endpoints do not justify an HTTP framework: requests are
 //! read up to the end of their head, answered, and the connection closed.
+//! Health and metrics are answered from a [`HealthSnapshot`] refreshed in
+//! the background, so a slow database never slows a probe down.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,11 +17,14 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{metrics, report};
+use super::replies;
+use super::snapshot::{HealthSnapshot, RefreshConfig};
 use crate::archive::ArchiveStats;
 use crate::projection::ProjectionStatus;
 
-/// Where the served figures come from.
+/// Where the served figures come from. The database views are read by the
+/// refresher ([`HealthSnapshot`]), never on a request; `local`,
+/// `local_metrics` and `tenant` are asked per request and must not wait.
 #[async_trait]
 pub trait HealthSource: Send + Sync + 'static {
     /// Every cluster's health, evaluated from the database's rows now.
@@ -55,27 +60,6 @@ pub trait HealthSource: Send + Sync + 'static {
     }
 }
 
-/// Both database views, or the first error.
-async fn views(
-    source: &dyn HealthSource,
-) -> Result<(Vec<ClusterHealth>, Vec<ProjectionStatus>), String> {
-    let clusters = source.clusters().await?;
-    let projections = source.projections().await?;
-    Ok((clusters, projections))
-}
-
-type MetricViews = (
-    Vec<ClusterHealth>,
-    Vec<ProjectionStatus>,
-    Option<ArchiveStats>,
-);
-
-/// The views `/metrics` needs: both health views and the archive counters.
-async fn metric_views(source: &dyn HealthSource) -> Result<MetricViews, String> {
-    let (clusters, projections) = views(source).await?;
-    Ok((clusters, projections, source.archive().await?))
-}
-
 /// Who may fetch `/diag/bundle` over HTTP. The bundle shows the topology,
 /// settings and recent errors of the whole store; health and metrics do
 /// not, so only the bundle is guarded.
@@ -88,30 +72,50 @@ pub enum DiagAccess {
     Token(Arc<str>),
 }
 
-/// Binds `addr` and serves until the task is dropped. Returns the bound
-/// address (useful with port 0).
+/// A request is answered, or its connection closed, within this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The diagnostics bundle still queries the database on request; it gets
+/// this long, so an answer (503) goes out before [`REQUEST_TIMEOUT`]
+/// closes the connection without one.
+const DIAG_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// Binds `addr`, starts refreshing the views from `source` as `refresh`
+/// says, and serves until the task is aborted (the refresh tasks stop with
+/// it). Returns the bound address (useful with port 0).
 pub async fn serve(
     addr: SocketAddr,
     source: Arc<dyn HealthSource>,
     diag: DiagAccess,
+    refresh: RefreshConfig,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    let snapshot = HealthSnapshot::start(source.clone(), refresh);
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let source = source.clone();
-            let diag = diag.clone();
+            let served = Served {
+                source: source.clone(),
+                snapshot: snapshot.clone(),
+                diag: diag.clone(),
+            };
             tokio::spawn(async move {
                 // A client that never finishes its request must not pin a task.
-                let _ = tokio::time::timeout(Duration::from_secs(10), answer(stream, source, diag))
-                    .await;
+                let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, served)).await;
             });
         }
     });
     Ok((bound, task))
+}
+
+/// What one connection answers from.
+struct Served {
+    source: Arc<dyn HealthSource>,
+    snapshot: HealthSnapshot,
+    diag: DiagAccess,
 }
 
 /// Whether a request whose head is `head` may have the bundle.
@@ -144,11 +148,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-async fn answer(
-    mut stream: TcpStream,
-    source: Arc<dyn HealthSource>,
-    diag: DiagAccess,
-) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, served: Served) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 512];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
@@ -168,44 +168,27 @@ async fn answer(
         .split('?')
         .next()
         .unwrap_or_default();
+    let Served {
+        source,
+        snapshot,
+        diag,
+    } = served;
+    let now = tokio::time::Instant::now();
     let (status, content_type, body) = match (method, path) {
         ("GET", "/") | ("GET", "/health") => {
-            let (status, doc) = match views(source.as_ref()).await {
-                Ok((clusters, projections)) => {
-                    let doc =
-                        report::document(source.local(), &clusters, &projections, source.max_lag());
-                    let status = if doc["status"] == "unhealthy" {
-                        "503 Service Unavailable"
-                    } else {
-                        "200 OK"
-                    };
-                    (status, doc)
-                }
-                Err(e) => (
-                    "503 Service Unavailable",
-                    report::failure(source.local(), &e),
-                ),
+            let (failed, doc) = replies::health(&snapshot, source.as_ref(), now);
+            let status = if failed {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
             };
             (status, "application/json", doc.to_string())
         }
-        ("GET", "/metrics") => match metric_views(source.as_ref()).await {
-            Ok((clusters, projections, archive)) => (
-                "200 OK",
-                "text/plain; version=0.0.4",
-                metrics::render(
-                    &clusters,
-                    &projections,
-                    archive.as_ref(),
-                    source.local_metrics(),
-                    source.tenant().as_deref(),
-                ),
-            ),
-            Err(e) => (
-                "503 Service Unavailable",
-                "text/plain",
-                format!("database unavailable: {e}\n"),
-            ),
-        },
+        ("GET", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4",
+            replies::metrics(&snapshot, source.as_ref(), now),
+        ),
         ("GET", "/diag/bundle") => match admitted(&text, &diag) {
             Err("off") => (
                 "404 Not Found",
@@ -219,12 +202,21 @@ async fn answer(
                 "text/plain",
                 "a bearer token is needed\n".to_owned(),
             ),
-            Ok(()) => match source.diag().await {
-                Some(doc) => ("200 OK", "application/json", doc.to_string()),
-                None => (
+            Ok(()) => match tokio::time::timeout(DIAG_TIMEOUT, source.diag()).await {
+                Ok(Some(doc)) => ("200 OK", "application/json", doc.to_string()),
+                Ok(None) => (
                     "404 Not Found",
                     "text/plain",
                     "no diagnostics here\n".to_owned(),
+                ),
+                Err(_) => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    format!(
+                        "the diagnostics bundle was not built within {} s; \
+                         try `rillflow diag bundle`\n",
+                        DIAG_TIMEOUT.as_secs()
+                    ),
                 ),
             },
         },

@@ -94,9 +94,14 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
             Some(token) => health::DiagAccess::Token(token.as_str().into()),
             None => health::DiagAccess::Off,
         };
-        let (bound, _server) = health::serve(addr, Arc::new(source), diag)
-            .await
-            .with_context(|| format!("cannot serve health on {addr}"))?;
+        let (bound, _server) = health::serve(
+            addr,
+            Arc::new(source),
+            diag,
+            health::RefreshConfig::default(),
+        )
+        .await
+        .with_context(|| format!("cannot serve health on {addr}"))?;
         tracing::info!(%bound, "health and metrics served");
     }
     let wake = wakeup::listen(pool.clone()).await?;
