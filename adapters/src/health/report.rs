@@ -56,6 +56,7 @@ pub fn projections(projections: &[ProjectionStatus], max_lag: i64) -> Value {
             json!({
                 "name": p.name,
                 "lag": p.lag(),
+                "lag_exact": p.lag_exact(),
                 "lagging": p.lag() > max_lag,
                 "paused": p.paused,
                 "stopped_reason": p.stopped_reason,
