@@ -87,6 +87,7 @@ fn lagging(lag: i64) -> ProjectionStatus {
             tx_id: 1,
             position: 1,
             lag,
+            lag_exact: true,
             processed_total: 1,
             errors_total: 0,
             dead_lettered_total: 0,
