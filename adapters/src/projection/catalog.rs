@@ -533,9 +533,10 @@ async fn notify_control(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
 
 /// Checkpoints with their lag (sql/0019 `rf_projection_lag`: counted up to
 /// the cap from the index, estimated from positions beyond), for one
-/// projection (`WHERE c.projection = $1`) or all (`WHERE true`): a named
-/// statement each, rather than `$1 IS NULL OR`, which a cached generic plan
-/// cannot turn into an index lookup.
+/// projection (`WHERE c.projection = $1`) or all (`WHERE $1::text IS NULL`,
+/// true there, so that both take the same binds): a statement each, rather
+/// than `$1 IS NULL OR`, which a cached generic plan cannot turn into an
+/// index lookup.
 fn load_partitions_sql(scope: &str) -> String {
     format!(
         "
