@@ -1,0 +1,301 @@
+//! What the scale benchmark times as real `rillflow` processes: operator
+//! commands, the daemon's HTTP endpoints, catch-up, and the mover.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use rillflow_testkit::{fast_hotcold_args, free_port, http_get, Process};
+use sqlx::PgPool;
+
+/// The operator commands timed, by the label of their table row. `{name}`
+/// stands for the projection the row is about.
+pub const COMMANDS: [(&str, &[&str]); 6] = [
+    ("projections status", &["projections", "status", "{name}"]),
+    ("projections list", &["projections", "list"]),
+    ("archive status", &["archive", "status"]),
+    ("health score", &["health", "score"]),
+    ("diag bundle", &["diag", "bundle"]),
+    ("cluster-status", &["projections", "cluster-status"]),
+];
+
+/// The projection that is caught up, and the one left the whole log behind.
+pub const CAUGHT: &str = "scale_caught";
+pub const BEHIND: &str = "scale_behind";
+
+/// A set-based counter per stream (one upsert per batch and type), as the
+/// projections benchmark's fastest declared counter.
+pub fn projection_file(dir: &Path, name: &str) -> Result<PathBuf> {
+    let upsert = format!(
+        "INSERT INTO {name} AS c (stream_id, events, last_version)
+SELECT stream_id, count(*), max(version) FROM batch GROUP BY stream_id
+ON CONFLICT (stream_id) DO UPDATE SET events = c.events + EXCLUDED.events, last_version = EXCLUDED.last_version"
+    );
+    let text = format!(
+        r#"[[projections]]
+name = "{name}"
+batch_size = 500
+setup = "CREATE TABLE IF NOT EXISTS {name} (stream_id uuid PRIMARY KEY, events bigint NOT NULL, last_version bigint NOT NULL)"
+reset = "TRUNCATE {name}"
+
+[projections.batch_handlers]
+ItemAdded = """
+{upsert}
+"""
+Noted = """
+{upsert}
+"""
+"#
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Runs the `rillflow` binary to the end; fails unless it exits 0.
+pub fn run(bin: &Path, url: &str, args: &[&str]) -> Result<Output> {
+    let out = Command::new(bin)
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("spawn {}", bin.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "`rillflow {}` exited with {}: {}",
+            args.join(" "),
+            out.status,
+            err.lines().last().unwrap_or("")
+        );
+    }
+    Ok(out)
+}
+
+/// Best of three runs of a command, in ms; None (with the reason on
+/// stderr) when it failed, so one broken command does not lose the rest.
+pub fn best_of_3(bin: &Path, url: &str, args: &[&str]) -> Option<f64> {
+    let mut best: Option<f64> = None;
+    for _ in 0..3 {
+        let started = Instant::now();
+        match run(bin, url, args) {
+            Ok(_) => {
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                best = Some(best.map_or(ms, |b| b.min(ms)));
+            }
+            Err(e) => {
+                eprintln!("  {e:#}");
+                return None;
+            }
+        }
+    }
+    best
+}
+
+/// Each of [`COMMANDS`] about `name`, best of three.
+pub fn time_commands(bin: &Path, url: &str, name: &str) -> Vec<Option<f64>> {
+    COMMANDS
+        .iter()
+        .map(|(_, args)| {
+            let args: Vec<&str> = args
+                .iter()
+                .map(|a| if *a == "{name}" { name } else { a })
+                .collect();
+            best_of_3(bin, url, &args)
+        })
+        .collect()
+}
+
+/// Best of three `GET path` on the daemon's health server, in ms.
+pub async fn get_best_of_3(port: u16, path: &'static str) -> Option<f64> {
+    let mut best: Option<f64> = None;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let answer = tokio::task::spawn_blocking(move || http_get(port, path))
+            .await
+            .ok()
+            .flatten();
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match answer {
+            Some((status, _)) if status.contains(" 200") || status.contains(" 503") => {
+                // 503 is an answer too: health says what it thinks of a lag.
+                best = Some(best.map_or(ms, |b| b.min(ms)));
+            }
+            other => {
+                eprintln!("  GET {path}: {other:?}");
+                return None;
+            }
+        }
+    }
+    best
+}
+
+/// The daemon: one hot/cold node at the fast timing, running the
+/// projections of `file`, serving health and metrics on a free port.
+pub struct Daemon {
+    pub process: Process,
+    pub port: u16,
+}
+
+impl Daemon {
+    pub async fn start(bin: &Path, url: &str, file: &Path, logs: &Path) -> Result<Daemon> {
+        let port = free_port();
+        let port_text = port.to_string();
+        let mut args = fast_hotcold_args("scale", "scale-node");
+        let file_text = file.to_string_lossy().into_owned();
+        args.extend_from_slice(&[
+            "--projections",
+            &file_text,
+            "--health-bind",
+            &port_text,
+            "--min-cold-standbys",
+            "0",
+        ]);
+        let process = Process::spawn(bin, "daemon", url, &args, logs);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let up = tokio::task::spawn_blocking(move || http_get(port, "/"))
+                .await
+                .ok()
+                .flatten()
+                .is_some();
+            if up {
+                return Ok(Daemon { process, port });
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the daemon did not serve health within 60 s (log in {})",
+                    logs.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn stop(mut self) {
+        self.process.signal("INT");
+        if self.process.wait_exit(Duration::from_secs(30)).is_none() {
+            eprintln!("  the daemon did not stop within 30 s of SIGINT; killed");
+        }
+    }
+}
+
+/// The projection's furthest checkpoint position.
+pub async fn checkpoint(pool: &PgPool, name: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce(max(position), 0)::bigint FROM rf_checkpoints WHERE projection = $1",
+    )
+    .bind(name)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Polls the checkpoint every 20 ms while a worker catches up: the rate
+/// from its first move to its reaching `measure_to` (so start-up is left
+/// out), then waits until it reaches `end`.
+pub async fn catch_up(pool: &PgPool, name: &str, measure_to: i64, end: i64) -> Result<f64> {
+    let limit = Duration::from_secs(120 + end as u64 / 10_000);
+    let started = Instant::now();
+    let mut first: Option<(Instant, i64)> = None;
+    let mut rate = None;
+    loop {
+        let at = checkpoint(pool, name).await?;
+        let now = Instant::now();
+        if first.is_none() && at > 0 {
+            first = Some((now, at));
+        }
+        if rate.is_none() && at >= measure_to {
+            let (t0, p0) = first.expect("the checkpoint moved before it reached the target");
+            let secs = now.duration_since(t0).as_secs_f64();
+            rate = Some(if secs > 0.0 {
+                (at - p0) as f64 / secs
+            } else {
+                f64::NAN
+            });
+        }
+        if at >= end {
+            return Ok(rate.expect("measured on the way"));
+        }
+        if started.elapsed() > limit {
+            bail!("{name} reached {at} of {end} in {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What the mover reported.
+pub struct MoveFigures {
+    pub moved: u64,
+    pub batches: u64,
+    pub overall: f64,
+    /// The second batch: the first one timed.
+    pub first_batch: f64,
+    pub last_batch: f64,
+}
+
+/// `rillflow archive move` over every archived event; per-batch rates from
+/// the timestamps of its "archive move batch" log lines, each batch timed
+/// from the line before it. The command logs nothing before its first
+/// batch, so the first batch timed is the second one.
+pub fn mover(bin: &Path, url: &str) -> Result<MoveFigures> {
+    let before = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let started = Instant::now();
+    let out = run(
+        bin,
+        url,
+        &[
+            "--log-format",
+            "json",
+            "archive",
+            "move",
+            "--before",
+            &before,
+            "--output",
+            "json",
+        ],
+    )?;
+    let wall = started.elapsed().as_secs_f64();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("the mover's JSON summary")?;
+    let moved = summary["moved"].as_u64().context("moved")?;
+    let batches = summary["batches"].as_u64().context("batches")?;
+    let seconds = summary["seconds"].as_f64().unwrap_or(wall);
+
+    // (timestamp, events moved or None for other lines)
+    let mut lines: Vec<(DateTime<Utc>, Option<u64>)> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(ts) = v["timestamp"].as_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let is_batch = v["fields"]["message"].as_str() == Some("archive move batch");
+        lines.push((
+            ts,
+            is_batch.then(|| v["fields"]["moved"].as_u64()).flatten(),
+        ));
+    }
+    let mut rates = Vec::new();
+    for w in lines.windows(2) {
+        if let (t0, (t1, Some(n))) = (w[0].0, w[1]) {
+            let secs = (t1 - t0).num_microseconds().unwrap_or(0) as f64 / 1e6;
+            if secs > 0.0 {
+                rates.push(n as f64 / secs);
+            }
+        }
+    }
+    if rates.is_empty() {
+        bail!("no timed \"archive move batch\" lines in the mover's log");
+    }
+    Ok(MoveFigures {
+        moved,
+        batches,
+        overall: moved as f64 / seconds,
+        first_batch: rates[0],
+        last_batch: *rates.last().expect("not empty"),
+    })
+}
