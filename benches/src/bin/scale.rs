@@ -5,7 +5,7 @@
 //! ```sh
 //! cargo build --release -p rillflow -p rillflow-benches
 //! DATABASE_URL=postgres://… cargo run --release -p rillflow-benches --bin scale -- \
-//!     --sizes 100k,1m,10m [--out FILE] [--bin PATH]
+//!     --sizes 100k,1m,10m [--out FILE] [--bin PATH] [--mover-secs 600]
 //! ```
 //!
 //! Each size gets a database of its own (created from the migrated
@@ -18,7 +18,8 @@
 //! daemon's `GET /` and `GET /metrics` and six operator commands with that
 //! projection caught up and again with a second projection the whole log
 //! behind, `run-until-idle` over 1,000 new events, and the mover over the
-//! archived streams. One markdown table goes to stdout (and to `--out`,
+//! archived streams (stopped after `--mover-secs`, 600 by default, and
+//! then reported over what it moved). One markdown table goes to stdout (and to `--out`,
 //! rewritten after every size so a long run keeps what it measured).
 //!
 //! Uses `DATABASE_URL` when set, else a local cluster with stock settings
@@ -26,7 +27,7 @@
 //! the append benchmark does.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rillflow_adapters::{AppendRequest, ClusterSettings, EventStore, LocalCluster, NewEvent};
@@ -47,6 +48,8 @@ struct Options {
     sizes: Vec<(String, u64)>,
     out: Option<PathBuf>,
     bin: PathBuf,
+    /// The mover is stopped after this long.
+    mover_budget: Duration,
 }
 
 fn parse_size(s: &str) -> Result<(String, u64)> {
@@ -68,6 +71,7 @@ fn options() -> Result<Options> {
     let mut sizes = vec![parse_size("100k")?];
     let mut out = None;
     let mut bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/rillflow");
+    let mut mover_budget = Duration::from_secs(600);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -77,9 +81,16 @@ fn options() -> Result<Options> {
             }
             "--out" => out = Some(args.next().context("--out needs a file")?.into()),
             "--bin" => bin = args.next().context("--bin needs a path")?.into(),
-            other => {
-                bail!("unknown argument {other:?} (expected --sizes LIST, --out FILE, --bin PATH)")
+            "--mover-secs" => {
+                let v = args.next().context("--mover-secs needs a number")?;
+                let secs: u64 = v
+                    .parse()
+                    .with_context(|| format!("--mover-secs: {v:?} is not a number"))?;
+                mover_budget = Duration::from_secs(secs);
             }
+            other => bail!(
+                "unknown argument {other:?} (expected --sizes LIST, --out FILE, --bin PATH, --mover-secs S)"
+            ),
         }
     }
     if sizes.is_empty() {
@@ -91,7 +102,12 @@ fn options() -> Result<Options> {
             bin.display()
         );
     }
-    Ok(Options { sizes, out, bin })
+    Ok(Options {
+        sizes,
+        out,
+        bin,
+        mover_budget,
+    })
 }
 
 /// `DATABASE_URL`, else the durable local bench cluster (started here).
@@ -210,6 +226,7 @@ async fn one_size(
         Some(loaded.events as f64 / loaded.seconds),
     );
     mark_archived(&pool, &loaded.archived).await?;
+    let archived_events = loaded.archived.len() * load::ARCHIVED_STREAM_EVENTS;
     vacuum(&pool).await?;
     let (heap, indexes) = bytes_per_event(&pool, events).await?;
     table.set("table bytes per event", Unit::Bytes, col, Some(heap));
@@ -365,8 +382,22 @@ async fn one_size(
     table.set("run-until-idle, 1,000 new events", Unit::Ms, col, idle.ok());
 
     eprintln!("  mover");
-    match procs::mover(&opts.bin, &url) {
+    match procs::mover(&opts.bin, &url, opts.mover_budget) {
         Ok(m) => {
+            if m.stopped {
+                eprintln!(
+                    "  mover stopped after {} s, {} of {} events moved",
+                    opts.mover_budget.as_secs(),
+                    m.moved,
+                    archived_events
+                );
+            }
+            table.set(
+                "mover: archived events",
+                Unit::Count,
+                col,
+                Some(archived_events as f64),
+            );
             table.set(
                 "mover: events moved",
                 Unit::Count,

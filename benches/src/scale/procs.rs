@@ -230,58 +230,92 @@ pub async fn catch_up(pool: &PgPool, name: &str, measure_to: i64, end: i64) -> R
 pub struct MoveFigures {
     pub moved: u64,
     pub batches: u64,
+    /// Events per second over the whole run (or until it was stopped).
     pub overall: f64,
     /// The second batch: the first one timed.
     pub first_batch: f64,
     pub last_batch: f64,
+    /// Stopped at the time budget before it had moved everything.
+    pub stopped: bool,
 }
 
-/// `rillflow archive move` over every archived event; per-batch rates from
-/// the timestamps of its "archive move batch" log lines, each batch timed
-/// from the line before it. The command logs nothing before its first
-/// batch, so the first batch timed is the second one.
-pub fn mover(bin: &Path, url: &str) -> Result<MoveFigures> {
+/// `rillflow archive move` over every archived event, stopped (SIGKILL:
+/// the batch in flight rolls back) after `budget`, so that a mover that
+/// slows down as the log grows cannot hold the whole run. Per-batch rates
+/// come from the timestamps of its "archive move batch" log lines, each
+/// batch timed from the line before it. The command logs nothing before
+/// its first batch, so the first batch timed is the second one.
+pub fn mover(bin: &Path, url: &str, budget: Duration) -> Result<MoveFigures> {
     let before = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let args = [
+        "--log-format",
+        "json",
+        "archive",
+        "move",
+        "--before",
+        &before,
+        "--output",
+        "json",
+    ];
     let started = Instant::now();
-    let out = run(
-        bin,
-        url,
-        &[
-            "--log-format",
-            "json",
-            "archive",
-            "move",
-            "--before",
-            &before,
-            "--output",
-            "json",
-        ],
-    )?;
+    let mut child = Command::new(bin)
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawn {}", bin.display()))?;
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let (status, stopped) = loop {
+        if let Some(status) = child.try_wait()? {
+            break (Some(status), false);
+        }
+        if started.elapsed() >= budget {
+            let _ = child.kill();
+            let _ = child.wait();
+            break (None, true);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let wall = started.elapsed().as_secs_f64();
-    let summary: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("the mover's JSON summary")?;
-    let moved = summary["moved"].as_u64().context("moved")?;
-    let batches = summary["batches"].as_u64().context("batches")?;
-    let seconds = summary["seconds"].as_f64().unwrap_or(wall);
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    if let Some(status) = status.filter(|s| !s.success()) {
+        bail!(
+            "`rillflow {}` exited with {status}: {}",
+            args.join(" "),
+            stderr.lines().last().unwrap_or("")
+        );
+    }
 
-    // (timestamp, events moved or None for other lines)
-    let mut lines: Vec<(DateTime<Utc>, Option<u64>)> = Vec::new();
-    for line in String::from_utf8_lossy(&out.stderr).lines() {
+    // (timestamp, the batch's events and the running total, for batch lines)
+    let mut lines: Vec<(DateTime<Utc>, Option<(u64, u64)>)> = Vec::new();
+    for line in stderr.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
         let Some(ts) = v["timestamp"].as_str().and_then(|t| t.parse().ok()) else {
             continue;
         };
-        let is_batch = v["fields"]["message"].as_str() == Some("archive move batch");
-        lines.push((
-            ts,
-            is_batch.then(|| v["fields"]["moved"].as_u64()).flatten(),
-        ));
+        let f = &v["fields"];
+        let batch = (f["message"].as_str() == Some("archive move batch"))
+            .then(|| f["moved"].as_u64().zip(f["total"].as_u64()))
+            .flatten();
+        lines.push((ts, batch));
     }
     let mut rates = Vec::new();
     for w in lines.windows(2) {
-        if let (t0, (t1, Some(n))) = (w[0].0, w[1]) {
+        if let (t0, (t1, Some((n, _)))) = (w[0].0, w[1]) {
             let secs = (t1 - t0).num_microseconds().unwrap_or(0) as f64 / 1e6;
             if secs > 0.0 {
                 rates.push(n as f64 / secs);
@@ -289,13 +323,30 @@ pub fn mover(bin: &Path, url: &str) -> Result<MoveFigures> {
         }
     }
     if rates.is_empty() {
-        bail!("no timed \"archive move batch\" lines in the mover's log");
+        bail!("fewer than two \"archive move batch\" lines in the mover's log ({wall:.0} s)");
     }
+    let (moved, batches, seconds) = if stopped {
+        let batches = lines.iter().filter(|(_, b)| b.is_some()).count() as u64;
+        let moved = lines
+            .iter()
+            .rev()
+            .find_map(|(_, b)| b.map(|(_, total)| total));
+        (moved.unwrap_or(0), batches, wall)
+    } else {
+        let summary: serde_json::Value =
+            serde_json::from_str(&stdout).context("the mover's JSON summary")?;
+        (
+            summary["moved"].as_u64().context("moved")?,
+            summary["batches"].as_u64().context("batches")?,
+            summary["seconds"].as_f64().unwrap_or(wall),
+        )
+    };
     Ok(MoveFigures {
         moved,
         batches,
         overall: moved as f64 / seconds,
         first_batch: rates[0],
         last_batch: *rates.last().expect("not empty"),
+        stopped,
     })
 }
