@@ -382,7 +382,8 @@ async fn one_size(
     table.set("run-until-idle, 1,000 new events", Unit::Ms, col, idle.ok());
 
     eprintln!("  mover");
-    match procs::mover(&opts.bin, &url, opts.mover_budget) {
+    let mover_log = std::env::temp_dir().join(format!("rillflow-scale-mover-{label}.log"));
+    match procs::mover(&opts.bin, &url, opts.mover_budget, &mover_log) {
         Ok(m) => {
             if m.stopped {
                 eprintln!(
@@ -423,6 +424,19 @@ async fn one_size(
                 col,
                 Some(m.last_batch),
             );
+            table.set(
+                "mover: median timed batch",
+                Unit::KiloPerSec,
+                col,
+                Some(m.median_batch),
+            );
+            table.set(
+                "mover: slowest timed batch",
+                Unit::KiloPerSec,
+                col,
+                Some(m.slowest_batch),
+            );
+            eprintln!("  the mover's log: {}", mover_log.display());
         }
         Err(e) => eprintln!("  mover: {e:#}"),
     }

@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use rillflow_testkit::{fast_hotcold_args, free_port, http_get, Process};
 use sqlx::PgPool;
 
+use crate::percentile;
+
 /// The operator commands timed, by the label of their table row. `{name}`
 /// stands for the projection the row is about.
 pub const COMMANDS: [(&str, &[&str]); 6] = [
@@ -235,6 +237,9 @@ pub struct MoveFigures {
     /// The second batch: the first one timed.
     pub first_batch: f64,
     pub last_batch: f64,
+    /// The median and the lowest rate of the timed batches.
+    pub median_batch: f64,
+    pub slowest_batch: f64,
     /// Stopped at the time budget before it had moved everything.
     pub stopped: bool,
 }
@@ -245,7 +250,7 @@ pub struct MoveFigures {
 /// come from the timestamps of its "archive move batch" log lines, each
 /// batch timed from the line before it. The command logs nothing before
 /// its first batch, so the first batch timed is the second one.
-pub fn mover(bin: &Path, url: &str, budget: Duration) -> Result<MoveFigures> {
+pub fn mover(bin: &Path, url: &str, budget: Duration, log: &Path) -> Result<MoveFigures> {
     let before = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
     let args = [
         "--log-format",
@@ -325,6 +330,10 @@ pub fn mover(bin: &Path, url: &str, budget: Duration) -> Result<MoveFigures> {
     if rates.is_empty() {
         bail!("fewer than two \"archive move batch\" lines in the mover's log ({wall:.0} s)");
     }
+    // Kept for a closer look at how batch times spread.
+    let _ = std::fs::write(log, &stderr);
+    let mut sorted = rates.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
     let (moved, batches, seconds) = if stopped {
         let batches = lines.iter().filter(|(_, b)| b.is_some()).count() as u64;
         let moved = lines
@@ -347,6 +356,8 @@ pub fn mover(bin: &Path, url: &str, budget: Duration) -> Result<MoveFigures> {
         overall: moved as f64 / seconds,
         first_batch: rates[0],
         last_batch: *rates.last().expect("not empty"),
+        median_batch: percentile(&sorted, 0.5),
+        slowest_batch: sorted[0],
         stopped,
     })
 }

@@ -18,6 +18,7 @@ impl Unit {
             return "–".into();
         }
         match self {
+            Unit::KiloPerSec if v < 1000.0 => format!("{v:.0}/s"),
             Unit::KiloPerSec => format!("{:.1} K/s", v / 1000.0),
             Unit::Ms if v < 10.0 => format!("{v:.2} ms"),
             Unit::Ms => format!("{v:.0} ms"),
@@ -72,6 +73,9 @@ impl Table {
                 values.first().copied().flatten(),
                 values.last().copied().flatten(),
             ) {
+                (Some(a), Some(b)) if values.len() > 1 && a > 0.0 && b / a < 0.1 => {
+                    format!("{:.3}×", b / a)
+                }
                 (Some(a), Some(b)) if values.len() > 1 && a > 0.0 => format!("{:.2}×", b / a),
                 _ => "–".to_owned(),
             };
