@@ -70,7 +70,7 @@ pub struct Loaded {
 /// Appends `events` (a multiple of [`CALL_EVENTS`]) over [`LOADERS`]
 /// connections, with a progress line on stderr.
 pub async fn load(pool: &PgPool, events: u64, label: &str) -> Result<Loaded> {
-    if events == 0 || events % CALL_EVENTS != 0 {
+    if events == 0 || !events.is_multiple_of(CALL_EVENTS) {
         bail!("a size must be a positive multiple of {CALL_EVENTS} events, not {events}");
     }
     let calls = events / CALL_EVENTS;

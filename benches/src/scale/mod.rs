@@ -6,3 +6,4 @@ pub mod load;
 pub mod measure;
 pub mod procs;
 pub mod report;
+pub mod size;

@@ -320,31 +320,14 @@ pub fn mover(bin: &Path, url: &str, budget: Duration, log: &Path) -> Result<Move
         );
     }
 
-    // (timestamp, the batch's events and the running total, for batch lines)
-    let mut lines: Vec<(DateTime<Utc>, Option<(u64, u64)>)> = Vec::new();
-    for line in stderr.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let Some(ts) = v["timestamp"].as_str().and_then(|t| t.parse().ok()) else {
-            continue;
-        };
-        let f = &v["fields"];
-        let batch = (f["message"].as_str() == Some("archive move batch"))
-            .then(|| f["moved"].as_u64().zip(f["total"].as_u64()))
-            .flatten();
-        lines.push((ts, batch));
-    }
-    // Batch to batch: other lines (sqlx's slow-statement warnings) fall
-    // inside a batch and must not split it.
-    lines.retain(|(_, batch)| batch.is_some());
+    // The batch lines only: other lines (sqlx's slow-statement warnings)
+    // fall inside a batch and must not split it.
+    let batch_lines: Vec<BatchLine> = stderr.lines().filter_map(batch_line).collect();
     let mut rates = Vec::new();
-    for w in lines.windows(2) {
-        if let (t0, (t1, Some((n, _)))) = (w[0].0, w[1]) {
-            let secs = (t1 - t0).num_microseconds().unwrap_or(0) as f64 / 1e6;
-            if secs > 0.0 {
-                rates.push(n as f64 / secs);
-            }
+    for w in batch_lines.windows(2) {
+        let secs = (w[1].at - w[0].at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+        if secs > 0.0 {
+            rates.push(w[1].moved as f64 / secs);
         }
     }
     if rates.is_empty() {
@@ -355,12 +338,8 @@ pub fn mover(bin: &Path, url: &str, budget: Duration, log: &Path) -> Result<Move
     let mut sorted = rates.clone();
     sorted.sort_by(|a, b| a.total_cmp(b));
     let (moved, batches, seconds) = if stopped {
-        let batches = lines.len() as u64;
-        let moved = lines
-            .iter()
-            .rev()
-            .find_map(|(_, b)| b.map(|(_, total)| total));
-        (moved.unwrap_or(0), batches, wall)
+        let moved = batch_lines.last().map_or(0, |b| b.total);
+        (moved, batch_lines.len() as u64, wall)
     } else {
         let summary: serde_json::Value =
             serde_json::from_str(&stdout).context("the mover's JSON summary")?;
@@ -379,5 +358,27 @@ pub fn mover(bin: &Path, url: &str, budget: Duration, log: &Path) -> Result<Move
         median_batch: percentile(&sorted, 0.5),
         slowest_batch: sorted[0],
         stopped,
+    })
+}
+
+/// One "archive move batch" line of the mover's JSON log.
+struct BatchLine {
+    at: DateTime<Utc>,
+    /// Events the batch moved.
+    moved: u64,
+    /// Events moved so far in the run.
+    total: u64,
+}
+
+fn batch_line(line: &str) -> Option<BatchLine> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let f = &v["fields"];
+    if f["message"].as_str() != Some("archive move batch") {
+        return None;
+    }
+    Some(BatchLine {
+        at: v["timestamp"].as_str()?.parse().ok()?,
+        moved: f["moved"].as_u64()?,
+        total: f["total"].as_u64()?,
     })
 }
