@@ -6,6 +6,7 @@ use std::time::Duration;
 mod accounts;
 mod latency;
 pub mod raw;
+pub mod scale;
 pub use accounts::fill_accounts;
 pub use latency::latency;
 
