@@ -12,10 +12,11 @@ mod status;
 
 pub use error::ArchiveError;
 pub use lifecycle::{MarkOutcome, ReactivateOutcome, StreamLifecycle};
-/// The mover's batch statement, for the plan tests (tests/large_logs.rs).
-#[doc(hidden)]
-pub use mover::LOCK_STREAMS;
 pub use mover::{ArchiveMover, Candidate, MoveFilter, MoveLimits, MoveProgress};
+/// The mover's batch statement and its planner settings, for the plan
+/// tests (tests/large_logs.rs).
+#[doc(hidden)]
+pub use mover::{BATCH_PLANNER, LOCK_STREAMS};
 pub use partitions::{PartitionInfo, PartitionOutcome, Partitions};
 pub use settings::ArchiveSettings;
 pub use stats::{ArchiveStats, TenantArchiveStats};

@@ -102,7 +102,8 @@ SELECT e.stream_id, count(*) AS events, min(e.created_at) AS oldest
 /// max one when unbounded), never `$1 IS NULL OR …`: after five executions
 /// Postgres may keep a generic plan, which cannot turn an optional bound
 /// into an index range, and every batch would walk again from the first
-/// archived stream.
+/// archived stream. It runs under [`BATCH_PLANNER`], which keeps it an
+/// ordered walk that stops early.
 #[doc(hidden)]
 pub const LOCK_STREAMS: &str = "
 WITH covering AS (
@@ -121,6 +122,24 @@ SELECT s.stream_id FROM rf_streams s
  WHERE s.stream_id IN (SELECT stream_id FROM covering) AND s.archived_at IS NOT NULL
  ORDER BY s.stream_id
  FOR UPDATE OF s";
+
+/// Planner settings for the rest of a batch's transaction (they end with
+/// it). The walk in [`LOCK_STREAMS`] only stays cheap as an ordered index
+/// walk that stops after the streams covering one batch. A generic plan
+/// (Postgres switches a prepared statement to one after five executions)
+/// estimates the id range at a handful of rows and may instead collect
+/// every archived stream of the range with a bitmap scan and sort them, and
+/// probe each one's events through the BRIN index on position: every batch
+/// then costs as much as the whole archive still ahead of it. With
+/// sequential, bitmap and sort plans disabled (and index scans enabled,
+/// whatever the session said) the ordered walk is the only plan left, on
+/// any statistics; JIT goes too, since the disabled plans'
+/// huge costs would otherwise make Postgres compile every statement.
+#[doc(hidden)]
+pub const BATCH_PLANNER: &str = "
+SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+       set_config('enable_sort', 'off', true), set_config('enable_indexscan', 'on', true),
+       set_config('enable_indexonlyscan', 'on', true), set_config('jit', 'off', true)";
 
 /// The rows a batch moves: oldest first within each locked stream.
 const PICKED: &str = "
@@ -327,6 +346,7 @@ impl ArchiveMover {
         upto: i64,
     ) -> Result<(Backend, BatchOutcome), ArchiveError> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query(BATCH_PLANNER).execute(&mut *tx).await?;
         let backend = ArchiveSettings::backend_for_batch(&mut tx).await?;
         let move_sql = &statements
             .iter()
