@@ -174,8 +174,11 @@ async fn lag_reads_at_most_its_cap_of_index_entries_however_large_the_log() {
     // heap tuple), up to the cap, whatever the log's size; a sequential
     // scan would read every page of the hot tier.
     let cap = i64::from(cap);
+    // A caught-up checkpoint costs a descent of each tier's index (plus,
+    // on PostgreSQL 18, what planning the function's statement reads): a
+    // few dozen buffers at most, at any size.
     assert!(
-        caught_up <= 20,
+        caught_up <= 30 && small_caught_up <= 30,
         "a caught-up checkpoint read {caught_up} buffers"
     );
     assert!(behind <= cap + 30 && partition <= cap + 30, "{by_size:?}");
