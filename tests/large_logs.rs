@@ -253,19 +253,19 @@ async fn archive_counts_stop_at_their_cap_and_estimate_beyond() {
 async fn a_mover_batch_costs_the_streams_it_covers_under_a_generic_plan() {
     let mut db = TestDb::migrated().await;
     let pool = db.pool().await;
-    // 3,000 archived streams already drained (no hot events left), ten
+    // 30,000 archived streams already drained (no hot events left), ten
     // archived streams with hot events (the batch), and 20,000 more archived
     // streams with hot events after them (the rest of the pass).
     sqlx::query(
         "INSERT INTO rf_streams (stream_id, version, last_tx_id, partition_hash, archived_at, retention_class)
-         SELECT lpad(to_hex(g), 32, '0')::uuid, 4, g, 0, now(), 'cold' FROM generate_series(1, 3000) g",
+         SELECT lpad(to_hex(g), 32, '0')::uuid, 4, g, 0, now(), 'cold' FROM generate_series(1, 30000) g",
     )
     .execute(&pool)
     .await
     .unwrap();
     load(&pool, 10, 1).await;
     load(&pool, 20_000, 1).await;
-    let first_waiting = uuid::Uuid::from_u128(3001);
+    let first_waiting = uuid::Uuid::from_u128(30_001);
     let head: i64 = sqlx::query_scalar("SELECT max(position) FROM events")
         .fetch_one(&pool)
         .await
@@ -280,6 +280,7 @@ async fn a_mover_batch_costs_the_streams_it_covers_under_a_generic_plan() {
         "SET plan_cache_mode = force_generic_plan",
         "SET enable_indexscan = off",
         "SET enable_indexonlyscan = off",
+        "SET enable_hashjoin = off",
     ] {
         sqlx::query(setting).execute(&mut conn).await.unwrap();
     }
@@ -300,13 +301,15 @@ async fn a_mover_batch_costs_the_streams_it_covers_under_a_generic_plan() {
         .unwrap();
     assert_eq!(
         locked,
-        (3001..=3010).map(uuid::Uuid::from_u128).collect::<Vec<_>>()
+        (30_001..=30_010)
+            .map(uuid::Uuid::from_u128)
+            .collect::<Vec<_>>()
     );
     let resumed = buffers(&mut conn, &run(first_waiting)).await;
     let from_start = buffers(&mut conn, &run(uuid::Uuid::nil())).await;
     sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
     eprintln!("mover batch buffers: resumed {resumed}, from the first stream {from_start}");
-    // Neither the 3,000 drained streams before the bound nor the 20,000
+    // Neither the 30,000 drained streams before the bound nor the 20,000
     // waiting after the batch cost it anything: a plan that collected and
     // sorted the range would read every one of them.
     assert!(resumed <= 150, "a resumed batch read {resumed} buffers");

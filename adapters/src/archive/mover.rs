@@ -103,7 +103,10 @@ SELECT e.stream_id, count(*) AS events, min(e.created_at) AS oldest
 /// Postgres may keep a generic plan, which cannot turn an optional bound
 /// into an index range, and every batch would walk again from the first
 /// archived stream. It runs under [`BATCH_PLANNER`], which keeps it an
-/// ordered walk that stops early.
+/// ordered walk that stops early. The streams found are then locked by
+/// key (`= ANY`), within the same bounds: joined to `rf_streams` instead,
+/// the planner liked a merge join that read the archived streams' index
+/// from its first entry on every batch.
 #[doc(hidden)]
 pub const LOCK_STREAMS: &str = "
 WITH covering AS (
@@ -119,13 +122,15 @@ WITH covering AS (
      ORDER BY s.stream_id
      LIMIT $5)
 SELECT s.stream_id FROM rf_streams s
- WHERE s.stream_id IN (SELECT stream_id FROM covering) AND s.archived_at IS NOT NULL
+ WHERE s.stream_id = ANY (ARRAY(SELECT stream_id FROM covering))
+   AND s.stream_id BETWEEN $1 AND $2 AND s.archived_at IS NOT NULL
  ORDER BY s.stream_id
  FOR UPDATE OF s";
 
-/// Planner settings for the rest of a batch's transaction (they end with
-/// it). The walk in [`LOCK_STREAMS`] only stays cheap as an ordered index
-/// walk that stops after the streams covering one batch. A generic plan
+/// Planner settings for the batch's walk ([`LOCK_STREAMS`]), set for the
+/// transaction and put back by [`BATCH_PLANNER_END`] right after it. The
+/// walk only stays cheap as an ordered index walk that stops after the
+/// streams covering one batch. A generic plan
 /// (Postgres switches a prepared statement to one after five executions)
 /// estimates the id range at a handful of rows and may instead collect
 /// every archived stream of the range with a bitmap scan and sort them, and
@@ -133,13 +138,22 @@ SELECT s.stream_id FROM rf_streams s
 /// then costs as much as the whole archive still ahead of it. With
 /// sequential, bitmap and sort plans disabled (and index scans enabled,
 /// whatever the session said) the ordered walk is the only plan left, on
-/// any statistics; JIT goes too, since the disabled plans'
-/// huge costs would otherwise make Postgres compile every statement.
+/// any statistics; JIT goes too, since the disabled plans' huge costs
+/// would otherwise make Postgres compile the statement.
 #[doc(hidden)]
 pub const BATCH_PLANNER: &str = "
 SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
        set_config('enable_sort', 'off', true), set_config('enable_indexscan', 'on', true),
        set_config('enable_indexonlyscan', 'on', true), set_config('jit', 'off', true)";
+
+/// The session's own planner settings again for the rest of the batch.
+/// Those statements find their rows by key (stream ids, then stream and
+/// version); the walk's settings are there to take choices away from the
+/// planner in one statement, not to second-guess it in the others.
+const BATCH_PLANNER_END: &str = "
+SELECT set_config(name, reset_val, true) FROM pg_settings
+ WHERE name IN ('enable_seqscan', 'enable_bitmapscan', 'enable_sort', 'enable_indexscan',
+                'enable_indexonlyscan', 'jit')";
 
 /// The rows a batch moves: oldest first within each locked stream.
 const PICKED: &str = "
@@ -346,7 +360,6 @@ impl ArchiveMover {
         upto: i64,
     ) -> Result<(Backend, BatchOutcome), ArchiveError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(BATCH_PLANNER).execute(&mut *tx).await?;
         let backend = ArchiveSettings::backend_for_batch(&mut tx).await?;
         let move_sql = &statements
             .iter()
@@ -354,6 +367,7 @@ impl ArchiveMover {
             .expect("a statement for every backend")
             .1;
         let (low, high) = stream_range(request.from, filter.stream);
+        sqlx::query(BATCH_PLANNER).execute(&mut *tx).await?;
         let locked: Vec<Uuid> = sqlx::query_scalar(LOCK_STREAMS)
             .bind(low)
             .bind(high)
@@ -363,6 +377,7 @@ impl ArchiveMover {
             .bind(filter.tenant.as_ref().map(TenantName::as_str))
             .fetch_all(&mut *tx)
             .await?;
+        sqlx::query(BATCH_PLANNER_END).execute(&mut *tx).await?;
         if locked.is_empty() {
             tx.rollback().await?;
             return Ok((
