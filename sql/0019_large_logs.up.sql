@@ -9,8 +9,9 @@
 --   (tx_id, position) index order under a LIMIT, and the function carries
 --   its own planner settings (whatever the caller's): with sequential,
 --   bitmap and sort paths disabled, the only plan left on any statistics is
---   the ordered index walk that stops after `p_cap` entries (the partitioned backend merges
---   the walks of its partitions, still in index order). The disabled paths
+--   the ordered index walk that stops after `p_cap` entries (the
+--   partitioned backend merges the walks of its partitions, still in index
+--   order). The disabled paths
 --   carry a huge cost, which would make Postgres compile the plan with JIT
 --   (a quarter of a second on every call), so JIT is off here too.
 -- * `rf_archive_count`: the figures of `archive status`, counted up to a
@@ -52,8 +53,8 @@ AS $$
              WHEN s.hot < p_cap AND s.cold < p_cap THEN s.mine
              -- Past the cap: the positions issued since the checkpoint,
              -- times this partition's share of the sample. Positions of
-             -- rolled-back appends make it an overestimate, never an
-             -- underestimate of a far-behind projection.
+             -- rolled-back appends make it err high; the share is the
+             -- sample's, which is the log right after the checkpoint.
              ELSE greatest(s.mine,
                            round((q.last_value - p_position)::numeric * s.mine
                                  / greatest(s.hot + s.cold, 1))::bigint)
