@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use prometheus::proto::MetricFamily;
 use rillflow_adapters::archive::ArchiveStats;
 use rillflow_adapters::daemon::{PgLeaseStore, WriteGate};
-use rillflow_adapters::health::{diag, HealthSource};
+use rillflow_adapters::health::{self, diag, HealthSource};
 use rillflow_adapters::projection::{ProjectionCatalog, ProjectionStatus, RuntimeMetrics};
 use rillflow_core::lease::health::{evaluate, ClusterHealth, HealthRules};
 use serde_json::{json, Value};
@@ -26,6 +26,30 @@ pub struct DaemonHealth {
     pub config: Value,
     /// The schema tenant it serves, labelled on every metric.
     pub tenant: Option<String>,
+}
+
+/// Serves `source` on `addr` from the background snapshot, the bundle over
+/// HTTP only with `diag_token`; the server runs until the process ends.
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    source: DaemonHealth,
+    diag_token: Option<&str>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let diag = match diag_token {
+        Some(token) => health::DiagAccess::Token(token.into()),
+        None => health::DiagAccess::Off,
+    };
+    let (bound, _server) = health::serve(
+        addr,
+        Arc::new(source),
+        diag,
+        health::RefreshConfig::default(),
+    )
+    .await
+    .with_context(|| format!("cannot serve health on {addr}"))?;
+    tracing::info!(%bound, "health and metrics served");
+    Ok(())
 }
 
 /// The daemon's settings as the diagnostics bundle shows them.

@@ -10,7 +10,6 @@ use anyhow::{bail, Context, Result};
 use rillflow_adapters::daemon::{
     daemon_pool_config, watch_sessions, PgLeaseStore, PgSessionWatch, TokioClock,
 };
-use rillflow_adapters::health;
 use rillflow_adapters::ownership::{
     announce_session_ends, forward_changes, ChangeNotices, OwnedWorker, OwnerDriver, OwnerSignal,
     Ownership, PartitionBatches, PgChangeNotices, PgOwnershipStore,
@@ -26,7 +25,7 @@ use rillflow_core::PartitionSpec;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::health_source::{daemon_config, DaemonHealth};
+use super::health_source::{daemon_config, serve, DaemonHealth};
 use super::{declared, handler_session};
 use crate::cli::{ClusterMode, RunLoopArgs, Switch};
 use crate::commands::{database, signals};
@@ -90,19 +89,7 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
             metrics: metrics.clone(),
             config: daemon_config(&args, &node),
         };
-        let diag = match &args.diag_token {
-            Some(token) => health::DiagAccess::Token(token.as_str().into()),
-            None => health::DiagAccess::Off,
-        };
-        let (bound, _server) = health::serve(
-            addr,
-            Arc::new(source),
-            diag,
-            health::RefreshConfig::default(),
-        )
-        .await
-        .with_context(|| format!("cannot serve health on {addr}"))?;
-        tracing::info!(%bound, "health and metrics served");
+        serve(addr, source, args.diag_token.as_deref()).await?;
     }
     let wake = wakeup::listen(pool.clone()).await?;
     // One wake-up per projection's worker: the listener wakes one waiter

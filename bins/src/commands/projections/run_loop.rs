@@ -10,7 +10,6 @@ use rillflow_adapters::daemon::{
     NodeIdentity, PgLeaseStore, PgSessionWatch, Processor, Signal, TokioClock, WriteGate,
     WriteProbe,
 };
-use rillflow_adapters::health;
 use rillflow_adapters::projection::{
     wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionProcessor,
     ProjectionRunner, ProjectionWorker, RuntimeMetrics, WorkerTiming,
@@ -23,7 +22,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, watch, Notify};
 use uuid::Uuid;
 
-use super::health_source::{daemon_config, DaemonHealth};
+use super::health_source::{daemon_config, serve, DaemonHealth};
 use super::{declared, handler_session, run_auto};
 use crate::cli::{ClusterMode, PartitionMode, RunLoopArgs, Switch};
 use crate::commands::{database, signals};
@@ -146,19 +145,7 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
             metrics: metrics.clone(),
             config: daemon_config(&args, &node),
         };
-        let diag = match &args.diag_token {
-            Some(token) => health::DiagAccess::Token(token.as_str().into()),
-            None => health::DiagAccess::Off,
-        };
-        let (bound, _server) = health::serve(
-            addr,
-            Arc::new(source),
-            diag,
-            health::RefreshConfig::default(),
-        )
-        .await
-        .with_context(|| format!("cannot serve health on {addr}"))?;
-        tracing::info!(%bound, "health and metrics served");
+        serve(addr, source, args.diag_token.as_deref()).await?;
     }
 
     match (cluster, gate, permits) {
