@@ -31,6 +31,8 @@ use crate::cluster_settings::ClusterSettings;
 use crate::pg_binaries::PgBinaries;
 use crate::server_user::{chown_to_postgres, is_root, postgres_can_enter, postgres_uid};
 
+mod standby;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct ClusterFile {
     port: u16,

@@ -18,6 +18,7 @@ pub mod lease_fixtures;
 pub mod process;
 pub mod projection_file;
 pub mod session_locks;
+pub mod standby;
 pub mod stream_counts;
 pub mod tenancy;
 pub mod test_db;

@@ -220,7 +220,7 @@ pub fn test_cluster_dir() -> PathBuf {
 }
 
 /// This checkout's `target` (or `CARGO_TARGET_DIR`).
-pub(crate) fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
