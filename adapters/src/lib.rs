@@ -17,6 +17,7 @@ pub mod ownership;
 pub mod pg_binaries;
 pub mod pool;
 pub mod projection;
+pub mod replica;
 pub mod secrets;
 mod server_user;
 pub mod store;

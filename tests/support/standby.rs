@@ -86,7 +86,9 @@ impl StandbyPair {
     pub async fn wait_replayed(&self, within: Duration) {
         let primary = self.primary_pool().await;
         let standby = self.standby_pool().await;
-        let target: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        // Insert, not write: under synchronous_commit = off (the test
+        // clusters') a commit is visible before its WAL is written.
+        let target: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
             .fetch_one(&primary)
             .await
             .unwrap();

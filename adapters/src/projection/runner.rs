@@ -14,6 +14,7 @@ use super::budget::BudgetWatch;
 use super::fence::WriteFence;
 use super::handler::Projection;
 use crate::event::RecordedEvent;
+use crate::replica::ReadReplica;
 use crate::store::{EventStore, PartitionRead};
 
 /// What one batch did.
@@ -59,12 +60,20 @@ pub enum BatchOutcome {
 /// batch get that long in all; a batch cut short commits the events applied
 /// before the cut, and an event is charged with a failure only when it had
 /// the whole budget to itself.
+///
+/// With a read replica ([`ProjectionRunner::reading_from`]) the events are
+/// read from the standby instead, while the batch's transaction on the
+/// primary holds the checkpoint row: the read starts at the locked
+/// checkpoint, so nothing is applied twice, and a standby that is behind
+/// only has less to give. Its horizon is its own snapshot's xmin, which
+/// never passes a transaction that may still commit events there.
 pub struct ProjectionRunner {
     projection: Arc<dyn Projection>,
     partition: PartitionSpec,
     owner: BatchOwner,
     version: u32,
     budget: Option<Duration>,
+    replica: Option<ReadReplica>,
 }
 
 impl ProjectionRunner {
@@ -80,7 +89,15 @@ impl ProjectionRunner {
             owner,
             version: 1,
             budget: None,
+            replica: None,
         }
+    }
+
+    /// This runner reading events from `replica` (a hot standby) instead
+    /// of from the primary it writes to.
+    pub fn reading_from(mut self, replica: ReadReplica) -> Self {
+        self.replica = Some(replica);
+        self
     }
 
     /// This runner with `budget` for the handlers of each batch: each of
@@ -116,6 +133,7 @@ impl ProjectionRunner {
             owner: self.owner.clone(),
             version,
             budget: self.budget,
+            replica: self.replica.clone(),
         }
     }
 
@@ -277,7 +295,10 @@ impl ProjectionRunner {
         after: GlobalCursor,
     ) -> Result<PartitionRead, BatchError> {
         let limit = self.placement().limit() as i64;
-        Ok(EventStore::read_partition_in(conn, after, limit, self.partition).await?)
+        Ok(match &self.replica {
+            Some(replica) => replica.read_partition(after, limit, self.partition).await?,
+            None => EventStore::read_partition_in(conn, after, limit, self.partition).await?,
+        })
     }
 
     /// The slow path: [`Self::careful_in`], started over one event at a

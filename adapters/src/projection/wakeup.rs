@@ -36,6 +36,15 @@ pub async fn listen(pool: PgPool) -> Result<Arc<Notify>, sqlx::Error> {
     listen_every(pool, WATCH_INTERVAL).await
 }
 
+/// [`listen`] for workers that read the log from a standby: the
+/// high-water mark is watched on `log` (the standby), so a wake-up comes
+/// once an event can be read there, not when the primary commits it; the
+/// operators' notifications still come from `control` (the primary: a
+/// standby neither sends nor relays them).
+pub async fn listen_split(control: PgPool, log: PgPool) -> Result<Arc<Notify>, sqlx::Error> {
+    listen_on(control, log, WATCH_INTERVAL).await
+}
+
 /// Starts the tasks that wake the returned `Notify`: one reads the log's
 /// high-water mark every `interval` and wakes when it moved; one listens
 /// for operators' notifications about `pool`'s schema. A lost connection
@@ -48,11 +57,19 @@ pub async fn listen(pool: PgPool) -> Result<Arc<Notify>, sqlx::Error> {
 /// committed, and the batch that newer one woke found it held back and
 /// looks again (`BatchOutcome::HeldBack`).
 pub async fn listen_every(pool: PgPool, interval: Duration) -> Result<Arc<Notify>, sqlx::Error> {
+    listen_on(pool.clone(), pool, interval).await
+}
+
+async fn listen_on(
+    control: PgPool,
+    pool: PgPool,
+    interval: Duration,
+) -> Result<Arc<Notify>, sqlx::Error> {
     let notify = Arc::new(Notify::new());
     let schema: String = sqlx::query_scalar("SELECT current_schema()")
-        .fetch_one(&pool)
+        .fetch_one(&control)
         .await?;
-    let mut listener = subscribe(&pool).await?;
+    let mut listener = subscribe(&control).await?;
     let mut mark = high_water(&pool).await?;
     let wake = notify.clone();
     tokio::spawn(async move {

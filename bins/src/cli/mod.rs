@@ -95,7 +95,7 @@ pub struct CompletionsArgs {
 
 /// Where the database is. Without a URL, the local cluster under `.rillflow/`
 /// is started (and migrated) on demand.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// PostgreSQL URL; defaults to the local database under .rillflow/.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -104,6 +104,21 @@ pub struct DatabaseArgs {
     /// own schema, or a conjoined tenant's streams.
     #[arg(long, value_name = "T", env = "RILLFLOW_TENANT")]
     pub tenant: Option<TenantName>,
+}
+
+/// Where events are read, when not where they are written.
+#[derive(Debug, Clone, Args)]
+pub struct ReadDatabaseArgs {
+    /// Read events from this hot standby of --database-url (a streaming
+    /// replica of the same cluster); checkpoints, leases, read models and
+    /// appends stay on --database-url [default: read there too].
+    #[arg(
+        long,
+        env = "READ_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub read_database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +226,8 @@ pub enum OutputFormat {
 pub struct ReadArgs {
     #[command(flatten)]
     pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub read: ReadDatabaseArgs,
     /// The stream's UUID.
     #[arg(long, value_name = "UUID")]
     pub stream: Uuid,
@@ -232,6 +249,8 @@ pub struct ReadArgs {
 pub struct TailArgs {
     #[command(flatten)]
     pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub read: ReadDatabaseArgs,
     /// Start after the event at this global position (0: from the beginning).
     #[arg(long, value_name = "POS", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
     pub from: i64,

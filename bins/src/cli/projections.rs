@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use uuid::Uuid;
 
-use super::{parse_bind, parse_diag_token, DatabaseArgs, OutputFormat};
+use super::{parse_bind, parse_diag_token, DatabaseArgs, OutputFormat, ReadDatabaseArgs};
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
@@ -155,6 +155,8 @@ pub struct ProjectionSourceArgs {
         hide_env_values = true
     )]
     pub handler_database_url: Option<String>,
+    #[command(flatten)]
+    pub read: ReadDatabaseArgs,
 }
 
 #[derive(Debug, Args)]
@@ -225,6 +227,11 @@ pub struct RunOnceArgs {
     /// Only this projection.
     #[arg(long, value_name = "N")]
     pub name: Option<String>,
+    /// run-until-idle with --read-database-url: longest wait, in seconds,
+    /// for the standby to replay what the primary had committed when the
+    /// command started; past it the command fails.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub replay_wait_secs: u64,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod health;
 mod log_writer;
 mod migrate;
 mod projections;
+mod read_source;
 mod signals;
 mod tenants;
 

@@ -5,12 +5,13 @@ use rillflow_adapters::{EventStore, RecordedEvent};
 use rillflow_core::tenant::TenantOperation;
 
 use crate::cli::{OutputFormat, ReadArgs};
-use crate::commands::database;
+use crate::commands::read_source;
 
 const PAGE: u64 = 1000;
 
 pub async fn run(args: ReadArgs) -> Result<()> {
-    let scoped = database::open(&args.db, TenantOperation::Events).await?;
+    let scoped =
+        read_source::open_for_reading(&args.db, &args.read, TenantOperation::Events).await?;
     if let Some(tenant) = scoped.conjoined() {
         // A tenant reads its own streams only; another's reads as absent
         // would hide a mistake, so it is an error.

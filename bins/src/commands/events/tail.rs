@@ -5,10 +5,11 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Result;
+use rillflow_adapters::replica::retry_conflicts;
 use rillflow_adapters::EventStore;
 
 use crate::cli::TailArgs;
-use crate::commands::{database, signals};
+use crate::commands::{read_source, signals};
 
 pub async fn run(args: TailArgs) -> Result<()> {
     let shutdown = signals::shutdown()?;
@@ -18,7 +19,7 @@ pub async fn run(args: TailArgs) -> Result<()> {
     let scoped = tokio::select! {
         biased;
         _ = &mut shutdown => return Ok(()),
-        scoped = database::open(&args.db, TenantOperation::WholeLog) => scoped?,
+        scoped = read_source::open_for_reading(&args.db, &args.read, TenantOperation::WholeLog) => scoped?,
     };
     let mut store = EventStore::new(scoped.pool);
     if args.with_archived {
@@ -30,7 +31,8 @@ pub async fn run(args: TailArgs) -> Result<()> {
         let batch = tokio::select! {
             biased;
             _ = &mut shutdown => return Ok(()),
-            batch = store.read_all(cursor, args.batch_size) => batch?,
+            // A standby may cancel a read for its replay: read again.
+            batch = retry_conflicts(|| store.read_all(cursor, args.batch_size), || {}) => batch?,
         };
         for event in &batch.events {
             serde_json::to_writer(&mut out, event)?;

@@ -18,6 +18,7 @@ use rillflow_adapters::projection::{
     wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionRunner,
     RuntimeMetrics, WorkerTiming,
 };
+use rillflow_adapters::replica::ReadReplica;
 use rillflow_adapters::PoolConfig;
 use rillflow_core::lease::LeaseConfig;
 use rillflow_core::ownership::{OwnerTiming, PartitionOwner};
@@ -28,7 +29,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use super::health_source::{daemon_config, serve, DaemonHealth};
 use super::{declared, handler_session};
 use crate::cli::{ClusterMode, RunLoopArgs, Switch};
-use crate::commands::{database, signals};
+use crate::commands::{database, read_source, signals};
 
 pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
     if args.cluster_mode == ClusterMode::Hotcold {
@@ -62,6 +63,7 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
     let scoped =
         database::open_configured(&args.db, &pool_config, TenantOperation::WholeLog).await?;
     let pool = scoped.pool.clone();
+    let replica = read_source::replica(&args.source.read, &scoped, &pool_config).await?;
     let batch_pool = handler_session::batch_pool(
         &pool,
         args.source.handler_database_url.as_deref(),
@@ -91,7 +93,10 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
         };
         serve(addr, source, args.diag_token.as_deref()).await?;
     }
-    let wake = wakeup::listen(pool.clone()).await?;
+    let wake = match &replica {
+        Some(replica) => wakeup::listen_split(pool.clone(), replica.pool().clone()).await?,
+        None => wakeup::listen(pool.clone()).await?,
+    };
     // One wake-up per projection's worker: the listener wakes one waiter
     // per notice, and every projection must hear of new events.
     let wakes: Vec<Arc<Notify>> = projections
@@ -175,6 +180,7 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
             node: node.clone(),
             pool: batch_pool.clone(),
             store: (*store).clone(),
+            replica: replica.clone(),
             budget: timing.batch_budget(),
         });
         let worker = OwnedWorker::new(factory, worker_timing, metrics.clone(), clock);
@@ -207,6 +213,8 @@ struct Factory {
     node: String,
     pool: PgPool,
     store: PgOwnershipStore,
+    /// The standby events are read from, if not the primary.
+    replica: Option<ReadReplica>,
     /// What the handlers of one batch may take (see
     /// [`OwnerTiming::batch_budget`]).
     budget: Duration,
@@ -222,8 +230,11 @@ impl PartitionBatches for Factory {
             node: Some(self.node.clone()),
             epoch: None,
         };
-        let runner = ProjectionRunner::new(self.projection.clone(), partition, owner)
+        let mut runner = ProjectionRunner::new(self.projection.clone(), partition, owner)
             .with_budget(self.budget);
+        if let Some(replica) = &self.replica {
+            runner = runner.reading_from(replica.clone());
+        }
         Arc::new(PgBatches::partitioned(
             runner,
             self.pool.clone(),

@@ -14,6 +14,7 @@ use rillflow_adapters::projection::{
     wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionProcessor,
     ProjectionRunner, ProjectionWorker, RuntimeMetrics, WorkerTiming,
 };
+use rillflow_adapters::replica::ReadReplica;
 use rillflow_adapters::PoolConfig;
 use rillflow_core::lease::machine::NodeMachine;
 use rillflow_core::lease::{ClusterTiming, LeaseConfig};
@@ -25,7 +26,7 @@ use uuid::Uuid;
 use super::health_source::{daemon_config, serve, DaemonHealth};
 use super::{declared, handler_session, run_auto};
 use crate::cli::{ClusterMode, PartitionMode, RunLoopArgs, Switch};
-use crate::commands::{database, signals};
+use crate::commands::{database, read_source, signals};
 
 pub async fn run(args: RunLoopArgs) -> Result<()> {
     let config = LeaseConfig::from_secs(
@@ -66,6 +67,7 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
     let scoped =
         database::open_configured(&args.db, &pool_config, TenantOperation::WholeLog).await?;
     let pool = scoped.pool.clone();
+    let replica = read_source::replica(&args.source.read, &scoped, &pool_config).await?;
     let sessions = args.session_leases == Switch::On;
     let store = if sessions && args.cluster_mode == ClusterMode::Hotcold {
         PgLeaseStore::with_session_leases(pool.clone())
@@ -96,7 +98,17 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
         ClusterMode::Single => SINGLE_MODE_BATCH_BUDGET,
     };
     let worker = Arc::new(ProjectionWorker::new(
-        batches(&projections, partition, &node, &batch_pool, lease, budget),
+        batches(
+            &projections,
+            Placement {
+                partition,
+                node: &node,
+                replica: replica.as_ref(),
+            },
+            &batch_pool,
+            lease,
+            budget,
+        ),
         WorkerTiming {
             poll_interval: Duration::from_millis(args.poll_interval_ms),
             // A batch cannot outlast the lease and still matter; without
@@ -114,7 +126,10 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
     let wake = if projections.is_empty() {
         Arc::new(Notify::new())
     } else {
-        wakeup::listen(pool.clone()).await?
+        match &replica {
+            Some(replica) => wakeup::listen_split(pool.clone(), replica.pool().clone()).await?,
+            None => wakeup::listen(pool.clone()).await?,
+        }
     };
     if !projections.is_empty() {
         tracing::info!(
@@ -241,23 +256,33 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
 /// database ends a long batch before the client gives up on it.
 const SINGLE_MODE_BATCH_BUDGET: Duration = Duration::from_secs(12);
 
+/// Where this node's batches run and read.
+struct Placement<'a> {
+    partition: PartitionSpec,
+    node: &'a str,
+    /// The standby events are read from, if not the primary.
+    replica: Option<&'a ReadReplica>,
+}
+
 fn batches(
     projections: &[Arc<dyn Projection>],
-    partition: PartitionSpec,
-    node: &str,
+    at: Placement<'_>,
     pool: &PgPool,
     lease: Option<(PgLeaseStore, String)>,
     budget: Duration,
 ) -> Vec<Arc<dyn Batches>> {
     let owner = BatchOwner {
-        node: Some(node.to_owned()),
+        node: Some(at.node.to_owned()),
         epoch: None,
     };
     projections
         .iter()
         .map(|p| {
-            let runner =
-                ProjectionRunner::new(p.clone(), partition, owner.clone()).with_budget(budget);
+            let mut runner =
+                ProjectionRunner::new(p.clone(), at.partition, owner.clone()).with_budget(budget);
+            if let Some(replica) = at.replica {
+                runner = runner.reading_from(replica.clone());
+            }
             Arc::new(PgBatches::new(runner, pool.clone(), lease.clone())) as Arc<dyn Batches>
         })
         .collect()

@@ -9,13 +9,14 @@ use anyhow::{bail, Context, Result};
 use rillflow_adapters::projection::{
     BatchOutcome, BatchOwner, Batches, PgBatches, ProjectionCatalog, ProjectionRunner,
 };
+use rillflow_adapters::replica::ReadReplica;
 use rillflow_adapters::PoolConfig;
 use rillflow_core::tenant::TenantOperation;
 use rillflow_core::PartitionSpec;
 
 use super::{declared, handler_session};
 use crate::cli::{PartitionMode, RunOnceArgs};
-use crate::commands::{database, Status};
+use crate::commands::{database, read_source, Status};
 
 /// `run-until-idle`'s exit status when a projection is paused or was
 /// stopped by its error policy.
@@ -39,9 +40,16 @@ pub async fn run(args: RunOnceArgs, until_idle: bool) -> Result<()> {
         bail!("--projections FILE is required: it declares what to run");
     };
     let projections = declared::select(path, args.name.as_deref())?;
-    let pool = database::open(&args.db, TenantOperation::WholeLog)
-        .await?
-        .pool;
+    let scoped = database::open(&args.db, TenantOperation::WholeLog).await?;
+    let pool = scoped.pool.clone();
+    let replica = read_source::replica(&args.source.read, &scoped, &PoolConfig::default()).await?;
+    // Caught up means with the primary: what it had committed when this
+    // command started must be readable on the standby before "idle" can
+    // mean done.
+    let replayed_to = match (&replica, until_idle) {
+        (Some(_), true) => Some(ReadReplica::primary_position(&pool).await?),
+        _ => None,
+    };
     let batch_pool = handler_session::batch_pool(
         &pool,
         args.source.handler_database_url.as_deref(),
@@ -55,9 +63,16 @@ pub async fn run(args: RunOnceArgs, until_idle: bool) -> Result<()> {
         setups.setup(p.as_ref()).await?;
         catalog.register(p.name(), partition).await?;
     }
+    if let (Some(replica), Some(target)) = (&replica, replayed_to) {
+        let within = Duration::from_secs(args.replay_wait_secs);
+        replica.wait_replayed(target, within).await?;
+    }
     let mut incomplete = Incomplete::default();
     for p in projections {
-        let runner = ProjectionRunner::new(p.clone(), partition, BatchOwner::default());
+        let mut runner = ProjectionRunner::new(p.clone(), partition, BatchOwner::default());
+        if let Some(replica) = &replica {
+            runner = runner.reading_from(replica.clone());
+        }
         let work = PgBatches::new(runner, batch_pool.clone(), None);
         let tally = if until_idle {
             until_idle_run(&work).await?

@@ -1,0 +1,66 @@
+//! Where a command reads events: the standby `--read-database-url` names,
+//! scoped like the command's own database, or that database itself.
+
+use anyhow::{Context, Result};
+use rillflow_adapters::replica::ReadReplica;
+use rillflow_adapters::tenant::schema_pool;
+use rillflow_adapters::{connect, PoolConfig};
+use rillflow_core::tenant::{TenancyMode, TenantOperation};
+
+use crate::cli::{DatabaseArgs, ReadDatabaseArgs};
+use crate::commands::database::{self, Scoped};
+
+/// The standby to read events from, for a command that writes through
+/// `scoped`: on the same schema as `scoped` (a schema tenant's), and
+/// checked to be a copy of its server. None without `--read-database-url`.
+pub async fn replica(
+    read: &ReadDatabaseArgs,
+    scoped: &Scoped,
+    config: &PoolConfig,
+) -> Result<Option<ReadReplica>> {
+    let Some(url) = &read.read_database_url else {
+        return Ok(None);
+    };
+    let config = PoolConfig {
+        application_name: format!("{} (reads)", config.application_name),
+        ..config.clone()
+    };
+    let base = connect(url, &config)
+        .await
+        .context("cannot connect to the read database")?;
+    let pool = match &scoped.tenant {
+        Some(t) if t.mode == TenancyMode::Schema => schema_pool(&base, &t.name).await?,
+        _ => base,
+    };
+    Ok(Some(ReadReplica::open(pool, &scoped.pool).await?))
+}
+
+/// The database a command that only reads events (`events read`,
+/// `events tail`) talks to: the standby when `--read-database-url` is
+/// given (the tenant registry is replicated there too), else its own.
+/// Given both URLs, the standby is first checked to be a copy of the
+/// other, so a mistyped URL cannot pass for the log.
+pub async fn open_for_reading(
+    db: &DatabaseArgs,
+    read: &ReadDatabaseArgs,
+    operation: TenantOperation,
+) -> Result<Scoped> {
+    let Some(url) = &read.read_database_url else {
+        return database::open(db, operation).await;
+    };
+    let on_standby = DatabaseArgs {
+        database_url: Some(url.clone()),
+        tenant: db.tenant.clone(),
+    };
+    let scoped = database::open(&on_standby, operation)
+        .await
+        .context("cannot read from the read database")?;
+    if let Some(primary_url) = &db.database_url {
+        let primary = connect(primary_url, &PoolConfig::default())
+            .await
+            .context("cannot connect to the database")?;
+        ReadReplica::open(scoped.pool.clone(), &primary).await?;
+        primary.close().await;
+    }
+    Ok(scoped)
+}
