@@ -8,7 +8,8 @@ use rillflow_adapters::replica::{ReadReplica, WalPosition};
 use rillflow_adapters::{EventStore, NewEvent};
 use rillflow_core::{ExpectedVersion, GlobalCursor};
 use rillflow_testkit::standby::StandbyPair;
-use rillflow_testkit::{one_line_failure, projection_file};
+use rillflow_testkit::test_db::target_dir;
+use rillflow_testkit::{free_port, http_get, one_line_failure, projection_file, Process};
 use serde_json::json;
 use sqlx::{Acquire, PgPool};
 use uuid::Uuid;
@@ -154,6 +155,19 @@ async fn run_until_idle_waits_for_the_standby_to_replay_the_primary() {
     );
     assert!(seen_positions(&primary).await.is_empty());
 
+    // Both status commands show the standby's lag.
+    for args in [
+        &["projections", "status", "seen", "--output", "json"][..],
+        &["projections", "cluster-status", "--output", "json"][..],
+    ] {
+        let out = rillflow(&pair, args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let replica = &doc["read_replica"];
+        assert_eq!(replica["replay_paused"], true, "{args:?}: {doc}");
+        assert!(replica["lag_bytes"].as_u64().unwrap() > 0, "{args:?}: {doc}");
+    }
+
     // Replay resumes while the command waits: it applies all 100.
     let resume = {
         let url = pair.standby_url();
@@ -228,19 +242,24 @@ async fn a_daemon_reading_from_a_standby_applies_every_event_once() {
     let pair = StandbyPair::start("daemon").await;
     let primary = pair.primary_pool().await;
     let file = projection_file("seen", SEEN);
-    let mut daemon = Command::new(BIN)
-        .args([
+    let port = free_port();
+    let (standby_url, port_arg) = (pair.standby_url(), port.to_string());
+    let mut daemon = Process::spawn(
+        std::path::Path::new(BIN),
+        "read-replica-daemon",
+        &pair.primary_url(),
+        &[
             "projections",
             "run-loop",
             "--projections",
             file.to_str().unwrap(),
-        ])
-        .env("DATABASE_URL", pair.primary_url())
-        .env("READ_DATABASE_URL", pair.standby_url())
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+            "--read-database-url",
+            &standby_url,
+            "--health-bind",
+            &port_arg,
+        ],
+        &target_dir().join("tmp").join("read-replica"),
+    );
 
     let holder = {
         let primary = primary.clone();
@@ -279,11 +298,18 @@ async fn a_daemon_reading_from_a_standby_applies_every_event_once() {
             seen_positions(&primary).await.len(),
             want.len()
         );
-        assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
+        assert!(daemon.is_running(), "the daemon exited");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    // Its lag is measured in the background: give it one round.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, metrics) = http_get(port, "/metrics").expect("metrics served");
+    assert!(metrics.contains("rillflow_replica_lag_bytes"), "{metrics}");
+    assert!(metrics.contains("rillflow_replica_read_conflicts_total"), "{metrics}");
+    let (_, health) = http_get(port, "/").expect("health served");
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["node"]["read_replica"]["standby"], true, "{health}");
+    drop(daemon);
     assert_eq!(seen_positions(&primary).await, want);
 }
 

@@ -11,9 +11,11 @@
 mod conflicts;
 mod error;
 mod lag;
+mod lag_watch;
 mod read_replica;
 
 pub use conflicts::{is_recovery_conflict, retry_conflicts, AsSqlx, CONFLICT_RETRIES};
 pub use error::ReplicaError;
 pub use lag::{ReplicaLag, WalPosition};
+pub use lag_watch::ReplicaWatch;
 pub use read_replica::ReadReplica;

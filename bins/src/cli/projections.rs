@@ -21,7 +21,7 @@ pub enum ProjectionsCommand {
     /// List projections with their checkpoints, lag and state.
     List(ListArgs),
     /// Show one projection partition by partition.
-    Status(NameOutputArgs),
+    Status(StatusArgs),
     /// Stop applying events to a projection (its workers keep running).
     Pause(NameArgs),
     /// Apply events again; an event waiting to be retried is tried at once.
@@ -188,6 +188,20 @@ pub struct NameOutputArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// The projection.
+    pub name: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Also show how far this standby (the daemons' read database) lags.
+    #[command(flatten)]
+    pub read: ReadDatabaseArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct ResetCheckpointArgs {
     #[command(flatten)]
     pub db: DatabaseArgs,
@@ -341,6 +355,9 @@ pub struct RunLoopArgs {
 pub struct ClusterStatusArgs {
     #[command(flatten)]
     pub db: DatabaseArgs,
+    /// Also show how far this standby (the daemons' read database) lags.
+    #[command(flatten)]
+    pub read: ReadDatabaseArgs,
     /// Only this cluster.
     #[arg(long, value_name = "C")]
     pub cluster: Option<String>,

@@ -2,7 +2,8 @@
 //! scoped like the command's own database, or that database itself.
 
 use anyhow::{Context, Result};
-use rillflow_adapters::replica::ReadReplica;
+use rillflow_adapters::replica::{ReadReplica, ReplicaLag};
+use serde_json::{json, Value};
 use rillflow_adapters::tenant::schema_pool;
 use rillflow_adapters::{connect, PoolConfig};
 use rillflow_core::tenant::{TenancyMode, TenantOperation};
@@ -63,4 +64,41 @@ pub async fn open_for_reading(
         primary.close().await;
     }
     Ok(scoped)
+}
+
+/// The standby's lag behind `scoped`'s server, for status commands: None
+/// without `--read-database-url`; a standby that cannot be measured is
+/// reported, not fatal, since the rest of the status still stands.
+pub async fn lag(read: &ReadDatabaseArgs, scoped: &Scoped) -> Option<Result<ReplicaLag, String>> {
+    read.read_database_url.as_ref()?;
+    let measured = async {
+        let replica = replica(read, scoped, &PoolConfig::default())
+            .await?
+            .expect("a read URL was given");
+        let lag = replica.lag(&scoped.pool).await?;
+        replica.pool().close().await;
+        anyhow::Ok(lag)
+    };
+    Some(measured.await.map_err(|e| format!("{e:#}")))
+}
+
+/// The `read_replica` member of a status document.
+pub fn lag_json(lag: &Result<ReplicaLag, String>) -> Value {
+    match lag {
+        Ok(l) => json!({
+            "standby": l.standby,
+            "lag_bytes": l.bytes,
+            "lag_seconds": l.seconds,
+            "replay_paused": l.paused,
+        }),
+        Err(e) => json!({ "error": e }),
+    }
+}
+
+/// The line a status table shows for the standby.
+pub fn lag_line(lag: &Result<ReplicaLag, String>) -> String {
+    match lag {
+        Ok(l) => format!("read standby: lag {l}"),
+        Err(e) => format!("read standby: cannot measure its lag: {e}"),
+    }
 }

@@ -7,14 +7,11 @@ use rillflow_core::lease::health::{evaluate, ClusterHealth, HealthRules};
 use rillflow_core::tenant::TenantOperation;
 
 use crate::cli::{ClusterStatusArgs, OutputFormat};
-use crate::commands::database;
+use crate::commands::{database, read_source};
 
 pub async fn run(args: ClusterStatusArgs) -> Result<()> {
-    let store = PgLeaseStore::new(
-        database::open(&args.db, TenantOperation::WholeLog)
-            .await?
-            .pool,
-    );
+    let scoped = database::open(&args.db, TenantOperation::WholeLog).await?;
+    let store = PgLeaseStore::new(scoped.pool.clone());
     let views = match &args.cluster {
         Some(c) => match store.cluster_view(c).await? {
             Some(v) => vec![v],
@@ -27,12 +24,21 @@ pub async fn run(args: ClusterStatusArgs) -> Result<()> {
         .iter()
         .map(|v| evaluate(v, &HealthRules::for_timing(&v.timing)))
         .collect();
+    let replica = read_source::lag(&args.read, &scoped).await;
     match args.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report::hotcold(&healths))?
-        ),
-        OutputFormat::Table => print_table(&healths),
+        OutputFormat::Json => {
+            let mut doc = report::hotcold(&healths);
+            if let Some(lag) = &replica {
+                doc["read_replica"] = read_source::lag_json(lag);
+            }
+            println!("{}", serde_json::to_string_pretty(&doc)?)
+        }
+        OutputFormat::Table => {
+            print_table(&healths);
+            if let Some(lag) = &replica {
+                println!("{}", read_source::lag_line(lag));
+            }
+        }
     }
     Ok(())
 }

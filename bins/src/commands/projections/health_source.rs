@@ -9,6 +9,7 @@ use rillflow_adapters::archive::ArchiveStats;
 use rillflow_adapters::daemon::{PgLeaseStore, WriteGate};
 use rillflow_adapters::health::{self, diag, HealthSource};
 use rillflow_adapters::projection::{ProjectionCatalog, ProjectionStatus, RuntimeMetrics};
+use rillflow_adapters::replica::ReplicaWatch;
 use rillflow_core::lease::health::{evaluate, ClusterHealth, HealthRules};
 use serde_json::{json, Value};
 
@@ -26,6 +27,8 @@ pub struct DaemonHealth {
     pub config: Value,
     /// The schema tenant it serves, labelled on every metric.
     pub tenant: Option<String>,
+    /// The standby it reads events from, if any.
+    pub replica: Option<ReplicaWatch>,
 }
 
 /// Serves `source` on `addr` from the background snapshot, the bundle over
@@ -56,6 +59,7 @@ pub async fn serve(
 pub fn daemon_config(args: &RunLoopArgs, node: &str) -> Value {
     diag::redact(json!({
         "database_url": args.db.database_url,
+        "read_database_url": args.source.read.read_database_url,
         "tenant": args.db.tenant.as_ref().map(ToString::to_string),
         "cluster_mode": format!("{:?}", args.cluster_mode).to_lowercase(),
         "cluster_name": args.cluster_name,
@@ -110,7 +114,11 @@ impl HealthSource for DaemonHealth {
     }
 
     fn local_metrics(&self) -> Vec<MetricFamily> {
-        self.metrics.gather()
+        let mut families = self.metrics.gather();
+        if let Some(replica) = &self.replica {
+            families.extend(replica.gather());
+        }
+        families
     }
 
     fn local(&self) -> Value {
@@ -126,6 +134,7 @@ impl HealthSource for DaemonHealth {
             "role": role,
             "epoch": epoch,
             "tenant": self.tenant,
+            "read_replica": self.replica.as_ref().map(ReplicaWatch::report),
         })
     }
 

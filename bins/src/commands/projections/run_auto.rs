@@ -18,7 +18,7 @@ use rillflow_adapters::projection::{
     wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionRunner,
     RuntimeMetrics, WorkerTiming,
 };
-use rillflow_adapters::replica::ReadReplica;
+use rillflow_adapters::replica::{ReadReplica, ReplicaWatch};
 use rillflow_adapters::PoolConfig;
 use rillflow_core::lease::LeaseConfig;
 use rillflow_core::ownership::{OwnerTiming, PartitionOwner};
@@ -90,6 +90,9 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
             max_lag: args.max_lag,
             metrics: metrics.clone(),
             config: daemon_config(&args, &node),
+            replica: replica
+                .clone()
+                .map(|r| ReplicaWatch::start(r, pool.clone())),
         };
         serve(addr, source, args.diag_token.as_deref()).await?;
     }

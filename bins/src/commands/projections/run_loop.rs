@@ -14,7 +14,7 @@ use rillflow_adapters::projection::{
     wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionProcessor,
     ProjectionRunner, ProjectionWorker, RuntimeMetrics, WorkerTiming,
 };
-use rillflow_adapters::replica::ReadReplica;
+use rillflow_adapters::replica::{ReadReplica, ReplicaWatch};
 use rillflow_adapters::PoolConfig;
 use rillflow_core::lease::machine::NodeMachine;
 use rillflow_core::lease::{ClusterTiming, LeaseConfig};
@@ -159,6 +159,9 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
             max_lag: args.max_lag,
             metrics: metrics.clone(),
             config: daemon_config(&args, &node),
+            replica: replica
+                .clone()
+                .map(|r| ReplicaWatch::start(r, pool.clone())),
         };
         serve(addr, source, args.diag_token.as_deref()).await?;
     }

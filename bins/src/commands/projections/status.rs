@@ -5,20 +5,29 @@ use rillflow_adapters::projection::{ProjectionCatalog, ProjectionStatus};
 use rillflow_core::tenant::TenantOperation;
 
 use super::{list, names};
-use crate::cli::{NameOutputArgs, OutputFormat};
-use crate::commands::database;
+use crate::cli::{OutputFormat, StatusArgs};
+use crate::commands::{database, read_source};
 
-pub async fn run(args: NameOutputArgs) -> Result<()> {
+pub async fn run(args: StatusArgs) -> Result<()> {
     let name = names::check(&args.name)?;
-    let catalog = ProjectionCatalog::new(
-        database::open(&args.db, TenantOperation::WholeLog)
-            .await?
-            .pool,
-    );
+    let scoped = database::open(&args.db, TenantOperation::WholeLog).await?;
+    let catalog = ProjectionCatalog::new(scoped.pool.clone());
     let status = catalog.status(name).await?;
+    let replica = read_source::lag(&args.read, &scoped).await;
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-        OutputFormat::Table => print_table(&status),
+        OutputFormat::Json => {
+            let mut doc = serde_json::to_value(&status)?;
+            if let Some(lag) = &replica {
+                doc["read_replica"] = read_source::lag_json(lag);
+            }
+            println!("{}", serde_json::to_string_pretty(&doc)?)
+        }
+        OutputFormat::Table => {
+            print_table(&status);
+            if let Some(lag) = &replica {
+                println!("  {}", read_source::lag_line(lag));
+            }
+        }
     }
     Ok(())
 }
