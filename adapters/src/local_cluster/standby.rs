@@ -9,13 +9,17 @@ use super::{
     write_cluster_file, ClusterFile, LocalCluster,
 };
 use crate::cluster_error::{io, ClusterError};
-use crate::server_user::is_root;
+use crate::server_user::{chown_to_postgres, is_root};
 
 impl LocalCluster {
-    /// Creates a hot standby of this (running) cluster in `dir` with
-    /// `pg_basebackup -R`, streaming from it, and starts it. A standby made
-    /// earlier in `dir` is only started. The standby shares this cluster's
-    /// role and password (they are in the copied catalog).
+    /// Creates a hot standby of this (running) cluster in `dir`, streaming
+    /// from it, and starts it. A standby made earlier in `dir` is only
+    /// started. The standby shares this cluster's role and password (they
+    /// are in the copied catalog).
+    ///
+    /// The copy is taken with `pg_basebackup -R`. Server builds without it
+    /// (the packaged binaries the test matrix runs) get a cold copy
+    /// instead: this cluster stops cleanly for the copy and starts again.
     pub fn start_standby(&self, dir: &Path) -> Result<LocalCluster, ClusterError> {
         fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         let dir = dir
@@ -105,6 +109,11 @@ impl LocalCluster {
             "host=127.0.0.1 port={} user={} password={} application_name=rillflow_standby",
             self.file.port, self.file.user, self.file.password
         );
+        if !self.bins.program("pg_basebackup").is_file() {
+            self.cold_copy(&standby, &conninfo)?;
+            write_cluster_file(dir, &standby.file)?;
+            return Ok(standby);
+        }
         let data = standby.data_dir();
         let out = standby.run_server_program(
             "pg_basebackup",
@@ -125,4 +134,67 @@ impl LocalCluster {
         write_cluster_file(dir, &standby.file)?;
         Ok(standby)
     }
+
+    /// Copies this cluster's data directory while it is stopped, then makes
+    /// the copy a standby streaming with `conninfo`. A cleanly stopped
+    /// cluster's files are consistent as they are: the copy starts from the
+    /// shutdown checkpoint and streams what follows. This cluster keeps
+    /// 128 MB of WAL from then on, so a standby that starts late still
+    /// finds what it needs.
+    fn cold_copy(&self, standby: &LocalCluster, conninfo: &str) -> Result<(), ClusterError> {
+        let (from, to) = (self.data_dir(), standby.data_dir());
+        append(&from.join("postgresql.auto.conf"), "wal_keep_size = '128MB'\n")?;
+        self.stop()?;
+        let copied = copy_tree(&from, &to).and_then(|()| {
+            fs::write(to.join("standby.signal"), "").map_err(io("writing standby.signal"))?;
+            chown_to_postgres(&to.join("standby.signal"))?;
+            let quoted = conninfo.replace('\'', "''");
+            append(
+                &to.join("postgresql.auto.conf"),
+                &format!("primary_conninfo = '{quoted}'\n"),
+            )
+        });
+        // Up again whatever the copy did.
+        let mut primary = self.clone();
+        primary.start_server()?;
+        copied
+    }
+}
+
+/// Appends `text` to the file at `path`.
+fn append(path: &Path, text: &str) -> Result<(), ClusterError> {
+    use std::io::Write;
+    fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(io(format!("writing {}", path.display())))
+}
+
+/// Copies the directory `from` to `to` (which must not exist), owned by
+/// the server user, directories 0700, files with their own modes.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), ClusterError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir(to).map_err(io(format!("creating {}", to.display())))?;
+    fs::set_permissions(to, fs::Permissions::from_mode(0o700))
+        .map_err(io(format!("chmod {}", to.display())))?;
+    chown_to_postgres(to)?;
+    let entries = fs::read_dir(from).map_err(io(format!("reading {}", from.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(io(format!("reading {}", from.display())))?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_name() == "postmaster.pid" {
+            continue;
+        }
+        let kind = entry
+            .file_type()
+            .map_err(io(format!("reading {}", source.display())))?;
+        if kind.is_dir() {
+            copy_tree(&source, &target)?;
+        } else {
+            fs::copy(&source, &target).map_err(io(format!("copying {}", source.display())))?;
+            chown_to_postgres(&target)?;
+        }
+    }
+    Ok(())
 }
