@@ -1,0 +1,5 @@
+-- Undoes 0020: checkpoints no longer record their timeline.
+DROP TRIGGER rf_checkpoints_timeline ON rf_checkpoints;
+DROP FUNCTION rf_checkpoint_timeline();
+ALTER TABLE rf_checkpoints DROP COLUMN timeline;
+DROP FUNCTION rf_wal_timeline();

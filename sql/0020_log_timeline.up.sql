@@ -1,0 +1,51 @@
+-- rillflow 0020: which WAL timeline a checkpoint was written on.
+--
+-- After a lossy failover (a promoted asynchronous standby that had not
+-- received the last commits), positions and transaction ids of the lost
+-- events are handed out again. A reader that resumes from a cursor token
+-- of a lost event must rewind to a point it has read past and that no new
+-- event sorts before (rillflow_core::log_history). Checkpoints written
+-- before the failover give such a point; checkpoints written after it do
+-- not, and only the timeline tells them apart: a promotion starts a new
+-- one.
+
+-- The timeline WAL is written on now; NULL when it cannot be told. On a
+-- primary the current WAL file's name says it at once (the checkpoint
+-- record pg_control_checkpoint() reports still names the old timeline
+-- until the first checkpoint after a promotion). pg_walfile_name() is
+-- refused during recovery; a standby reports its last restartpoint's
+-- timeline, which may lag behind but is never ahead, and readers only
+-- trust fewer checkpoints for a timeline that is too low.
+CREATE FUNCTION rf_wal_timeline() RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF NOT pg_is_in_recovery() THEN
+        RETURN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint;
+    END IF;
+    BEGIN
+        RETURN (SELECT timeline_id FROM pg_control_checkpoint());
+    EXCEPTION WHEN insufficient_privilege THEN
+        RETURN NULL;
+    END;
+END
+$$;
+
+-- NULL: written before this migration, trusted by no reader until the
+-- checkpoint moves again.
+ALTER TABLE rf_checkpoints ADD COLUMN timeline bigint;
+
+-- Every write of a checkpoint's key records the timeline, whichever code
+-- path makes it (batches, resets, rebuilds, repartitioning), so none can
+-- forget to. A trigger's assignment needs no column privilege, so handler
+-- roles need no new grant.
+CREATE FUNCTION rf_checkpoint_timeline() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.timeline := rf_wal_timeline();
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER rf_checkpoints_timeline
+    BEFORE INSERT OR UPDATE OF tx_id, position ON rf_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION rf_checkpoint_timeline();
