@@ -1,5 +1,7 @@
 -- Undoes 0020: checkpoints no longer record their timeline.
 DROP TRIGGER rf_checkpoints_timeline ON rf_checkpoints;
 DROP FUNCTION rf_checkpoint_timeline();
-ALTER TABLE rf_checkpoints DROP COLUMN timeline;
+ALTER TABLE rf_checkpoints
+    DROP COLUMN timeline, DROP COLUMN prev_timeline, DROP COLUMN prev_tx_id,
+    DROP COLUMN prev_position;
 DROP FUNCTION rf_wal_timeline();

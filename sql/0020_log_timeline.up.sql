@@ -30,18 +30,36 @@ BEGIN
 END
 $$;
 
--- NULL: written before this migration, trusted by no reader until the
--- checkpoint moves again.
-ALTER TABLE rf_checkpoints ADD COLUMN timeline bigint;
+-- timeline: the one the key (tx_id, position) was written on; NULL for
+-- rows not written since this migration, trusted by no reader.
+-- prev_*: the key the row held when its timeline last changed, and that
+-- timeline. A projection that goes on after a failover moves its
+-- checkpoint among the new events at once; the key it had before the
+-- failover is what still proves which events are older than it, so it is
+-- kept (one timeline back: a reader who slept through two failovers
+-- rewinds to the start of the log).
+ALTER TABLE rf_checkpoints
+    ADD COLUMN timeline      bigint,
+    ADD COLUMN prev_timeline bigint,
+    ADD COLUMN prev_tx_id    bigint,
+    ADD COLUMN prev_position bigint;
 
 -- Every write of a checkpoint's key records the timeline, whichever code
 -- path makes it (batches, resets, rebuilds, repartitioning), so none can
--- forget to. A trigger's assignment needs no column privilege, so handler
--- roles need no new grant.
+-- forget to. A trigger's assignments need no column privilege, so handler
+-- roles need no new grant. It costs a function call on a row the batch
+-- writes anyway: no other row, no other lock.
 CREATE FUNCTION rf_checkpoint_timeline() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_now bigint := rf_wal_timeline();
 BEGIN
-    NEW.timeline := rf_wal_timeline();
+    IF TG_OP = 'UPDATE' AND OLD.timeline IS DISTINCT FROM v_now THEN
+        NEW.prev_timeline := OLD.timeline;
+        NEW.prev_tx_id := OLD.tx_id;
+        NEW.prev_position := OLD.position;
+    END IF;
+    NEW.timeline := v_now;
     RETURN NEW;
 END
 $$;

@@ -25,10 +25,16 @@ UNION ALL
 (SELECT tx_id, event_id FROM events_archive WHERE position = $1)
 LIMIT 1";
 
-/// The highest transaction id among checkpoints written on the timeline
-/// `$1` or before it (NULL: none). Checkpoints at the start prove nothing.
+/// The highest transaction id among checkpoint keys written on the
+/// timeline `$1` or before it, current or kept from before the row's last
+/// change of timeline (sql/0020); NULL: none. Keys at the start prove
+/// nothing.
 const PROVEN_SQL: &str = "
-SELECT max(tx_id) FROM rf_checkpoints WHERE timeline <= $1 AND tx_id > 0";
+SELECT max(tx) FROM (
+    SELECT tx_id AS tx FROM rf_checkpoints WHERE timeline <= $1
+    UNION ALL
+    SELECT prev_tx_id FROM rf_checkpoints WHERE prev_timeline <= $1
+) k WHERE tx > 0";
 
 /// The greatest event at or below a key, in either tier: two index walks
 /// backwards from the key, one row each.

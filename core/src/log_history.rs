@@ -38,7 +38,9 @@
 //! projection that went on on the new primary has a checkpoint among the new
 //! events, possibly below the token's reissued transaction id. So every
 //! checkpoint write records the WAL timeline it was made on (sql/0020), and
-//! a token records the timeline it was read on. Timelines only grow along a
+//! a token records the timeline it was read on. A checkpoint row also keeps
+//! the key it held when its timeline last changed, so the proof from before
+//! a failover outlives the projection's first batch after it. Timelines only grow along a
 //! history, and a promotion starts a new one; when the token's timeline is
 //! below the current one, a surviving checkpoint written on a timeline at
 //! or below the token's was written before the history forked away from

@@ -21,10 +21,12 @@ pub async fn start(store: &EventStore, from: ResumeFrom, on: OnDivergence) -> Re
         ResumeFrom::Position(position) => {
             // A bare position names whatever event holds it now, which
             // after a lossy failover may be another one: nothing to check.
+            // Said once the position is found, so a refusal stays one line.
+            let cursor = store.cursor_at(position).await?;
             eprintln!(
-                "note: --from {position} is a plain position, which cannot tell whether a failover lost its event; resume from the line's cursor token to have that checked"
+                "note: --from {position} is a plain position, which cannot tell whether a failover lost its event; resume from a line's cursor token to have that checked"
             );
-            return Ok(store.cursor_at(position).await?);
+            return Ok(cursor);
         }
         ResumeFrom::Token(token) => token,
     };
