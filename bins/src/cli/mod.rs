@@ -283,7 +283,9 @@ fn parse_resume_from(s: &str) -> Result<ResumeFrom, String> {
             .map(ResumeFrom::Position)
             .map_err(|_| "position out of range".to_owned());
     }
-    s.parse().map(ResumeFrom::Token).map_err(|e: rillflow_core::TokenError| e.to_string())
+    s.parse()
+        .map(ResumeFrom::Token)
+        .map_err(|e: rillflow_core::TokenError| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
