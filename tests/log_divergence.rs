@@ -277,3 +277,72 @@ fn a_bad_token_is_one_line() {
         assert!(line.contains("--from"), "{line}");
     }
 }
+
+/// Every checkpoint write records its timeline (sql/0020), whichever
+/// statement makes it, and the key a row held before its timeline changed
+/// is kept. Runs on any server (the standby tests need pg_basebackup),
+/// as a role with no privileges beyond the defaults.
+#[tokio::test]
+async fn checkpoint_writes_record_their_timeline() {
+    let mut db = rillflow_testkit::TestDb::migrated().await;
+    let pool = db.pool().await;
+    append_each(&pool, 0..5).await;
+    let cli = CliRunner::new(BIN, &db);
+    cli.catch_up(EXAMPLE, PROJECTION);
+    let row = || async {
+        sqlx::query_as::<_, (Option<i64>, Option<i64>, Option<i64>, i64)>(
+            "SELECT timeline, prev_timeline, prev_tx_id, tx_id FROM rf_checkpoints
+              WHERE projection = $1",
+        )
+        .bind(PROJECTION)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let (timeline, prev, _, tx) = row().await;
+    assert_eq!(
+        (timeline, prev),
+        (Some(1), None),
+        "a fresh cluster is on timeline 1"
+    );
+    // As if the row had been written on another timeline: the next write
+    // keeps that key.
+    sqlx::query("UPDATE rf_checkpoints SET timeline = 7 WHERE projection = $1")
+        .bind(PROJECTION)
+        .execute(&pool)
+        .await
+        .unwrap();
+    append_each(&pool, 5..8).await;
+    cli.catch_up(EXAMPLE, PROJECTION);
+    let (timeline, prev, prev_tx, moved) = row().await;
+    assert_eq!((timeline, prev, prev_tx), (Some(1), Some(7), Some(tx)));
+    assert!(moved > tx);
+
+    // Any role may read the timeline on a primary.
+    // Roles are the server's: one name per test process.
+    let role = format!("rf_plain_{}", std::process::id());
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE {role} NOLOGIN; GRANT USAGE ON SCHEMA public TO {role}; SET ROLE {role}"
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let t: Option<i64> = sqlx::query_scalar("SELECT rf_wal_timeline()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(t, Some(1));
+    let control: bool =
+        sqlx::query_scalar("SELECT has_function_privilege('pg_control_checkpoint()', 'execute')")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    eprintln!("a plain role may call pg_control_checkpoint(): {control}");
+    sqlx::raw_sql(&format!(
+        "RESET ROLE; DROP OWNED BY {role}; DROP ROLE {role}"
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+}
