@@ -269,10 +269,10 @@ pub enum ResumeFrom {
 
 /// `events tail --on-divergence`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+// No doc comments on the variants: clap would switch the whole help of
+// `events tail` to its long layout; the option's help says what they do.
 pub enum OnDivergence {
-    /// Exit with status 3 and one line naming the last common position.
     Fail,
-    /// Continue after the last common position.
     Rewind,
 }
 
