@@ -1,4 +1,6 @@
--- rillflow 0020: which WAL timeline a checkpoint was written on.
+-- rillflow 0020: the WAL timeline, to tell what was written before a lossy
+-- failover from what was written after it: on checkpoints, and in lease
+-- epochs.
 --
 -- After a lossy failover (a promoted asynchronous standby that had not
 -- received the last commits), positions and transaction ids of the lost
@@ -67,3 +69,18 @@ $$;
 CREATE TRIGGER rf_checkpoints_timeline
     BEFORE INSERT OR UPDATE OF tx_id, position ON rf_checkpoints
     FOR EACH ROW EXECUTE FUNCTION rf_checkpoint_timeline();
+
+-- The lowest epoch a lease granted now may have: (timeline - 1) << 32.
+-- After a lossy failover the leases the old primary granted after the
+-- standby's last replayed commit are gone from the rows, and counting on
+-- from what survived would grant their epochs again, to other nodes, while
+-- a node that holds one of them may still be running. Fences compare
+-- epochs only (rf_fence_cluster, rf_fence_partition), so both could write.
+-- Starting each timeline's epochs above every epoch of the timelines
+-- before it (fewer than 2^32 grants each) means an epoch is never granted
+-- twice: a node holding a lost one is fenced on its next batch and loses
+-- its renewal. On timeline 1 it is 0 and changes nothing.
+CREATE FUNCTION rf_epoch_floor() RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT (coalesce(rf_wal_timeline(), 1) - 1) << 32
+$$;
