@@ -346,3 +346,63 @@ async fn checkpoint_writes_record_their_timeline() {
     .await
     .unwrap();
 }
+
+/// The daemon's history watch: one look before the failover, one after,
+/// notices the promotion; a checkpoint whose event the log lost (as when
+/// checkpoints are kept on another server than the events) is reported
+/// once; both are counted in `rillflow_log_divergences_total`.
+#[tokio::test]
+async fn the_history_watch_notices_a_promotion_and_a_vanished_checkpoint() {
+    use prometheus::Encoder;
+    use rillflow_adapters::daemon::history_watch::{Finding, HistoryWatch};
+
+    let pair = StandbyPair::start("diverge-watch").await;
+    let primary = pair.primary_pool().await;
+    let old = CliRunner::at_url(BIN, pair.primary_url());
+    append_each(&primary, 0..5).await;
+    old.catch_up(EXAMPLE, PROJECTION);
+    let watch = HistoryWatch::new();
+    assert_eq!(watch.check(&primary, &primary).await.unwrap(), vec![]);
+    pair.wait_replayed(std::time::Duration::from_secs(30)).await;
+    pair.cut_off().await;
+    append_each(&primary, 5..10).await;
+    let lost = whole_log(&old, &primary).await[9].clone();
+    primary.close().await;
+    pair.fail_over().await;
+    let promoted = pair.standby_pool().await;
+    assert_eq!(
+        watch.check(&promoted, &promoted).await.unwrap(),
+        vec![Finding::TimelineChanged { from: 1, to: 2 }]
+    );
+    assert_eq!(watch.check(&promoted, &promoted).await.unwrap(), vec![]);
+
+    // A checkpoint that had applied the lost event, as a checkpoint kept
+    // on another server would still say.
+    sqlx::query("UPDATE rf_checkpoints SET tx_id = $1, position = $2 WHERE projection = $3")
+        .bind(key(&lost).tx_id)
+        .bind(key(&lost).position)
+        .bind(PROJECTION)
+        .execute(&promoted)
+        .await
+        .unwrap();
+    let found = watch.check(&promoted, &promoted).await.unwrap();
+    assert!(
+        matches!(&found[..], [Finding::CheckpointVanished { slot, at }]
+            if slot.projection == PROJECTION && *at == key(&lost)),
+        "{found:?}"
+    );
+    assert_eq!(
+        watch.check(&promoted, &promoted).await.unwrap(),
+        vec![],
+        "reported once"
+    );
+    let mut text = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&watch.gather(), &mut text)
+        .unwrap();
+    let text = String::from_utf8(text).unwrap();
+    for kind in ["timeline", "checkpoint"] {
+        let series = format!("rillflow_log_divergences_total{{kind=\"{kind}\"}} 1");
+        assert!(text.contains(&series), "{text}");
+    }
+}

@@ -17,8 +17,16 @@ use crate::store::EventStore;
 /// The timeline WAL is written on (sql/0020); 0 when it cannot be told.
 const TIMELINE_SQL: &str = "SELECT rf_wal_timeline()";
 
+/// The id of the event at a key, in either tier: an index lookup.
+const AT_KEY_SQL: &str = "
+(SELECT event_id FROM events WHERE tx_id = $1 AND position = $2)
+UNION ALL
+(SELECT event_id FROM events_archive WHERE tx_id = $1 AND position = $2)
+LIMIT 1";
+
 /// The event at a position, in either tier (positions are unique across
-/// both, and an event moved between them keeps its position).
+/// both, and an event moved between them keeps its position). Only asked
+/// once a token diverged, to say what holds its position now.
 const AT_POSITION_SQL: &str = "
 (SELECT tx_id, event_id FROM events WHERE position = $1)
 UNION ALL
@@ -79,7 +87,7 @@ impl Divergence {
 }
 
 /// The server's timeline, 0 when unknown.
-pub async fn timeline(conn: &mut PgConnection) -> Result<u32, StoreError> {
+pub async fn timeline(conn: &mut PgConnection) -> Result<u32, sqlx::Error> {
     let t: Option<i64> = sqlx::query_scalar(TIMELINE_SQL)
         .fetch_one(&mut *conn)
         .await?;
@@ -88,6 +96,20 @@ pub async fn timeline(conn: &mut PgConnection) -> Result<u32, StoreError> {
 
 /// Decides where a reader holding `token` continues, on one connection.
 pub async fn resume(conn: &mut PgConnection, token: &LogToken) -> Result<Resume, StoreError> {
+    let at_key: Option<Uuid> = sqlx::query_scalar(AT_KEY_SQL)
+        .bind(token.tx_id)
+        .bind(token.position)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(event_id) = at_key {
+        let now = AtPosition::Event {
+            tx_id: token.tx_id,
+            event_id,
+        };
+        if survived(token, now) {
+            return Ok(Resume::After(token.cursor()));
+        }
+    }
     let at: Option<(i64, Uuid)> = sqlx::query_as(AT_POSITION_SQL)
         .bind(token.position)
         .fetch_optional(&mut *conn)
@@ -96,9 +118,6 @@ pub async fn resume(conn: &mut PgConnection, token: &LogToken) -> Result<Resume,
         Some((tx_id, event_id)) => AtPosition::Event { tx_id, event_id },
         None => AtPosition::Nothing,
     };
-    if survived(token, now) {
-        return Ok(Resume::After(token.cursor()));
-    }
     let server = timeline(conn).await?;
     let proven = match trusted_timeline(token, server) {
         Some(t) => {

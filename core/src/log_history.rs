@@ -210,6 +210,12 @@ pub fn rewind_bound(token: &LogToken, proven_tx: Option<i64>) -> Option<GlobalCu
     Some(proven.min(token.cursor()))
 }
 
+/// Whether a server's timeline moved from `seen` to `now` between two
+/// looks: a promotion happened (0, unknown, is never a change).
+pub fn timeline_changed(seen: u32, now: u32) -> bool {
+    seen != 0 && now != 0 && seen != now
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +337,14 @@ mod tests {
                 "{reader} {server}"
             );
         }
+    }
+
+    #[test]
+    fn a_timeline_changes_only_between_known_values() {
+        assert!(timeline_changed(1, 2));
+        assert!(!timeline_changed(1, 1));
+        assert!(!timeline_changed(0, 2), "the first look");
+        assert!(!timeline_changed(2, 0), "a look that could not tell");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use prometheus::proto::MetricFamily;
 use rillflow_adapters::archive::ArchiveStats;
-use rillflow_adapters::daemon::{PgLeaseStore, WriteGate};
+use rillflow_adapters::daemon::{HistoryWatch, PgLeaseStore, WriteGate};
 use rillflow_adapters::health::{self, diag, HealthSource};
 use rillflow_adapters::projection::{ProjectionCatalog, ProjectionStatus, RuntimeMetrics};
 use rillflow_core::lease::health::{evaluate, ClusterHealth, HealthRules};
@@ -22,6 +22,9 @@ pub struct DaemonHealth {
     pub catalog: ProjectionCatalog,
     pub max_lag: i64,
     pub metrics: Arc<RuntimeMetrics>,
+    /// What it noticed of a changed history (a promotion, a vanished
+    /// checkpoint).
+    pub history: Arc<HistoryWatch>,
     /// This daemon's settings, secrets redacted, for the diagnostics bundle.
     pub config: Value,
     /// The schema tenant it serves, labelled on every metric.
@@ -110,7 +113,9 @@ impl HealthSource for DaemonHealth {
     }
 
     fn local_metrics(&self) -> Vec<MetricFamily> {
-        self.metrics.gather()
+        let mut families = self.metrics.gather();
+        families.extend(self.history.gather());
+        families
     }
 
     fn local(&self) -> Value {
