@@ -51,3 +51,51 @@ async fn an_epoch_lost_in_a_failover_is_never_granted_again() {
         .await
         .unwrap();
 }
+
+/// The same for partition leases: a claim the old primary granted after the
+/// standby's last replayed commit is lost, and the promoted server's next
+/// claim of that partition has an epoch above it.
+#[tokio::test]
+async fn a_partition_epoch_lost_in_a_failover_is_never_granted_again() {
+    use rillflow_adapters::ownership::{OwnershipError, PgOwnershipStore};
+    use rillflow_adapters::projection::ProjectionCatalog;
+
+    let pair = StandbyPair::start("partition-epoch-failover").await;
+    let primary = pair.primary_pool().await;
+    ProjectionCatalog::new(primary.clone())
+        .register_all("p", 2)
+        .await
+        .unwrap();
+    let old = PgOwnershipStore::new(primary);
+    let first = old.claim("p", 0, "a", TTL).await.unwrap().expect("free");
+    assert_eq!(first, 1);
+    pair.wait_replayed(Duration::from_secs(30)).await;
+    pair.cut_off().await;
+    tokio::time::sleep(TTL + Duration::from_millis(100)).await;
+    let lost = old
+        .claim("p", 0, "b", LONG)
+        .await
+        .unwrap()
+        .expect("expired");
+    assert_eq!(lost, 2);
+
+    pair.fail_over().await;
+    let new = PgOwnershipStore::new(pair.standby_pool().await);
+    tokio::time::sleep(TTL).await;
+    let after = new
+        .claim("p", 0, "c", LONG)
+        .await
+        .unwrap()
+        .expect("expired");
+    assert!(after >= 1 << 32, "{after}");
+    assert!(matches!(
+        new.begin_fenced("p", 0, lost).await,
+        Err(OwnershipError::Fenced { .. })
+    ));
+    new.begin_fenced("p", 0, after)
+        .await
+        .expect("c writes")
+        .commit()
+        .await
+        .unwrap();
+}
