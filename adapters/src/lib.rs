@@ -12,6 +12,7 @@ pub mod event;
 pub mod health;
 pub mod local_cluster;
 pub mod log_contract;
+pub mod log_history;
 pub mod migrate;
 pub mod ownership;
 pub mod pg_binaries;

@@ -343,8 +343,19 @@ impl EventStore {
         limit: i64,
     ) -> Result<ReadAllBatch, StoreError> {
         let mut conn = self.pool.acquire().await?;
+        self.read_all_on(&mut conn, after, limit).await
+    }
+
+    /// [`Self::read_all`] on the caller's connection (a reader that asks
+    /// the same server something else first, see `log_history`).
+    pub(crate) async fn read_all_on(
+        &self,
+        conn: &mut PgConnection,
+        after: GlobalCursor,
+        limit: i64,
+    ) -> Result<ReadAllBatch, StoreError> {
         let events = if read_plan(self.include_archived).cold {
-            Self::read_all_in(&mut conn, after, limit, PartitionSpec::WHOLE).await?
+            Self::read_all_in(conn, after, limit, PartitionSpec::WHOLE).await?
         } else {
             sqlx::query_as(&READ_HOT_SQL)
                 .bind(after.tx_id)

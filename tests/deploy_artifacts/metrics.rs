@@ -47,6 +47,7 @@ pub(crate) const EXPORTED: &[&str] = &[
     "archive_streams_awaiting_move",
     "rillflow_health_view_age_seconds",
     "rillflow_health_refresh_failures_total",
+    "rillflow_log_divergences_total",
 ];
 
 /// Families exported as histograms: queried through their `_bucket`, `_sum`
@@ -65,11 +66,16 @@ pub(crate) const PROCESS_LOCAL: &[&str] = &[
     "rillflow_projection_batch_failures_total",
     "rillflow_health_view_age_seconds",
     "rillflow_health_refresh_failures_total",
+    "rillflow_log_divergences_total",
 ];
 
-/// Where the metric names are defined: the health server's families and the
-/// projection runtime's own batch metrics.
-const METRIC_SOURCES: &[&str] = &["adapters/src/health", "adapters/src/projection/metrics.rs"];
+/// Where the metric names are defined: the health server's families, the
+/// projection runtime's own batch metrics and the daemon's history watch.
+const METRIC_SOURCES: &[&str] = &[
+    "adapters/src/health",
+    "adapters/src/projection/metrics.rs",
+    "adapters/src/daemon/history_watch.rs",
+];
 
 /// String literals in Rust source that look like metric names: an opening
 /// quote, a known prefix, lower-case letters and underscores, a closing quote.

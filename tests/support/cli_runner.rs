@@ -22,6 +22,11 @@ impl CliRunner {
         }
     }
 
+    /// `bin` on the database at `url` (a server of a `StandbyPair`, say).
+    pub fn at_url(bin: &'static str, url: String) -> Self {
+        CliRunner { bin, url }
+    }
+
     /// Runs `args` and returns what happened.
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(self.bin)

@@ -3,6 +3,7 @@
 pub mod contract;
 pub mod contract_sessions;
 pub mod driver;
+pub mod history_watch;
 pub mod lease_session;
 pub mod lease_store;
 pub mod operator;
@@ -18,6 +19,7 @@ pub mod write_gate;
 pub mod write_probe;
 
 pub use driver::{Driver, DriverError, Signal};
+pub use history_watch::HistoryWatch;
 pub use lease_session::PgLeaseSession;
 pub use lease_store::{FencedWrites, LeaseError, LeaseStore, NodeIdentity};
 pub use operator::{ClusterAdmin, OperatorError};

@@ -187,9 +187,15 @@ pub(super) const HEARTBEAT: &str = concat!(
 /// session holds it; otherwise (no key given, or a transaction pooler put
 /// the statement on another server connection) the lease is judged by its
 /// ttl alone, and `session_bound` says so.
+///
+/// The next epoch is at least `rf_epoch_floor()` (sql/0020): after a lossy failover the grants the old primary made
+/// after the standby's last replayed commit are gone, and counting on from
+/// the surviving row would hand their epochs out again, to other nodes.
+/// The fence checks the epoch alone, so a node still holding such an epoch
+/// could then write beside the new holder (LEASE-1).
 pub(super) const TRY_ACQUIRE: &str = "
 UPDATE rf_daemon_clusters c
-SET epoch = c.epoch + 1,
+SET epoch = greatest(c.epoch + 1, rf_epoch_floor()),
     leader_node = $2,
     lease_lock_key = CASE WHEN rf_session_lock_mine($6) THEN $6 END,
     lease_token = gen_random_uuid(),

@@ -76,7 +76,9 @@ ORDER BY kind, name, num";
 
 /// Takes partition $2 for worker $3 for $4 ms, bound to session key $5 if
 /// this runs on its server process $6, when nobody holds it: never granted, released,
-/// expired, or bound to a session that ended. Returns the new epoch.
+/// expired, or bound to a session that ended. Returns the new epoch, which
+/// is never one a lossy failover may have lost (`rf_epoch_floor()`,
+/// sql/0020, as for cluster leases).
 ///
 /// A lease freed by its session's end was unowned for a moment nobody
 /// recorded; its gap counts as nothing in `unowned_secs` (the `greatest`
@@ -84,10 +86,12 @@ ORDER BY kind, name, num";
 pub(super) const CLAIM: &str = "
 INSERT INTO rf_partition_leases AS l
        (projection, partition_key, owner, epoch, expires_at, lease_lock_key)
-VALUES ($1, $2, $3, 1, clock_timestamp() + make_interval(secs => $4::float8 / 1000),
+VALUES ($1, $2, $3, greatest(1, rf_epoch_floor()),
+        clock_timestamp() + make_interval(secs => $4::float8 / 1000),
         CASE WHEN pg_backend_pid() = $6 THEN $5 END)
 ON CONFLICT (projection, partition_key) DO UPDATE
-   SET owner = EXCLUDED.owner, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at,
+   SET owner = EXCLUDED.owner, epoch = greatest(l.epoch + 1, EXCLUDED.epoch),
+       expires_at = EXCLUDED.expires_at,
        lease_lock_key = EXCLUDED.lease_lock_key,
        released_at = NULL,
        unowned_secs = l.unowned_secs + greatest(0, extract(epoch FROM

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rillflow_core::tenant::TenantName;
-use rillflow_core::ExpectedVersion;
+use rillflow_core::{ExpectedVersion, LogToken};
 use uuid::Uuid;
 
 /// Event store, projection daemon and operations CLI for event-sourced read
@@ -251,9 +251,18 @@ pub struct TailArgs {
     pub db: DatabaseArgs,
     #[command(flatten)]
     pub read: ReadDatabaseArgs,
-    /// Start after the event at this global position (0: from the beginning).
-    #[arg(long, value_name = "POS", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
-    pub from: i64,
+    /// Start after this event: a cursor token as printed in each line's
+    /// `cursor` (checked: a token of an event a failover lost is refused,
+    /// see --on-divergence), or a plain global position (0: from the
+    /// beginning; not checked).
+    #[arg(long, value_name = "TOKEN|POS", default_value = "0", value_parser = parse_resume_from)]
+    pub from: ResumeFrom,
+    /// What to do when the --from token's event is no longer in the log (a
+    /// lossy failover lost it): `fail` (exit status 3, naming the last
+    /// common position) or `rewind` (continue after that position; events
+    /// already seen may come again, none is skipped).
+    #[arg(long, value_enum, default_value_t = OnDivergence::Fail)]
+    pub on_divergence: OnDivergence,
     /// Events fetched per query.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub batch_size: i64,
@@ -266,6 +275,36 @@ pub struct TailArgs {
     /// Include events in cold storage (and of archived streams).
     #[arg(long)]
     pub with_archived: bool,
+}
+
+/// Where `events tail --from` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeFrom {
+    /// After the event at this position, whatever event holds it now.
+    Position(i64),
+    /// After this event, if the log still holds it.
+    Token(LogToken),
+}
+
+/// `events tail --on-divergence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+// No doc comments on the variants: clap would switch the whole help of
+// `events tail` to its long layout; the option's help says what they do.
+pub enum OnDivergence {
+    Fail,
+    Rewind,
+}
+
+fn parse_resume_from(s: &str) -> Result<ResumeFrom, String> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(ResumeFrom::Position)
+            .map_err(|_| "position out of range".to_owned());
+    }
+    s.parse()
+        .map(ResumeFrom::Token)
+        .map_err(|e: rillflow_core::TokenError| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,15 +1,27 @@
-//! `rillflow events tail [--from POS] [--once] [--with-archived]`
+//! `rillflow events tail [--from TOKEN|POS] [--on-divergence fail|rewind] [--once] [--with-archived]`
 
 use rillflow_core::tenant::TenantOperation;
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Result;
+use rillflow_adapters::log_history::{read_all_tagged, token_of};
 use rillflow_adapters::replica::retry_conflicts;
-use rillflow_adapters::EventStore;
+use rillflow_adapters::{EventStore, RecordedEvent};
+use serde::Serialize;
 
 use crate::cli::TailArgs;
 use crate::commands::{read_source, signals};
+
+use super::resume;
+
+/// One output line: the event and the token to resume after it.
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    event: &'a RecordedEvent,
+    cursor: String,
+}
 
 pub async fn run(args: TailArgs) -> Result<()> {
     let shutdown = signals::shutdown()?;
@@ -25,17 +37,18 @@ pub async fn run(args: TailArgs) -> Result<()> {
     if args.with_archived {
         store = store.with_archived();
     }
-    let mut cursor = store.cursor_at(args.from).await?;
+    let mut cursor = resume::start(&store, args.from, args.on_divergence).await?;
     let mut out = std::io::stdout().lock();
     loop {
-        let batch = tokio::select! {
+        let (batch, timeline) = tokio::select! {
             biased;
             _ = &mut shutdown => return Ok(()),
             // A standby may cancel a read for its replay: read again.
-            batch = retry_conflicts(|| store.read_all(cursor, args.batch_size), || {}) => batch?,
+            batch = retry_conflicts(|| read_all_tagged(&store, cursor, args.batch_size), || {}) => batch?,
         };
         for event in &batch.events {
-            serde_json::to_writer(&mut out, event)?;
+            let cursor = token_of(event, timeline).to_string();
+            serde_json::to_writer(&mut out, &Line { event, cursor })?;
             out.write_all(b"\n")?;
         }
         out.flush()?;

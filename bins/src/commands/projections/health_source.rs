@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use prometheus::proto::MetricFamily;
 use rillflow_adapters::archive::ArchiveStats;
-use rillflow_adapters::daemon::{PgLeaseStore, WriteGate};
+use rillflow_adapters::daemon::{HistoryWatch, PgLeaseStore, WriteGate};
 use rillflow_adapters::health::{self, diag, HealthSource};
 use rillflow_adapters::projection::{ProjectionCatalog, ProjectionStatus, RuntimeMetrics};
 use rillflow_adapters::replica::ReplicaWatch;
@@ -23,6 +23,9 @@ pub struct DaemonHealth {
     pub catalog: ProjectionCatalog,
     pub max_lag: i64,
     pub metrics: Arc<RuntimeMetrics>,
+    /// What it noticed of a changed history (a promotion, a vanished
+    /// checkpoint).
+    pub history: Arc<HistoryWatch>,
     /// This daemon's settings, secrets redacted, for the diagnostics bundle.
     pub config: Value,
     /// The schema tenant it serves, labelled on every metric.
@@ -115,6 +118,7 @@ impl HealthSource for DaemonHealth {
 
     fn local_metrics(&self) -> Vec<MetricFamily> {
         let mut families = self.metrics.gather();
+        families.extend(self.history.gather());
         if let Some(replica) = &self.replica {
             families.extend(replica.gather());
         }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rillflow_adapters::daemon::{
-    daemon_pool_config, watch_sessions, PgLeaseStore, PgSessionWatch, TokioClock,
+    daemon_pool_config, history_watch, watch_sessions, HistoryWatch, PgLeaseStore, PgSessionWatch,
+    TokioClock,
 };
 use rillflow_adapters::ownership::{
     announce_session_ends, forward_changes, ChangeNotices, OwnedWorker, OwnerDriver, OwnerSignal,
@@ -79,6 +80,13 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
         tracing::info!(projection = p.name(), partitions = total, worker = %node, "joining the projection's workers");
     }
     let metrics = Arc::new(RuntimeMetrics::new());
+    // Every daemon watches for a changed history, served or not: its
+    // findings go to the log as well as to the metrics.
+    let history = Arc::new(HistoryWatch::new());
+    // Events where this daemon reads them: a checkpoint it made from a
+    // standby's log must be found in that log.
+    let events_pool = replica.as_ref().map_or_else(|| pool.clone(), |r| r.pool().clone());
+    history.spawn(pool.clone(), events_pool, history_watch::CHECK_EVERY);
     if let Some(addr) = args.health_bind {
         let source = DaemonHealth {
             tenant: scoped.tenant_name().map(ToString::to_string),
@@ -89,6 +97,7 @@ pub async fn run(args: RunLoopArgs, node: String) -> Result<()> {
             catalog: catalog.clone(),
             max_lag: args.max_lag,
             metrics: metrics.clone(),
+            history: history.clone(),
             config: daemon_config(&args, &node),
             replica: replica
                 .clone()

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rillflow_adapters::daemon::{
-    check_names, daemon_pool_config, forward_releases, watch_leader_sessions, Driver, LeaseStore,
-    NodeIdentity, PgLeaseStore, PgSessionWatch, Processor, Signal, TokioClock, WriteGate,
-    WriteProbe,
+    check_names, daemon_pool_config, forward_releases, history_watch, watch_leader_sessions,
+    Driver, HistoryWatch, LeaseStore, NodeIdentity, PgLeaseStore, PgSessionWatch, Processor,
+    Signal, TokioClock, WriteGate, WriteProbe,
 };
 use rillflow_adapters::projection::{
     wakeup, BatchOwner, Batches, PgBatches, Projection, ProjectionCatalog, ProjectionProcessor,
@@ -148,6 +148,13 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
         }
         ClusterMode::Single => (None, None),
     };
+    // Every daemon watches for a changed history, served or not: its
+    // findings go to the log as well as to the metrics.
+    let history = Arc::new(HistoryWatch::new());
+    // Events where this daemon reads them: a checkpoint it made from a
+    // standby's log must be found in that log.
+    let events_pool = replica.as_ref().map_or_else(|| pool.clone(), |r| r.pool().clone());
+    history.spawn(pool.clone(), events_pool, history_watch::CHECK_EVERY);
     if let Some(addr) = args.health_bind {
         let source = DaemonHealth {
             tenant: scoped.tenant_name().map(ToString::to_string),
@@ -158,6 +165,7 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
             catalog: catalog.clone(),
             max_lag: args.max_lag,
             metrics: metrics.clone(),
+            history: history.clone(),
             config: daemon_config(&args, &node),
             replica: replica
                 .clone()
