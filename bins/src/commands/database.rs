@@ -17,7 +17,8 @@ pub const LOCAL_DATABASE: &str = "rillflow";
 
 /// A pool for a command, scoped to the tenant it was given.
 pub struct Scoped {
-    /// The tenant's schema for a schema tenant, else the base schema.
+    /// The tenant's schema for a schema tenant, its database for a
+    /// database tenant, else the base schema.
     pub pool: PgPool,
     /// The tenant, when `--tenant` was given.
     pub tenant: Option<TenantScope>,
@@ -58,7 +59,7 @@ pub async fn open_configured(
             tenant: None,
         });
     };
-    let scope = TenantScope::resolve(&base, name, operation).await?;
+    let scope = TenantScope::resolve(&base, name, operation, config).await?;
     if args.database_url.is_none() && scope.mode == TenancyMode::Schema {
         // The local database follows this binary's schema, tenants too.
         Migrations::apply(&scope.pool).await?;
