@@ -52,7 +52,7 @@ pub struct TenantAddArgs {
     /// With --mode database: the tenant database's URL, without a password
     /// (one is refused: rillflow stores the URL). The password comes from
     /// RILLFLOW_TENANT_<NAME>_PASSWORD, PGPASSWORD or a pgpass file.
-    #[arg(long, value_name = "URL", required_if_eq("mode", "database"))]
+    #[arg(long, value_name = "URL")]
     pub url: Option<String>,
 }
 
