@@ -179,6 +179,12 @@ async fn a_database_tenant_is_a_store_in_its_own_database() {
     assert!(one_line_failure(&drop, Some(1)).contains("rillflow never drops"));
     let busy = cli.run(&["tenants", "remove", "acme"]);
     assert!(one_line_failure(&busy, Some(1)).contains("tenant acme owns 1 streams"));
+    // Reverting sql/0020 would unregister it: refused without --force.
+    let down = cli.run(&["migrate", "--down", "1"]);
+    assert!(
+        one_line_failure(&down, Some(1)).contains("column rf_tenants.url (1 value)"),
+        "{down:?}"
+    );
     assert_eq!(fingerprint(&pool).await, before);
 }
 

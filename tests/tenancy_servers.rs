@@ -238,6 +238,10 @@ async fn a_killed_tenant_server_stops_that_tenant_only_and_its_work_resumes() {
     );
     assert_eq!(lines[1], "error: 1 of 4 failed: tenant globex (database)");
     assert!(!stderr.contains(&globex_password));
+    // Unregistering needs its server, to check it owns no streams.
+    let remove = cli.run(&["tenants", "remove", "globex"]);
+    let line = one_line_failure(&remove, Some(1));
+    assert!(line.contains("tenant globex: cannot reach"), "{line}");
     let listed = cli.run(&["tenants", "list", "--output", "json"]);
     assert_eq!(listed.status.code(), Some(1));
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
