@@ -78,6 +78,23 @@ async fn a_database_tenant_is_a_store_in_its_own_database() {
         "json",
     ]);
     assert_eq!(read.as_array().unwrap().len(), 3);
+    // A failure after the tenant is reached names it too.
+    let conflict = cli.run(&[
+        "events",
+        "append",
+        "--tenant",
+        "acme",
+        "--stream",
+        &stream.to_string(),
+        "--type",
+        "Counted",
+        "--data",
+        "{}",
+        "--expected-version",
+        "7",
+    ]);
+    let line = one_line_failure(&conflict, None);
+    assert!(line.starts_with("error: tenant acme: "), "{line}");
     let acme = acme_db.pool().await;
     assert_eq!(count(&acme, "SELECT count(*) FROM events").await, 3);
     assert_eq!(count(&pool, "SELECT count(*) FROM events").await, 0);

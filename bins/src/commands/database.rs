@@ -36,6 +36,19 @@ impl Scoped {
     }
 }
 
+/// The database tenant this process acts for, once resolved.
+static DATABASE_TENANT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// `line` (a command's error) naming the database tenant the command acts
+/// for, unless it already does: a failure on a tenant's own server must
+/// say which tenant's server failed.
+pub fn naming_database_tenant(line: String) -> String {
+    match DATABASE_TENANT.get() {
+        Some(name) if !line.contains(&format!("tenant {name}")) => format!("tenant {name}: {line}"),
+        _ => line,
+    }
+}
+
 /// Connects to the given URL as is, or to the local database, which is
 /// started and brought to the latest schema first: it is rillflow's own, so
 /// nobody else's migration policy applies to it. With `--tenant`, the
@@ -60,6 +73,11 @@ pub async fn open_configured(
         });
     };
     let scope = TenantScope::resolve(&base, name, operation, config).await?;
+    if scope.mode == TenancyMode::Database {
+        // Whatever fails from here on may be the tenant's server: the
+        // command's error line will say whose.
+        let _ = DATABASE_TENANT.set(name.to_string());
+    }
     if args.database_url.is_none() && scope.mode == TenancyMode::Schema {
         // The local database follows this binary's schema, tenants too.
         Migrations::apply(&scope.pool).await?;
