@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", commands::one_line(&e));
+            eprintln!("error: {}", commands::error_line(&e));
             match e.downcast_ref::<commands::Status>() {
                 Some(status) => ExitCode::from(status.code),
                 None => ExitCode::FAILURE,

@@ -33,18 +33,23 @@ fn injection_and_reserved_names_are_refused() {
 
 #[test]
 fn modes_round_trip_and_unknown_modes_fail() {
-    for mode in [TenancyMode::Conjoined, TenancyMode::Schema] {
+    for mode in [
+        TenancyMode::Conjoined,
+        TenancyMode::Schema,
+        TenancyMode::Database,
+    ] {
         assert_eq!(mode.as_str().parse::<TenancyMode>(), Ok(mode));
     }
     assert!("shared".parse::<TenancyMode>().is_err());
 }
 
 #[test]
-fn schema_tenants_scope_everything_conjoined_only_per_stream_operations() {
+fn schema_and_database_tenants_scope_everything_conjoined_only_per_stream_operations() {
     use TenantOperation::*;
     let all = [Events, ArchiveStreams, ArchiveTables, WholeLog, Migrate];
     for op in all {
         assert_eq!(op.check("acme", TenancyMode::Schema), Ok(()));
+        assert_eq!(op.check("acme", TenancyMode::Database), Ok(()));
     }
     assert_eq!(Events.check("acme", TenancyMode::Conjoined), Ok(()));
     assert_eq!(ArchiveStreams.check("acme", TenancyMode::Conjoined), Ok(()));

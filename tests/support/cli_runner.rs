@@ -11,6 +11,7 @@ use crate::TestDb;
 pub struct CliRunner {
     bin: &'static str,
     url: String,
+    env: Vec<(String, String)>,
 }
 
 impl CliRunner {
@@ -19,12 +20,24 @@ impl CliRunner {
         CliRunner {
             bin,
             url: db.url.clone(),
+            env: Vec::new(),
         }
     }
 
     /// `bin` on the database at `url` (a server of a `StandbyPair`, say).
     pub fn at_url(bin: &'static str, url: String) -> Self {
-        CliRunner { bin, url }
+        CliRunner {
+            bin,
+            url,
+            env: Vec::new(),
+        }
+    }
+
+    /// The same, with `key=value` in every run's environment (a database
+    /// tenant's password, say).
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     /// Runs `args` and returns what happened.
@@ -36,6 +49,7 @@ impl CliRunner {
             .env_remove("PARTITION_KEY")
             .env_remove("TOTAL_PARTITIONS")
             .env_remove("RILLFLOW_TENANT")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run rillflow")
     }

@@ -21,6 +21,18 @@ impl Process {
         args: &[&str],
         log_dir: &Path,
     ) -> Process {
+        Self::spawn_with_env(bin, name, database_url, args, log_dir, &[])
+    }
+
+    /// [`Process::spawn`] with `env` added to the environment.
+    pub fn spawn_with_env(
+        bin: &Path,
+        name: &str,
+        database_url: &str,
+        args: &[&str],
+        log_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Process {
         std::fs::create_dir_all(log_dir).expect("log dir");
         let log = std::fs::File::create(log_dir.join(format!("{name}.log"))).expect("log file");
         let child = Command::new(bin)
@@ -30,6 +42,7 @@ impl Process {
                 "RUST_LOG",
                 std::env::var("RILLFLOW_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)

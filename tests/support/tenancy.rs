@@ -29,3 +29,20 @@ pub fn append_as(cli: &CliRunner, tenant: &str, stream: Uuid, n: usize) {
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
+
+/// `url` without its password, and the password (empty when it has none):
+/// a database tenant is registered with the first and reaches its server
+/// with the second through `RILLFLOW_TENANT_<NAME>_PASSWORD`.
+pub fn split_password(url: &str) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return (url.to_owned(), String::new());
+    };
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    (
+        format!("{scheme}://{user}@{host}{tail}"),
+        password.to_owned(),
+    )
+}

@@ -2,6 +2,7 @@
 
 use rillflow_core::tenant::{ScopeRefusal, TenancyMode};
 
+use super::TenantUrlError;
 use crate::MigrateError;
 
 /// What can go wrong when adding or resolving a tenant.
@@ -9,7 +10,7 @@ use crate::MigrateError;
 pub enum TenantError {
     /// The name is not in the base schema's registry.
     #[error(
-        "unknown tenant {0}; register it with `rillflow tenants add {0} --mode conjoined|schema`"
+        "unknown tenant {0}; register it with `rillflow tenants add {0} --mode conjoined|schema|database`"
     )]
     Unknown(String),
     /// The tenant exists with the other mode; moving data between modes is
@@ -46,6 +47,68 @@ pub enum TenantError {
     /// `--drop-schema` given for a tenant without a schema of its own.
     #[error("tenant {0} is conjoined: it has no schema of its own to drop")]
     NoSchema(String),
+    /// `--drop-schema` given for a database tenant: rillflow never drops a
+    /// database, which may hold more than the tenant's store.
+    #[error("tenant {0} keeps its store in a database of its own, which rillflow never drops; unregister it without --drop-schema")]
+    KeepsDatabase(String),
+    /// A database tenant registered without a URL.
+    #[error("tenant {0}: --mode database needs --url")]
+    NeedsUrl(String),
+    /// The tenant's URL was refused.
+    #[error("tenant {tenant}: {source}")]
+    BadUrl {
+        /// The tenant.
+        tenant: String,
+        /// Why.
+        #[source]
+        source: TenantUrlError,
+    },
+    /// A database tenant's server cannot be reached (or refused the
+    /// login). The message names the tenant and its password-free URL.
+    #[error("tenant {tenant}: cannot reach its database at {url}: {reason}")]
+    Unreachable {
+        /// The tenant.
+        tenant: String,
+        /// Its URL, without a password.
+        url: String,
+        /// The driver's words, passwords redacted.
+        reason: String,
+    },
+    /// A database tenant's server failed a statement after the connection
+    /// was made (it went away, or refused).
+    #[error("tenant {tenant}: its database at {url} failed: {reason}")]
+    Remote {
+        /// The tenant.
+        tenant: String,
+        /// Its URL, without a password.
+        url: String,
+        /// The driver's words, passwords redacted.
+        reason: String,
+    },
+    /// The tenant is registered at another URL: moving a store is not
+    /// something a registration can do.
+    #[error("tenant {name} is already registered at {registered}; remove it first to register another database")]
+    UrlConflict {
+        /// The tenant.
+        name: String,
+        /// Its registered URL.
+        registered: String,
+    },
+    /// The URL leads to the base store itself, which would mix the
+    /// tenant's streams with untenanted ones.
+    #[error("tenant {0}: its URL leads to the base store itself; give it a database of its own")]
+    IsBaseStore(String),
+    /// The schema the URL's sessions land in holds tables that are not a
+    /// rillflow store, or does not exist.
+    #[error("tenant {tenant}: {problem} at {url}; give it a database of its own")]
+    DatabaseTaken {
+        /// The tenant.
+        tenant: String,
+        /// Its URL, without a password.
+        url: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// The operation cannot be scoped to this tenant.
     #[error(transparent)]
     Refused(#[from] ScopeRefusal),

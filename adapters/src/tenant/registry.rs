@@ -14,6 +14,8 @@ pub struct TenantInfo {
     pub name: String,
     /// How its data is kept apart.
     pub mode: TenancyMode,
+    /// Where a database tenant's store is; never a password.
+    pub url: Option<String>,
     /// When it was registered.
     pub created_at: DateTime<Utc>,
 }
@@ -35,12 +37,14 @@ pub enum RemoveOutcome {
     Removed,
     /// Unregistered, and the schema tenant's (empty) schema dropped.
     RemovedWithSchema,
+    /// A database tenant unregistered; its database is left as it is.
+    RemovedDatabaseKept,
 }
 
 /// The tenant registry of a base schema.
 #[derive(Debug, Clone)]
 pub struct TenantRegistry {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl TenantRegistry {
@@ -52,12 +56,16 @@ impl TenantRegistry {
     /// Registers `name` with `mode`. A schema tenant's schema is created and
     /// migrated before the row is written, so a registered schema tenant
     /// always has a usable store; a failure half way leaves at most an
-    /// unregistered schema that the next `add` finishes.
+    /// unregistered schema that the next `add` finishes. Database tenants
+    /// are added with [`TenantRegistry::add_database`].
     pub async fn add(
         &self,
         name: &TenantName,
         mode: TenancyMode,
     ) -> Result<AddOutcome, TenantError> {
+        if mode == TenancyMode::Database {
+            return Err(TenantError::NeedsUrl(name.to_string()));
+        }
         let existing = self.get(name).await?;
         if let Some(info) = &existing {
             if info.mode != mode {
@@ -171,8 +179,15 @@ impl TenantRegistry {
             .get(name)
             .await?
             .ok_or_else(|| TenantError::Unknown(name.to_string()))?;
-        if drop_schema && info.mode != TenancyMode::Schema {
-            return Err(TenantError::NoSchema(name.to_string()));
+        match info.mode {
+            TenancyMode::Database if drop_schema => {
+                return Err(TenantError::KeepsDatabase(name.to_string()))
+            }
+            TenancyMode::Database => return self.remove_database(&info, name).await,
+            TenancyMode::Conjoined if drop_schema => {
+                return Err(TenantError::NoSchema(name.to_string()))
+            }
+            _ => {}
         }
         let mut tx = self.pool.begin().await?;
         // Appends hold a conflicting lock only for their own short
@@ -190,6 +205,8 @@ impl TenantRegistry {
                     .fetch_one(&mut *tx)
                     .await?
             }
+            // Handled above, with a transaction on its own server.
+            TenancyMode::Database => 0,
             TenancyMode::Schema => {
                 let schema = name.schema().quoted();
                 let migrated: bool = sqlx::query_scalar(
@@ -246,28 +263,31 @@ impl TenantRegistry {
 
     /// The tenant called `name`, if registered.
     pub async fn get(&self, name: &TenantName) -> Result<Option<TenantInfo>, TenantError> {
-        let row: Option<(String, String, DateTime<Utc>)> =
-            sqlx::query_as("SELECT name, mode, created_at FROM rf_tenants WHERE name = $1")
-                .bind(name.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<Row> = sqlx::query_as(&format!("{SELECT_TENANTS} WHERE name = $1"))
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(into_info).transpose()
     }
 
     /// Every tenant, by name.
     pub async fn list(&self) -> Result<Vec<TenantInfo>, TenantError> {
-        let rows: Vec<(String, String, DateTime<Utc>)> =
-            sqlx::query_as("SELECT name, mode, created_at FROM rf_tenants ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT_TENANTS} ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(into_info).collect()
     }
 }
 
-fn into_info(
-    (name, mode, created_at): (String, String, DateTime<Utc>),
-) -> Result<TenantInfo, TenantError> {
-    // The table's CHECK admits only the two modes.
+/// The registry's rows. `url` is read through the row's JSON form so that a
+/// registry from before sql/0021 (no such column) still lists its tenants.
+const SELECT_TENANTS: &str =
+    "SELECT name, mode, created_at, to_jsonb(t) ->> 'url' FROM rf_tenants t";
+
+type Row = (String, String, DateTime<Utc>, Option<String>);
+
+fn into_info((name, mode, created_at, url): Row) -> Result<TenantInfo, TenantError> {
+    // The table's CHECK admits only the known modes.
     let mode = mode
         .parse()
         .map_err(|e: rillflow_core::tenant::UnknownTenancyMode| {
@@ -276,6 +296,7 @@ fn into_info(
     Ok(TenantInfo {
         name,
         mode,
+        url,
         created_at,
     })
 }

@@ -4,7 +4,8 @@ use rillflow_core::tenant::{TenancyMode, TenantName, TenantOperation};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-use super::{TenantError, TenantRegistry};
+use super::{database_pool, TenantError, TenantRegistry, TenantUrl};
+use crate::PoolConfig;
 
 /// The tenant a command acts for, resolved against the registry.
 #[derive(Debug, Clone)]
@@ -13,19 +14,23 @@ pub struct TenantScope {
     pub name: TenantName,
     /// Its mode.
     pub mode: TenancyMode,
-    /// Where its data is: a pool on its own schema (schema tenants) or the
-    /// base pool (conjoined tenants, whose rows the command then filters).
+    /// Where its data is: a pool on its own schema (schema tenants), on its
+    /// own database (database tenants), or the base pool (conjoined
+    /// tenants, whose rows the command then filters).
     pub pool: PgPool,
 }
 
 impl TenantScope {
     /// Resolves `name` in `base`'s registry for `operation`: unknown
     /// tenants and operations the mode cannot scope are refused before
-    /// anything is touched.
+    /// anything is touched. A database tenant's pool is opened on its own
+    /// server with `config` (the settings `base` was opened with: size and
+    /// session timeouts, a daemon's lease-derived ones included).
     pub async fn resolve(
         base: &PgPool,
         name: &TenantName,
         operation: TenantOperation,
+        config: &PoolConfig,
     ) -> Result<Self, TenantError> {
         let info = TenantRegistry::new(base.clone())
             .get(name)
@@ -35,6 +40,15 @@ impl TenantScope {
         let pool = match info.mode {
             TenancyMode::Conjoined => base.clone(),
             TenancyMode::Schema => schema_pool(base, name).await?,
+            TenancyMode::Database => {
+                let url = TenantUrl::parse(name, info.url.as_deref().unwrap_or_default()).map_err(
+                    |source| TenantError::BadUrl {
+                        tenant: name.to_string(),
+                        source,
+                    },
+                )?;
+                database_pool(name, &url, config).await?
+            }
         };
         Ok(Self {
             name: name.clone(),

@@ -79,7 +79,8 @@ pub struct MoveArgs {
     /// Only this stream.
     #[arg(long, value_name = "UUID")]
     pub stream: Option<Uuid>,
-    /// The base schema (every conjoined tenant), then every schema tenant.
+    /// The base schema (every conjoined tenant), then every schema and
+    /// database tenant.
     #[arg(long, conflicts_with_all = ["tenant", "stream"])]
     pub all_tenants: bool,
     /// List candidate streams and event counts; change nothing.

@@ -65,7 +65,7 @@ pub enum Command {
     /// Judge the health of hot/cold clusters from the database.
     #[command(subcommand)]
     Health(HealthCommand),
-    /// Register and list tenants (conjoined or schema-per-tenant).
+    /// Register and list tenants (conjoined, schema- or database-per-tenant).
     #[command(subcommand)]
     Tenants(TenantsCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -101,7 +101,8 @@ pub struct DatabaseArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Act for this registered tenant (`rillflow tenants`): a schema tenant's
-    /// own schema, or a conjoined tenant's streams.
+    /// own schema, a database tenant's own database, or a conjoined tenant's
+    /// streams.
     #[arg(long, value_name = "T", env = "RILLFLOW_TENANT")]
     pub tenant: Option<TenantName>,
 }
@@ -136,7 +137,7 @@ pub struct MigrateArgs {
     /// Only list migrations and whether each is applied.
     #[arg(long, conflicts_with = "down")]
     pub status: bool,
-    /// The base schema and then every schema tenant's schema.
+    /// The base schema and then every schema and database tenant's store.
     #[arg(long, conflicts_with_all = ["down", "tenant"])]
     pub all_tenants: bool,
     /// Output format of --status and of the summary.

@@ -7,13 +7,15 @@ use super::{DatabaseArgs, OutputFormat};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantsCommand {
-    /// Register a tenant; a schema tenant's schema is created and migrated.
-    /// Running it again brings that schema to the latest migration.
+    /// Register a tenant; a schema tenant's schema is created and migrated,
+    /// a database tenant's database migrated. Running it again brings that
+    /// store to the latest migration.
     Add(TenantAddArgs),
     /// List registered tenants with their stream counts.
     List(TenantListArgs),
     /// Unregister a tenant that owns no streams (a tenant's events are
-    /// never deleted). A schema tenant's schema stays unless --drop-schema.
+    /// never deleted). A schema tenant's schema stays unless --drop-schema;
+    /// a database tenant's database always stays.
     Remove(TenantRemoveArgs),
 }
 
@@ -23,6 +25,8 @@ pub enum ModeArg {
     Conjoined,
     /// A schema of its own, named after the tenant.
     Schema,
+    /// A database of its own, on this server or another (--url).
+    Database,
 }
 
 impl From<ModeArg> for TenancyMode {
@@ -30,6 +34,7 @@ impl From<ModeArg> for TenancyMode {
         match m {
             ModeArg::Conjoined => TenancyMode::Conjoined,
             ModeArg::Schema => TenancyMode::Schema,
+            ModeArg::Database => TenancyMode::Database,
         }
     }
 }
@@ -44,6 +49,11 @@ pub struct TenantAddArgs {
     /// How its data is kept apart.
     #[arg(long, value_enum)]
     pub mode: ModeArg,
+    /// With --mode database: the tenant database's URL, without a password
+    /// (one is refused: rillflow stores the URL). The password comes from
+    /// RILLFLOW_TENANT_<NAME>_PASSWORD, PGPASSWORD or a pgpass file.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Args)]

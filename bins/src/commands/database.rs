@@ -17,7 +17,8 @@ pub const LOCAL_DATABASE: &str = "rillflow";
 
 /// A pool for a command, scoped to the tenant it was given.
 pub struct Scoped {
-    /// The tenant's schema for a schema tenant, else the base schema.
+    /// The tenant's schema for a schema tenant, its database for a
+    /// database tenant, else the base schema.
     pub pool: PgPool,
     /// The tenant, when `--tenant` was given.
     pub tenant: Option<TenantScope>,
@@ -32,6 +33,19 @@ impl Scoped {
     /// The tenant's name, for labels and messages.
     pub fn tenant_name(&self) -> Option<&TenantName> {
         self.tenant.as_ref().map(|t| &t.name)
+    }
+}
+
+/// The database tenant this process acts for, once resolved.
+static DATABASE_TENANT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// `line` (a command's error) naming the database tenant the command acts
+/// for, unless it already does: a failure on a tenant's own server must
+/// say which tenant's server failed.
+pub fn naming_database_tenant(line: String) -> String {
+    match DATABASE_TENANT.get() {
+        Some(name) if !line.contains(&format!("tenant {name}")) => format!("tenant {name}: {line}"),
+        _ => line,
     }
 }
 
@@ -58,7 +72,12 @@ pub async fn open_configured(
             tenant: None,
         });
     };
-    let scope = TenantScope::resolve(&base, name, operation).await?;
+    let scope = TenantScope::resolve(&base, name, operation, config).await?;
+    if scope.mode == TenancyMode::Database {
+        // Whatever fails from here on may be the tenant's server: the
+        // command's error line will say whose.
+        let _ = DATABASE_TENANT.set(name.to_string());
+    }
     if args.database_url.is_none() && scope.mode == TenancyMode::Schema {
         // The local database follows this binary's schema, tenants too.
         Migrations::apply(&scope.pool).await?;

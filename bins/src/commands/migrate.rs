@@ -2,54 +2,75 @@
 
 use anyhow::{bail, Result};
 use rillflow_adapters::tenant::TenantScope;
-use rillflow_adapters::Migrations;
+use rillflow_adapters::{Migrations, PoolConfig};
 use rillflow_core::tenant::TenantOperation;
 use serde_json::json;
 use sqlx::PgPool;
 
 use super::database;
-use super::tenants::targets::{every_target, heading};
+use super::tenants::targets::{every_target, heading, Failures};
 use crate::cli::{MigrateArgs, OutputFormat};
 
 pub async fn run(args: MigrateArgs) -> Result<()> {
     let base = database::open_unmigrated(&args.db).await?;
-    // Where to work, with a heading each: the base schema, one schema
-    // tenant, or (after migrating the base, which holds the registry)
-    // every schema tenant too.
-    let mut places: Vec<(String, PgPool)> = Vec::new();
-    if let Some(name) = &args.db.tenant {
-        let scope = TenantScope::resolve(&base, name, TenantOperation::Migrate).await?;
-        places.push((format!("tenant {name} (schema)"), scope.pool));
-    } else {
-        places.push(("base schema".to_owned(), base.clone()));
-    }
+    // Where to work, with a heading each: the base schema, one schema or
+    // database tenant, or (after migrating the base, which holds the
+    // registry) every schema and database tenant too.
+    let config = PoolConfig::default();
+    let (label, pool) = match &args.db.tenant {
+        Some(name) => {
+            let scope =
+                TenantScope::resolve(&base, name, TenantOperation::Migrate, &config).await?;
+            (format!("tenant {name} ({})", scope.mode), scope.pool)
+        }
+        None => ("base schema".to_owned(), base.clone()),
+    };
     if args.all_tenants && !args.status {
         Migrations::apply(&base).await?;
     }
+    let mut report = vec![migrate_one(&args, &label, &pool).await?];
+    let mut labels = vec![label];
+    // Each tenant on its own: one whose database is down is reported in a
+    // line naming it, and the rest are still migrated.
+    let mut failures = Failures::default();
+    let mut tenants = 0;
     if args.all_tenants {
-        for target in every_target(&base, false).await?.into_iter().skip(1) {
-            places.push((heading(&target), target.pool));
+        for target in every_target(&base, false, &config)
+            .await?
+            .into_iter()
+            .skip(1)
+        {
+            tenants += 1;
+            let label = heading(&target);
+            let outcome = match failures.pool(&target) {
+                Some(pool) => match migrate_one(&args, &label, &pool).await {
+                    Ok(entry) => entry,
+                    Err(e) => json!({ "scope": label, "error": failures.record(&target, &e) }),
+                },
+                None => json!({
+                    "scope": label,
+                    "error": target.pool.as_ref().err().map(ToString::to_string),
+                }),
+            };
+            labels.push(label);
+            report.push(outcome);
         }
-    }
-    let mut report = Vec::new();
-    for (label, pool) in &places {
-        report.push(migrate_one(&args, label, pool).await?);
     }
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Table => {
             for (i, entry) in report.iter().enumerate() {
-                if places.len() > 1 {
+                if labels.len() > 1 {
                     if i > 0 {
                         println!();
                     }
-                    println!("== {}", places[i].0);
+                    println!("== {}", labels[i]);
                 }
                 print_entry(entry);
             }
         }
     }
-    Ok(())
+    failures.finish(tenants)
 }
 
 async fn migrate_one(args: &MigrateArgs, label: &str, pool: &PgPool) -> Result<serde_json::Value> {
@@ -97,7 +118,9 @@ async fn refuse_loss(pool: &PgPool, steps: usize) -> Result<()> {
 }
 
 fn print_entry(entry: &serde_json::Value) {
-    if let Some(list) = entry["migrations"].as_array() {
+    if entry.get("error").is_some() {
+        println!("(failed; see the error above)");
+    } else if let Some(list) = entry["migrations"].as_array() {
         for m in list {
             let state = if m["applied"] == true {
                 "applied"

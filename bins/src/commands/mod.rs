@@ -66,6 +66,12 @@ pub fn init_tracing(cli: &Cli) {
     }
 }
 
+/// The command's final error line: [`one_line`], naming the database
+/// tenant the command acted for.
+pub fn error_line(err: &anyhow::Error) -> String {
+    database::naming_database_tenant(one_line(err))
+}
+
 /// The error as one line: each cause is appended once, skipping causes whose
 /// text the line already carries (sqlx repeats its source in its message).
 pub fn one_line(err: &anyhow::Error) -> String {

@@ -11,11 +11,14 @@ pub enum TenancyMode {
     Conjoined,
     /// A schema of its own.
     Schema,
+    /// A database of its own, possibly on another server; the registry
+    /// row keeps its URL (never a password).
+    Database,
 }
 
-/// A mode name that is neither `conjoined` nor `schema`.
+/// A mode name that is not `conjoined`, `schema` or `database`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown tenancy mode {0:?}: expected conjoined or schema")]
+#[error("unknown tenancy mode {0:?}: expected conjoined, schema or database")]
 pub struct UnknownTenancyMode(pub String);
 
 impl TenancyMode {
@@ -24,6 +27,7 @@ impl TenancyMode {
         match self {
             TenancyMode::Conjoined => "conjoined",
             TenancyMode::Schema => "schema",
+            TenancyMode::Database => "database",
         }
     }
 }
@@ -35,6 +39,7 @@ impl FromStr for TenancyMode {
         match s {
             "conjoined" => Ok(TenancyMode::Conjoined),
             "schema" => Ok(TenancyMode::Schema),
+            "database" => Ok(TenancyMode::Database),
             other => Err(UnknownTenancyMode(other.to_owned())),
         }
     }

@@ -36,13 +36,13 @@ pub enum ScopeRefusal {
 }
 
 impl TenantOperation {
-    /// Whether a `mode` tenant can scope this operation. Schema tenants
-    /// scope everything (their schema is a whole store); conjoined tenants
+    /// Whether a `mode` tenant can scope this operation. Schema and
+    /// database tenants scope everything (each has a whole store); conjoined tenants
     /// only what is kept per stream, because a conjoined scope that quietly
     /// acted on shared tables would touch every other tenant too.
     pub fn check(self, tenant: &str, mode: TenancyMode) -> Result<(), ScopeRefusal> {
         let shared = match (mode, self) {
-            (TenancyMode::Schema, _) => None,
+            (TenancyMode::Schema | TenancyMode::Database, _) => None,
             (TenancyMode::Conjoined, TenantOperation::Events | TenantOperation::ArchiveStreams) => {
                 None
             }

@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use rillflow_adapters::archive::{ArchiveMover, Candidate, MoveFilter, MoveLimits, MoveProgress};
+use rillflow_adapters::PoolConfig;
 use rillflow_core::tenant::TenantName;
 use serde_json::json;
 use sqlx::PgPool;
 
 use crate::cli::{MoveArgs, OutputFormat};
 use crate::commands::database;
-use crate::commands::tenants::targets::{every_target, heading};
+use crate::commands::tenants::targets::{every_target, heading, Failures};
 
 /// Progress lines on stderr at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -28,21 +29,38 @@ pub async fn run(args: MoveArgs) -> Result<()> {
         return Ok(());
     }
     // The base schema's run covers every conjoined tenant's streams; each
-    // schema tenant's schema has archived streams of its own.
+    // schema or database tenant's store has archived streams of its own. A
+    // tenant that fails (its server down) is reported and skipped; the
+    // others still move.
     let base = database::open_base(&args.db).await?;
     let mut reports = Vec::new();
-    for target in every_target(&base, false).await? {
+    let mut failures = Failures::default();
+    let targets = every_target(&base, false, &PoolConfig::default()).await?;
+    for target in &targets {
         if args.output == OutputFormat::Table {
-            println!("== {}", heading(&target));
+            println!("== {}", heading(target));
         }
-        let mut report = move_in(&args, target.pool, None).await?;
-        report["tenant"] = json!(target.tenant.map(|t| t.name));
-        reports.push(report);
+        let tenant = json!(target.tenant.as_ref().map(|t| &t.name));
+        let Some(pool) = failures.pool(target) else {
+            let error = target.pool.as_ref().err().map(ToString::to_string);
+            reports.push(json!({ "tenant": tenant, "error": error }));
+            continue;
+        };
+        match move_in(&args, pool, None).await {
+            Ok(mut report) => {
+                report["tenant"] = tenant;
+                reports.push(report);
+            }
+            Err(e) => {
+                let error = failures.record(target, &e);
+                reports.push(json!({ "tenant": tenant, "error": error }));
+            }
+        }
     }
     if args.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
-    Ok(())
+    failures.finish(targets.len())
 }
 
 /// One scope's dry run or move; prints the table form as it goes and

@@ -2,11 +2,13 @@
 
 use anyhow::Result;
 use rillflow_adapters::archive::{ArchiveStatus, Counting};
+use rillflow_adapters::PoolConfig;
 use rillflow_core::tenant::TenantOperation;
+use serde_json::json;
 
 use crate::cli::{ArchiveStatusArgs, OutputFormat};
 use crate::commands::database;
-use crate::commands::tenants::targets::{every_target, heading};
+use crate::commands::tenants::targets::{every_target, heading, Failures};
 
 pub async fn run(args: ArchiveStatusArgs) -> Result<()> {
     if args.all_tenants {
@@ -22,22 +24,46 @@ pub async fn run(args: ArchiveStatusArgs) -> Result<()> {
 }
 
 /// The base schema as a whole, then each tenant's share: a JSON array, or
-/// one table per scope under a heading.
+/// one table per scope under a heading. A tenant that cannot answer gets
+/// an `error` entry in JSON and a line on stderr, and the others are still
+/// shown.
 async fn run_all(args: ArchiveStatusArgs) -> Result<()> {
     let base = database::open_base(&args.db).await?;
     let mut all = Vec::new();
-    for target in every_target(&base, true).await? {
-        let mut status =
-            ArchiveStatus::load_for(&target.pool, target.conjoined.as_ref(), counting(&args))
-                .await?;
-        if let Some(t) = &target.tenant {
-            status.tenant = Some(t.name.clone());
+    let mut failures = Failures::default();
+    let targets = every_target(&base, true, &PoolConfig::default()).await?;
+    for target in &targets {
+        let Some(pool) = failures.pool(target) else {
+            let error = target.pool.as_ref().err().map(ToString::to_string);
+            all.push((heading(target), Err(error)));
+            continue;
+        };
+        match ArchiveStatus::load_for(&pool, target.conjoined.as_ref(), counting(&args)).await {
+            Ok(mut status) => {
+                if let Some(t) = &target.tenant {
+                    status.tenant = Some(t.name.clone());
+                }
+                all.push((heading(target), Ok(status)));
+            }
+            Err(e) => {
+                let line = failures.record(target, &e.into());
+                all.push((heading(target), Err(Some(line))));
+            }
         }
-        all.push((heading(&target), status));
     }
     match args.output {
         OutputFormat::Json => {
-            let list: Vec<_> = all.iter().map(|(_, s)| s).collect();
+            let list: Vec<_> = all
+                .iter()
+                .zip(&targets)
+                .map(|((_, s), target)| match s {
+                    Ok(status) => json!(status),
+                    Err(error) => json!({
+                        "tenant": target.tenant.as_ref().map(|t| &t.name),
+                        "error": error,
+                    }),
+                })
+                .collect();
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
         OutputFormat::Table => {
@@ -46,11 +72,14 @@ async fn run_all(args: ArchiveStatusArgs) -> Result<()> {
                     println!();
                 }
                 println!("== {title}");
-                print_table(status);
+                match status {
+                    Ok(status) => print_table(status),
+                    Err(_) => println!("(failed; see the error above)"),
+                }
             }
         }
     }
-    Ok(())
+    failures.finish(targets.len())
 }
 
 fn counting(args: &ArchiveStatusArgs) -> Counting {

@@ -1,7 +1,8 @@
-//! `rillflow tenants add NAME --mode conjoined|schema`
+//! `rillflow tenants add NAME --mode conjoined|schema|database [--url URL]`
 
 use anyhow::Result;
 use rillflow_adapters::tenant::{AddOutcome, TenantRegistry};
+use rillflow_adapters::PoolConfig;
 use rillflow_core::tenant::TenancyMode;
 
 use crate::cli::TenantAddArgs;
@@ -12,10 +13,25 @@ pub async fn run(args: TenantAddArgs) -> Result<()> {
         anyhow::bail!("tenants add takes the tenant as NAME, not --tenant");
     }
     // The registry lives in the base schema, which tenancy needs migrated.
-    let pool = database::open_base(&args.db).await?;
     let mode = TenancyMode::from(args.mode);
-    let outcome = TenantRegistry::new(pool).add(&args.name, mode).await?;
+    if args.url.is_some() && mode != TenancyMode::Database {
+        anyhow::bail!("--url is for --mode database; a {mode} tenant lives in this database");
+    }
+    let pool = database::open_base(&args.db).await?;
+    let registry = TenantRegistry::new(pool);
+    let outcome = match &args.url {
+        Some(url) => {
+            registry
+                .add_database(&args.name, url, &PoolConfig::default())
+                .await?
+        }
+        None => registry.add(&args.name, mode).await?,
+    };
     let what = match (outcome, mode) {
+        (AddOutcome::Added, TenancyMode::Database) => "registered; its database is migrated",
+        (AddOutcome::AlreadyRegistered, TenancyMode::Database) => {
+            "already registered; its database is up to date"
+        }
         (AddOutcome::Added, TenancyMode::Schema) => {
             "registered; its schema is created and migrated"
         }

@@ -1,4 +1,7 @@
 //! `rillflow tenants remove NAME [--drop-schema]`
+//!
+//! A database tenant is only unregistered: its database, and whatever is
+//! in it, stays for the operator.
 
 use anyhow::Result;
 use rillflow_adapters::tenant::{RemoveOutcome, TenantRegistry};
@@ -17,6 +20,7 @@ pub async fn run(args: TenantRemoveArgs) -> Result<()> {
     let what = match outcome {
         RemoveOutcome::Removed => "removed",
         RemoveOutcome::RemovedWithSchema => "removed; its schema is dropped",
+        RemoveOutcome::RemovedDatabaseKept => "removed; its database is kept as it is",
     };
     println!("tenant {} {what}", args.name);
     Ok(())
