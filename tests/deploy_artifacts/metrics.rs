@@ -48,6 +48,10 @@ pub(crate) const EXPORTED: &[&str] = &[
     "rillflow_health_view_age_seconds",
     "rillflow_health_refresh_failures_total",
     "rillflow_log_divergences_total",
+    "rillflow_replica_lag_bytes",
+    "rillflow_replica_lag_seconds",
+    "rillflow_replica_replay_paused",
+    "rillflow_replica_read_conflicts_total",
 ];
 
 /// Families exported as histograms: queried through their `_bucket`, `_sum`
@@ -67,6 +71,10 @@ pub(crate) const PROCESS_LOCAL: &[&str] = &[
     "rillflow_health_view_age_seconds",
     "rillflow_health_refresh_failures_total",
     "rillflow_log_divergences_total",
+    "rillflow_replica_lag_bytes",
+    "rillflow_replica_lag_seconds",
+    "rillflow_replica_replay_paused",
+    "rillflow_replica_read_conflicts_total",
 ];
 
 /// Where the metric names are defined: the health server's families, the
@@ -75,6 +83,7 @@ const METRIC_SOURCES: &[&str] = &[
     "adapters/src/health",
     "adapters/src/projection/metrics.rs",
     "adapters/src/daemon/history_watch.rs",
+    "adapters/src/replica/lag_watch.rs",
 ];
 
 /// String literals in Rust source that look like metric names: an opening
