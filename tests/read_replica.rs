@@ -351,3 +351,42 @@ async fn replica_lag_is_measured_against_the_primary() {
     assert!(replica.lag(&primary).await.unwrap().bytes < 1 << 20);
     assert!(WalPosition(1) > WalPosition(0));
 }
+
+/// `events tail` and `events read` need only the standby: every event,
+/// each with its cursor, and nothing started locally.
+#[tokio::test]
+async fn events_are_read_from_the_standby_alone() {
+    let pair = StandbyPair::start("tail").await;
+    let primary = pair.primary_pool().await;
+    append_ticks(&primary, 5).await;
+    pair.wait_replayed(Duration::from_secs(30)).await;
+    // A directory of its own: a local database would be started in it.
+    let here = target_dir().join("tmp").join(format!("tail-{}", std::process::id()));
+    std::fs::create_dir_all(&here).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("READ_DATABASE_URL", pair.standby_url())
+            .env_remove("DATABASE_URL")
+            .env_remove("RUST_LOG")
+            .env_remove("RILLFLOW_TENANT")
+            .current_dir(&here)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["events", "tail", "--once"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert!(lines.iter().all(|l| l["cursor"].as_str().unwrap().starts_with("rf1.")));
+    let stream = Uuid::from_u128(1).to_string();
+    let out = run(&["events", "read", "--stream", &stream, "--output", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(events.len(), 1, "ticks 0 of 5 go to stream 1");
+    assert!(!here.join(".rillflow").exists(), "no local database was started");
+    std::fs::remove_dir_all(&here).unwrap();
+}

@@ -76,6 +76,9 @@ impl Examples {
             (Some("--output"), "FILE") => self.out_file.clone(),
             (Some("--from-file"), _) => self.events_file.clone(),
             (Some("--health-bind"), _) => "127.0.0.1:9464".into(),
+            // The test database itself: a read server may be the primary's
+            // own.
+            (Some("--read-database-url"), _) => self.url.clone(),
             (Some("--id"), _) => self.dead_letter.clone(),
             (Some("--reason"), _) => "docs example".into(),
             (Some("--by"), _) => "docs".into(),

@@ -38,9 +38,11 @@ pub async fn replica(
 
 /// The database a command that only reads events (`events read`,
 /// `events tail`) talks to: the standby when `--read-database-url` is
-/// given (the tenant registry is replicated there too), else its own.
-/// Given both URLs, the standby is first checked to be a copy of the
-/// other, so a mistyped URL cannot pass for the log.
+/// given, else its own. Without a tenant the standby is all it needs;
+/// given both URLs, the standby is first checked to be a copy of the
+/// other, so a mistyped URL cannot pass for the log. A tenant is looked
+/// up where the registry is written (the base database), and the standby
+/// must then be one of the server its store is on.
 pub async fn open_for_reading(
     db: &DatabaseArgs,
     read: &ReadDatabaseArgs,
@@ -49,9 +51,19 @@ pub async fn open_for_reading(
     let Some(url) = &read.read_database_url else {
         return database::open(db, operation).await;
     };
+    if db.tenant.is_some() {
+        let scoped = database::open(db, operation).await?;
+        let replica = replica(read, &scoped, &PoolConfig::default())
+            .await?
+            .expect("a read URL was given");
+        return Ok(Scoped {
+            pool: replica.pool().clone(),
+            tenant: scoped.tenant,
+        });
+    }
     let on_standby = DatabaseArgs {
         database_url: Some(url.clone()),
-        tenant: db.tenant.clone(),
+        tenant: None,
     };
     let scoped = database::open(&on_standby, operation)
         .await
