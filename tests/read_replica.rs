@@ -390,3 +390,64 @@ async fn events_are_read_from_the_standby_alone() {
     assert!(!here.join(".rillflow").exists(), "no local database was started");
     std::fs::remove_dir_all(&here).unwrap();
 }
+
+/// A read cancelled for recovery (SQLSTATE 40001, as a standby raises it)
+/// is read again; past the retries the error reaches the caller, whose
+/// batch starts over from its checkpoint. Other errors are not retried.
+#[tokio::test]
+async fn reads_cancelled_for_recovery_are_read_again() {
+    use rillflow_adapters::replica::{retry_conflicts, CONFLICT_RETRIES};
+    let mut db = rillflow_testkit::TestDb::empty().await;
+    let pool = db.pool().await;
+    sqlx::raw_sql(
+        "CREATE SEQUENCE tries;
+         CREATE FUNCTION cancelled_until(n bigint, code text) RETURNS bigint LANGUAGE plpgsql AS $$
+         DECLARE t bigint := nextval('tries');
+         BEGIN
+             IF t <= n THEN
+                 RAISE EXCEPTION 'canceling statement due to conflict with recovery'
+                     USING ERRCODE = code;
+             END IF;
+             RETURN t;
+         END $$;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let attempt = |n: i64, code: &'static str| {
+        let pool = pool.clone();
+        move || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT cancelled_until($1, $2)")
+                    .bind(n)
+                    .bind(code)
+                    .fetch_one(&pool)
+                    .await
+            }
+        }
+    };
+    let reset = || async {
+        sqlx::query("SELECT setval('tries', 1, false)")
+            .execute(&pool)
+            .await
+            .unwrap();
+    };
+
+    let mut conflicts = 0;
+    let read = retry_conflicts(attempt(2, "40001"), || conflicts += 1).await;
+    assert_eq!(read.unwrap(), 3, "the third try reads");
+    assert_eq!(conflicts, 2);
+
+    reset().await;
+    let mut conflicts = 0;
+    let read = retry_conflicts(attempt(100, "40P01"), || conflicts += 1).await;
+    assert!(read.is_err(), "past the retries the conflict is returned");
+    assert_eq!(conflicts, CONFLICT_RETRIES + 1);
+
+    reset().await;
+    let mut conflicts = 0;
+    let read = retry_conflicts(attempt(1, "22012"), || conflicts += 1).await;
+    assert!(read.is_err(), "another error is not retried");
+    assert_eq!(conflicts, 0);
+}
