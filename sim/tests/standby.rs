@@ -91,7 +91,8 @@ fn a_standby_reader_waits_behind_a_transaction_held_open_on_the_primary() {
     let outcome = passing(&pinned(Scenario::Standby, 200, faults.clone()));
     let held = db_lines(&outcome, "transaction ");
     assert!(
-        held.iter().any(|(_, l)| l.contains("Started") && l.ends_with("committed")),
+        held.iter()
+            .any(|(_, l)| l.contains("Started") && l.ends_with("committed")),
         "{held:?}"
     );
     // Appends before it commit within 80 ms and replay within 200 ms.
@@ -103,7 +104,8 @@ fn a_standby_reader_waits_behind_a_transaction_held_open_on_the_primary() {
     assert!(batches_within(&primary, ms(2_500), ms(6_000)) > 10);
     let held = db_lines(&primary, "transaction ");
     assert!(
-        held.iter().any(|(_, l)| l.contains("Passed") && l.ends_with("rolled back")),
+        held.iter()
+            .any(|(_, l)| l.contains("Passed") && l.ends_with("rolled back")),
         "{held:?}"
     );
 
@@ -141,14 +143,21 @@ fn a_lossy_promotion_loses_a_grant_and_never_grants_its_epoch_again() {
     let promoted = db_lines(&outcome, "promoted the standby");
     assert_eq!(promoted.len(), 1);
     assert!(
-        promoted[0].1.starts_with("promoted the standby to timeline 2")
+        promoted[0]
+            .1
+            .starts_with("promoted the standby to timeline 2")
             && !promoted[0].1.contains("lost 0 commits"),
         "{promoted:?}"
     );
-    let after: Vec<_> = grants.iter().filter(|(at, _, _)| *at >= ms(5_000)).collect();
+    let after: Vec<_> = grants
+        .iter()
+        .filter(|(at, _, _)| *at >= ms(5_000))
+        .collect();
     assert!(!after.is_empty(), "{grants:?}");
     assert!(
-        after.iter().all(|(_, _, epoch)| *epoch >= 1 << 32 && *epoch != lost.2),
+        after
+            .iter()
+            .all(|(_, _, epoch)| *epoch >= 1 << 32 && *epoch != lost.2),
         "epochs on timeline 2 start at its floor: {after:?}"
     );
 

@@ -50,7 +50,10 @@ impl DbFaults {
                     return true;
                 };
                 standby.resume();
-                format!("standby replay resumed, {} commits behind", standby.behind())
+                format!(
+                    "standby replay resumed, {} commits behind",
+                    standby.behind()
+                )
             }
             Fault::Promote => {
                 let cut = self.crashed_at.unwrap_or(now);

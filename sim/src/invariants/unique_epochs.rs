@@ -22,16 +22,15 @@ use super::Violation;
 /// first.
 pub fn check(grants: &[GrantRecord], writes: &[WriteRecord]) -> Option<Violation> {
     let mut granted: BTreeMap<u64, &GrantRecord> = BTreeMap::new();
-    let twice = grants.iter().find_map(|g| match granted.insert(g.epoch, g) {
-        Some(first) => Some(Violation {
+    let twice = grants.iter().find_map(|g| {
+        granted.insert(g.epoch, g).map(|first| Violation {
             invariant: "LEASE-1",
             at: g.at,
             detail: format!(
                 "epoch {} granted to {} at {:?} was granted again, to {}",
                 g.epoch, first.node, first.at, g.node
             ),
-        }),
-        None => None,
+        })
     });
     let mut writer: BTreeMap<u64, &WriteRecord> = BTreeMap::new();
     let shared = writes.iter().find_map(|w| {

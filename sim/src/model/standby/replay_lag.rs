@@ -82,7 +82,13 @@ mod tests {
     fn drawn_phases_cover_the_run_and_stay_under_600_ms() {
         let lag = ReplayLag::draw(&mut StdRng::seed_from_u64(3), Duration::from_secs(40));
         assert!(lag.phases.last().unwrap().0 < Duration::from_secs(40));
-        assert!(lag.phases.iter().all(|(_, l)| *l < Duration::from_millis(600)));
-        assert_eq!(lag, ReplayLag::draw(&mut StdRng::seed_from_u64(3), Duration::from_secs(40)));
+        assert!(lag
+            .phases
+            .iter()
+            .all(|(_, l)| *l < Duration::from_millis(600)));
+        assert_eq!(
+            lag,
+            ReplayLag::draw(&mut StdRng::seed_from_u64(3), Duration::from_secs(40))
+        );
     }
 }

@@ -167,7 +167,10 @@ mod tests {
         let xid = log.begin_append(ms(0), 1, 2).unwrap();
         log.end_append(ms(0), xid, true);
         standby.record(ms(0), &lease, &log);
-        assert!(standby.read(ms(50), (0, 0), 10).is_empty(), "not replayed yet");
+        assert!(
+            standby.read(ms(50), (0, 0), 10).is_empty(),
+            "not replayed yet"
+        );
         assert_eq!(standby.read(ms(100), (0, 0), 10).len(), 2);
         standby.pause(ms(100));
         let xid = log.begin_append(ms(110), 2, 1).unwrap();
