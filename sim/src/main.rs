@@ -31,7 +31,7 @@ struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
     nodes: Option<u64>,
     /// Fault mix: chaos, crashes, network, pauses, db-restarts, locks,
-    /// projections, archive, sessions, ownership, operator.
+    /// projections, archive, sessions, ownership, operator, standby.
     #[arg(long, default_value = "chaos", value_parser = parse_scenario)]
     scenario: Scenario,
     /// Remove a protection, to watch the checks catch what it prevents

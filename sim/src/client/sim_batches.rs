@@ -22,12 +22,26 @@ const LIMIT: u32 = 20;
 pub struct SimBatches {
     store: SimLeaseStore,
     node: NodeIdentity,
+    replica: bool,
 }
 
 impl SimBatches {
     /// Batches of `node` through `store` (whose planned pauses apply).
     pub fn new(store: SimLeaseStore, node: NodeIdentity) -> Self {
-        SimBatches { store, node }
+        SimBatches {
+            store,
+            node,
+            replica: false,
+        }
+    }
+
+    /// These batches reading their events from the standby, as
+    /// `ProjectionRunner::reading_from` does: the batch still locks and
+    /// moves the checkpoint on the primary, in one step there with the
+    /// effects and the fence.
+    pub fn reading_from_standby(mut self) -> Self {
+        self.replica = true;
+        self
     }
 }
 
@@ -56,6 +70,7 @@ impl Batches for SimBatches {
             caller: caller(&self.node),
             epoch,
             limit: LIMIT,
+            replica: self.replica,
         });
         match self.store.call(&request).await {
             Ok(Reply::Batch { applied: 0 }) => Ok(BatchOutcome::Idle),

@@ -282,6 +282,8 @@ impl Session {
         );
         let steps = db.log.events().history().len();
         let out = f(&mut db, now);
+        // Each request is a commit the standby replays in this order.
+        db.replicate(now);
         for note in db.ownership.take_notes() {
             self.trace.record(now, "db", note);
         }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::client::sim_store::Pauses;
+use crate::harness::db_faults::DbFaults;
 use crate::harness::faults::{Fault, FREEZE_START};
 use crate::harness::trace::Trace;
 use crate::invariants::Violation;
@@ -56,6 +57,7 @@ pub fn drive(
     } = targets;
     let mut pending = schedule.faults.iter().peekable();
     let mut healed = false;
+    let mut on_db = DbFaults::default();
     while sim.elapsed() < schedule.end_at {
         if !healed && sim.elapsed() >= schedule.heal_at {
             healed = true;
@@ -66,7 +68,12 @@ pub fn drive(
                 break;
             }
             trace.record(*at, "faults", format!("{fault:?}"));
-            apply(sim, pauses, stop, db, trace, fault);
+            if !on_db.apply(db, trace, sim.elapsed(), fault) {
+                if *fault == Fault::CrashDb {
+                    on_db.crashed(sim.elapsed());
+                }
+                apply(sim, pauses, stop, db, trace, fault);
+            }
             pending.next();
         }
         if let Err(e) = sim.step() {
@@ -139,5 +146,11 @@ fn apply(
         }
         Fault::CrashDb => sim.crash("db"),
         Fault::RestartDb => sim.bounce("db"),
+        // Acted out on the database (`DbFaults`).
+        Fault::PauseReplay
+        | Fault::ResumeReplay
+        | Fault::Promote
+        | Fault::OpenTransaction
+        | Fault::CommitTransaction { .. } => {}
     }
 }

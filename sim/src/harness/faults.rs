@@ -58,6 +58,25 @@ pub enum Fault {
     CrashDb,
     /// Start the database host again.
     RestartDb,
+    /// Pause the standby's replay (`pg_wal_replay_pause()`).
+    PauseReplay,
+    /// Resume it.
+    ResumeReplay,
+    /// The primary is gone for good (a `CrashDb` before it): its standby
+    /// becomes the primary with what it had replayed when the primary
+    /// died, losing every later commit, and a `RestartDb` at the same
+    /// instant lets clients reach it.
+    Promote,
+    /// A client opens a transaction on the primary and writes other
+    /// tables first (it takes an id and does not register as an appender)
+    /// and holds it open: a standby's horizon stays behind it.
+    OpenTransaction,
+    /// That transaction appends one event to `stream`, if readers on the
+    /// primary have not passed it, and commits.
+    CommitTransaction {
+        /// The stream.
+        stream: u32,
+    },
 }
 
 /// How long a planned freeze-in-transaction waits for the node's next write
@@ -87,6 +106,7 @@ pub fn schedule(
         // simulated timing), so takeovers are checked while faults go on.
         let length_ms = rng.random_range(200..9_000);
         let mut end = (t + Duration::from_millis(length_ms)).min(until);
+        let mut promote = false;
         let (start, stop) = match kinds[rng.random_range(0..kinds.len())] {
             0 => (Fault::Crash(node.clone()), Some(Fault::Restart(node))),
             1 => (Fault::Partition(node.clone()), Some(Fault::Repair(node))),
@@ -107,6 +127,24 @@ pub fn schedule(
                 Some(Fault::Thaw(node)),
             ),
             6 => (Fault::CrashDb, Some(Fault::RestartDb)),
+            // The standby scenario's: replay paused up to 3 s; a lossy
+            // promotion ending a database outage; a transaction held open.
+            10 => {
+                end = end.min(t + Duration::from_millis(3_000));
+                (Fault::PauseReplay, Some(Fault::ResumeReplay))
+            }
+            11 => {
+                promote = true;
+                (Fault::CrashDb, Some(Fault::RestartDb))
+            }
+            12 => (
+                Fault::OpenTransaction,
+                Some(Fault::CommitTransaction {
+                    // Past the writer's streams, so its append is never
+                    // older than its stream's last writer (RF003).
+                    stream: 8 + (length_ms % 4) as u32,
+                }),
+            ),
             8 => (Fault::Stop(node.clone()), Some(Fault::Restart(node))),
             9 => {
                 end = t;
@@ -120,6 +158,10 @@ pub fn schedule(
         let ends_sessions =
             session_leases && matches!(start, Fault::CrashDb | Fault::EndSession(_));
         plan.push((t, start));
+        if promote {
+            // Before the restart at the same instant (the sort is stable).
+            plan.push((end, Fault::Promote));
+        }
         if let Some(stop) = stop {
             plan.push((end, stop));
         }
@@ -193,11 +235,18 @@ pub fn in_force(faults: &[(Duration, Fault)], heal_at: Duration) -> Vec<InForce>
             ),
             Fault::EndSession(n) => (n.as_str(), *at, false),
             Fault::CrashDb => ("db", undone_by(&|f| matches!(f, Fault::RestartDb)), false),
+            // A promotion is judged as the database outage it ends; replay
+            // and transactions on the database touch no node.
             Fault::Restart(_)
             | Fault::Repair(_)
             | Fault::Release(_)
             | Fault::Thaw(_)
-            | Fault::RestartDb => continue,
+            | Fault::RestartDb
+            | Fault::PauseReplay
+            | Fault::ResumeReplay
+            | Fault::Promote
+            | Fault::OpenTransaction
+            | Fault::CommitTransaction { .. } => continue,
         };
         out.push(InForce {
             host: host.to_owned(),

@@ -3,6 +3,7 @@
 //! and one simulation at a time per process. Nothing here knows a
 //! scenario; scenarios (`crate::scenarios`) build on it.
 
+pub mod db_faults;
 pub mod exclusive;
 pub mod fault_loop;
 pub mod faults;

@@ -65,6 +65,9 @@ pub struct NodeSpec {
     /// Run the projection (the production worker and processor over
     /// [`SimBatches`]) instead of the write probe.
     pub projections: bool,
+    /// Read the projection's events from the standby while checkpoints
+    /// stay on the primary (`projections run-loop --read-database-url`).
+    pub read_replica: bool,
     /// Bind leases to the node's lease session and watch the leader's
     /// (`--session-leases on`, the run-loop's default).
     pub session_leases: bool,
@@ -133,6 +136,11 @@ pub async fn run(spec: NodeSpec, trace: Trace) -> turmoil::Result {
     // notify nobody, and production watches the log's high-water mark at
     // a similar interval (adapters/src/projection/wakeup.rs).
     let batches = SimBatches::new(store.clone(), identity.clone());
+    let batches = if spec.read_replica {
+        batches.reading_from_standby()
+    } else {
+        batches
+    };
     let store = Arc::new(store);
     let work: Box<dyn Processor> = if spec.projections {
         let worker = ProjectionWorker::new(

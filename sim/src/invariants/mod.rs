@@ -15,6 +15,7 @@ pub mod routing;
 pub mod session_takeover;
 pub mod single_owner;
 pub mod single_writer;
+pub mod unique_epochs;
 pub mod versions;
 
 use std::time::Duration;

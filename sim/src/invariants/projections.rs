@@ -1,7 +1,8 @@
 //! PROJ-1, PROJ-2 and PROJ-3 for the simulated projection: nothing applied
 //! twice, no commit left behind the checkpoint, streams in order (all
 //! checked by the model at each commit), and after healing every committed
-//! event applied (exactly once).
+//! event applied (exactly once) and nothing else: after a lossy promotion
+//! the read model must match the surviving log exactly.
 
 use std::time::Duration;
 
@@ -16,6 +17,14 @@ pub fn check(log: &ModelLog, end: Duration) -> Option<Violation> {
             invariant: v.invariant,
             at: v.at,
             detail: v.detail.clone(),
+        });
+    }
+    let stray = log.stray();
+    if stray > 0 {
+        return Some(Violation {
+            invariant: "PROJ-1",
+            at: end,
+            detail: format!("the read model holds {stray} events the log does not"),
         });
     }
     let missing = log.unapplied();

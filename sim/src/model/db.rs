@@ -14,6 +14,7 @@ use crate::model::log::archive_requests;
 use crate::model::log::event_log::ModelLog;
 use crate::model::log::events::Outcome;
 use crate::model::ownership::requests::ModelOwnership;
+use crate::model::standby::replica::Standby;
 use crate::protocol::{
     ArchiveRequest, Caller, LeaseRequest, LogRequest, OwnershipRequest, Reply, Request,
 };
@@ -30,6 +31,9 @@ pub struct ModelDb {
     pub ownership: ModelOwnership,
     /// Lease sessions and the locks they hold.
     pub sessions: LeaseSessions,
+    /// A hot standby replaying the lease rows and the log (the `standby`
+    /// scenario), which batches may read from and a failover promotes.
+    pub standby: Option<Standby>,
 }
 
 impl ModelDb {
@@ -86,7 +90,8 @@ impl ModelDb {
                 caller,
                 epoch,
                 limit,
-            } => self.project_batch(now, &caller, epoch, limit),
+                replica,
+            } => self.project_batch(now, &caller, epoch, limit, replica),
         }
     }
 
@@ -100,21 +105,40 @@ impl ModelDb {
         self.ownership.apply(self.log.events(), now, request)
     }
 
+    /// The primary applied a request at `now`: the standby, if any, gets
+    /// the commit, to replay after its lag.
+    pub fn replicate(&mut self, now: Duration) {
+        if let Some(standby) = &mut self.standby {
+            standby.record(now, &self.lease, &self.log);
+        }
+    }
+
     /// A projection batch: the fence check (in hot/cold mode), then the
     /// batch, committed with a write record so LEASE-1's check covers it.
+    /// With `replica` its events are read from the standby, after the
+    /// checkpoint the batch holds on the primary, as
+    /// `ProjectionRunner::reading_from` reads them (without a standby,
+    /// from the primary).
     fn project_batch(
         &mut self,
         now: Duration,
         caller: &Caller,
         epoch: Option<u64>,
         limit: u32,
+        replica: bool,
     ) -> Reply {
         if let Some(epoch) = epoch {
             if !self.lease.fence_admits(now, caller, epoch) {
                 return Reply::Fenced;
             }
         }
-        let applied = self.log.project(now, limit as usize);
+        let applied = match (&mut self.standby, replica) {
+            (Some(standby), true) => {
+                let batch = standby.read(now, self.log.checkpoint(), limit as usize);
+                self.log.apply_batch(now, &batch)
+            }
+            _ => self.log.project(now, limit as usize),
+        };
         if let (Some(epoch), true) = (epoch, applied > 0) {
             self.lease.commit_write(now, caller, epoch);
         }

@@ -44,5 +44,10 @@ pub enum LogRequest {
         epoch: Option<u64>,
         /// Most events to apply.
         limit: u32,
+        /// Read the events from the standby (`ProjectionRunner::reading_from`);
+        /// left out on the wire when false, so other runs' messages stay
+        /// as they were.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        replica: bool,
     },
 }

@@ -19,6 +19,7 @@ use super::scenario::Scenario;
 use super::without::Without;
 use crate::harness::faults::{self, Fault};
 use crate::invariants::one_believer;
+use crate::model::standby::replay_lag::ReplayLag;
 
 /// Everything a run derives from its seed.
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub struct Params {
     pub ownership: OwnershipPlan,
     /// Promotions and demotions (operator scenario).
     pub operator: OperatorPlan,
+    /// The standby's replay lag over time (standby scenario).
+    pub replay_lag: ReplayLag,
 }
 
 impl Params {
@@ -127,6 +130,12 @@ impl Params {
         } else {
             OperatorPlan::default()
         };
+        // Drawn last too.
+        let replay_lag = if scenario.reads_standby() {
+            ReplayLag::draw(&mut rng, heal_at + catch_up)
+        } else {
+            ReplayLag::default()
+        };
         let end_at = match scenario {
             Scenario::Ownership => {
                 heal_at + ownership::settle(&ownership.timing) + ownership::CATCH_UP
@@ -148,6 +157,7 @@ impl Params {
             clients,
             ownership,
             operator,
+            replay_lag,
         }
     }
 
@@ -205,6 +215,17 @@ impl Params {
         }
         if self.scenario == Scenario::Operator {
             out.push_str(&self.operator.describe());
+        }
+        if self.scenario.reads_standby() {
+            out.push_str(&self.replay_lag.describe());
+            for (off, name) in [
+                (Without::StandbyXmin, "standby xmin"),
+                (Without::EpochFloor, "epoch floor"),
+            ] {
+                if self.lacks(off) {
+                    out.push_str(&format!("without: {name}\n"));
+                }
+            }
         }
         out.push_str("faults:\n");
         for (at, f) in &self.faults {

@@ -3,7 +3,8 @@
 //! and `sessions` are hot/cold runs with different fault mixes;
 //! `projections` and `archive` add writers and a projection to them;
 //! `ownership` runs partitioned workers instead of hot/cold nodes;
-//! `operator` adds an operator promoting and demoting nodes.
+//! `operator` adds an operator promoting and demoting nodes; `standby`
+//! reads the projection's events from a lagging standby and promotes it.
 
 /// Which faults a run draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,12 @@ pub enum Scenario {
     /// leave, crash, freeze (also inside a batch, holding its locks) and
     /// lose their links, and the database restarts.
     Ownership,
+    /// `projections` with the nodes reading events from a hot standby
+    /// whose replay lags (seeded, varying) and pauses, while checkpoints
+    /// stay on the primary; clients hold transactions open on the
+    /// primary, and some database outages end in a lossy promotion of the
+    /// standby.
+    Standby,
     /// An operator promotes (some with `--force`, some naming dead or
     /// lagging nodes, which must be refused) and demotes at seeded times,
     /// while nodes crash, stop, freeze, lose their links and their lease
@@ -48,7 +55,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, by name.
-    pub const ALL: [(&'static str, Scenario); 11] = [
+    pub const ALL: [(&'static str, Scenario); 12] = [
         ("chaos", Scenario::Chaos),
         ("crashes", Scenario::Crashes),
         ("network", Scenario::Network),
@@ -60,6 +67,7 @@ impl Scenario {
         ("sessions", Scenario::Sessions),
         ("ownership", Scenario::Ownership),
         ("operator", Scenario::Operator),
+        ("standby", Scenario::Standby),
     ];
 
     /// The scenario called `name`.
@@ -77,7 +85,15 @@ impl Scenario {
 
     /// Whether the nodes run the projection while writers append.
     pub fn projects(self) -> bool {
-        matches!(self, Scenario::Projections | Scenario::Archive)
+        matches!(
+            self,
+            Scenario::Projections | Scenario::Archive | Scenario::Standby
+        )
+    }
+
+    /// Whether the database has a hot standby the nodes read events from.
+    pub fn reads_standby(self) -> bool {
+        self == Scenario::Standby
     }
 
     /// The fault kinds it draws from (see [`schedule`](crate::harness::faults::schedule)).
@@ -94,6 +110,8 @@ impl Scenario {
             // Partition leases are not bound to sessions.
             Scenario::Ownership => &[0, 1, 2, 3, 4, 5, 6, 7, 8],
             Scenario::Operator => &[0, 1, 2, 3, 5, 8, 9],
+            // Database restarts and lossy promotions alike.
+            Scenario::Standby => &[0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 11, 12, 12],
         }
     }
 

@@ -30,6 +30,12 @@ pub enum Without {
     /// Leases bound to the holder's session: a crashed node's lease waits
     /// for its ttl, while the checks still expect the tight bound (LEASE-3).
     SessionLeases,
+    /// The standby's xmin horizon: standby reads pass transactions still
+    /// open on the primary, as an in-progress list would (PROJ-2).
+    StandbyXmin,
+    /// The timeline's epoch floor: after a lossy promotion grants count on
+    /// from the surviving row, and an epoch is granted twice (LEASE-1).
+    EpochFloor,
 }
 
 impl fmt::Display for Without {
@@ -62,7 +68,9 @@ mod tests {
                 "atomic-move",
                 "partition-fence",
                 "carry",
-                "session-leases"
+                "session-leases",
+                "standby-xmin",
+                "epoch-floor"
             ]
         );
     }

@@ -43,7 +43,7 @@ struct NodeRow {
 }
 
 /// The lease rows of every cluster, and what the checks need of them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ModelLeases {
     clusters: BTreeMap<String, ClusterRow>,
     nodes: BTreeMap<(String, String), NodeRow>,
@@ -57,6 +57,27 @@ pub struct ModelLeases {
     pub refused_writes: usize,
     /// Off only in the test that shows the checks catch a missing fence.
     pub fence_disabled: bool,
+    /// The server's WAL timeline: 1, raised by each promotion of a standby.
+    pub timeline: u64,
+    /// Off only in the test that shows the checks catch an epoch granted
+    /// twice across a lossy promotion: grants then count on from the row.
+    pub epoch_floor_disabled: bool,
+}
+
+impl Default for ModelLeases {
+    fn default() -> Self {
+        ModelLeases {
+            clusters: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            writes: Vec::new(),
+            grants: Vec::new(),
+            operator_requests: Vec::new(),
+            refused_writes: 0,
+            fence_disabled: false,
+            timeline: 1,
+            epoch_floor_disabled: false,
+        }
+    }
 }
 
 fn ms(d: Duration) -> i64 {
@@ -333,7 +354,15 @@ impl ModelLeases {
         if c.demote.as_deref() != Some(caller.node.as_str()) {
             c.demote = None;
         }
-        c.epoch += 1;
+        // `rf_epoch_floor()` (sql/0020): each timeline's epochs start above
+        // every epoch of the timelines before it, so an epoch granted on a
+        // history a promotion lost is never granted again.
+        let floor = (self.timeline - 1) << 32;
+        c.epoch = if self.epoch_floor_disabled {
+            c.epoch + 1
+        } else {
+            (c.epoch + 1).max(floor)
+        };
         c.leader = Some(caller.node.clone());
         c.expires_at = Some(now + ttl);
         // The statement runs on the session, which holds its own key.
@@ -491,6 +520,31 @@ impl ModelLeases {
             return false;
         }
         true
+    }
+
+    /// The rows alone, as a standby replays them: the checks' records stay
+    /// with the primary that made them.
+    pub fn rows_only(&self) -> ModelLeases {
+        ModelLeases {
+            clusters: self.clusters.clone(),
+            nodes: self.nodes.clone(),
+            writes: Vec::new(),
+            grants: Vec::new(),
+            operator_requests: Vec::new(),
+            refused_writes: 0,
+            fence_disabled: self.fence_disabled,
+            timeline: self.timeline,
+            epoch_floor_disabled: self.epoch_floor_disabled,
+        }
+    }
+
+    /// Takes the rows of `replica` (a promoted standby's), keeping the
+    /// records of everything this server did, and moves to the next
+    /// timeline.
+    pub fn promote(&mut self, replica: &ModelLeases) {
+        self.clusters = replica.clusters.clone();
+        self.nodes = replica.nodes.clone();
+        self.timeline = replica.timeline + 1;
     }
 
     /// Commits a write under `epoch`, recording the cluster's state at the

@@ -66,6 +66,9 @@ pub struct ModelLog {
     /// Off only in the test that shows the checks catch a reader that
     /// ignores the horizon.
     pub horizon_disabled: bool,
+    /// Raised by every change (every `&mut` method): a standby copies the
+    /// log only when it changed since its last copy.
+    generation: u64,
 }
 
 impl ModelLog {
@@ -79,13 +82,64 @@ impl ModelLog {
             violations: Vec::new(),
             batches: 0,
             horizon_disabled: false,
+            generation: 0,
         }
+    }
+
+    /// How many times the log may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The log, its checkpoint and read model without the checks' records,
+    /// as a standby replays them.
+    pub fn without_records(&self) -> ModelLog {
+        ModelLog {
+            events: self.events.without_records(),
+            checkpoint: self.checkpoint,
+            read_model: self.read_model.clone(),
+            applied: self.applied.clone(),
+            violations: Vec::new(),
+            batches: 0,
+            horizon_disabled: self.horizon_disabled,
+            generation: self.generation,
+        }
+    }
+
+    /// Becomes `replica`'s state (a promoted standby's): events,
+    /// checkpoint and read model roll back together, as they do in the one
+    /// database; the records of what this server saw stay.
+    pub fn promote(&mut self, replica: &ModelLog) {
+        self.events.promote(&replica.events);
+        self.checkpoint = replica.checkpoint;
+        self.read_model = replica.read_model.clone();
+        self.applied = replica.applied.clone();
+        self.generation += 1;
+    }
+
+    /// The checkpoint: the cursor of the last event applied.
+    pub fn checkpoint(&self) -> (u64, u64) {
+        self.checkpoint
+    }
+
+    /// Up to `limit` committed events after `after` in cursor order, all
+    /// below `horizon` (a standby's read, where `self` is its copy).
+    pub fn read_after(&self, after: (u64, u64), horizon: u64, limit: usize) -> Vec<LogEvent> {
+        self.events
+            .rows()
+            .feed_after(after, read_plan(true))
+            .iter()
+            .map(|r| r.event)
+            .take_while(|e| e.xid < horizon)
+            .take(limit)
+            .collect()
     }
 
     /// Starts an append of `n` events to `stream` at `now`, expecting
     /// nothing; None while another append to it is open (it holds the
     /// stream's head row).
     pub fn begin_append(&mut self, now: Duration, stream: u32, n: u32) -> Option<u64> {
+        self.generation += 1;
         let request = AppendRequest {
             stream,
             expected: ExpectedVersion::Any,
@@ -107,6 +161,7 @@ impl ModelLog {
         stream: u32,
         n: u32,
     ) -> Option<Outcome> {
+        self.generation += 1;
         let request = AppendRequest {
             stream,
             expected: ExpectedVersion::Any,
@@ -119,6 +174,7 @@ impl ModelLog {
     /// Commits or rolls back an open append; false when it is unknown
     /// (ended already, or lost to a database restart).
     pub fn end_append(&mut self, now: Duration, xid: u64, commit: bool) -> bool {
+        self.generation += 1;
         let Some(events) = self.events.end(now, xid, commit) else {
             return false;
         };
@@ -139,6 +195,7 @@ impl ModelLog {
 
     /// A database restart ends every open transaction.
     pub fn abort_open(&mut self) {
+        self.generation += 1;
         self.events.abort_open();
     }
 
@@ -156,17 +213,17 @@ impl ModelLog {
     pub fn project(&mut self, now: Duration, limit: usize) -> usize {
         let horizon = self.horizon();
         // In cursor order every event below the horizon comes first.
-        let batch: Vec<LogEvent> = self
-            .events
-            .rows()
-            .feed_after(self.checkpoint, read_plan(true))
-            .iter()
-            .map(|r| r.event)
-            .take_while(|e| e.xid < horizon)
-            .take(limit)
-            .collect();
+        let batch = self.read_after(self.checkpoint, horizon, limit);
         self.events.raise_floor();
-        for e in &batch {
+        self.apply_batch(now, &batch)
+    }
+
+    /// Applies `batch`, read after the checkpoint (here or on a standby),
+    /// and moves the checkpoint to its last event, in one step as the
+    /// batch's transaction commits; returns how many it applied.
+    pub fn apply_batch(&mut self, now: Duration, batch: &[LogEvent]) -> usize {
+        self.generation += 1;
+        for e in batch {
             let (count, last) = self.read_model.entry(e.stream).or_insert((0, 0));
             if e.version != *last + 1 {
                 self.violations.push(LogViolation {
@@ -231,6 +288,18 @@ impl ModelLog {
             .count()
     }
 
+    /// Events the read model holds that are not in the log: effects of
+    /// events a promotion lost, which must have rolled back with them.
+    pub fn stray(&self) -> usize {
+        let stored: std::collections::BTreeSet<(u64, u64)> = self
+            .events
+            .rows()
+            .all()
+            .map(|(_, r)| r.event.cursor())
+            .collect();
+        self.applied.keys().filter(|c| !stored.contains(c)).count()
+    }
+
     /// The read model: per stream, events applied and the last version.
     pub fn read_model(&self) -> &BTreeMap<u32, (u64, u64)> {
         &self.read_model
@@ -243,6 +312,7 @@ impl ModelLog {
 
     /// The event store, to append to and archive.
     pub fn events_mut(&mut self) -> &mut ModelEvents {
+        self.generation += 1;
         &mut self.events
     }
 }

@@ -364,6 +364,53 @@ impl ModelEvents {
         }
     }
 
+    /// A hot standby's horizon as of this state (`rf_read_horizon()` in
+    /// recovery): its snapshot's xmin, the oldest transaction still open
+    /// here, registered appender or not; the next id when none is. A
+    /// standby cannot see who registered, so it never passes anyone.
+    pub fn xmin(&self) -> u64 {
+        let oldest_working = self.working.iter().next().copied();
+        oldest_working.map_or(self.counted(), |w| w.min(self.counted()))
+    }
+
+    /// The next transaction id this server will hand out.
+    pub fn next_xid(&self) -> u64 {
+        self.next_xid + 1
+    }
+
+    /// This store without the checks' records (the history, violations),
+    /// as a standby replays it.
+    pub fn without_records(&self) -> ModelEvents {
+        ModelEvents {
+            next_xid: self.next_xid,
+            next_position: self.next_position,
+            open: self.open.clone(),
+            working: self.working.clone(),
+            floor: self.floor,
+            floor_check_disabled: self.floor_check_disabled,
+            last_writer: self.last_writer.clone(),
+            busy: self.busy.clone(),
+            heads: self.heads.clone(),
+            rows: self.rows.clone(),
+            backend: self.backend,
+            redirect: self.redirect,
+            history: History::default(),
+            violations: Vec::new(),
+        }
+    }
+
+    /// Becomes `replica`'s state (a promoted standby's), keeping the
+    /// records of what this server decided.
+    pub fn promote(&mut self, replica: &ModelEvents) {
+        let history = std::mem::take(&mut self.history);
+        let violations = std::mem::take(&mut self.violations);
+        let floor_check_disabled = self.floor_check_disabled;
+        *self = replica.without_records();
+        self.history = history;
+        self.violations = violations;
+        self.floor_check_disabled = floor_check_disabled;
+    }
+
     fn counted(&self) -> u64 {
         self.open
             .keys()

@@ -30,11 +30,12 @@ use crate::hosts::cluster_operator::OperatorLog;
 use crate::hosts::node::{self, NodeSpec, Stops, CLUSTER};
 use crate::invariants::one_believer::{self, Lifecycle};
 use crate::invariants::session_takeover::SessionTakeover;
-use crate::invariants::{liveness, single_writer};
+use crate::invariants::{liveness, single_writer, unique_epochs};
 use crate::model::db::ModelDb;
 use crate::model::lease::records::{OperatorRecord, OperatorRequest};
 use crate::model::log::event_log::ModelLog;
 use crate::model::log::events::ModelEvents;
+use crate::model::standby::replica::Standby;
 
 /// LEASE-3's bound after healing: the last lease can run a full ttl, then
 /// the grace, then a heartbeat until a standby looks, plus one request
@@ -53,6 +54,17 @@ pub fn run(params: &Params) -> Outcome {
     model.log = ModelLog::new(ModelEvents::new(params.backend));
     model.log.horizon_disabled = params.lacks(Without::Horizon);
     model.log.events_mut().floor_check_disabled = params.lacks(Without::FloorCheck);
+    model.lease.epoch_floor_disabled = params.lacks(Without::EpochFloor);
+    if params.scenario.reads_standby() {
+        let mut standby = Standby::new(
+            params.replay_lag.clone(),
+            Duration::ZERO,
+            &model.lease,
+            &model.log,
+        );
+        standby.in_progress_list = params.lacks(Without::StandbyXmin);
+        model.standby = Some(standby);
+    }
     let db = Arc::new(Mutex::new(model));
     serve_db(
         &mut sim,
@@ -74,6 +86,7 @@ pub fn run(params: &Params) -> Outcome {
             stops: stops.clone(),
             boots: Arc::new(AtomicU64::new(0)),
             projections: params.scenario.projects(),
+            read_replica: params.scenario.reads_standby(),
             session_leases: params.scenario.session_leases()
                 && !params.lacks(Without::SessionLeases),
         };
@@ -82,7 +95,7 @@ pub fn run(params: &Params) -> Outcome {
             node::run(spec.clone(), trace.clone())
         });
     }
-    if params.scenario == Scenario::Projections {
+    if matches!(params.scenario, Scenario::Projections | Scenario::Standby) {
         projections::add_writer(&mut sim, params, &trace);
     }
     let ledger = Ledger::default();
@@ -124,6 +137,7 @@ pub fn run(params: &Params) -> Outcome {
             .with_promotions(promotions(&db.lease.operator_requests))
     });
     let violation = violation
+        .or_else(|| unique_epochs::check(&db.lease.grants, &db.lease.writes))
         .or_else(|| single_writer::check(&db.lease.writes))
         .or_else(|| one_believer::check(&beliefs, &db.lease.grants, end, &life))
         .or_else(|| {
