@@ -119,7 +119,10 @@ async fn a_standby_read_stops_in_front_of_a_transaction_open_on_the_primary() {
         (xip, xmin, id)
     };
     // What a horizon built from the in-progress list would miss.
-    assert!(xip.is_empty(), "a standby lists nothing in progress: {xip:?}");
+    assert!(
+        xip.is_empty(),
+        "a standby lists nothing in progress: {xip:?}"
+    );
     assert_eq!(xmin, open_xid, "but its xmin is the open transaction");
 
     let read = standby.read_all(GlobalCursor::START, 100).await.unwrap();
@@ -161,11 +164,18 @@ async fn run_until_idle_waits_for_the_standby_to_replay_the_primary() {
         &["projections", "cluster-status", "--output", "json"][..],
     ] {
         let out = rillflow(&pair, args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let replica = &doc["read_replica"];
         assert_eq!(replica["replay_paused"], true, "{args:?}: {doc}");
-        assert!(replica["lag_bytes"].as_u64().unwrap() > 0, "{args:?}: {doc}");
+        assert!(
+            replica["lag_bytes"].as_u64().unwrap() > 0,
+            "{args:?}: {doc}"
+        );
     }
 
     // Replay resumes while the command waits: it applies all 100.
@@ -201,7 +211,10 @@ async fn run_until_idle_waits_for_the_standby_to_replay_the_primary() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(seen_positions(&primary).await, log_positions(&primary).await);
+    assert_eq!(
+        seen_positions(&primary).await,
+        log_positions(&primary).await
+    );
     assert_eq!(seen_positions(&primary).await.len(), 100);
 }
 
@@ -305,7 +318,10 @@ async fn a_daemon_reading_from_a_standby_applies_every_event_once() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (_, metrics) = http_get(port, "/metrics").expect("metrics served");
     assert!(metrics.contains("rillflow_replica_lag_bytes"), "{metrics}");
-    assert!(metrics.contains("rillflow_replica_read_conflicts_total"), "{metrics}");
+    assert!(
+        metrics.contains("rillflow_replica_read_conflicts_total"),
+        "{metrics}"
+    );
     let (_, health) = http_get(port, "/").expect("health served");
     let health: serde_json::Value = serde_json::from_str(&health).unwrap();
     assert_eq!(health["node"]["read_replica"]["standby"], true, "{health}");
@@ -361,7 +377,9 @@ async fn events_are_read_from_the_standby_alone() {
     append_ticks(&primary, 5).await;
     pair.wait_replayed(Duration::from_secs(30)).await;
     // A directory of its own: a local database would be started in it.
-    let here = target_dir().join("tmp").join(format!("tail-{}", std::process::id()));
+    let here = target_dir()
+        .join("tmp")
+        .join(format!("tail-{}", std::process::id()));
     std::fs::create_dir_all(&here).unwrap();
     let run = |args: &[&str]| {
         Command::new(BIN)
@@ -375,19 +393,32 @@ async fn events_are_read_from_the_standby_alone() {
             .unwrap()
     };
     let out = run(&["events", "tail", "--once"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 5);
-    assert!(lines.iter().all(|l| l["cursor"].as_str().unwrap().starts_with("rf1.")));
+    assert!(lines
+        .iter()
+        .all(|l| l["cursor"].as_str().unwrap().starts_with("rf1.")));
     let stream = Uuid::from_u128(1).to_string();
     let out = run(&["events", "read", "--stream", &stream, "--output", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(events.len(), 1, "ticks 0 of 5 go to stream 1");
-    assert!(!here.join(".rillflow").exists(), "no local database was started");
+    assert!(
+        !here.join(".rillflow").exists(),
+        "no local database was started"
+    );
     std::fs::remove_dir_all(&here).unwrap();
 }
 

@@ -80,7 +80,13 @@ fn the_dashboard_is_well_formed() {
         .filter(|p| p["type"] == "row")
         .map(|p| p["title"].as_str().unwrap().to_owned())
         .collect();
-    let want = ["Cluster", "Projections", "Ownership", "Archive", "Read standby"];
+    let want = [
+        "Cluster",
+        "Projections",
+        "Ownership",
+        "Archive",
+        "Read standby",
+    ];
     assert_eq!(rows.len(), want.len(), "rows {rows:?}");
     for (row, w) in rows.iter().zip(want) {
         assert!(row.starts_with(w), "rows {rows:?}, expected {want:?}");

@@ -149,7 +149,10 @@ impl StandbyPair {
             if !receiving {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "receiver still up");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "receiver still up"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         standby.close().await;

@@ -143,7 +143,10 @@ impl LocalCluster {
     /// finds what it needs.
     fn cold_copy(&self, standby: &LocalCluster, conninfo: &str) -> Result<(), ClusterError> {
         let (from, to) = (self.data_dir(), standby.data_dir());
-        append(&from.join("postgresql.auto.conf"), "wal_keep_size = '128MB'\n")?;
+        append(
+            &from.join("postgresql.auto.conf"),
+            "wal_keep_size = '128MB'\n",
+        )?;
         self.stop()?;
         let copied = copy_tree(&from, &to).and_then(|()| {
             fs::write(to.join("standby.signal"), "").map_err(io("writing standby.signal"))?;

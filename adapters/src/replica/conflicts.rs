@@ -46,7 +46,10 @@ where
                     return Err(e);
                 }
                 retries += 1;
-                tracing::debug!(retries, "read cancelled by the standby's replay; reading again");
+                tracing::debug!(
+                    retries,
+                    "read cancelled by the standby's replay; reading again"
+                );
                 tokio::time::sleep(pause).await;
                 pause *= 4;
             }

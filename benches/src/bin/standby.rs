@@ -49,13 +49,18 @@ fn events_arg() -> Result<usize, String> {
         match arg.as_str() {
             "--events" => {
                 let v = args.next().ok_or("--events needs a number")?;
-                events = v.parse().map_err(|_| format!("--events: {v:?} is not a number"))?;
+                events = v
+                    .parse()
+                    .map_err(|_| format!("--events: {v:?} is not a number"))?;
             }
             other => return Err(format!("unknown argument {other:?} (expected --events N)")),
         }
     }
     if events < APPENDERS * PER_APPEND {
-        return Err(format!("--events must be at least {}", APPENDERS * PER_APPEND));
+        return Err(format!(
+            "--events must be at least {}",
+            APPENDERS * PER_APPEND
+        ));
     }
     Ok(events)
 }

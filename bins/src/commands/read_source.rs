@@ -3,10 +3,10 @@
 
 use anyhow::{Context, Result};
 use rillflow_adapters::replica::{ReadReplica, ReplicaLag};
-use serde_json::{json, Value};
 use rillflow_adapters::tenant::schema_pool;
 use rillflow_adapters::{connect, PoolConfig};
 use rillflow_core::tenant::{TenancyMode, TenantOperation};
+use serde_json::{json, Value};
 
 use crate::cli::{DatabaseArgs, ReadDatabaseArgs};
 use crate::commands::database::{self, Scoped};

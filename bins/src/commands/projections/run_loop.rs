@@ -153,7 +153,9 @@ pub async fn run(args: RunLoopArgs) -> Result<()> {
     let history = Arc::new(HistoryWatch::new());
     // Events where this daemon reads them: a checkpoint it made from a
     // standby's log must be found in that log.
-    let events_pool = replica.as_ref().map_or_else(|| pool.clone(), |r| r.pool().clone());
+    let events_pool = replica
+        .as_ref()
+        .map_or_else(|| pool.clone(), |r| r.pool().clone());
     history.spawn(pool.clone(), events_pool, history_watch::CHECK_EVERY);
     if let Some(addr) = args.health_bind {
         let source = DaemonHealth {
