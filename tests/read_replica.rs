@@ -218,8 +218,8 @@ async fn run_until_idle_waits_for_the_standby_to_replay_the_primary() {
     assert_eq!(seen_positions(&primary).await.len(), 100);
 }
 
-/// A read URL that is not a copy of the database is refused before
-/// anything is written.
+/// A read URL that is not a copy of the database (another cluster's, or
+/// another database of the standby) is refused before anything is written.
 #[tokio::test]
 async fn a_read_database_of_another_cluster_is_refused() {
     let pair = StandbyPair::start("other").await;
@@ -245,6 +245,23 @@ async fn a_read_database_of_another_cluster_is_refused() {
         .await
         .unwrap();
     assert_eq!(registered, 0, "nothing registered");
+
+    // The right standby, but another of its databases.
+    let other_database = pair.standby.url("postgres");
+    let out = Command::new(BIN)
+        .args([
+            "events",
+            "tail",
+            "--once",
+            "--read-database-url",
+            &other_database,
+        ])
+        .env("DATABASE_URL", pair.primary_url())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let err = one_line_failure(&out, Some(1));
+    assert!(err.contains("must name the same database"), "{err}");
 }
 
 /// The daemon reads from the standby while 8 appenders write and one

@@ -90,16 +90,19 @@ impl LocalCluster {
 
     /// Stops the server; returns false when it was not running.
     pub fn stop(&self) -> Result<bool, ClusterError> {
+        self.stop_in("fast")
+    }
+
+    /// `pg_ctl stop -m mode`; false when the server was not running.
+    fn stop_in(&self, mode: &str) -> Result<bool, ClusterError> {
         let _guard = lock(&self.dir)?;
         if !self.is_running()? {
             return Ok(false);
         }
         let data = self.data_dir();
-        let out = self.run_server_program(
-            "pg_ctl",
-            &["-D", path_str(&data), "-m", "fast", "-w", "stop"],
-        )?;
-        check(&out, "pg_ctl stop", None)?;
+        let out =
+            self.run_server_program("pg_ctl", &["-D", path_str(&data), "-m", mode, "-w", "stop"])?;
+        check(&out, &format!("pg_ctl stop -m {mode}"), None)?;
         Ok(true)
     }
 

@@ -23,20 +23,26 @@ pub struct StandbyPair {
 }
 
 impl StandbyPair {
-    /// A fresh pair under `target/rillflow-standby/<name>-<pid>`; `name`
-    /// keeps concurrent tests apart.
+    /// A fresh pair of fast, non-durable test clusters under
+    /// `target/rillflow-standby/<name>-<pid>`; `name` keeps concurrent
+    /// tests apart.
     pub async fn start(name: &str) -> Self {
+        Self::start_with(name, ClusterSettings::for_tests()).await
+    }
+
+    /// [`StandbyPair::start`] with the primary created with `settings`
+    /// (the standby copies them).
+    pub async fn start_with(name: &str, settings: ClusterSettings) -> Self {
         let root = target_dir()
             .join("rillflow-standby")
             .join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let primary_dir = root.join("primary");
-        let primary = tokio::task::spawn_blocking(move || {
-            LocalCluster::start(&primary_dir, &ClusterSettings::for_tests())
-        })
-        .await
-        .unwrap()
-        .expect("primary starts");
+        let primary =
+            tokio::task::spawn_blocking(move || LocalCluster::start(&primary_dir, &settings))
+                .await
+                .unwrap()
+                .expect("primary starts");
         primary.ensure_database(DATABASE).await.unwrap();
         let pool = connect(&primary.url(DATABASE), &PoolConfig::default())
             .await

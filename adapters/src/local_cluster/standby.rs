@@ -56,17 +56,7 @@ impl LocalCluster {
     /// Stops the server the way a crash would (`-m immediate`): no
     /// shutdown checkpoint, and nothing more is sent to standbys.
     pub fn crash(&self) -> Result<bool, ClusterError> {
-        let _guard = lock(&self.dir)?;
-        if !self.is_running()? {
-            return Ok(false);
-        }
-        let data = self.data_dir();
-        let out = self.run_server_program(
-            "pg_ctl",
-            &["-D", path_str(&data), "-m", "immediate", "-w", "stop"],
-        )?;
-        check(&out, "pg_ctl stop -m immediate", None)?;
-        Ok(true)
+        self.stop_in("immediate")
     }
 
     /// Stops the server at once and deletes its files: for throwaway

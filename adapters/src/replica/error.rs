@@ -16,6 +16,14 @@ pub enum ReplicaError {
         /// The primary's.
         primary: i64,
     },
+    /// The read URL names another database than the primary's.
+    #[error("the read database is {read:?}, but the primary's is {primary:?}; --read-database-url must name the same database on the standby")]
+    OtherDatabase {
+        /// The read connection's database.
+        read: String,
+        /// The primary's.
+        primary: String,
+    },
     /// The read server accepts writes but is not the primary: a promoted
     /// standby, whose history may have left the primary's.
     #[error("the read database is a primary of its own (a promoted standby?), not a standby of --database-url: its log may have diverged")]

@@ -127,18 +127,15 @@ impl Gauges {
             ))
             .expect("valid metric definition"),
         };
-        registry
-            .register(Box::new(gauges.bytes.clone()))
-            .expect("registered once");
-        registry
-            .register(Box::new(gauges.seconds.clone()))
-            .expect("registered once");
-        registry
-            .register(Box::new(gauges.paused.clone()))
-            .expect("registered once");
-        registry
-            .register(Box::new(gauges.conflicts.clone()))
-            .expect("registered once");
+        let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
+            Box::new(gauges.bytes.clone()),
+            Box::new(gauges.seconds.clone()),
+            Box::new(gauges.paused.clone()),
+            Box::new(gauges.conflicts.clone()),
+        ];
+        for c in collectors {
+            registry.register(c).expect("registered once");
+        }
         gauges
     }
 }

@@ -14,9 +14,10 @@ use crate::StoreError;
 
 /// Who a server is: the same system identifier means a physical copy of
 /// the same cluster; the postmaster's start time tells two servers of that
-/// cluster apart.
+/// cluster apart; a copy holds the same databases under the same names.
 const IDENTITY: &str = "SELECT (SELECT system_identifier FROM pg_control_system()),
-                               pg_is_in_recovery(), pg_postmaster_start_time()::text";
+                               pg_is_in_recovery(), pg_postmaster_start_time()::text,
+                               current_database()::text";
 
 /// The primary's WAL insert position. Insert, not write or flush: with
 /// `synchronous_commit = off` a commit is visible before its WAL is
@@ -47,18 +48,25 @@ pub struct ReadReplica {
 
 impl ReadReplica {
     /// Reads through `read`, once it is shown to be a standby of `primary`
-    /// (or `primary`'s own server): a server of another cluster, or one
+    /// (or `primary`'s own server), on the same database: a server of
+    /// another cluster, another database of the right one, or a server
     /// that left recovery and took writes of its own, is refused, since
     /// its log is not the one the checkpoints on `primary` count in.
     pub async fn open(read: PgPool, primary: &PgPool) -> Result<Self, ReplicaError> {
-        let (read_id, in_recovery, read_started): (i64, bool, String) =
+        let (read_id, in_recovery, read_started, read_db): (i64, bool, String, String) =
             sqlx::query_as(IDENTITY).fetch_one(&read).await?;
-        let (primary_id, _, primary_started): (i64, bool, String) =
+        let (primary_id, _, primary_started, primary_db): (i64, bool, String, String) =
             sqlx::query_as(IDENTITY).fetch_one(primary).await?;
         if read_id != primary_id {
             return Err(ReplicaError::NotACopy {
                 read: read_id,
                 primary: primary_id,
+            });
+        }
+        if read_db != primary_db {
+            return Err(ReplicaError::OtherDatabase {
+                read: read_db,
+                primary: primary_db,
             });
         }
         if !in_recovery && read_started != primary_started {

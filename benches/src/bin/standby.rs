@@ -6,9 +6,10 @@
 //! ```
 //!
 //! Starts a durable local primary (stock settings) and a pg_basebackup
-//! standby of it under `target/bench-standby`. `--events` events are
-//! appended by 8 concurrent appenders (10 per append, over 1,000 streams)
-//! while one more transaction appends and stays open for 3 s. Then a
+//! standby of it (the tests' `StandbyPair`, under `target/rillflow-standby`).
+//! `--events` events are appended by 8 concurrent appenders (10 per append,
+//! over 1,000 streams) while one more transaction appends and stays open
+//! for 3 s. Then a
 //! counting projection catches up from the start reading the primary, and
 //! another one reading the standby (checkpoints and read model on the
 //! primary either way). For each the primary's statistics are reset first
@@ -28,11 +29,9 @@ use rillflow_adapters::projection::{
     BatchOutcome, BatchOwner, Projection, ProjectionCatalog, ProjectionRunner, WriteFence,
 };
 use rillflow_adapters::replica::ReadReplica;
-use rillflow_adapters::{
-    connect, ClusterSettings, EventStore, LocalCluster, Migrations, NewEvent, PoolConfig,
-};
+use rillflow_adapters::{connect, ClusterSettings, EventStore, NewEvent, PoolConfig};
 use rillflow_core::{ExpectedVersion, PartitionSpec};
-use rillflow_testkit::test_db::target_dir;
+use rillflow_testkit::standby::StandbyPair;
 use rillflow_testkit::Counter;
 use serde_json::json;
 use sqlx::PgPool;
@@ -220,32 +219,11 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let root = target_dir().join("bench-standby");
-    let _ = std::fs::remove_dir_all(&root);
-    let primary_dir = root.join("primary");
-    let cluster = tokio::task::spawn_blocking(move || {
-        LocalCluster::start(&primary_dir, &ClusterSettings::for_users())
-    })
-    .await
-    .unwrap()
-    .expect("primary starts");
-    cluster.ensure_database("bench").await.unwrap();
-    let primary = connect(&cluster.url("bench"), &PoolConfig::default())
-        .await
-        .unwrap();
-    Migrations::apply(&primary).await.unwrap();
-    let (from, standby_dir) = (cluster.clone(), root.join("standby"));
-    let standby_cluster = tokio::task::spawn_blocking(move || from.start_standby(&standby_dir))
-        .await
-        .unwrap()
-        .expect("standby starts");
-    let standby = connect(&standby_cluster.url("bench"), &PoolConfig::default())
-        .await
-        .unwrap();
-
-    let loader = connect(&cluster.url("bench"), &PoolConfig::default())
-        .await
-        .unwrap();
+    let pair = StandbyPair::start_with("bench", ClusterSettings::for_users()).await;
+    let (url, standby_url) = (pair.primary_url(), pair.standby_url());
+    let primary = connect(&url, &PoolConfig::default()).await.unwrap();
+    let standby = connect(&standby_url, &PoolConfig::default()).await.unwrap();
+    let loader = connect(&url, &PoolConfig::default()).await.unwrap();
     let loaded = load(&loader, events).await;
     loader.close().await;
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
@@ -263,8 +241,6 @@ async fn main() {
         .wait_replayed(target, Duration::from_secs(300))
         .await
         .expect("standby replays the load");
-    let url = cluster.url("bench");
-    let standby_url = standby_cluster.url("bench");
 
     reset_stats(&primary).await;
     let from_primary = catch_up(&url, "from_primary", None).await;
@@ -283,12 +259,9 @@ async fn main() {
     let live = {
         let reads = connect(&standby_url, &PoolConfig::default()).await.unwrap();
         let replica = ReadReplica::open(reads, &primary).await.unwrap();
-        let url = url.clone();
         let (done_tx, done_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(follow(url, replica, done_rx));
-        let loader = connect(&cluster.url("bench"), &PoolConfig::default())
-            .await
-            .unwrap();
+        let task = tokio::spawn(follow(url.clone(), replica, done_rx));
+        let loader = connect(&url, &PoolConfig::default()).await.unwrap();
         load(&loader, events / 4).await;
         loader.close().await;
         done_tx.send(true).unwrap();
@@ -327,6 +300,5 @@ async fn main() {
     );
     primary.close().await;
     standby.close().await;
-    let _ = standby_cluster.destroy();
-    let _ = cluster.destroy();
+    drop(pair);
 }

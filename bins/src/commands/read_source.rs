@@ -28,7 +28,7 @@ pub async fn replica(
     };
     let base = connect(url, &config)
         .await
-        .context("cannot connect to the read database")?;
+        .context("--read-database-url: cannot connect to the database")?;
     let pool = match &scoped.tenant {
         Some(t) if t.mode == TenancyMode::Schema => schema_pool(&base, &t.name).await?,
         _ => base,
@@ -67,7 +67,7 @@ pub async fn open_for_reading(
     };
     let scoped = database::open(&on_standby, operation)
         .await
-        .context("cannot read from the read database")?;
+        .context("--read-database-url")?;
     if let Some(primary_url) = &db.database_url {
         let primary = connect(primary_url, &PoolConfig::default())
             .await
